@@ -1,0 +1,3 @@
+from project.models.resnet import ResNet
+
+__all__ = ["ResNet"]
