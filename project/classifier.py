@@ -11,8 +11,14 @@ from torchmetrics.classification import MulticlassAccuracy
 from project import metrics
 
 
+Inputs = Tensor | tuple[Tensor, ...]
+
+
 class Classifier(L.LightningModule):
     """Cross-entropy classification around an injected `net`.
+
+    Batches are `(inputs, labels)`. `inputs` is a tensor, or a tuple of tensors passed to `net` as
+    separate arguments: audio sends `(waveforms, lengths)` so the net can ignore the padding.
 
     Args:
         net: maps inputs to (B, num_classes) logits; chosen in YAML by class_path.
@@ -49,10 +55,10 @@ class Classifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    def forward(self, x: Inputs) -> Tensor:
+        return self.net(*x) if isinstance(x, tuple | list) else self.net(x)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
@@ -62,17 +68,17 @@ class Classifier(L.LightningModule):
         self.log(metrics.TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_acc, metrics.VAL_LOSS, metrics.VAL_ACC)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.test_acc, metrics.TEST_LOSS, metrics.TEST_ACC)
 
-    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def predict_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
         """Class probabilities (B, num_classes)."""
         return self(batch[0]).float().softmax(dim=-1)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], accuracy: MulticlassAccuracy, loss_name: str, acc_name: str):
+    def _evaluate(self, batch: tuple[Inputs, Tensor], accuracy: MulticlassAccuracy, loss_name: str, acc_name: str):
         x, y = batch
         logits = self(x)
         accuracy(logits, y)

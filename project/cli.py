@@ -23,19 +23,28 @@ class CLI(LightningCLI):
         # repeats a number that must silently match.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
-        # Always-on checkpointing of the best epoch and the last one; `--checkpoint.*` overrides.
+        # Always-on checkpointing: the best epoch by the monitored metric, and the latest state.
+        # Two callbacks because Lightning's `save_last` only refreshes last.ckpt when the best one
+        # changes, which would make a resume lose every epoch since the last improvement.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": metrics.MONITOR,
                 "checkpoint.mode": metrics.MONITOR_MODE,
-                "checkpoint.save_last": True,
                 # No metric in the name: "val/acc" would make a sub-folder
                 "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
-
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "last_checkpoint.filename": "last",  # overwritten every epoch (or `every_n_train_steps`)
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.save_top_k": 1,
+                "last_checkpoint.enable_version_counter": False,
+            }
+        )
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
     return CLI(

@@ -1,3 +1,4 @@
 from project.models.resnet import ResNet
+from project.models.rnn import RNNClassifier
 
-__all__ = ["ResNet"]
+__all__ = ["ResNet", "RNNClassifier"]

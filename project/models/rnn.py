@@ -1,0 +1,137 @@
+"""A recurrent classifier for raw waveforms: log-mel front end, GRU or LSTM, pooled read-out."""
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from project.models.logmel import LogMel, SpecAugment, normalize_utterance
+
+
+class RNNClassifier(nn.Module):
+    """Waveforms (B, T) with true lengths (B,) -> class logits (B, num_classes).
+
+    Padding never changes a prediction: features are normalised over each clip's own frames, the
+    recurrence never reads past a clip's end in either direction, and the read-out ignores padded
+    frames. So a checkpoint predicts from raw waveforms, batched or one at a time.
+
+    Args:
+        num_classes: linked from the DataModule by the CLI.
+        sample_rate: of the input waveforms; the DataModule checks that it resamples to this.
+        n_mels, window_ms, hop_ms, f_min: the log-mel front end (see `LogMel`).
+        cell: "gru" or "lstm".
+        hidden_size: units per direction and layer.
+        num_layers: stacked recurrent layers.
+        bidirectional: also read each clip backwards from its own last frame.
+        dropout: between recurrent layers and before the output layer.
+        readout: "mean" averages the frames; "attention" weights them by a learned score, so the
+            model can attend to the word and not the silence around it.
+        freq_masks, freq_mask_width, time_masks, time_mask_fraction: SpecAugment (see `SpecAugment`);
+            0 masks turn it off.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        sample_rate: int = 16000,
+        n_mels: int = 40,
+        window_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        f_min: float = 20.0,
+        cell: Literal["gru", "lstm"] = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        readout: Literal["mean", "attention"] = "attention",
+        freq_masks: int = 2,
+        freq_mask_width: int = 6,
+        time_masks: int = 2,
+        time_mask_fraction: float = 0.1,
+    ):
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min)
+        self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
+        self.rnn = LengthAwareRNN(n_mels, hidden_size, num_layers, cell, bidirectional, dropout)
+        width = hidden_size * (2 if bidirectional else 1)
+        self.pool = AttentionPool(width) if readout == "attention" else MeanPool()
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+
+    def forward(self, waves: Tensor, lengths: Tensor) -> Tensor:
+        features, frames = self.log_mel(waves, lengths)  # (B, T, F), (B,)
+        mask = torch.arange(features.shape[1], device=frames.device) < frames[:, None]  # (B, T)
+        x = self.spec_augment(normalize_utterance(features, mask), frames)
+        h = self.rnn(x, frames)  # (B, T, H * directions)
+        return self.head(self.pool(h, mask))
+
+
+class LengthAwareRNN(nn.Module):
+    """Stacked, optionally bidirectional GRU/LSTM over padded sequences (B, T, F) -> (B, T, H * directions).
+
+    The backward direction runs over each sequence reversed within its own length, so it starts
+    at the sequence's last real frame rather than at the padding. That takes one cuDNN call per
+    direction (a fused bidirectional call would start every row at T), but needs no packing, whose
+    lengths must be on the CPU: a host sync every step.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 2,
+        cell: Literal["gru", "lstm"] = "gru",
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
+        rnn_class = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
+        directions = 2 if bidirectional else 1
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                rnn_class(input_size if i == 0 else hidden_size * directions, hidden_size, batch_first=True)
+                for _ in range(directions)
+            )
+            for i in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            outputs = [layer[0](x)[0]]
+            if len(layer) == 2:
+                outputs.append(reverse_padded(layer[1](reverse_padded(x, lengths))[0], lengths))
+            x = torch.cat(outputs, dim=-1)  # (B, T, H * directions)
+        return x
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of (B, T, F) within its first lengths[b] steps; padding stays in place."""
+    t = torch.arange(x.shape[1], device=x.device)
+    index = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, T)
+    return x.gather(1, index[..., None].expand_as(x))
+
+
+class MeanPool(nn.Module):
+    """Average of the real frames: (B, T, H), mask (B, T) -> (B, H)."""
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        mask = mask[..., None].to(h.dtype)
+        return (h * mask).sum(1) / mask.sum(1)
+
+
+class AttentionPool(nn.Module):
+    """Softmax-weighted average of the real frames by a learned score: (B, T, H), mask (B, T) -> (B, H)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.score = nn.Linear(width, 1)
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        scores = self.score(h).squeeze(-1).masked_fill(~mask, torch.finfo(h.dtype).min)  # (B, T)
+        weights = scores.softmax(dim=1)
+        return (weights[..., None] * h).sum(1)

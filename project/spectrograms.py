@@ -1,0 +1,42 @@
+"""Show what the audio model hears: a few log-mel spectrograms in TensorBoard, once per validation."""
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+
+class LogSpectrograms(L.Callback):
+    """Logs the log-mel features of the first `count` clips of the first validation batch.
+
+    Needs a net with a `log_mel` front end (`RNNClassifier`) and a TensorBoardLogger. Runs on
+    global rank 0 only and reads back one small image per clip, once per validation epoch.
+    """
+
+    def __init__(self, count: int = 4):
+        self.count = count
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not hasattr(pl_module.net, "log_mel"):
+            raise TypeError(
+                f"LogSpectrograms needs a net with a `log_mel` front end such as RNNClassifier, got "
+                f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
+            )
+        if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+            rank_zero_warn("LogSpectrograms has no TensorBoardLogger to write to; no spectrograms will be logged.")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if not loggers:
+            return
+        (waves, lengths), labels = batch
+        features, frames = pl_module.net.log_mel(waves[: self.count], lengths[: self.count])  # (B, T, F)
+        classes = getattr(trainer.datamodule, "classes", None)
+        for i, (image, n, label) in enumerate(zip(features.float().cpu(), frames.tolist(), labels.tolist(), strict=False)):
+            image = image[:n].T.flip(0)  # (F, T), low frequencies at the bottom
+            image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-6)
+            name = classes[label] if classes is not None else str(label)
+            for logger in loggers:
+                logger.experiment.add_image(f"spectrograms/{i}_{name}", image[None], trainer.global_step)

@@ -1,0 +1,48 @@
+"""Test-time augmentation for image classifiers: average the logits of mirrored and shifted views.
+
+A net trained with flips and translations is nearly, but not exactly, invariant to them; averaging
+over a few such views of each test image removes part of what is left, for about half a point of
+CIFAR-10 accuracy at the price of a larger evaluation batch (airbench's `tta_level`).
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+# (view weights) per level: the original pair weighs as much as the two shifted pairs together
+LEVELS = {
+    0: (1.0,),
+    1: (1 / 2, 1 / 2),
+    2: (1 / 4, 1 / 4, 1 / 8, 1 / 8, 1 / 8, 1 / 8),
+}
+
+
+def views(images: Tensor, level: int) -> Tensor:
+    """The augmented views of a batch, stacked along the batch dimension: (V·B, C, H, W).
+
+    level 0: the images; 1: and their mirror images; 2: and both of those shifted one pixel up-left
+    and one pixel down-right (reflect padding keeps the border plausible).
+    """
+    if level not in LEVELS:
+        raise ValueError(f"TTA level must be one of {sorted(LEVELS)}, got {level}.")
+    stack = [images]
+    if level >= 1:
+        stack.append(images.flip(-1))
+    if level >= 2:
+        padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")  # (B, C, H+2, W+2)
+        up_left, down_right = padded[..., :-2, :-2], padded[..., 2:, 2:]
+        stack += [up_left, up_left.flip(-1), down_right, down_right.flip(-1)]
+    return torch.cat(stack)
+
+
+def tta_logits(logits_fn: Callable[[Tensor], Tensor], images: Tensor, level: int) -> Tensor:
+    """Weighted mean of `logits_fn` over the views of `images` at `level`: (B, num_classes).
+
+    All views go through `logits_fn` as one batch: one forward pass, however many views. The net
+    must be in eval mode, so that BatchNorm treats the views independently.
+    """
+    logits = logits_fn(views(images, level))  # checks the level
+    weights = LEVELS[level]
+    logits = logits.view(len(weights), images.shape[0], -1)  # (V, B, num_classes)
+    return sum(w * view for w, view in zip(weights, logits.unbind(0), strict=True))

@@ -1,0 +1,57 @@
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.cifar_format import write_cifar10
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def cifar_root(tmp_path: Path) -> Path:
+    """A data_dir holding a small synthetic cifar-10-batches-py (500 train, 100 test images)."""
+    write_cifar10(tmp_path / "data", per_batch=100)
+    return tmp_path / "data"
+
+
+def tiny_cifar_args(data_dir: Path, log_dir: Path, epochs: int = 3) -> list[str]:
+    """CLI overrides that shrink the default config to seconds on a CPU; everything else stays as shipped."""
+    return [
+        f"--data.data_dir={data_dir}",
+        "--data.batch_size=50",
+        "--data.val_size=100",
+        "--data.download=false",
+        "--model.net.init_args.widths=[8,16,16,16]",
+        "--model.net.init_args.channels_last=false",
+        "--trainer.precision=32-true",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.log_every_n_steps=2",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={log_dir}",
+    ]
+
+
+@pytest.fixture
+def serve_dir():
+    """Serve a local folder over HTTP on 127.0.0.1 (a stand-in for the official host); returns its base URL.
+
+    A real HTTP server, because torchvision's downloader needs response headers a file:// URL lacks."""
+    servers = []
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.RequestHandlerClass.log_message = lambda *args: None  # keep pytest output clean
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
