@@ -3,13 +3,11 @@
 import inspect
 
 import lightning as L
-import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from project import metrics
-
 
 Inputs = Tensor | tuple[Tensor, ...]
 
@@ -55,6 +53,21 @@ class Classifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    def on_fit_start(self) -> None:
+        # A net with a layer computed from the data (airbench's whitening conv) gets training images
+        # once, before the first step; a resumed run keeps the layer from its checkpoint.
+        init_from_data = getattr(self.net, "init_from_data", None)
+        if init_from_data is None or self.trainer.ckpt_path is not None:
+            return
+        sample = getattr(self.trainer.datamodule, "sample_train_images", None)
+        if sample is None:
+            raise TypeError(
+                f"{type(self.net).__name__} initialises from training images, but the data "
+                f"({type(self.trainer.datamodule).__name__}) has no `sample_train_images(n)`. Add one that "
+                "returns n normalised training images, as CIFAR10DataModule does."
+            )
+        init_from_data(sample)
+
     def forward(self, x: Inputs) -> Tensor:
         return self.net(*x) if isinstance(x, tuple | list) else self.net(x)
 
@@ -78,7 +91,9 @@ class Classifier(L.LightningModule):
         """Class probabilities (B, num_classes)."""
         return self(batch[0]).float().softmax(dim=-1)
 
-    def _evaluate(self, batch: tuple[Inputs, Tensor], accuracy: MulticlassAccuracy, loss_name: str, acc_name: str):
+    def _evaluate(
+        self, batch: tuple[Inputs, Tensor], accuracy: MulticlassAccuracy, loss_name: str, acc_name: str
+    ):
         x, y = batch
         logits = self(x)
         accuracy(logits, y)
@@ -92,7 +107,10 @@ class Classifier(L.LightningModule):
         if _needs_total_steps(self.scheduler):
             scheduler = self.scheduler(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"},
+        }
 
 
 def _needs_total_steps(scheduler: LRSchedulerCallable) -> bool:

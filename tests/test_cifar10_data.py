@@ -44,7 +44,9 @@ def test_loader_yields_uint8_batches_of_global_batch_size(cifar_root):
 
 def test_missing_data_without_download_says_where_it_looked(tmp_path):
     dm = CIFAR10DataModule(data_dir=tmp_path / "nowhere", download=False)
-    with pytest.raises(FileNotFoundError, match=r"looked for .*nowhere/cifar-10-batches-py.*cifar-10-python\.tar\.gz"):
+    with pytest.raises(
+        FileNotFoundError, match=r"looked for .*nowhere/cifar-10-batches-py.*cifar-10-python\.tar\.gz"
+    ):
         dm.prepare_data()
 
 
@@ -62,7 +64,9 @@ def test_pickle_with_code_is_refused(cifar_root):
 
     with open(cifar_root / "cifar-10-batches-py" / "test_batch", "wb") as f:
         pickle.dump({"data": Payload(), "labels": []}, f)
-    with pytest.raises(ValueError, match=r"test_batch is not a readable CIFAR-10 batch.*refusing to load builtins\.print"):
+    with pytest.raises(
+        ValueError, match=r"test_batch is not a readable CIFAR-10 batch.*refusing to load builtins\.print"
+    ):
         CIFAR10DataModule(data_dir=cifar_root).setup("test")
 
 
@@ -90,9 +94,13 @@ def test_download_with_wrong_checksum_is_rejected(tmp_path, monkeypatch, serve_d
 
 def test_offline_download_names_url_and_where_to_put_the_file(tmp_path, monkeypatch, serve_dir):
     (tmp_path / "server").mkdir()
-    remote = RemoteArchive(f"{serve_dir(tmp_path / 'server')}/cifar-10-python.tar.gz", "0" * 32, "cifar-10-python.tar.gz")
+    remote = RemoteArchive(
+        f"{serve_dir(tmp_path / 'server')}/cifar-10-python.tar.gz", "0" * 32, "cifar-10-python.tar.gz"
+    )
     monkeypatch.setattr(cifar10, "ARCHIVE", remote)
-    with pytest.raises(DownloadError, match=rf"Could not download {remote.url}.*by hand.*{tmp_path / 'data'}"):
+    with pytest.raises(
+        DownloadError, match=rf"Could not download {remote.url}.*by hand.*{tmp_path / 'data'}"
+    ):
         CIFAR10DataModule(data_dir=tmp_path / "data").prepare_data()
 
 

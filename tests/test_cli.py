@@ -41,7 +41,12 @@ def test_fit_learns_and_logs_to_tensorboard(trained):
     root, _, cli = trained
     run = _run_dir(root / "logs")
     scalars = _scalars(run)
-    assert {metrics.TRAIN_LOSS + "_step", metrics.VAL_LOSS, metrics.VAL_ACC, metrics.TRAIN_ACC} <= scalars.keys()
+    assert {
+        metrics.TRAIN_LOSS + "_step",
+        metrics.VAL_LOSS,
+        metrics.VAL_ACC,
+        metrics.TRAIN_ACC,
+    } <= scalars.keys()
     assert any(tag.startswith("lr-") for tag in scalars), f"no learning rate curve in {sorted(scalars)}"
     assert scalars[metrics.VAL_ACC][-1] > 0.5, "10 classes: chance is 0.1; the synthetic classes are easy"
     losses = scalars[metrics.TRAIN_LOSS + "_epoch"]
@@ -61,8 +66,12 @@ def test_resume_continues_from_the_saved_step(trained, tmp_path):
     assert last["global_step"] == 4 * steps_per_epoch
 
     mid_run = checkpoints / f"best-epoch001-step{2 * steps_per_epoch}.ckpt"
-    resumed = main(["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path}", f"--ckpt_path={mid_run}"])
-    assert resumed.trainer.global_step == 4 * steps_per_epoch, "resume must continue, not restart, the step count"
+    resumed = main(
+        ["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path}", f"--ckpt_path={mid_run}"]
+    )
+    assert resumed.trainer.global_step == 4 * steps_per_epoch, (
+        "resume must continue, not restart, the step count"
+    )
     assert resumed.trainer.current_epoch == 4
     scalars = _scalars(_run_dir(tmp_path))
     assert len(scalars[metrics.VAL_ACC]) == 2, "only the two remaining epochs are trained and validated"
@@ -83,11 +92,16 @@ def test_evaluate_a_checkpoint(trained, subcommand, tmp_path):
 
 
 def test_optimizer_and_scheduler_are_swappable_from_the_command_line(cifar_root, tmp_path):
-    cli = main([
-        "fit", *tiny_cifar_args(cifar_root, tmp_path, epochs=1),
-        "--model.optimizer=torch.optim.Adam", "--model.optimizer.lr=0.003",
-        "--model.scheduler=torch.optim.lr_scheduler.StepLR", "--model.scheduler.step_size=1",
-    ])
+    cli = main(
+        [
+            "fit",
+            *tiny_cifar_args(cifar_root, tmp_path, epochs=1),
+            "--model.optimizer=torch.optim.Adam",
+            "--model.optimizer.lr=0.003",
+            "--model.scheduler=torch.optim.lr_scheduler.StepLR",
+            "--model.scheduler.step_size=1",
+        ]
+    )
     optimizer = cli.trainer.optimizers[0]
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["initial_lr"] == 0.003
     assert isinstance(cli.trainer.lr_scheduler_configs[0].scheduler, torch.optim.lr_scheduler.StepLR)
@@ -98,9 +112,13 @@ def test_default_config_is_loaded_and_printed(capsys):
         main(["fit", "--print_config"])
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
-    for expected in ("class_path: project.models.ResNet", "class_path: project.data.CIFAR10DataModule",
-                     "class_path: torch.optim.SGD", "class_path: torch.optim.lr_scheduler.OneCycleLR",
-                     f"monitor: {metrics.VAL_ACC}"):
+    for expected in (
+        "class_path: project.models.ResNet",
+        "class_path: project.data.CIFAR10DataModule",
+        "class_path: torch.optim.SGD",
+        "class_path: torch.optim.lr_scheduler.OneCycleLR",
+        f"monitor: {metrics.VAL_ACC}",
+    ):
         assert expected in printed
 
 
@@ -124,11 +142,17 @@ def test_ddp_with_two_cpu_processes(cifar_root, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     result = subprocess.run(
         [sys.executable, "-m", "project.cli", "fit", *args, "--trainer.devices=2", "--trainer.strategy=ddp"],
-        capture_output=True, text=True, timeout=600, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run = _run_dir(tmp_path)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     # 400 training images, global batch 50 split over 2 ranks: each rank takes 200 images in 8 steps
-    assert ckpt["global_step"] == 2 * 8, (ckpt["epoch"], sorted(p.name for p in (run / "checkpoints").iterdir()))
+    assert ckpt["global_step"] == 2 * 8, (
+        ckpt["epoch"],
+        sorted(p.name for p in (run / "checkpoints").iterdir()),
+    )
     assert _scalars(run)[metrics.VAL_ACC][-1] > 0.15, "above chance (0.1) after two short epochs"

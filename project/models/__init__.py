@@ -1,4 +1,5 @@
+from project.models.airbench import AirbenchNet
 from project.models.resnet import ResNet
 from project.models.rnn import RNNClassifier
 
-__all__ = ["ResNet", "RNNClassifier"]
+__all__ = ["AirbenchNet", "ResNet", "RNNClassifier"]

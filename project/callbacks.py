@@ -1,0 +1,115 @@
+"""Training tricks that act between optimizer steps, as Lightning callbacks (chosen in YAML under
+`trainer.callbacks`). Each keeps its work on the device: no host sync per step."""
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+
+class Lookahead(L.Callback):
+    """Pull the weights towards their running average every few steps (airbench's "lookahead" EMA).
+
+    From `start_epoch` on, every `every_n_steps` steps the average moves towards the weights by
+    1 - decay and the weights are set to the average. The decay grows as (progress)^decay_power,
+    so early on the weights move freely and at the end they are a strong average: the averaged model
+    is what the run ends with, which in short runs is worth a few tenths of a point.
+    BatchNorm's running statistics are averaged with the weights, so they stay consistent with them.
+
+    Args:
+        start_epoch: first epoch with averaging.
+        every_n_steps: steps between averaging updates.
+        decay: per-step decay of the average at the end of training.
+        decay_power: how the decay ramps up with progress through the run.
+    """
+
+    def __init__(self, start_epoch: int = 3, every_n_steps: int = 5, decay: float = 0.95, decay_power: float = 3.0):
+        super().__init__()
+        self.start_epoch = start_epoch
+        self.every_n_steps = every_n_steps
+        self.decay = decay
+        self.decay_power = decay_power
+        self.average: list[Tensor] | None = None
+        self.total_steps = 1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.total_steps = int(trainer.estimated_stepping_batches)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
+        self.step(pl_module, trainer.current_epoch, trainer.global_step, self.total_steps)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.copy_back(pl_module)
+
+    def step(self, module: nn.Module, epoch: int, step: int, total_steps: int) -> None:
+        """One averaging update if this step calls for one; also usable outside Lightning."""
+        if epoch < self.start_epoch or step % self.every_n_steps:
+            return
+        tensors = _averaged_tensors(module)
+        if self.average is None:
+            self.average = [t.detach().clone() for t in tensors]
+            return
+        rho = self.decay**self.every_n_steps * (step / total_steps) ** self.decay_power
+        with torch.no_grad():
+            torch._foreach_lerp_(self.average, tensors, 1 - rho)
+            torch._foreach_copy_(tensors, self.average)
+
+    def copy_back(self, module: nn.Module) -> None:
+        """Set the weights to the average (at the end of every epoch, so checkpoints hold the average)."""
+        if self.average is not None:
+            with torch.no_grad():
+                torch._foreach_copy_(_averaged_tensors(module), self.average)
+
+    def state_dict(self) -> dict:
+        return {"average": self.average}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.average = state_dict["average"]
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A checkpoint's average was saved from another device; move it next to the weights
+        if self.average is not None:
+            self.average = [a.to(pl_module.device) for a in self.average]
+
+
+def _averaged_tensors(module: nn.Module) -> list[Tensor]:
+    """Floating-point parameters and buffers (BatchNorm statistics), in a fixed order."""
+    return [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+
+
+class FreezeParameters(L.Callback):
+    """Stop training the named parameters after `after_epochs` epochs (airbench trains the whitening
+    layer's bias for the first few epochs only).
+
+    Their gradients are dropped after each backward pass, so the optimizer skips them entirely (no
+    momentum, no weight decay), as if `requires_grad` were off. Switching `requires_grad` itself would
+    make a compiled net recompile mid-run.
+
+    Args:
+        names: parameter names as in `LightningModule.named_parameters()`, e.g. `net.whiten.bias`.
+        after_epochs: epochs of training before they freeze.
+    """
+
+    def __init__(self, names: list[str], after_epochs: int):
+        super().__init__()
+        self.names = names
+        self.after_epochs = after_epochs
+        self.frozen: list[nn.Parameter] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        named = dict(pl_module.named_parameters())
+        missing = [n for n in self.names if n not in named]
+        if missing:
+            raise ValueError(
+                f"FreezeParameters: no parameter named {missing} in {type(pl_module).__name__}; "
+                f"the names are those of named_parameters(), e.g. {list(named)[:4]}."
+            )
+        self.frozen = [named[n] for n in self.names]
+
+    def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.apply(trainer.current_epoch)
+
+    def apply(self, epoch: int) -> None:
+        """Drop the gradients if `epoch` is past the training window; also usable outside Lightning."""
+        if epoch >= self.after_epochs:
+            for p in self.frozen:
+                p.grad = None

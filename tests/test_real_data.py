@@ -1,0 +1,30 @@
+"""Optional checks on the real CIFAR-10 (the JPEG copy in ../shared/data); skipped where it is absent."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from project.data import CIFAR10DataModule
+from tests.conftest import SHARED_DATA
+
+ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.xz"
+CONVERTER = SHARED_DATA.parent / "tools" / "cifar10_from_jpeg.py"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ARCHIVE.is_file() and CONVERTER.is_file()), reason=f"no real CIFAR-10 at {ARCHIVE}")
+def test_reads_the_real_cifar10(tmp_path):
+    # The converted folder's bytes differ from the official archive: it must be read as it is
+    subprocess.run([sys.executable, str(CONVERTER), str(tmp_path)], check=True, capture_output=True)
+    dm = CIFAR10DataModule(data_dir=tmp_path, download=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("test")
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (45000, 5000, 10000)
+    assert torch.bincount(dm.test_set.labels).tolist() == [1000] * 10
+    mean = dm.train_set.images.float().mean(dim=(0, 2, 3)) / 255
+    assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.01), (
+        "channel order or layout is off"
+    )
