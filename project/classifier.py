@@ -81,11 +81,11 @@ class Classifier(L.LightningModule):
         self.log(metrics.TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_acc, metrics.VAL_LOSS, metrics.VAL_ACC)
+    def validation_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, self.val_acc, metrics.VAL_LOSS, metrics.VAL_ACC)
 
-    def test_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_acc, metrics.TEST_LOSS, metrics.TEST_ACC)
+    def test_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, self.test_acc, metrics.TEST_LOSS, metrics.TEST_ACC)
 
     def predict_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
         """Class probabilities (B, num_classes)."""
@@ -93,12 +93,13 @@ class Classifier(L.LightningModule):
 
     def _evaluate(
         self, batch: tuple[Inputs, Tensor], accuracy: MulticlassAccuracy, loss_name: str, acc_name: str
-    ):
+    ) -> dict[str, Tensor]:
         x, y = batch
         logits = self(x)
         accuracy(logits, y)
         self.log(loss_name, self.loss_fn(logits, y), on_epoch=True, sync_dist=True)
         self.log(acc_name, accuracy, on_epoch=True, prog_bar=True)
+        return {"preds": logits.argmax(dim=-1)}  # for callbacks (project/reports.py)
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

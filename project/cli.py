@@ -4,14 +4,25 @@ With no --config, configs/cifar10.yaml is loaded first, so `python -m project.cl
 default CIFAR-10 CNN; every key can still be overridden on the command line.
 """
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from project import metrics
 from project.classifier import Classifier
+from project.predictions import PredictionCSV
+from project.reliability import (
+    AtomicCheckpointIO,
+    FiniteLossGuard,
+    ResumeLoaderPosition,
+    check_checkpoint_is_safe,
+)
+from project.summary import RunSummary
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar10.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -43,19 +54,86 @@ class CLI(LightningCLI):
                 "last_checkpoint.monitor": None,
                 "last_checkpoint.save_top_k": 1,
                 "last_checkpoint.enable_version_counter": False,
+                # Ctrl-C, SIGTERM or a crash still leaves the latest step resumable
+                "last_checkpoint.save_on_exception": True,
             }
         )
+        # `predict` writes a CSV (`--predictions.output`); a no-op for the other subcommands
+        parser.add_lightning_class_args(PredictionCSV, "predictions")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand is None:
+            return
+        config = self.config[subcommand]
+        # A checkpoint is a pickle: unless the user opts out for a file they trust, load only tensors
+        # and plain values (Lightning leaves it to torch's default, which an environment variable can flip).
+        if config.get("weights_only") is None:
+            config["weights_only"] = True
+        ckpt_path = config.get("ckpt_path")
+        if config["weights_only"] and ckpt_path and Path(ckpt_path).is_file():
+            check_checkpoint_is_safe(ckpt_path)  # a clear error before Lightning's own torch.load
+        # The link from data.num_classes overwrites a net's num_classes without a word; remember
+        # what was given so a contradiction can be reported (see after_instantiate_classes).
+        net_args = (config.get("model") or {}).get("net", {}) or {}
+        self._given_net_classes = (net_args.get("init_args") or {}).get("num_classes")
+
+    def after_instantiate_classes(self) -> None:
+        given, found = getattr(self, "_given_net_classes", None), getattr(self.datamodule, "num_classes", None)
+        if given is not None and found is not None and given != found:
+            raise ValueError(
+                f"model.net.init_args.num_classes={given} contradicts the data, which has {found} classes "
+                f"({type(self.datamodule).__name__}). The number of classes always comes from the data: "
+                "remove model.net.init_args.num_classes from the config or command line."
+            )
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:
+    if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
+        sys.argv[1:] = with_run_config(sys.argv[1:])
+    else:
+        args = with_run_config(args)
     return CLI(
         Classifier,
         L.LightningDataModule,
         subclass_mode_data=True,
-        trainer_defaults={"callbacks": [LearningRateMonitor(logging_interval="step")]},
+        trainer_defaults={
+            "callbacks": [
+                LearningRateMonitor(logging_interval="step"),
+                RunSummary(),
+                FiniteLossGuard(),
+                ResumeLoaderPosition(),
+            ]
+        },
         parser_kwargs={cmd: {"default_config_files": [str(DEFAULT_CONFIG)]} for cmd in SUBCOMMANDS},
         args=args,
         run=run,
     )
+
+
+def with_run_config(args: list[str]) -> list[str]:
+    """validate/test/predict given `--ckpt_path` but no `--config` use the config.yaml that the fit
+    saved in the checkpoint's run folder, so the checkpoint alone is enough to evaluate it."""
+    if (
+        not args
+        or args[0] not in SUBCOMMANDS[1:]
+        or any(a in ("-c", "--config") or a.startswith("--config=") for a in args)
+    ):
+        return args
+    ckpt = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--ckpt_path"), None)
+    ckpt = ckpt or next((a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")), None)
+    run_config = Path(ckpt).parent.parent / "config.yaml" if ckpt else None
+    if run_config is None or not run_config.is_file():
+        return args
+    print(f"Using the run's config {run_config} (pass --config to use another)")
+    return [args[0], "--config", str(run_config), *args[1:]]
 
 
 if __name__ == "__main__":

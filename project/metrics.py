@@ -14,3 +14,6 @@ TEST_ACC = "test/acc"
 # What "best" means for checkpoints and early stopping.
 MONITOR = VAL_ACC
 MONITOR_MODE = "max"
+
+# The best monitored value of a fit, shown beside the hyperparameters in TensorBoard's HPARAMS tab
+BEST_VAL_ACC = "hp/best_val_acc"

@@ -1,0 +1,310 @@
+"""Benchmark the fast CIFAR-10 recipe: accuracy and time over N runs, Lightning's overhead, and the
+standard config's throughput.
+
+    python benchmarks/cifar10_fast.py DATA_DIR --runs 5 --compile        # on a GPU (BENCHMARKS.md)
+    python benchmarks/cifar10_fast.py DATA_DIR --device cpu --limit-train 1024 --limit-eval 256 \\
+        --batch-size 256 --epochs 1 --runs 1 --precision 32-true          # a smoke test on a CPU
+
+DATA_DIR holds `cifar-10-batches-py/` (e.g. made by `python ../shared/tools/cifar10_from_jpeg.py DATA_DIR`).
+
+Three measurements, each built from the project's own config files and classes:
+1. `configs/cifar10_fast.yaml` through LightningCLI's objects (Trainer + Classifier + DataModule), run
+   `--runs` times with seeds 0..N-1 after one untimed warm-up run (cuDNN autotuning, torch.compile).
+   Time is the whole `trainer.fit` call (setup, whitening init, training, the final validation and
+   checkpoint); test accuracy comes from `trainer.test` afterwards, timed separately. Reading the data
+   from disk happens before the clock starts, as in airbench.
+2. The same net, loader, augmentation, optimizer, schedule and callbacks' logic in a plain PyTorch loop:
+   the difference is what Lightning (and the Classifier's logging and metrics) cost.
+3. `configs/cifar10.yaml` (the standard recipe) for a few epochs: training images per second after the
+   first epoch.
+The clock is read after `torch.cuda.synchronize()`, here only; the project code never synchronizes.
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from project import metrics
+from project.callbacks import FreezeParameters, Lookahead
+from project.cli import main
+from project.data.cifar10 import InMemoryImages
+from project.data.device_loader import DeviceLoader
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDARD = ROOT / "configs" / "cifar10.yaml"
+FAST = ROOT / "configs" / "cifar10_fast.yaml"
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def build(configs: list[Path], args: argparse.Namespace, log_dir: str, extra: list[str]):
+    """LightningCLI's model, datamodule and trainer for `configs` (later ones override earlier ones,
+    as `fit --config` does over the default), with the data read and trimmed, ready to fit."""
+    accelerator = ["--trainer.accelerator=" + ("gpu" if args.device == "cuda" else "cpu"), "--trainer.devices=1"]
+    overrides = [
+        *[f"--config={c}" for c in configs],
+        f"--data.data_dir={args.data_dir}",
+        "--data.download=false",
+        *accelerator,
+        f"--trainer.logger.init_args.save_dir={log_dir}",
+        *([f"--trainer.precision={args.precision}"] if args.precision else []),
+        *([f"--data.batch_size={args.batch_size}"] if args.batch_size else []),
+        *extra,
+    ]
+    cli = main(overrides, run=False)
+    data = cli.datamodule
+    data.prepare_data()
+    data.setup("fit")
+    data.setup("test")
+    if args.limit_train:
+        data.train_set = InMemoryImages(
+            data.train_set.images[: args.limit_train], data.train_set.labels[: args.limit_train]
+        )
+    if args.limit_eval:
+        n = args.limit_eval
+        data.val_set = InMemoryImages(data.val_set.images[:n], data.val_set.labels[:n])
+        data.test_set = InMemoryImages(data.test_set.images[:n], data.test_set.labels[:n])
+    return cli
+
+
+def lightning_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
+    extra = [f"--seed_everything={seed}", f"--data.seed={seed}", *fast_overrides(args)]
+    cli = build([STANDARD, FAST], args, log_dir, extra)
+    sync(args.device)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    sync(args.device)
+    fit_s = time.perf_counter() - start
+    val_acc = float(cli.trainer.callback_metrics[metrics.VAL_ACC])  # `test` replaces callback_metrics
+    start = time.perf_counter()
+    (result,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    sync(args.device)
+    return {
+        "seed": seed,
+        "fit_s": fit_s,
+        "test_s": time.perf_counter() - start,
+        "test_acc": result[metrics.TEST_ACC],
+        "val_acc": val_acc,
+        "steps": cli.trainer.global_step,
+    }
+
+
+def fast_overrides(args: argparse.Namespace) -> list[str]:
+    out = ["--trainer.enable_model_summary=false"]  # printing the table is not training
+    if args.compile:
+        out.append("--model.compile=true")
+    if args.epochs:
+        # Validation runs once, at the end, so its interval follows the epoch count
+        out += [f"--trainer.max_epochs={args.epochs}", f"--trainer.check_val_every_n_epoch={args.epochs}"]
+    return out + args.extra
+
+
+def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
+    """The fast config's work without Lightning: same net, loader, augmentation, optimizer, schedule,
+    lookahead and freezing, bf16 autocast, and one validation pass at the end."""
+    cli = build(
+        [STANDARD, FAST], args, log_dir, [f"--seed_everything={seed}", f"--data.seed={seed}", *fast_overrides(args)]
+    )
+    L.seed_everything(seed, verbose=False)
+    model, data, trainer = cli.model, cli.datamodule, cli.trainer
+    device = torch.device(args.device)
+    epochs = trainer.max_epochs
+    callbacks = {type(c): c for c in trainer.callbacks}
+    lookahead, freeze = callbacks.get(Lookahead), callbacks.get(FreezeParameters)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16-mixed")
+
+    sync(args.device)
+    start = time.perf_counter()
+    model.to(device)
+    model.net.init_from_data(data.sample_train_images)
+    train = DeviceLoader(
+        data.train_set.images,
+        data.train_set.labels,
+        data.batch_size,
+        shuffle=True,
+        drop_last=True,
+        seed=data.seed,
+        device=device,
+    )
+    val = DeviceLoader(data.val_set.images, data.val_set.labels, data.batch_size, device=device)
+    optimizer = model.optimizer(model.parameters())
+    total_steps = epochs * len(train)
+    scheduler = model.scheduler(optimizer, total_steps=total_steps)
+    if freeze is not None:
+        named = dict(model.named_parameters())
+        freeze.frozen = [named[n] for n in freeze.names]
+    step = 0
+    for epoch in range(epochs):
+        model.train()
+        train.sampler.set_epoch(epoch)
+        for images, labels in train:
+            step += 1
+            generator = torch.Generator(device).manual_seed(hash((data.seed, 0, step)) & (2**63 - 1))
+            inputs = data.train_transform(images, generator, epoch=epoch)
+            with autocast:
+                loss = model.loss_fn(model.net(inputs), labels)
+            loss.backward()
+            if freeze is not None:
+                freeze.apply(epoch)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            if lookahead is not None:
+                lookahead.step(model, epoch, step, total_steps)
+        if lookahead is not None:
+            lookahead.copy_back(model)
+    model.eval()
+    correct = torch.zeros((), device=device)
+    with torch.no_grad(), autocast:
+        for images, labels in val:
+            correct += (model.net(data.eval_transform(images)).argmax(1) == labels).sum()
+    sync(args.device)
+    fit_s = time.perf_counter() - start
+    return {"seed": seed, "fit_s": fit_s, "val_acc": correct.item() / len(data.val_set), "steps": step}
+
+
+class EpochTimer(L.Callback):
+    """Seconds spent in each epoch's training batches (validation excluded); benchmark only, so it may sync."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        sync(self.device)
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx + 1 == trainer.num_training_batches:
+            sync(self.device)
+            self.seconds.append(time.perf_counter() - self.start)
+
+
+def standard_throughput(args: argparse.Namespace, log_dir: str) -> dict:
+    extra = [f"--trainer.max_epochs={args.standard_epochs}", "--trainer.enable_model_summary=false"]
+    cli = build([STANDARD], args, log_dir, extra + args.standard_extra)
+    timer = EpochTimer(args.device)
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    images_per_epoch = cli.trainer.num_training_batches * cli.datamodule.batch_size
+    steady = timer.seconds[1:] or timer.seconds  # the first epoch pays for cuDNN autotuning
+    return {
+        "epochs": len(timer.seconds),
+        "epoch_s": timer.seconds,
+        "images_per_s": images_per_epoch / statistics.mean(steady),
+        "batch_size": cli.datamodule.batch_size,
+    }
+
+
+def spread(values: list[float]) -> str:
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.4f} ± {std:.4f} (min {min(values):.4f}, max {max(values):.4f})"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("data_dir", type=Path, help="folder holding cifar-10-batches-py/")
+    p.add_argument("--runs", type=int, default=5, help="timed runs of the fast config (seeds 0..runs-1)")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--compile", action="store_true", help="torch.compile the net (warm-up run excluded)")
+    p.add_argument("--epochs", type=int, help="override the fast config's epochs")
+    p.add_argument("--precision", help="override trainer.precision (e.g. 32-true on a CPU)")
+    p.add_argument("--batch-size", type=int, help="override data.batch_size (both configs)")
+    p.add_argument("--limit-train", type=int, help="train on the first N training images only")
+    p.add_argument("--limit-eval", type=int, help="validate and test on the first N images only")
+    p.add_argument("--standard-epochs", type=int, default=3, help="epochs of the standard config")
+    p.add_argument("--skip-plain", action="store_true")
+    p.add_argument("--skip-standard", action="store_true")
+    p.add_argument("--extra", action="append", default=[], help="extra CLI override for the fast config")
+    p.add_argument("--standard-extra", action="append", default=[], help="extra CLI override, standard config")
+    p.add_argument("--json", type=Path, help="also write every figure here")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    return args
+
+
+def describe_device(device: str) -> str:
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    return f"CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def main_benchmark(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_float32_matmul_precision("high")
+    results: dict = {"device": describe_device(args.device), "args": {k: str(v) for k, v in vars(args).items()}}
+    with tempfile.TemporaryDirectory() as log_dir:
+        print(f"device: {results['device']}")
+        start = time.perf_counter()
+        lightning_run(0, args, log_dir)  # warm-up: cuDNN autotuning, torch.compile
+        results["warmup_s"] = time.perf_counter() - start
+        print(f"warm-up run (incl. compile if on): {results['warmup_s']:.1f} s")
+
+        runs = []
+        for seed in range(args.runs):
+            runs.append(lightning_run(seed, args, log_dir))
+            print(f"  lightning run {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in runs[-1].items() if k != "seed"))
+        results["lightning"] = runs
+
+        if not args.skip_plain:
+            plain_run(0, args, log_dir)  # warm-up for the plain loop's own shapes
+            plain = [plain_run(seed, args, log_dir) for seed in range(args.runs)]
+            for r in plain:
+                print(f"  plain run {r['seed']}: fit_s {r['fit_s']:.4f}, val_acc {r['val_acc']:.4f}")
+            results["plain"] = plain
+
+        if not args.skip_standard:
+            results["standard"] = standard_throughput(args, log_dir)
+
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def print_table(results: dict) -> None:
+    runs = results["lightning"]
+    rows = [
+        ("device", results["device"]),
+        ("fast: runs", str(len(runs))),
+        ("fast: test accuracy (TTA)", spread([r["test_acc"] for r in runs])),
+        ("fast: fit time, s", spread([r["fit_s"] for r in runs])),
+        ("fast: test time, s", spread([r["test_s"] for r in runs])),
+        ("fast: steps per run", str(runs[0]["steps"])),
+        ("fast: warm-up run, s", f"{results['warmup_s']:.2f}"),
+    ]
+    if "plain" in results:
+        lightning_s = statistics.mean(r["fit_s"] for r in runs)
+        plain_s = statistics.mean(r["fit_s"] for r in results["plain"])
+        rows += [
+            ("plain loop: fit time, s", spread([r["fit_s"] for r in results["plain"]])),
+            ("plain loop: val accuracy", spread([r["val_acc"] for r in results["plain"]])),
+            ("Lightning overhead", f"{100 * (lightning_s / plain_s - 1):+.1f}% of the plain loop's time"),
+        ]
+    if "standard" in results:
+        s = results["standard"]
+        rows.append(
+            (
+                "standard config: images/s",
+                f"{s['images_per_s']:,.0f} (batch {s['batch_size']}, epochs {[round(e, 2) for e in s['epoch_s']]} s)",
+            )
+        )
+    width = max(len(k) for k, _ in rows)
+    print()
+    for key, value in rows:
+        print(f"| {key.ljust(width)} | {value} |")
+
+
+if __name__ == "__main__":
+    main_benchmark()

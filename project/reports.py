@@ -1,0 +1,107 @@
+"""TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a
+grid of misclassified test images. Both need the net's predictions, which the Classifier's
+validation and test steps return as `{"preds": (B,)}`; the work runs once per evaluation batch,
+never in the training step."""
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+from torchvision.utils import make_grid
+
+
+def tensorboards(trainer: L.Trainer) -> list:
+    """The SummaryWriters of the trainer's TensorBoard loggers (empty off rank 0)."""
+    return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+
+def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
+    names = getattr(trainer.datamodule, "classes", None)
+    return list(names) if names is not None else [str(i) for i in range(num_classes)]
+
+
+class ConfusionMatrixImage(L.Callback):
+    """Logs the validation confusion matrix as `val/confusion_matrix`, rows = true class, each row
+    shaded by its share (recall), counts written in the cells."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
+        if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+            rank_zero_warn("ConfusionMatrixImage has no TensorBoardLogger to write to; nothing will be logged.")
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.matrix.to(pl_module.device).update(outputs["preds"], batch[1])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
+        self.matrix.reset()
+        if trainer.sanity_checking:
+            return
+        image = render_confusion_matrix(counts, class_names(trainer, len(counts)))
+        for writer in tensorboards(trainer):
+            writer.add_image("val/confusion_matrix", image, trainer.global_step)
+
+
+def render_confusion_matrix(counts: Tensor, names: list[str], cell: int = 40) -> Tensor:
+    """(C, C) counts -> a (3, H, W) uint8 picture with class names and counts."""
+    n = len(names)
+    font = ImageFont.load_default()
+    margin = max(int(font.getlength(name)) for name in names) + 10
+    canvas = Image.new("RGB", (margin + n * cell + 1, margin + n * cell + 1), "white")
+    draw = ImageDraw.Draw(canvas)
+    recall = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    for i in range(n):
+        draw.text((5, margin + i * cell + cell // 3), names[i], fill="black", font=font)  # true class, left
+        column = Image.new("RGB", (margin, cell), "white")
+        ImageDraw.Draw(column).text((5, cell // 3), names[i], fill="black", font=font)
+        canvas.paste(column.rotate(90, expand=True), (margin + i * cell, 0))  # predicted class, top
+        for j in range(n):
+            shade = int(255 * (1 - float(recall[i, j])))
+            box = (margin + j * cell, margin + i * cell, margin + (j + 1) * cell, margin + (i + 1) * cell)
+            draw.rectangle(box, fill=(shade, shade, 255), outline="gray")
+            draw.text(
+                (box[0] + 4, box[1] + cell // 3),
+                str(int(counts[i, j])),
+                font=font,
+                fill="white" if shade < 128 else "black",
+            )
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1)  # (3, H, W)
+
+
+class MisclassifiedImages(L.Callback):
+    """Logs up to `count` misclassified test images as a grid (`test/misclassified`) with a caption
+    listing "true -> predicted" per tile. For image inputs (B, C, H, W) only."""
+
+    def __init__(self, count: int = 64):
+        self.count = count
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.images, self.captions = [], []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        room = self.count - len(self.captions)
+        if room <= 0 or not trainer.is_global_zero:
+            return
+        images, labels = batch
+        if not (isinstance(images, Tensor) and images.ndim == 4):
+            raise TypeError("MisclassifiedImages needs image batches (B, C, H, W); remove it from this config.")
+        wrong = (outputs["preds"] != labels).nonzero().flatten()[:room].cpu()  # test time: a sync is fine
+        names = class_names(trainer, pl_module.hparams.num_classes)
+        preds, labels = outputs["preds"].cpu(), labels.cpu()
+        for i in wrong.tolist():
+            image = images[i].float().cpu()
+            self.images.append((image - image.min()) / (image.max() - image.min()).clamp(min=1e-6))
+            self.captions.append(f"{names[labels[i]]} -> {names[preds[i]]}")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.images:
+            return
+        grid = make_grid(torch.stack(self.images), nrow=8, padding=2, pad_value=1.0)
+        caption = "Row by row, true -> predicted: " + "; ".join(self.captions)
+        for writer in tensorboards(trainer):
+            writer.add_image("test/misclassified", grid, trainer.global_step)
+            writer.add_text("test/misclassified", caption, trainer.global_step)

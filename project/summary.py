@@ -1,0 +1,38 @@
+"""What a person needs when a fit ends: where the best checkpoint is, how good it is, where the
+TensorBoard run is, and the command that tests it. Also puts the final metrics next to the
+hyperparameters in TensorBoard's HPARAMS tab."""
+
+import shlex
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from project import metrics
+
+
+class RunSummary(L.Callback):
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
+        final = (
+            {metrics.BEST_VAL_ACC: float(best.best_model_score)} if best and best.best_model_score is not None else {}
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.log_hyperparams(pl_module.hparams, final)
+        lines = ["Run summary", f"  Stopped at:   epoch {trainer.current_epoch}, step {trainer.global_step}"]
+        if best is not None and best.best_model_path:
+            score = f"{best.best_model_score:.4f}" if best.best_model_score is not None else "n/a"
+            lines.append(f"  Best {best.monitor}: {score}")
+            lines.append(f"  Checkpoint:   {best.best_model_path}")
+            lines.append(f"  Test it:      {test_command(best.best_model_path)}")
+        if trainer.log_dir:
+            lines.append(f"  TensorBoard:  tensorboard --logdir {trainer.log_dir}")
+        # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
+        print("\n".join(lines))
+
+def test_command(checkpoint: str) -> str:
+    """`python -m project.cli test` for a checkpoint; the CLI finds the run's config.yaml beside it."""
+    return shlex.join(["python", "-m", "project.cli", "test", "--ckpt_path", checkpoint])

@@ -1,0 +1,128 @@
+"""ImageFolderDataModule: users' own images in class folders, decoded once, with clear errors for bad files."""
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from project.cli import main
+from project.data import ImageFolderDataModule
+from tests.conftest import SHARED_DATA
+from tests.image_tree import CLASSES, truncate, write_image_tree
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return write_image_tree(tmp_path / "images")
+
+
+def test_classes_are_known_after_init_without_decoding_anything(tree):
+    truncate(tree / "square" / "001.jpg")  # would fail setup, but __init__ reads only folder names
+    dm = ImageFolderDataModule(tree)
+    assert dm.classes == CLASSES and dm.num_classes == 3
+
+
+def test_setup_decodes_resizes_and_splits_with_a_seed(tree):
+    (tree / "circle" / ".DS_Store").write_bytes(b"\0junk")  # hidden files are not data
+    dm = ImageFolderDataModule(tree, image_size=16, val_fraction=0.25, batch_size=4, seed=3)
+    dm.setup("fit")
+    assert dm.train_set.images.shape == (18, 3, 16, 16) and dm.train_set.images.dtype == torch.uint8
+    assert len(dm.val_set) == 6
+    assert torch.bincount(torch.cat([dm.train_set.labels, dm.val_set.labels])).tolist() == [8, 8, 8]
+    # Same seed, same split; another seed, another split
+    again = ImageFolderDataModule(tree, image_size=16, val_fraction=0.25, seed=3)
+    again.setup("fit")
+    assert torch.equal(again.val_set.images, dm.val_set.images)
+    other = ImageFolderDataModule(tree, image_size=16, val_fraction=0.25, seed=4)
+    other.setup("fit")
+    assert not torch.equal(other.val_set.images, dm.val_set.images)
+    # The class colour survives decoding: red channel dominates class 0 (circle)
+    red = dm.train_set.images[dm.train_set.labels == 0].float().mean((0, 2, 3))
+    assert red[0] > 150 and red[1] < 100
+    batch = next(iter(dm.train_dataloader()))
+    assert batch[0].shape == (4, 3, 16, 16)
+
+
+def test_train_val_test_layout(tmp_path):
+    write_image_tree(tmp_path / "train", per_class=6)
+    write_image_tree(tmp_path / "val", per_class=2, seed=1)
+    write_image_tree(tmp_path / "test", per_class=3, seed=2)
+    dm = ImageFolderDataModule(tmp_path, image_size=8)
+    dm.setup("fit")
+    dm.setup("test")
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (18, 6, 9)
+    assert dm.test_set.labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3
+
+
+def test_missing_test_folder_says_what_to_do(tree):
+    dm = ImageFolderDataModule(tree)
+    with pytest.raises(FileNotFoundError, match=r"test.*does not exist.*validate"):
+        dm.setup("test")
+
+
+def test_skip_bad_files_logs_every_skipped_file(tree, caplog):
+    bad = [truncate(tree / "circle" / "000.png"), truncate(tree / "square" / "003.jpg")]
+    (tree / "triangle" / "notes.txt").write_text("not an image")
+    bad.append(tree / "triangle" / "notes.txt")
+    with pytest.raises(ValueError, match="not an image file"):
+        ImageFolderDataModule(tree).setup("fit")  # by default the first bad file stops setup
+    dm = ImageFolderDataModule(tree, skip_bad_files=True, val_fraction=0.2)
+    with caplog.at_level(logging.WARNING, logger="project.data.image_folder"):
+        dm.setup("fit")
+    assert len(dm.train_set) + len(dm.val_set) == 3 * 8 - 2
+    for path in bad:
+        assert any(str(path) in record.getMessage() for record in caplog.records), f"{path} skipped silently"
+    assert any("Skipped 2 unreadable file(s)" in record.getMessage() for record in caplog.records)
+
+
+def test_class_left_without_readable_images_is_an_error(tmp_path):
+    tree = write_image_tree(tmp_path / "images", per_class=2)
+    for path in (tree / "square").iterdir():
+        truncate(path)
+    with pytest.raises(ValueError, match=r"No readable image is left in .*square"):
+        ImageFolderDataModule(tree, skip_bad_files=True, val_fraction=0.2).setup("fit")
+
+
+def test_fit_through_the_cli_learns_and_sizes_the_head_from_the_folders(tree, tmp_path):
+    cli = main(
+        [
+            "fit",
+            "--data=project.data.ImageFolderDataModule",
+            f"--data.data_dir={tree}",
+            "--data.image_size=16",
+            "--data.batch_size=6",
+            "--data.val_fraction=0.25",
+            "--model.net.init_args.widths=[8,8,8,8]",
+            "--trainer.precision=32-true",
+            "--trainer.accelerator=cpu",
+            "--trainer.max_epochs=6",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.log_every_n_steps=1",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
+        ]
+    )
+    assert cli.model.hparams.num_classes == 3
+    assert cli.trainer.lightning_module.net(torch.zeros(1, 3, 16, 16)).shape == (1, 3)
+    assert cli.trainer.callback_metrics["val/acc"] > 0.6, "3 colour-coded classes: chance is 1/3"
+
+
+@pytest.mark.slow
+def test_real_jpegs_from_the_shared_cifar10_copy(tmp_path):
+    archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} is absent (real-data tests need ../shared/data beside the repo)")
+    if shutil.which("tar") is None:
+        pytest.skip("needs the tar command")
+    # The test split only (10,000 JPEGs), as a train/ folder: the point is decoding real files
+    subprocess.run(["tar", "xJf", str(archive), "-C", str(tmp_path), "test"], check=True)
+    (tmp_path / "test").rename(tmp_path / "train")
+    dm = ImageFolderDataModule(tmp_path, image_size=32, val_fraction=0.1)
+    assert dm.classes[0] == "airplane" and dm.num_classes == 10
+    dm.setup("fit")
+    assert len(dm.train_set) + len(dm.val_set) == 10_000
+    assert dm.train_set.images.shape[1:] == (3, 32, 32)
+    mean = dm.train_set.images.float().mean((0, 2, 3)) / 255
+    assert torch.allclose(mean, torch.tensor([0.49, 0.48, 0.45]), atol=0.03), "CIFAR-10's channel means"
