@@ -66,8 +66,10 @@ class Lookahead(L.Callback):
         self.average = state_dict["average"]
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # A checkpoint's average was saved from another device; move it next to the weights
-        if self.average is not None:
+        if trainer.ckpt_path is None:
+            self.average = None  # a new run (even on a trainer that fitted before) starts a new average
+        elif self.average is not None:
+            # Restored from a checkpoint, perhaps saved on another device: move it next to the weights
             self.average = [a.to(pl_module.device) for a in self.average]
 
 

@@ -53,6 +53,7 @@ def render_confusion_matrix(counts: Tensor, names: list[str], cell: int = 40) ->
     margin = max(int(font.getlength(name)) for name in names) + 10
     canvas = Image.new("RGB", (margin + n * cell + 1, margin + n * cell + 1), "white")
     draw = ImageDraw.Draw(canvas)
+    draw.text((5, 5), "true \\ predicted", fill="gray", font=font)
     recall = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
     for i in range(n):
         draw.text((5, margin + i * cell + cell // 3), names[i], fill="black", font=font)  # true class, left

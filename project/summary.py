@@ -7,14 +7,17 @@ import shlex
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
 
 from project import metrics
 
 
 class RunSummary(L.Callback):
-    @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_dir = trainer.log_dir  # a broadcast from rank 0: every rank must ask
+        if trainer.is_global_zero:
+            self._report(trainer, pl_module, log_dir)
+
+    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, log_dir: str | None) -> None:
         best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
         final = (
             {metrics.BEST_VAL_ACC: float(best.best_model_score)} if best and best.best_model_score is not None else {}
@@ -28,8 +31,8 @@ class RunSummary(L.Callback):
             lines.append(f"  Best {best.monitor}: {score}")
             lines.append(f"  Checkpoint:   {best.best_model_path}")
             lines.append(f"  Test it:      {test_command(best.best_model_path)}")
-        if trainer.log_dir:
-            lines.append(f"  TensorBoard:  tensorboard --logdir {trainer.log_dir}")
+        if log_dir:
+            lines.append(f"  TensorBoard:  tensorboard --logdir {log_dir}")
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
 

@@ -1,6 +1,7 @@
 """The fast recipe's parts: GPU-style augmentation, the airbench net and its whitening, TTA, callbacks,
 and a tiny fit of configs/cifar10_fast.yaml through the CLI."""
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from torch import nn
 
 from project.callbacks import FreezeParameters, Lookahead
 from project.cli import main
+from project.data import CIFAR10DataModule
 from project.data.transforms import ImageTrainTransform
 from project.models import AirbenchNet
 from project.models.airbench import BatchNorm
@@ -177,3 +179,53 @@ def test_fast_config_fits_on_cpu_and_learns(cifar_root, tmp_path):
     assert not net.whiten.bias.any(), "a parameter frozen from epoch 0 never moves (no momentum, no decay)"
     val_acc = cli.trainer.callback_metrics["val/acc"]
     assert val_acc > 0.3, f"10 easy synthetic classes (chance 0.1): val/acc {val_acc:.2f}"
+
+
+def test_alternating_flip_mirrors_a_fixed_half_of_the_training_set_up_front(cifar_root):
+    def train_images(flip: str) -> torch.Tensor:
+        data = CIFAR10DataModule(cifar_root, batch_size=50, val_size=100, download=False, flip=flip)
+        data.setup("fit")
+        return data.train_set.images
+
+    plain, alternating = train_images("random"), train_images("alternating")
+    mirrored = (alternating == plain.flip(-1)).flatten(1).all(1)
+    kept = (alternating == plain).flatten(1).all(1)
+    assert (mirrored | kept).all() and 150 < int(mirrored.sum()) < 250, "about half of 400, each one way"
+    assert torch.equal(alternating, train_images("alternating")), "the same half in every run of a seed"
+
+
+def _fit_counting_host_syncs(cifar_root: Path, log_dir: Path, epochs: int) -> int:
+    """Host syncs (CUDA's sync debug mode) during a fit of the fast config on the GPU."""
+    args = [
+        "fit",
+        f"--config={FAST}",
+        f"--data.data_dir={cifar_root}",
+        "--data.download=false",
+        "--data.batch_size=10",  # 40 steps an epoch: per-step syncs would dwarf per-epoch ones
+        "--data.val_size=100",
+        "--model.net.init_args.widths=[8,16,16]",
+        "--model.net.init_args.whitening_images=50",
+        "--trainer.accelerator=gpu",
+        "--trainer.devices=1",
+        f"--trainer.max_epochs={epochs}",
+        f"--trainer.check_val_every_n_epoch={epochs}",
+        f"--trainer.logger.init_args.save_dir={log_dir}",
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            main(args)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchronizing" in str(w.message) for w in caught)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host syncs only matter on (and can only be seen on) a GPU")
+def test_fast_config_does_not_sync_the_host_every_step(cifar_root, tmp_path):
+    one = _fit_counting_host_syncs(cifar_root, tmp_path / "one", epochs=1)
+    three = _fit_counting_host_syncs(cifar_root, tmp_path / "three", epochs=3)
+    extra_steps = 2 * 40
+    # Logging, the progress bar and the NaN guard read back once per epoch or per 48 steps: a handful.
+    # One sync per step would add at least 80.
+    assert three - one < extra_steps / 2, f"{three - one} host syncs in {extra_steps} more steps"

@@ -1,10 +1,13 @@
 """The device-resident loader: DistributedSampler's sharding, per-epoch reshuffle, exact mid-epoch resume."""
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from project.data import CIFAR10DataModule
 from project.data.device_loader import DeviceLoader, ShardedOrder
+from project.reliability import ResumeLoaderPosition
 
 
 def _epoch(loader: DeviceLoader) -> list[int]:
@@ -107,3 +110,49 @@ def test_datamodule_on_device_serves_device_loaders(cifar_root):
     images, labels = next(iter(train))
     assert images.dtype == torch.uint8 and images.shape == (50, 3, 32, 32) and labels.shape == (50,)
     assert data.sample_train_images(7).shape == (7, 3, 32, 32)
+
+
+class _RecordBatches(L.LightningModule):
+    """Remembers the labels (= sample ids) of every training batch; asks for the run's length the way
+    OneCycleLR does, which makes Lightning build the loader before the checkpoint is read."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.seen: list[list[int]] = []
+
+    def train_dataloader(self) -> DeviceLoader:
+        ids = torch.arange(24)
+        return DeviceLoader(ids, ids, batch_size=4, shuffle=True, drop_last=True, seed=7)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        self.seen.append(y.tolist())
+        return self.layer(x.float()[:, None]).sum()
+
+    def configure_optimizers(self):
+        assert self.trainer.estimated_stepping_batches == 12
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def _trainer(root, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        default_root_dir=root,
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+
+
+def test_lightning_resumes_mid_epoch_at_the_next_batch(tmp_path):
+    full = _RecordBatches()
+    checkpoints = ModelCheckpoint(tmp_path / "ckpt", every_n_train_steps=4, save_top_k=-1, filename="{step}")
+    _trainer(tmp_path, callbacks=[checkpoints]).fit(full)
+    assert len(full.seen) == 12 and full.seen[:6] != full.seen[6:], "two epochs, each its own order"
+
+    resumed = _RecordBatches()  # from step 4: mid-way through the first epoch's 6 batches
+    _trainer(tmp_path, callbacks=[ResumeLoaderPosition()]).fit(resumed, ckpt_path=tmp_path / "ckpt" / "step=4.ckpt")
+    assert resumed.seen == full.seen[4:], "the resumed run must continue with exactly the batches that were left"

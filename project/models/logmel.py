@@ -9,9 +9,9 @@ from torch import Tensor, nn
 class LogMel(nn.Module):
     """Waveforms (B, T) and lengths (B,) -> log-mel features (B, T', F) and frame counts (B,).
 
-    Each clip is zero-padded by half a window at both ends (rather than reflected), so a clip's
-    frames are the same whether it is alone or padded in a batch: frames past its end see only
-    zeros either way. Frame i is centred on sample i * hop; a clip of L samples has L // hop + 1.
+    Samples past a clip's length are zeroed and each clip is zero-padded by half a window at both
+    ends (rather than reflected), so a clip's frames are the same whether it is alone or padded in
+    a batch: frames past its end see only zeros either way. Frame i is centred on sample i * hop; a clip of L samples has L // hop + 1.
 
     Args:
         sample_rate: of the waveforms; sets where the mel bands fall.
@@ -48,7 +48,9 @@ class LogMel(nn.Module):
     def forward(self, waves: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         # bf16 autocast would round the power spectrum before the log; the FFT wants float32 anyway
         with torch.autocast(waves.device.type, enabled=False):
-            padded = nn.functional.pad(waves.float(), (self.n_fft // 2, self.n_fft // 2))
+            # Whatever the batch holds past a clip's end, its last frames must see zeros there
+            inside = torch.arange(waves.shape[1], device=waves.device) < lengths[:, None]  # (B, T)
+            padded = nn.functional.pad(waves.float() * inside, (self.n_fft // 2, self.n_fft // 2))
             spec = torch.stft(
                 padded, self.n_fft, self.hop_length, self.win_length, self.window, center=False, return_complex=True
             )  # (B, n_fft // 2 + 1, T')

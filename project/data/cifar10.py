@@ -1,0 +1,295 @@
+"""CIFAR-10: the official python-pickle archive, held in memory as uint8, augmented on the device."""
+
+import pickle
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from project.data.device_loader import DeviceLoader
+from project.data.download import RemoteArchive, download_and_extract
+from project.data.loading import ResumableLoader
+from project.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip
+
+ARCHIVE = RemoteArchive(
+    url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    md5="c58f30108f718f92721af3b95e74349a",
+    filename="cifar-10-python.tar.gz",
+)
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILES = ("test_batch",)
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# Per-channel statistics of the training set, as fractions of 255
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+
+class CIFAR10DataModule(L.LightningDataModule):
+    """CIFAR-10 with a seeded validation split held out of the 50,000 training images.
+
+    Args:
+        data_dir: where `cifar-10-batches-py/` is, or will be extracted to.
+        batch_size: global batch size, split evenly across devices so a recipe means the same on
+            1 or 8 GPUs.
+        val_size: training images held out for validation (the test set is never used to choose).
+        download: fetch the official archive (checksum-verified) when the folder is missing.
+        num_workers: loader processes. The images are in memory and augmented on the device, so a
+            batch is one indexing op; 0 avoids copying the set into worker processes.
+        seed: fixes the validation split and the augmentation stream.
+        on_device: keep the whole set on the training device and gather batches there (a
+            `DeviceLoader`): no worker and no host work per step, for nets fast enough to outrun a
+            DataLoader. Costs 150 MB of device memory for the uint8 images.
+        translate: random translation of up to this many pixels (crop from reflect padding); 0 for none.
+        flip: "random" mirrors each image with probability 1/2 at every step; "alternating" mirrors a
+            fixed random half of the set in even epochs and the other half in odd ones, so every image
+            is seen both ways within two epochs (airbench's trick, worth most in short runs).
+    """
+
+    num_classes = len(CLASSES)
+    classes = CLASSES
+
+    def __init__(
+        self,
+        data_dir: str | Path = "data",
+        batch_size: int = 512,
+        val_size: int = 5000,
+        download: bool = True,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        seed: int = 0,
+        on_device: bool = False,
+        translate: int = 4,
+        flip: Literal["random", "alternating", "none"] = "random",
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}.")
+        if val_size < 1:
+            raise ValueError(
+                f"data.val_size must be at least 1 (got {val_size}): checkpoints pick the best epoch by "
+                "validation accuracy, which needs a validation split."
+            )
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.val_size = val_size
+        self.download = download
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.on_device = on_device
+        self.flip = flip
+        self.train_transform = ImageTrainTransform(MEAN, STD, pad=translate, flip=flip)
+        self.eval_transform = ImageEvalTransform(MEAN, STD)
+
+    @property
+    def folder(self) -> Path:
+        return self.data_dir / FOLDER
+
+    def prepare_data(self) -> None:
+        # An extracted folder is read as it is: copies rebuilt from other sources (the JPEG copy
+        # in ../shared/data, say) differ in bytes from the official archive yet are valid.
+        if self.folder.is_dir():
+            return
+        if not self.download:
+            raise FileNotFoundError(self._missing_message())
+        download_and_extract(ARCHIVE, self.data_dir)
+
+    def setup(self, stage: str) -> None:
+        self.per_device_batch_size = self._per_device_batch_size()
+        if stage in ("fit", "validate") and not hasattr(self, "train_set"):
+            images, labels = read_batches(self.folder, TRAIN_FILES)
+            if not 0 < self.val_size < len(labels):
+                raise ValueError(
+                    f"data.val_size={self.val_size} must be between 1 and {len(labels) - 1}, the number of "
+                    f"training images in {self.folder} less one."
+                )
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
+            val, train = order[: self.val_size], order[self.val_size :]
+            train_images = images[train]
+            if self.flip == "alternating":
+                # The fixed half mirrored in even epochs; the transform mirrors the whole set in odd ones
+                flipper = torch.Generator().manual_seed(self.seed + 1)
+                train_images = random_flip(train_images, flipper)
+            self.train_set = InMemoryImages(train_images, labels[train])
+            self.val_set = InMemoryImages(images[val], labels[val])
+        if stage in ("test", "predict") and not hasattr(self, "test_set"):
+            self.test_set = InMemoryImages(*read_batches(self.folder, TEST_FILES))
+
+    def train_dataloader(self) -> DataLoader | DeviceLoader:
+        # drop_last keeps every step's batch (and BatchNorm statistics) full-sized
+        return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader | DeviceLoader:
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader | DeviceLoader:
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self) -> DataLoader | DeviceLoader:
+        return self._loader(self.test_set)
+
+    def sample_train_images(self, n: int) -> Tensor:
+        """The first `n` training images, normalised as the net sees them in evaluation: (n, C, H, W) float.
+
+        For nets that set a layer from data statistics before training (airbench's whitening conv). The
+        split is seeded, so every rank gets the same images and computes the same layer.
+        """
+        return self.eval_transform(self.train_set.images[:n])
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        if self.trainer is not None and self.trainer.training:
+            generator = self._step_generator(images.device)
+            return self.train_transform(images, generator, epoch=self.trainer.current_epoch), labels
+        return self.eval_transform(images), labels
+
+    def _step_generator(self, device: torch.device) -> torch.Generator:
+        # Drawn afresh from (seed, rank, batch count) so augmentation needs no saved RNG state:
+        # a resumed run sees the crops and flips the uninterrupted run would have seen.
+        batch_count = self.trainer.fit_loop.total_batch_idx + 1
+        seed = hash((self.seed, self.trainer.global_rank, batch_count)) & (2**63 - 1)
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def _loader(
+        self, dataset: "InMemoryImages", shuffle: bool = False, drop_last: bool = False
+    ) -> DataLoader | DeviceLoader:
+        if self.on_device:
+            return self._device_loader(dataset, shuffle, drop_last)
+        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
+        options = dict(
+            batch_size=self.per_device_batch_size,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=pin,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=keep_batch,
+        )
+        if shuffle:
+            # Its position goes into checkpoints, so a run resumed mid-epoch sees the same batches
+            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+            return ResumableLoader(dataset, seed=self.seed, num_replicas=world, rank=rank, **options)
+        return DataLoader(dataset, **options)
+
+    def _device_loader(self, dataset: "InMemoryImages", shuffle: bool, drop_last: bool) -> DeviceLoader:
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        # Moved once and kept there: later loaders (and later fits) of this DataModule reuse the copy
+        dataset.images, dataset.labels = dataset.images.to(device), dataset.labels.to(device)
+        return DeviceLoader(
+            dataset.images,
+            dataset.labels,
+            batch_size=self.per_device_batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            seed=self.seed,
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
+        )
+
+    def _per_device_batch_size(self) -> int:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} does not divide evenly over {world} devices; "
+                f"use a multiple of {world}, e.g. {self.batch_size // world * world or world}."
+            )
+        return self.batch_size // world
+
+    def _missing_message(self) -> str:
+        return (
+            f"CIFAR-10 not found: looked for {self.folder.resolve()} and data.download is false. Either "
+            f"set --data.download true on a machine with internet, or download {ARCHIVE.url} by hand and "
+            f"extract it into {self.data_dir.resolve()} (creating {FOLDER}/), or point --data.data_dir at "
+            "the folder that holds it."
+        )
+
+
+class InMemoryImages(Dataset):
+    """uint8 images (N, C, H, W) with int64 labels (N,), fetched a whole batch of indices at a time."""
+
+    def __init__(self, images: Tensor, labels: Tensor):
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        # DataLoader calls this with a whole batch: one gather instead of B getitems and a stack
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """`__getitems__` already returns a batch; there is nothing left to collate."""
+    return batch
+
+
+def read_batches(folder: Path, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+    """Read official-format pickle batches into uint8 images (N, 3, 32, 32) and int64 labels (N,)."""
+    images, labels = [], []
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+            raise FileNotFoundError(
+                f"{path} is missing ({folder} holds {present or 'nothing'}); the folder looks half-extracted. "
+                f"Delete {folder} and run again to re-download, or re-extract the official archive there."
+            )
+        entry = _load_batch(path)
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(entry["labels"]) != len(data):
+            raise ValueError(
+                f"{path} is not a CIFAR-10 batch: expected 'data' of shape (N, 3072) and N labels, got "
+                f"{data.shape} and {len(entry['labels'])}."
+            )
+        images.append(torch.from_numpy(data).view(-1, 3, 32, 32))  # rows are channel-major
+        labels.append(torch.as_tensor(entry["labels"], dtype=torch.int64))
+    label_tensor = torch.cat(labels)
+    if label_tensor.min() < 0 or label_tensor.max() >= len(CLASSES):
+        raise ValueError(f"labels in {folder} fall outside 0..{len(CLASSES) - 1}; the files are not CIFAR-10.")
+    return torch.cat(images), label_tensor
+
+
+def _load_batch(path: Path) -> dict:
+    with open(path, "rb") as f:
+        try:
+            entry = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as err:
+            raise ValueError(f"{path} is not a readable CIFAR-10 batch ({err}). Delete it and re-extract.") from err
+    if not isinstance(entry, dict) or not {"data", "labels"} <= entry.keys():
+        raise ValueError(f"{path} is not a CIFAR-10 batch: expected a dict with 'data' and 'labels'.")
+    return entry
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """The official batches are pickles; this refuses anything in them but numpy arrays and builtins,
+    so a tampered file cannot run code when it is read."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}; only numpy arrays are expected")
+        if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
+            module = module.replace("numpy.core", "numpy._core", 1)  # numpy 2 moved it; skip the shim's warning
+        return super().find_class(module, name)

@@ -1,0 +1,122 @@
+"""Free Spoken Digit Dataset: 3,000 recordings of the digits 0-9, six speakers, 8 kHz mono."""
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Literal
+
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from project.data.audio import read_audio
+from project.data.audio_datamodule import AudioDataset, Split
+from project.data.download import RemoteArchive, download_and_extract
+
+VERSION = "1.0.10"
+URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v{VERSION}.tar.gz"
+FOLDER = f"free-spoken-digit-dataset-{VERSION}"
+CLASSES = tuple(str(digit) for digit in range(10))
+SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+NAME = re.compile(r"(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)\.wav")
+# The usual split: the first five takes of every speaker and digit are the test set
+TEST_TAKES = 5
+
+
+class FSDD(AudioDataset):
+    """FSDD from the tagged release on GitHub, in the usual split or with one speaker held out.
+
+    Args:
+        root: where `free-spoken-digit-dataset-1.0.10/` is or will be extracted; a folder that
+            holds `recordings/` directly works too.
+        split: "usual": takes 0-4 of every speaker and digit are the test set, the rest train.
+            "speaker": every recording of `test_speaker` is the test set, the other five speakers
+            train, which measures how well the model hears a voice it has never heard.
+        test_speaker: the held-out speaker for split="speaker".
+        val_fraction: share of the training recordings held out, seeded, for validation.
+        download: fetch the release archive when the recordings are missing.
+        md5: checksum of the release archive. GitHub builds tag archives on request and does not
+            promise their bytes stay the same, so none is pinned; give one to have the download
+            verified (the download logs the one it got).
+        url: where the release archive is.
+        seed: fixes the validation split.
+    """
+
+    classes = CLASSES
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        split: Literal["usual", "speaker"] = "usual",
+        test_speaker: str = "theo",
+        val_fraction: float = 0.1,
+        download: bool = True,
+        md5: str | None = None,
+        url: str = URL,
+        seed: int = 0,
+    ):
+        if split == "speaker" and test_speaker not in SPEAKERS:
+            raise ValueError(f"test_speaker={test_speaker!r} is not an FSDD speaker; choose one of {SPEAKERS}.")
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+        self.root = Path(root)
+        self.split = split
+        self.test_speaker = test_speaker
+        self.val_fraction = val_fraction
+        self.download = download
+        self.archive = RemoteArchive(url=url, md5=md5, filename=f"free-spoken-digit-dataset-{VERSION}.tar.gz")
+        self.seed = seed
+
+    @property
+    def recordings(self) -> Path:
+        direct = self.root / "recordings"
+        return direct if direct.is_dir() else self.root / FOLDER / "recordings"
+
+    def prepare(self) -> None:
+        if self.recordings.is_dir():
+            return
+        if not self.download:
+            raise FileNotFoundError(
+                f"FSDD not found: looked for {self.root / FOLDER / 'recordings'} and {self.root / 'recordings'}, "
+                f"and download is false. Set --data.dataset.init_args.download true, or extract {self.archive.url} "
+                f"into {self.root.resolve()}, or point --data.dataset.init_args.root at the folder holding it."
+            )
+        download_and_extract(self.archive, self.root)
+        if self.archive.md5 is None:
+            md5 = hashlib.md5((self.root / self.archive.filename).read_bytes()).hexdigest()
+            rank_zero_info(f"Downloaded {self.archive.url} unverified (MD5 {md5}); pass md5 to verify future downloads.")
+        if not self.recordings.is_dir():
+            raise FileNotFoundError(f"{self.archive.url} extracted into {self.root} but has no {FOLDER}/recordings/.")
+
+    def load(self, split: Split, sample_rate: int) -> tuple[list[Tensor], Tensor]:
+        files = self._split_files()[split]
+        clips = [read_audio(path, sample_rate) for path, _ in files]
+        return clips, torch.tensor([label for _, label in files], dtype=torch.int64)
+
+    def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
+        test, pool = [], []
+        for path in sorted(self.recordings.glob("*.wav")):
+            match = NAME.fullmatch(path.name)
+            if match is None:
+                raise ValueError(
+                    f"{path} is not named {{digit}}_{{speaker}}_{{index}}.wav as FSDD recordings are; "
+                    "remove it from the recordings folder."
+                )
+            item = (path, int(match["digit"]))
+            if self.split == "usual":
+                held_out = int(match["index"]) < TEST_TAKES
+            else:
+                held_out = match["speaker"] == self.test_speaker
+            (test if held_out else pool).append(item)
+        if not pool or not test:
+            raise ValueError(
+                f"{self.recordings} holds {len(pool)} training and {len(test)} test recordings for split={self.split!r}; "
+                "both must be non-empty. Is the folder complete?"
+            )
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(self.seed)).tolist()
+        n_val = max(1, round(self.val_fraction * len(pool)))
+        return {
+            "train": [pool[i] for i in sorted(order[n_val:])],
+            "val": [pool[i] for i in sorted(order[:n_val])],
+            "test": test,
+        }

@@ -1,0 +1,295 @@
+"""Your own images, one sub-folder per class, decoded once and held in memory as uint8 like CIFAR-10.
+
+Two layouts are accepted:
+
+    data_dir/<class>/*.jpg                   a seeded `val_fraction` of it is held out for validation
+    data_dir/train/<class>/*.jpg             the same, plus optional val/ and test/ folders with the
+    data_dir/val/<class>/*.jpg  (optional)   same class names: val/ replaces the seeded split, test/
+    data_dir/test/<class>/*.jpg (optional)   is what `test` and `predict` use
+
+Class names are the sub-folder names in sorted order, so label i always means the same class. Every
+image is decoded with torchvision at `setup`, its shorter side resized to `image_size` and centre-
+cropped to a square, so a batch is one gather from an (N, 3, image_size, image_size) uint8 tensor and
+augmentation runs on the device (project/data/transforms.py), as for CIFAR-10.
+"""
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as F
+
+from project.data.cifar10 import InMemoryImages, keep_batch
+from project.data.loading import ResumableLoader
+from project.data.transforms import ImageEvalTransform, ImageTrainTransform
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")  # what torchvision.io.decode_image reads
+SPLITS = ("train", "val", "test")
+
+
+class ImageFolderDataModule(L.LightningDataModule):
+    """Image classification from a folder tree (see the module docstring for the layouts).
+
+    Args:
+        data_dir: the folder holding the class folders, or train/ (val/, test/) folders of them.
+        image_size: side of the square every image is resized and centre-cropped to.
+        batch_size: global batch size, split evenly across devices.
+        val_fraction: share of the training images held out for validation when there is no val/.
+        num_workers: loader processes; the images are in memory, so 0 is usually fastest.
+        seed: fixes the validation split, the shuffle order and the augmentation stream.
+        mean, std: per-channel normalisation as fractions of 255; by default measured on the training
+            images at setup.
+        translate: random translation of up to this many pixels during training; 0 for none.
+        flip: mirror a random half of each training batch left-right (off for text, digits, ...).
+        skip_bad_files: by default an unreadable file stops setup with its name; with this, each one
+            is logged as a warning and left out, and a count is logged at the end.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        image_size: int = 32,
+        batch_size: int = 128,
+        val_fraction: float = 0.1,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        seed: int = 0,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        translate: int = 4,
+        flip: bool = True,
+        skip_bad_files: bool = False,
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}.")
+        if image_size < 1:
+            raise ValueError(f"data.image_size must be at least 1, got {image_size}.")
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.mean, self.std = mean, std
+        self.translate = translate
+        self.flip = flip
+        self.skip_bad_files = skip_bad_files
+        # Read from folder names only, so the CLI can size the model before any image is decoded
+        self.roots = find_split_roots(self.data_dir)
+        self.classes = find_classes(self.roots["train"])
+        self.num_classes = len(self.classes)
+        if "val" not in self.roots and not 0 < val_fraction < 1:
+            raise ValueError(
+                f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive): {self.data_dir} has no "
+                "val/ folder, so the validation images are drawn from the training images."
+            )
+
+    def setup(self, stage: str) -> None:
+        self.per_device_batch_size = self._per_device_batch_size()
+        if stage in ("fit", "validate") and not hasattr(self, "train_set"):
+            images, labels = self._read("train")
+            if "val" in self.roots:
+                self.train_set = InMemoryImages(images, labels)
+                self.val_set = InMemoryImages(*self._read("val"))
+            else:
+                n_val = round(len(labels) * self.val_fraction)
+                if not 0 < n_val < len(labels):
+                    raise ValueError(
+                        f"data.val_fraction={self.val_fraction} of {len(labels)} images in {self.roots['train']} "
+                        f"leaves {n_val} for validation and {len(labels) - n_val} for training; both need at "
+                        "least one. Add images or change data.val_fraction."
+                    )
+                order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
+                val, train = order[:n_val], order[n_val:]
+                self.train_set = InMemoryImages(images[train], labels[train])
+                self.val_set = InMemoryImages(images[val], labels[val])
+            self._make_transforms(self.train_set.images)
+        if stage in ("test", "predict") and not hasattr(self, "test_set"):
+            if "test" not in self.roots:
+                raise FileNotFoundError(
+                    f"{self.data_dir / 'test'} does not exist, so there is nothing to {stage} on. Put held-out "
+                    f"images in {self.data_dir / 'test'}/<class>/ (same class names as training), or use "
+                    "`validate` to score the validation split."
+                )
+            self.test_set = InMemoryImages(*self._read("test"))
+            if not hasattr(self, "train_transform"):
+                # Evaluating a checkpoint without fitting: the statistics come from the training images
+                self._make_transforms(self._read("train")[0])
+
+    def train_dataloader(self) -> DataLoader:
+        # drop_last keeps every step's batch (and BatchNorm statistics) full-sized
+        return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set)
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        if self.trainer is not None and self.trainer.training:
+            return self.train_transform(images, self._step_generator(images.device)), labels
+        return self.eval_transform(images), labels
+
+    def _step_generator(self, device: torch.device) -> torch.Generator:
+        # From (seed, rank, batch count), so a resumed run repeats the uninterrupted run's augmentation
+        batch_count = self.trainer.fit_loop.total_batch_idx + 1
+        seed = hash((self.seed, self.trainer.global_rank, batch_count)) & (2**63 - 1)
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def _make_transforms(self, train_images: Tensor) -> None:
+        mean, std = self.mean, self.std
+        if mean is None or std is None:
+            pixels = train_images.transpose(0, 1).reshape(3, -1).float() / 255  # (C, N*H*W)
+            mean = mean or tuple(pixels.mean(1).tolist())
+            std = std or tuple(pixels.std(1).clamp_min(1e-3).tolist())
+        self.train_transform = ImageTrainTransform(
+            mean, std, pad=self.translate, flip="random" if self.flip else "none"
+        )
+        self.eval_transform = ImageEvalTransform(mean, std)
+
+    def _read(self, split: str) -> tuple[Tensor, Tensor]:
+        """Decode every image of a split: uint8 (N, 3, S, S) and int64 labels (N,)."""
+        root = self.roots[split]
+        files, labels = list_images(root, self.classes, self.skip_bad_files)
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            decoded = list(pool.map(self._decode, files))
+        bad = [path for path, image in zip(files, decoded) if isinstance(image, Exception)]
+        for path in bad:
+            if not self.skip_bad_files:
+                raise decoded[files.index(path)]
+            log.warning("Skipping %s: %s", path, decoded[files.index(path)])
+        keep = [i for i, image in enumerate(decoded) if not isinstance(image, Exception)]
+        if bad:
+            log.warning("Skipped %d unreadable file(s) of %d in %s (data.skip_bad_files).", len(bad), len(files), root)
+        kept_labels = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
+        missing = set(range(self.num_classes)) - set(kept_labels.tolist())
+        if split == "train" and missing:
+            names = ", ".join(str(root / self.classes[i]) for i in sorted(missing))
+            raise ValueError(f"No readable image is left in {names}; every class needs training images.")
+        return torch.stack([decoded[i] for i in keep]), kept_labels
+
+    def _decode(self, path: Path) -> Tensor | Exception:
+        try:
+            image = decode_image(str(path), mode=ImageReadMode.RGB)
+        except RuntimeError as err:
+            return ValueError(
+                f"{path} is not a readable image ({_first_line(err)}): it may be truncated (an interrupted copy "
+                "or download) or not an image at all. Replace or delete it, or pass --data.skip_bad_files true "
+                "to leave out every unreadable file (each is logged)."
+            )
+        if image.dtype != torch.uint8:  # 16-bit PNGs
+            image = F.to_dtype(image, torch.uint8, scale=True)
+        # Shorter side to image_size, then the central square: no distortion of the aspect ratio
+        image = F.resize(image, [self.image_size], antialias=True)
+        return F.center_crop(image, [self.image_size, self.image_size])
+
+    def _loader(self, dataset: InMemoryImages, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
+        options = dict(
+            batch_size=self.per_device_batch_size,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=pin,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=keep_batch,
+        )
+        if shuffle:
+            if drop_last and len(dataset) < self.per_device_batch_size:
+                raise ValueError(
+                    f"Only {len(dataset)} training images, fewer than one batch of {self.per_device_batch_size}; "
+                    "lower data.batch_size."
+                )
+            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+            return ResumableLoader(dataset, seed=self.seed, num_replicas=world, rank=rank, **options)
+        return DataLoader(dataset, **options)
+
+    def _per_device_batch_size(self) -> int:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} does not divide evenly over {world} devices; "
+                f"use a multiple of {world}, e.g. {self.batch_size // world * world or world}."
+            )
+        return self.batch_size // world
+
+
+def find_split_roots(data_dir: Path) -> dict[str, Path]:
+    """{"train": folder of class folders, and "val"/"test" when present}."""
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"Image folder {data_dir.resolve()} does not exist. Point --data.data_dir at a folder holding one "
+            "sub-folder of images per class (or train/, val/, test/ folders of them)."
+        )
+    if (data_dir / "train").is_dir():
+        return {split: data_dir / split for split in SPLITS if (data_dir / split).is_dir()}
+    return {"train": data_dir}
+
+
+def find_classes(root: Path) -> tuple[str, ...]:
+    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    if not classes:
+        raise FileNotFoundError(
+            f"{root.resolve()} holds no class folders. Expected one sub-folder per class, e.g. "
+            f"{root / 'cat'}/001.jpg and {root / 'dog'}/001.jpg."
+        )
+    if len(classes) < 2:
+        raise ValueError(f"{root.resolve()} holds a single class folder ({classes[0]}); classification needs two.")
+    return classes
+
+
+def list_images(root: Path, classes: tuple[str, ...], skip_bad_files: bool = False) -> tuple[list[Path], list[int]]:
+    """Every image file under root/<class>/ (recursively), with its class index, in a fixed order."""
+    folders = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    unknown = folders - set(classes)
+    if unknown:
+        raise ValueError(
+            f"{root} has class folders the training set lacks: {sorted(unknown)} (training classes: "
+            f"{list(classes)}). Rename or remove them; a class must be trained on to be evaluated."
+        )
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            continue  # a val/ or test/ folder may lack a class
+        found = []
+        for path in sorted(folder.rglob("*")):
+            if path.is_dir() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue  # .DS_Store and other hidden files are not data
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(path)
+            elif skip_bad_files:
+                log.warning("Skipping %s: not an image file (expected one of %s).", path, ", ".join(IMAGE_SUFFIXES))
+            else:
+                raise ValueError(
+                    f"{path} is not an image file (expected one of {', '.join(IMAGE_SUFFIXES)}). Move it out "
+                    f"of {folder}, or pass --data.skip_bad_files true to leave such files out (each is logged)."
+                )
+        if not found:
+            raise ValueError(
+                f"Class folder {folder} holds no images. Add images or delete the folder; an empty class "
+                "would still count towards num_classes and could never be predicted correctly."
+            )
+        files += found
+        labels += [label] * len(found)
+    return files, labels
+
+
+def _first_line(err: Exception) -> str:
+    # torchvision's messages start with a C++ source location; the reason is the last part
+    return str(err).strip().splitlines()[0].split(", ")[-1]

@@ -1,0 +1,141 @@
+"""Google Speech Commands v2: 105,829 one-second words from 2,618 speakers, 16 kHz mono."""
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from project.data.audio import read_audio
+from project.data.audio_datamodule import AudioDataset, Split
+from project.data.download import RemoteArchive, download_archive, extract_archive
+
+URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
+# The published SHA-256 of the archive (as torchaudio pins it); no MD5 is published
+SHA256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"
+FOLDER = "speech_commands_v0.02"
+WORDS = (
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
+    "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
+    "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+)  # fmt: skip
+# The 12-class task of the data set's paper: ten command words, any other word, and no word
+COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN, SILENCE = "_unknown_", "_silence_"
+NOISE_FOLDER = "_background_noise_"
+SPLIT_LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
+
+
+class SpeechCommands(AudioDataset):
+    """Speech Commands v2 in its official split (the archive's validation and testing lists).
+
+    Args:
+        root: where `speech_commands_v0.02/` is or will be extracted.
+        task: 35: every word is a class. 12: the ten commands, `_unknown_` (a seeded sample of the
+            other words, as many as an average command has) and `_silence_` (as many one-second
+            cuts of the background-noise recordings, at a random volume).
+        download: fetch the official archive when the folder is missing; its SHA-256 is verified.
+        md5: optionally also check the archive against this MD5.
+        seed: fixes the `_unknown_` sample and the `_silence_` cuts.
+    """
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        task: Literal[35, 12] = 35,
+        download: bool = True,
+        md5: str | None = None,
+        seed: int = 0,
+    ):
+        self.root = Path(root)
+        self.task = task
+        self.classes = WORDS if task == 35 else (*COMMANDS, UNKNOWN, SILENCE)
+        self.download = download
+        self.archive = RemoteArchive(url=URL, md5=md5, filename=f"{FOLDER}.tar.gz")
+        self.seed = seed
+
+    @property
+    def folder(self) -> Path:
+        return self.root / FOLDER
+
+    def prepare(self) -> None:
+        if (self.folder / SPLIT_LISTS["test"]).is_file():
+            return
+        if not self.download:
+            raise FileNotFoundError(
+                f"Speech Commands not found: looked for {self.folder / SPLIT_LISTS['test']} and download is false. "
+                f"Set --data.dataset.init_args.download true, or extract {URL} into {self.folder.resolve()}."
+            )
+        path = download_archive(self.archive, self.root)
+        sha256 = _sha256(path)
+        if sha256 != SHA256:
+            raise ValueError(
+                f"{path} has SHA-256 {sha256}, not the published {SHA256}: the download is corrupt or incomplete. "
+                "Delete it and run again."
+            )
+        extract_archive(path, self.folder)
+
+    def load(self, split: Split, sample_rate: int) -> tuple[list[Tensor], Tensor]:
+        files = self._word_files(split)
+        # A different stream per split, reproducible across processes (str hashes are not)
+        generator = torch.Generator().manual_seed(self.seed * 3 + ("train", "val", "test").index(split))
+        if self.task == 35:
+            items = [(path, self.classes.index(word)) for word, paths in files.items() for path in paths]
+            return _read(items, sample_rate)
+        per_class = round(sum(len(files[word]) for word in COMMANDS) / len(COMMANDS))
+        others = [path for word, paths in files.items() if word not in COMMANDS for path in paths]
+        chosen = torch.randperm(len(others), generator=generator)[:per_class].sort().values.tolist()
+        items = [(path, self.classes.index(word)) for word in COMMANDS for path in files[word]]
+        items += [(others[i], self.classes.index(UNKNOWN)) for i in chosen]
+        clips, labels = _read(items, sample_rate)
+        silence = self._silence(per_class, sample_rate, generator)
+        labels = torch.cat([labels, torch.full((len(silence),), self.classes.index(SILENCE))])
+        return clips + silence, labels
+
+    def _word_files(self, split: Split) -> dict[str, list[Path]]:
+        """The recordings of every word in `split`, by word, from the archive's split lists."""
+        listed = {name: set(self._read_list(name)) for name in SPLIT_LISTS}
+        files = {}
+        for word in WORDS:
+            folder = self.folder / word
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder} is missing; the extraction is incomplete. Delete {self.folder} and run again.")
+            paths = sorted(folder.glob("*.wav"))
+            if split == "train":
+                files[word] = [p for p in paths if f"{word}/{p.name}" not in listed["val"] | listed["test"]]
+            else:
+                files[word] = [p for p in paths if f"{word}/{p.name}" in listed[split]]
+        return files
+
+    def _read_list(self, split: str) -> list[str]:
+        path = self.folder / SPLIT_LISTS[split]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing; the extraction is incomplete. Delete {self.folder} and run again.")
+        return path.read_text().split()
+
+    def _silence(self, count: int, sample_rate: int, generator: torch.Generator) -> list[Tensor]:
+        """`count` one-second cuts of the background-noise recordings, each at a random volume."""
+        noises = [read_audio(path, sample_rate) for path in sorted((self.folder / NOISE_FOLDER).glob("*.wav"))]
+        noises = [noise for noise in noises if len(noise) >= sample_rate]
+        if not noises:
+            raise FileNotFoundError(f"{self.folder / NOISE_FOLDER} holds no recording of a second or more for `_silence_`.")
+        which = torch.randint(len(noises), (count,), generator=generator).tolist()
+        start, volume = torch.rand(2, count, generator=generator)
+        cuts = []
+        for i, noise in enumerate(which):
+            offset = int(start[i] * (len(noises[noise]) - sample_rate))
+            cuts.append(noises[noise][offset : offset + sample_rate] * volume[i])
+        return cuts
+
+
+def _read(items: list[tuple[Path, int]], sample_rate: int) -> tuple[list[Tensor], Tensor]:
+    return [read_audio(path, sample_rate) for path, _ in items], torch.tensor([label for _, label in items])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,72 @@
+"""Your own recordings: one sub-folder of audio files per class."""
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from project.data.audio import read_audio
+from project.data.audio_datamodule import AudioDataset, Split
+
+
+class WavFolder(AudioDataset):
+    """`root/<class>/<any name>.wav`, split per class at random (seeded) into train, val and test.
+
+    Every file in a class folder is read (hidden files aside), so a stray non-audio file stops the
+    load with its name rather than being skipped; any format libsndfile reads works, at any rate
+    and channel count (clips are mono-mixed and resampled).
+
+    Args:
+        root: the folder holding one sub-folder per class; the class names are the sorted
+            sub-folder names.
+        val_fraction: share of each class held out for validation.
+        test_fraction: share of each class held out for testing.
+        seed: fixes the split.
+    """
+
+    def __init__(self, root: str | Path, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root.resolve()} is not a folder; point root at one sub-folder per class.")
+        if val_fraction <= 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"need 0 < val_fraction, 0 <= test_fraction and val_fraction + test_fraction < 1, "
+                f"got {val_fraction} and {test_fraction}."
+            )
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if len(folders) < 2:
+            raise ValueError(
+                f"{self.root} holds {len(folders)} class folders; a classifier needs at least two "
+                "(root/<class>/<file>.wav)."
+            )
+        self.classes = tuple(p.name for p in folders)
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+
+    def prepare(self) -> None:
+        pass  # the files are the user's own; nothing to download
+
+    def load(self, split: Split, sample_rate: int) -> tuple[list[Tensor], Tensor]:
+        files = self._split_files()[split]
+        clips = [read_audio(path, sample_rate) for path, _ in files]
+        return clips, torch.tensor([label for _, label in files], dtype=torch.int64)
+
+    def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
+        splits: dict[Split, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
+        generator = torch.Generator().manual_seed(self.seed)
+        for label, name in enumerate(self.classes):
+            files = sorted(p for p in (self.root / name).iterdir() if p.is_file() and not p.name.startswith("."))
+            if len(files) < 3:
+                raise ValueError(
+                    f"{self.root / name} holds {len(files)} files; each class needs at least 3 (one each for "
+                    "train, validation and test)."
+                )
+            # Per class, so even a small class is in every split
+            order = torch.randperm(len(files), generator=generator).tolist()
+            n_val = max(1, round(self.val_fraction * len(files)))
+            n_test = round(self.test_fraction * len(files))
+            parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+            for split, indices in parts.items():
+                splits[split] += [(files[i], label) for i in sorted(indices)]
+        return splits

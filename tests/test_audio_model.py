@@ -1,0 +1,135 @@
+"""The audio model: log-mel front end, length-aware RNN, and a tiny fit through the CLI on generated WAVs."""
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from project import metrics
+from project.cli import main
+from project.data.audio import pad_clips
+from project.models import RNNClassifier
+from project.models.logmel import LogMel, SpecAugment
+from project.models.rnn import reverse_padded
+from tests.wav_format import write_fsdd
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _tiny_net(num_classes: int = 7, **kwargs) -> RNNClassifier:
+    return RNNClassifier(num_classes, sample_rate=8000, n_mels=16, hidden_size=12, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cell": "gru", "readout": "attention"},
+        {"cell": "lstm", "readout": "mean", "num_layers": 3},
+        {"cell": "gru", "bidirectional": False, "num_layers": 1},
+    ],
+)
+def test_padding_never_changes_a_prediction(options):
+    net = _tiny_net(**options).eval()
+    clips = [torch.randn(n) for n in (200, 1500, 4000, 81)]
+    waves, lengths = pad_clips(clips)
+    extra = torch.cat([waves, torch.randn(4, 500)], dim=1)  # garbage past every clip's end
+    with torch.no_grad():
+        batched = net(waves, lengths)
+        noisy_padding = net(extra, lengths)
+        alone = torch.cat([net(c[None], torch.tensor([len(c)])) for c in clips])
+    assert batched.shape == (4, 7)
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(noisy_padding, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_every_parameter_gets_a_gradient_with_an_odd_class_count():
+    net = _tiny_net(7).train()
+    waves, lengths = pad_clips([torch.randn(n) for n in (900, 2000, 1200)])
+    logits = net(waves, lengths)
+    assert logits.shape == (3, 7) and torch.isfinite(logits).all()
+    logits.logsumexp(1).sum().backward()
+    missing = [name for name, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"parameters without a gradient: {missing}"
+
+
+def test_log_mel_puts_a_tone_in_its_band_and_counts_frames():
+    front = LogMel(sample_rate=8000, n_mels=32, window_ms=32, hop_ms=10)
+    t = torch.arange(8000) / 8000
+    low, high = (torch.sin(2 * math.pi * f * t)[None] for f in (300.0, 2500.0))
+    lengths = torch.tensor([8000])
+    (low_mel, frames), (high_mel, _) = front(low, lengths), front(high, lengths)
+    assert low_mel.shape == (1, 8000 // 80 + 1, 32) and frames.tolist() == [101]
+    assert low_mel[0, 50].argmax() < high_mel[0, 50].argmax(), "a higher tone lands in a higher mel band"
+    assert torch.isfinite(front(torch.zeros(1, 800), torch.tensor([800]))[0]).all(), "silence stays finite"
+
+
+def test_spec_augment_masks_only_in_training():
+    augment = SpecAugment(freq_masks=2, freq_mask_width=4, time_masks=2, time_mask_fraction=0.2)
+    x = torch.ones(8, 50, 20)
+    frames = torch.full((8,), 50)
+    assert torch.equal(augment.eval()(x, frames), x)
+    masked = augment.train()(x, frames)
+    assert (masked == 0).any() and (masked == 1).float().mean() > 0.4
+
+
+def test_reverse_padded_reverses_within_each_length():
+    x = torch.arange(8.0).view(2, 4, 1)
+    out = reverse_padded(x, torch.tensor([3, 4]))
+    assert out.squeeze(-1).tolist() == [[2, 1, 0, 3], [7, 6, 5, 4]]
+
+
+def tiny_fsdd_args(root: Path, log_dir: Path, epochs: int) -> list[str]:
+    """configs/fsdd.yaml shrunk to seconds on a CPU: a small net, a small batch, no workers."""
+    return [
+        "--config", str(CONFIGS / "fsdd.yaml"),
+        f"--data.dataset.init_args.root={root}",
+        "--data.dataset.init_args.download=false",
+        "--data.batch_size=16",
+        "--model.net.init_args.hidden_size=24",
+        "--model.net.init_args.n_mels=24",
+        "--model.optimizer.init_args.lr=0.01",
+        "--model.scheduler.init_args.max_lr=0.01",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.log_every_n_steps=2",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={log_dir}",
+    ]  # fmt: skip
+
+
+def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
+    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=10)
+    cli = main(["fit", *tiny_fsdd_args(root, tmp_path / "logs", epochs=8)])
+    assert cli.model.net.head[-1].out_features == 10
+    run = next((tmp_path / "logs" / "fsdd").glob("version_*"))
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    val_acc = [e.value for e in events.Scalars(metrics.VAL_ACC)]
+    assert val_acc[-1] >= 0.6, f"10 synthetic classes, chance is 0.1; validation accuracy went {val_acc}"
+    assert any(tag.startswith("spectrograms/") for tag in events.Tags()["images"]), "no spectrograms in TensorBoard"
+
+    # The checkpoint alone predicts from raw waveforms
+    tested = main([
+        "test", *tiny_fsdd_args(root, tmp_path / "test_logs", epochs=8),
+        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+    ])  # fmt: skip
+    assert tested.trainer.callback_metrics[metrics.TEST_ACC] >= 0.6
+
+
+def test_a_sample_rate_mismatch_between_data_and_model_is_an_error(tmp_path):
+    root = write_fsdd(tmp_path / "fsdd", takes=6)
+    args = tiny_fsdd_args(root, tmp_path / "logs", epochs=1)
+    with pytest.raises(ValueError, match="data.sample_rate=16000 but the model's front end expects 8000 Hz"):
+        main(["fit", *args, "--data.sample_rate=16000"])
+
+
+@pytest.mark.parametrize(("config", "num_classes"), [("fsdd.yaml", 10), ("speech_commands.yaml", 35)])
+def test_audio_configs_build_their_model_and_data(config, num_classes, tmp_path):
+    cli = main(["fit", "--config", str(CONFIGS / config), f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    assert isinstance(cli.model.net, RNNClassifier)
+    assert cli.model.hparams.num_classes == num_classes == cli.datamodule.num_classes
+    assert cli.model.net.sample_rate == cli.datamodule.sample_rate
+    assert cli.trainer.logger.name == config.removesuffix(".yaml")

@@ -1,0 +1,618 @@
+"""Reliability: nothing a crash, a signal, a bad file or a hostile download does may cost a run.
+
+Sections: exact resume; interrupts (Ctrl-C, SIGTERM, SLURM requeue) and atomic checkpoint writes;
+NaN/inf loss; unsafe checkpoints; config errors; and a catalogue of bad inputs, each of which must
+be refused with an error that names the file (the last test prints how many were tried).
+"""
+
+import hashlib
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from project import metrics
+from project.classifier import Classifier
+from project.cli import main
+from project.data import CIFAR10DataModule, ImageFolderDataModule
+from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
+from project.reliability import (
+    AtomicCheckpointIO,
+    FiniteLossGuard,
+    NonFiniteLossError,
+    UnsafeCheckpointError,
+    check_checkpoint_is_safe,
+)
+from tests.cifar_format import add_to_tar, write_cifar10
+from tests.conftest import tiny_cifar_args
+from tests.image_tree import truncate, write_image_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+# 5 x 20 synthetic training images, 20 held out: 80 / batch 16 = 5 steps an epoch, 15 in 3 epochs
+STEPS_PER_EPOCH, EPOCHS = 5, 3
+
+
+def resume_args(data_dir: Path, log_dir: Path) -> list[str]:
+    return [
+        *tiny_cifar_args(data_dir, log_dir, epochs=EPOCHS),
+        "--data.batch_size=16",
+        "--data.val_size=20",
+        "--model.net.init_args.widths=[8,8,8,8]",
+        "--trainer.deterministic=true",
+    ]
+
+
+class InterruptAt(L.Callback):
+    """Presses Ctrl-C (raises KeyboardInterrupt) at the end of training step `step`."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def _last_ckpt(log_dir: Path) -> Path:
+    found = sorted(log_dir.rglob("last.ckpt"))
+    assert len(found) == 1, f"expected one last.ckpt under {log_dir}, found {found}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def resume_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("resume")
+    write_cifar10(root / "data", per_batch=20)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(resume_data, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("full")
+    cli = main(["fit", *resume_args(resume_data, log_dir)])
+    return cli, torch.load(_last_ckpt(log_dir), map_location="cpu", weights_only=True)
+
+
+def _interrupt_and_resume(step: int, data_dir: Path, tmp_path: Path):
+    interrupt = f'--trainer.callbacks+={{"class_path": "{__name__}.InterruptAt", "init_args": {{"step": {step}}}}}'
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as stopped:  # Lightning turns Ctrl-C into exit status 1
+            main(["fit", *resume_args(data_dir, tmp_path / "part"), interrupt])
+    finally:
+        signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
+    assert stopped.value.code == 1
+    last = _last_ckpt(tmp_path / "part")
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == step, "the interrupt must save the step it stopped at"
+    return main(["fit", *resume_args(data_dir, tmp_path / "resumed"), f"--ckpt_path={last}"])
+
+
+def _assert_same_run(resumed, uninterrupted) -> None:
+    cli, full = uninterrupted
+    ckpt = torch.load(_last_ckpt(Path(resumed.trainer.log_dir)), map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == full["global_step"] == STEPS_PER_EPOCH * EPOCHS
+    differ = [k for k in full["state_dict"] if not torch.equal(full["state_dict"][k], ckpt["state_dict"][k])]
+    assert not differ, f"weights differ after resume: {differ}"
+    momentum = [s["momentum_buffer"] for s in full["optimizer_states"][0]["state"].values()]
+    resumed_momentum = [s["momentum_buffer"] for s in ckpt["optimizer_states"][0]["state"].values()]
+    assert all(torch.equal(a, b) for a, b in zip(momentum, resumed_momentum, strict=True))
+    assert full["lr_schedulers"] == ckpt["lr_schedulers"]
+    expected, got = cli.trainer.callback_metrics, resumed.trainer.callback_metrics
+    for name in (metrics.VAL_ACC, metrics.VAL_LOSS, metrics.TRAIN_LOSS + "_epoch"):
+        assert torch.equal(expected[name], got[name]), f"{name}: {expected[name]} vs {got[name]}"
+
+
+def test_ctrl_c_mid_epoch_then_resume_is_bit_exact(resume_data, uninterrupted, tmp_path):
+    """Interrupted at step 7 (batch 3 of epoch 2 of 3) and resumed: the same weights, optimizer state,
+    schedule and metrics as the run that was never interrupted."""
+    resumed = _interrupt_and_resume(7, resume_data, tmp_path)
+    _assert_same_run(resumed, uninterrupted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", [2, STEPS_PER_EPOCH])  # inside the first epoch; its last batch, before validation
+def test_resume_is_bit_exact_at_other_steps(step, resume_data, uninterrupted, tmp_path):
+    _assert_same_run(_interrupt_and_resume(step, resume_data, tmp_path), uninterrupted)
+
+
+def test_cli_wires_in_the_reliability_pieces(uninterrupted):
+    trainer = uninterrupted[0].trainer
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    assert any(isinstance(c, FiniteLossGuard) for c in trainer.callbacks)
+    assert any(c.save_on_exception for c in trainer.checkpoint_callbacks), "interrupts must leave a checkpoint"
+
+
+@pytest.mark.slow
+def test_sigterm_mid_fit_leaves_a_resumable_checkpoint(tmp_path):
+    """A real `python -m project.cli fit` process gets SIGTERM (what `kill`, a scheduler or a spot
+    reclaim sends) in its second epoch; it must exit and leave a loadable last.ckpt beyond the epoch-end one."""
+    write_cifar10(tmp_path / "data", per_batch=100)
+    args = [*tiny_cifar_args(tmp_path / "data", tmp_path / "logs", epochs=1000), "--data.batch_size=8"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "project.cli", "fit", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "logs").rglob("last.ckpt")):
+            assert proc.poll() is None, f"fit ended early:\n{proc.communicate()[0][-3000:]}"
+            assert time.monotonic() < deadline, "no checkpoint after the first epoch within 2 minutes"
+            time.sleep(0.2)
+        time.sleep(1.0)  # into epoch 2 (50 steps an epoch)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    steps_per_epoch = 400 // 8
+    saved = torch.load(_last_ckpt(tmp_path / "logs"), map_location="cpu", weights_only=True)
+    assert saved["global_step"] > steps_per_epoch, f"nothing saved after epoch 1:\n{output[-3000:]}"
+    assert saved["global_step"] < 1000 * steps_per_epoch
+    assert "SIGTERMException" in output or "saved checkpoint" in output, output[-3000:]
+
+
+def test_slurm_requeue_saves_requeues_and_resumes(resume_data, tmp_path, monkeypatch):
+    """Under SLURM, Lightning's SLURMEnvironment plugin handles the pre-emption signal: it saves an
+    hpc checkpoint and calls `scontrol requeue`; the requeued job finds the checkpoint and resumes."""
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "requeued"}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{scontrol.parent}{os.pathsep}{os.environ['PATH']}")
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_PROCID": "0"}
+    for name, value in {**slurm, "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+
+    class PreemptAt(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 3:
+                os.kill(os.getpid(), signal.SIGUSR1)  # what `#SBATCH --signal=SIGUSR1@90` sends
+
+    # default_root_dir is where Lightning keeps hpc_ckpt_N.ckpt between requeues
+    args = [*resume_args(resume_data, tmp_path / "logs"), f"--trainer.default_root_dir={tmp_path}"]
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)}
+    try:
+        cli = main([f"--config={ROOT / 'configs' / 'cifar10.yaml'}", *args, "--trainer.max_steps=8"], run=False)
+        cli.trainer.callbacks.append(PreemptAt())
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert (tmp_path / "requeued").read_text().split() == ["requeue", "4242"]
+    hpc = list(Path(cli.trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"))
+    assert hpc and torch.load(hpc[0], weights_only=True)["global_step"] == 3
+    # The requeued job: the same command, no --ckpt_path; Lightning picks up the hpc checkpoint itself
+    again = main([f"--config={ROOT / 'configs' / 'cifar10.yaml'}", *args, "--trainer.max_steps=8"], run=False)
+    again.trainer.fit(again.model, datamodule=again.datamodule)
+    assert again.trainer.ckpt_path == str(hpc[0])
+    assert again.trainer.global_step == 8
+
+
+def test_checkpoint_write_cut_short_keeps_the_previous_file(tmp_path):
+    io_plugin = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io_plugin.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, target)
+    good = target.read_bytes()
+
+    class FailsHalfway:  # pickled after the tensors' metadata: the write is already under way
+        def __reduce__(self):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        io_plugin.save_checkpoint({"global_step": 2, "w": torch.zeros(3), "z": FailsHalfway()}, target)
+    assert target.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "the temporary file must be cleaned up"
+
+
+def test_checkpoint_writer_killed_mid_write_leaves_the_good_file(tmp_path):
+    """A process SIGKILLed while writing a large checkpoint: last.ckpt is still the previous, complete one."""
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"global_step": 1}, target)
+    script = (
+        "import torch, sys\n"
+        "from project.reliability import AtomicCheckpointIO\n"
+        "big = {'global_step': 2, 'w': torch.ones(16, 1024, 1024)}\n"  # 64 MB
+        "while True:\n"
+        f"    AtomicCheckpointIO().save_checkpoint(big, {str(target)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name.startswith(".last.ckpt.tmp") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the writer never started writing"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert torch.load(target, weights_only=True)["global_step"] in (1, 2), "last.ckpt must always be complete"
+
+
+# ---------------------------------------------------------------------------------------------- NaN / inf
+
+
+class NaNAfter(nn.Module):
+    """A linear classifier whose output turns NaN from its `bad_call`-th training forward on."""
+
+    def __init__(self, bad_call: int, num_classes: int = 3):
+        super().__init__()
+        self.linear = nn.Linear(4, num_classes)
+        self.bad_call = bad_call
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+        logits = self.linear(x)
+        return logits * float("nan") if self.calls > self.bad_call else logits
+
+
+def test_nan_loss_stops_the_run_naming_the_batch_and_saves_nothing_after_it(tmp_path):
+    data = TensorDataset(torch.randn(64, 4), torch.randint(0, 3, (64,)))
+    model = Classifier(NaNAfter(bad_call=5), 3, optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    checkpoints = ModelCheckpoint(
+        tmp_path, filename="{step}", every_n_train_steps=1, save_top_k=-1, monitor=None, save_on_exception=True
+    )
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[FiniteLossGuard(check_every_n_steps=4), checkpoints],
+    )
+    with pytest.raises(NonFiniteLossError, match=r"NaN or inf at training batch 5 .*epoch 0"):
+        trainer.fit(model, DataLoader(data, batch_size=8))
+    saved = sorted(int(re.search(r"step=?(\d+)", p.name).group(1)) for p in tmp_path.glob("*.ckpt"))
+    assert saved == [1, 2, 3, 4, 5], f"only steps before the bad batch may be saved, got {saved}"
+    for path in tmp_path.glob("*.ckpt"):
+        weights = torch.load(path, weights_only=False)["state_dict"]  # written just now; hparams hold the test's net
+        assert all(torch.isfinite(w).all() for w in weights.values()), f"{path} holds NaN weights"
+
+
+def test_finite_losses_pass_the_guard(tmp_path):
+    data = TensorDataset(torch.randn(32, 4), torch.randint(0, 3, (32,)))
+    model = Classifier(NaNAfter(bad_call=10**9), 3, optimizer=lambda p: torch.optim.SGD(p, lr=0.1))
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False,
+        callbacks=[FiniteLossGuard(check_every_n_steps=1)], default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, DataLoader(data, batch_size=8))
+    assert trainer.global_step == 8
+
+
+# ------------------------------------------------------------------------------------ unsafe checkpoints
+
+
+class Payload:
+    """What a hostile checkpoint carries: unpickling it would run a command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict", "fit"])
+def test_checkpoint_with_a_pickle_payload_is_refused_before_anything_runs(subcommand, tmp_path):
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "downloaded.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "extra": Payload(marker)}, evil)
+    data_dir = tmp_path / "no-data"
+    with pytest.raises(UnsafeCheckpointError, match=r"Refusing to load .*downloaded\.ckpt.*system"):
+        main([subcommand, f"--data.data_dir={data_dir}", "--data.download=false", f"--ckpt_path={evil}"])
+    assert not marker.exists(), "the payload ran"
+    assert not data_dir.exists()
+
+
+def test_truncated_checkpoint_is_refused_clearly(tmp_path):
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(1000)}}, path)
+    truncate(path)
+    with pytest.raises(UnsafeCheckpointError, match=r"last\.ckpt is not a readable PyTorch checkpoint"):
+        check_checkpoint_is_safe(path)
+
+
+# ---------------------------------------------------------------------------------------- config errors
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("--model.nonexistent=1", "model.nonexistent"),
+        ("--data.init_args.batchsize=4", "batchsize"),
+        ("--trainer.max_epochs=many", "max_epochs"),
+        ("--data.batch_size=abc", "batch_size"),
+        ("--model.num_classes=5", "model.num_classes"),
+    ],
+)
+def test_config_error_stops_before_data_is_touched(override, named, tmp_path, capsys):
+    data_dir = tmp_path / "data"  # download=true: touching the data would create it
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", f"--data.data_dir={data_dir}", override])
+    assert exit_info.value.code != 0
+    assert named in capsys.readouterr().err
+    assert not data_dir.exists(), "the data was touched before the config error was reported"
+
+
+def test_num_classes_contradicting_the_data_is_an_error(tmp_path):
+    data_dir = tmp_path / "data"
+    with pytest.raises(ValueError, match=r"model\.net\.init_args\.num_classes=5 contradicts the data, which has 10"):
+        main(["fit", f"--data.data_dir={data_dir}", "--model.net.init_args.num_classes=5"])
+    assert not data_dir.exists()
+
+
+# ------------------------------------------------------------------------------- the bad-input catalogue
+
+
+@dataclass
+class BadInput:
+    name: str
+    attempt: Callable[..., object]  # given an empty folder, builds the bad input and tries to use it
+    error: type[BaseException]
+    match: str  # must name the file or folder, and what is wrong
+    needs_server: bool = False  # attempt(folder, serve_dir) with the conftest's local HTTP server
+
+
+def _image_setup(tmp: Path, spoil: Callable[[Path], object], **kwargs) -> None:
+    tree = write_image_tree(tmp / "images", per_class=4)
+    spoil(tree)
+    ImageFolderDataModule(tree, val_fraction=0.25, **kwargs).setup("fit")
+
+
+def _cifar_setup(tmp: Path, spoil: Callable[[Path], object], stage: str = "fit") -> None:
+    folder = write_cifar10(tmp / "data", per_batch=10)
+    spoil(folder)
+    CIFAR10DataModule(tmp / "data", val_size=5, download=False).setup(stage)
+
+
+def _relabel(folder: Path, label: int) -> None:
+    path = folder / "data_batch_2"
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    entry["labels"][3] = label
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+
+
+def _tar_with_link(archive: Path) -> None:
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("data/escape")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc"
+        tar.addfile(info)
+
+
+def _tar_with_hardlink(archive: Path) -> None:
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("data/passwd")
+        info.type, info.linkname = tarfile.LNKTYPE, "../../escaped-target"
+        tar.addfile(info)
+
+
+def _zip_with(archive: Path, name: str) -> None:
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(name, b"gotcha")
+
+
+def _download(tmp: Path, url: str, md5: str = "0" * 32) -> None:
+    download_archive(RemoteArchive(url, md5, "archive.tar.gz"), tmp / "dl")
+
+
+def _served_with_wrong_md5(tmp: Path, serve: Callable[[Path], str]) -> None:
+    (tmp / "server").mkdir()
+    add_to_tar(tmp / "server" / "archive.tar.gz", "ok.txt", b"hello")
+    _download(tmp, f"{serve(tmp / 'server')}/archive.tar.gz", md5=hashlib.md5(b"other").hexdigest())
+
+
+def _extract(tmp: Path, build: Callable[[Path], None], name: str = "archive.tar.gz") -> None:
+    archive = tmp / name
+    build(archive)
+    extract_archive(archive, tmp / "out")
+
+
+def _spoil_jpeg(tree: Path) -> None:
+    truncate(tree / "circle" / "001.jpg")
+
+
+def _spoil_png(tree: Path) -> None:
+    truncate(tree / "square" / "002.png")
+
+
+BAD_INPUTS = [
+    # Images
+    BadInput(
+        "truncated JPEG",
+        lambda t: _image_setup(t, _spoil_jpeg),
+        ValueError,
+        r"circle/001\.jpg is not a readable image.*truncated",
+    ),
+    BadInput(
+        "truncated PNG", lambda t: _image_setup(t, _spoil_png), ValueError, r"square/002\.png is not a readable image"
+    ),
+    BadInput(
+        "text file named .jpg",
+        lambda t: _image_setup(t, lambda d: (d / "circle" / "fake.jpg").write_text("hi")),
+        ValueError,
+        r"circle/fake\.jpg is not a readable image",
+    ),
+    BadInput(
+        "empty .png",
+        lambda t: _image_setup(t, lambda d: (d / "circle" / "empty.png").write_bytes(b"")),
+        ValueError,
+        r"circle/empty\.png is not a readable image",
+    ),
+    BadInput(
+        "non-image file in a class folder",
+        lambda t: _image_setup(t, lambda d: (d / "square" / "labels.csv").write_text("a,b")),
+        ValueError,
+        r"square/labels\.csv is not an image file.*skip_bad_files",
+    ),
+    BadInput(
+        "empty class folder",
+        lambda t: _image_setup(t, lambda d: (d / "zebra").mkdir()),
+        ValueError,
+        r"Class folder .*zebra holds no images",
+    ),
+    BadInput(
+        "every image of a class unreadable, skipping on",
+        lambda t: _image_setup(t, lambda d: [truncate(p) for p in (d / "circle").iterdir()], skip_bad_files=True),
+        ValueError,
+        r"No readable image is left in .*circle",
+    ),
+    BadInput(
+        "image folder missing",
+        lambda t: ImageFolderDataModule(t / "nowhere"),
+        FileNotFoundError,
+        r"nowhere does not exist",
+    ),
+    BadInput(
+        "image folder without class folders",
+        lambda t: ImageFolderDataModule(t),
+        FileNotFoundError,
+        r"holds no class folders",
+    ),
+    BadInput(
+        "test folder with an unknown class",
+        lambda t: (
+            write_image_tree(t / "train"),
+            write_image_tree(t / "test", classes=("circle", "hexagon")),
+            ImageFolderDataModule(t).setup("test"),
+        ),
+        ValueError,
+        r"test has class folders the training set lacks: \['hexagon'\]",
+    ),
+    # CIFAR-10 files
+    BadInput(
+        "CIFAR folder missing, download off",
+        lambda t: CIFAR10DataModule(t / "nowhere", download=False).prepare_data(),
+        FileNotFoundError,
+        r"looked for .*nowhere/cifar-10-batches-py",
+    ),
+    BadInput(
+        "CIFAR half-extracted",
+        lambda t: _cifar_setup(t, lambda f: (f / "data_batch_3").unlink()),
+        FileNotFoundError,
+        r"data_batch_3 is missing.*half-extracted",
+    ),
+    BadInput(
+        "CIFAR batch truncated",
+        lambda t: _cifar_setup(t, lambda f: truncate(f / "data_batch_1")),
+        ValueError,
+        r"data_batch_1 is not a readable CIFAR-10 batch",
+    ),
+    BadInput(
+        "CIFAR batch carrying code",
+        lambda t: _cifar_setup(t, lambda f: (f / "data_batch_5").write_bytes(pickle.dumps(Payload(t / "ran")))),
+        ValueError,
+        r"data_batch_5 .*refusing to load",
+    ),
+    BadInput(
+        "CIFAR label out of range",
+        lambda t: _cifar_setup(t, lambda f: _relabel(f, 10)),
+        ValueError,
+        r"labels in .*cifar-10-batches-py fall outside 0\.\.9",
+    ),
+    BadInput(
+        "CIFAR negative label",
+        lambda t: _cifar_setup(t, lambda f: _relabel(f, -1)),
+        ValueError,
+        r"labels in .*fall outside 0\.\.9",
+    ),
+    # Downloads and archives
+    BadInput(
+        "download offline",
+        lambda t: _download(t, "http://127.0.0.1:9/archive.tar.gz"),
+        DownloadError,
+        r"Could not download http://127\.0\.0\.1:9/archive\.tar\.gz.*by hand and put it at .*dl/archive\.tar\.gz",
+    ),
+    BadInput(
+        "download with the wrong checksum",
+        _served_with_wrong_md5,
+        DownloadError,
+        r"archive\.tar\.gz .*does not match its MD5 checksum.*by hand",
+        needs_server=True,
+    ),
+    BadInput(
+        "tar member ../escape",
+        lambda t: _extract(t, lambda a: add_to_tar(a, "../escaped.txt", b"x")),
+        DownloadError,
+        r"archive\.tar\.gz tries to write outside",
+    ),
+    BadInput(
+        "tar hard link out of the target",
+        lambda t: _extract(t, _tar_with_hardlink),
+        DownloadError,
+        r"tries to write outside",
+    ),
+    BadInput(
+        "tar symlink out of the target", lambda t: _extract(t, _tar_with_link), DownloadError, r"tries to write outside"
+    ),
+    BadInput(
+        "zip member ../escape",
+        lambda t: _extract(t, lambda a: _zip_with(a, "../escaped.txt"), "archive.zip"),
+        DownloadError,
+        r"archive\.zip tries to write outside.*'\.\./escaped\.txt'",
+    ),
+    # Checkpoints
+    BadInput(
+        "checkpoint carrying code",
+        lambda t: (torch.save({"x": Payload(t / "ran")}, t / "x.ckpt"), check_checkpoint_is_safe(t / "x.ckpt")),
+        UnsafeCheckpointError,
+        r"Refusing to load .*x\.ckpt",
+    ),
+    BadInput(
+        "checkpoint truncated",
+        lambda t: (
+            torch.save({"w": torch.ones(999)}, t / "x.ckpt"),
+            truncate(t / "x.ckpt"),
+            check_checkpoint_is_safe(t / "x.ckpt"),
+        ),
+        UnsafeCheckpointError,
+        r"x\.ckpt is not a readable PyTorch checkpoint",
+    ),
+]
+
+
+def test_every_bad_input_is_refused_with_a_clear_error(tmp_path, serve_dir, request):
+    """Each case must raise its error naming the file; none may pass silently or fail some other way."""
+    failures = []
+    for i, case in enumerate(BAD_INPUTS):
+        folder = tmp_path / f"case{i}"
+        folder.mkdir()
+        try:
+            case.attempt(folder, serve_dir) if case.needs_server else case.attempt(folder)
+        except case.error as err:
+            if not re.search(case.match, str(err), re.DOTALL):
+                failures.append(f"{case.name}: message {str(err)!r} does not match {case.match!r}")
+        except Exception as err:  # a crash of the wrong kind is not a clear error
+            failures.append(f"{case.name}: {type(err).__name__}: {err}")
+        else:
+            failures.append(f"{case.name}: accepted without an error")
+        assert not (folder / "ran").exists(), f"{case.name}: a pickled payload ran"
+    assert not list(tmp_path.glob("escaped*")), "an archive wrote outside its target"
+    report = f"bad inputs tried: {len(BAD_INPUTS)}, refused with a clear error: {len(BAD_INPUTS) - len(failures)}"
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\n[reliability] {report}")
+    print(report)
+    assert not failures, "\n".join([report, *failures])
