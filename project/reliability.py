@@ -6,14 +6,13 @@ Trainer too.
 """
 
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from fsspec.implementations.local import LocalFileSystem
-from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -83,12 +82,18 @@ class FiniteLossGuard(L.Callback):
         if self._first_bad is None:
             return
         batch, epoch = self._first_bad.tolist()  # the one host sync
-        if batch < 0:
+        bad = batch >= 0
+        if trainer.world_size > 1 and not trainer.interrupted:
+            # All ranks stop together: one rank raising alone would leave the others waiting in a
+            # collective. (Not while handling an interrupt, which may have reached one rank only.)
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
             return
         self._first_bad = None  # report once, even when a checkpoint save follows the error
+        where = f"training batch {batch} (counted from 0 over the whole run; epoch {epoch})"
         raise NonFiniteLossError(
-            f"The training loss became NaN or inf at training batch {batch} (counted from 0 over the whole "
-            f"run; epoch {epoch}), and training was stopped at batch {trainer.fit_loop.total_batch_idx}. "
+            f"The training loss became NaN or inf at {where if batch >= 0 else 'another rank'}, and training "
+            f"was stopped at batch {trainer.fit_loop.total_batch_idx}. "
             "No checkpoint was written after the bad batch. Usual causes: a learning rate too high (lower "
             "--model.optimizer.init_args.lr or the scheduler's max_lr), fp16 overflow (use bf16-mixed or "
             "32-true precision), or NaN/inf in the inputs. Resume from the last checkpoint after the fix."
@@ -117,11 +122,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     intact (plus a `.last.ckpt.tmp-PID` to delete). Lightning's default writes through an fsspec
     transaction whose temporary file lies in the system temp folder: moving it onto a different
     file system (node-local /tmp, checkpoints on NFS/Lustre) is a copy, which a kill can cut short,
-    and a small /tmp can fill up. Remote paths (s3://, gs://) keep Lightning's behaviour.
+    and a small /tmp can fill up. URLs (s3://, gs://, ...) keep Lightning's behaviour.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
-        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):  # s3://, gs://, file://, ...
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +164,7 @@ def check_checkpoint_is_safe(path: str | Path) -> None:
     Python callable is refused here, before anything in it is unpickled.
     """
     try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        unsafe = _unsafe_globals(path)
     except Exception as err:  # not a torch zip file at all: truncated, or an old pickle format
         raise UnsafeCheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({err}). It may be truncated or corrupt; use "
@@ -172,3 +177,13 @@ def check_checkpoint_is_safe(path: str | Path) -> None:
             "never do. Use a checkpoint from a source you trust; if you do trust this one, load it "
             "yourself with torch.load(path, weights_only=False) and save just its 'state_dict'."
         )
+
+
+def _unsafe_globals(path: str | Path) -> list[str]:
+    if hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # torch >= 2.5: a scan, no loading
+        return torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        return re.findall(r"GLOBAL (\S+)", str(err)) or ["objects torch refuses to load as data"]
+    return []

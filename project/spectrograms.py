@@ -1,7 +1,6 @@
 """Show what the audio model hears: a few log-mel spectrograms in TensorBoard, once per validation."""
 
 import lightning as L
-import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
@@ -34,7 +33,9 @@ class LogSpectrograms(L.Callback):
         (waves, lengths), labels = batch
         features, frames = pl_module.net.log_mel(waves[: self.count], lengths[: self.count])  # (B, T, F)
         classes = getattr(trainer.datamodule, "classes", None)
-        for i, (image, n, label) in enumerate(zip(features.float().cpu(), frames.tolist(), labels.tolist(), strict=False)):
+        for i, (image, n, label) in enumerate(
+            zip(features.float().cpu(), frames.tolist(), labels.tolist(), strict=False)
+        ):
             image = image[:n].T.flip(0)  # (F, T), low frequencies at the bottom
             image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-6)
             name = classes[label] if classes is not None else str(label)

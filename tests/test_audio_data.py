@@ -3,7 +3,6 @@
 import hashlib
 import math
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from project.data.audio_transforms import WaveformTrainTransform
 from project.data.download import DownloadError
 from project.data.speech_commands import COMMANDS, SILENCE, UNKNOWN, WORDS
 from tests.conftest import SHARED_DATA
-from tests.wav_format import sound, write_fsdd, write_speech_commands, write_wav, write_wav_folder
+from tests.wav_format import write_fsdd, write_speech_commands, write_wav, write_wav_folder
 
 
 def _sine(freq: float, rate: int, seconds: float = 1.0) -> torch.Tensor:
@@ -113,8 +112,9 @@ def test_fsdd_usual_and_speaker_splits(tmp_path):
     held_out = FSDD(root, split="speaker", test_speaker="lucas", download=False)._split_files()
     assert {p.name.split("_")[1] for p, _ in held_out["test"]} == {"lucas"}
     assert "lucas" not in {p.name.split("_")[1] for p, _ in held_out["train"] + held_out["val"]}
-    clips, labels = usual.load("test", 8000)
+    clips, labels, names = usual.load("test", 8000)
     assert len(clips) == 150 and sorted(set(labels.tolist())) == list(range(10))
+    assert names[0] == "recordings/0_george_0.wav"
     with pytest.raises(ValueError, match="test_speaker='nobody' is not an FSDD speaker"):
         FSDD(root, split="speaker", test_speaker="nobody")
 
@@ -152,9 +152,10 @@ def test_speech_commands_follows_the_official_lists(tmp_path):
     data.prepare()  # finds the extracted folder; downloads nothing
     assert data.classes == WORDS
     for split, takes in (("train", 2), ("val", 1), ("test", 1)):
-        clips, labels = data.load(split, 16000)
+        clips, labels, names = data.load(split, 16000)
         assert torch.equal(labels.bincount(minlength=35), torch.full((35,), takes)), split
     assert all(len(c) == 4000 for c in clips)
+    assert set(names) == set((root / "testing_list.txt").read_text().split())
     assert (root / "validation_list.txt").read_text().count("\n") == 35
 
 
@@ -162,12 +163,13 @@ def test_speech_commands_twelve_classes_add_unknown_and_silence(tmp_path):
     write_speech_commands(tmp_path / "speech_commands_v0.02", WORDS)
     data = SpeechCommands(tmp_path, task=12, download=False)
     assert data.classes == (*COMMANDS, UNKNOWN, SILENCE)
-    clips, labels = data.load("train", 8000)
+    clips, labels, names = data.load("train", 8000)
     counts = labels.bincount(minlength=12)
     assert torch.equal(counts, torch.full((12,), 2)), "unknown and silence are as common as an average command"
     silence = [c for c, label in zip(clips, labels.tolist(), strict=True) if label == 11]
     assert all(len(c) == 8000 for c in silence), "silence is one second of background noise at the data's rate"
-    again, _ = data.load("train", 8000)
+    assert names[-1].startswith("_background_noise_/") and names[-1].endswith("s")
+    again = data.load("train", 8000).clips
     assert all(torch.equal(a, b) for a, b in zip(clips, again, strict=True)), "seeded: the same cuts every load"
 
 
@@ -214,8 +216,8 @@ def test_real_fsdd_loads_in_the_usual_split(tmp_path):
     data = FSDD(tmp_path, download=False)
     sizes = {split: len(files) for split, files in data._split_files().items()}
     assert sizes == {"train": 2430, "val": 270, "test": 300}
-    clips, labels = data.load("test", 8000)
+    clips, labels, _ = data.load("test", 8000)
     assert labels.bincount().tolist() == [30] * 10
     seconds = torch.tensor([len(c) for c in clips]) / 8000
-    assert 0.1 < seconds.min() and seconds.max() < 3, "FSDD's recordings last 0.14-2.3 s"
+    assert seconds.min() > 0.1 and seconds.max() < 3, "FSDD's recordings last 0.14-2.3 s"
     assert all(c.abs().max() > 0.01 for c in clips), "every recording holds sound"

@@ -13,7 +13,7 @@ from project.data.audio import pad_clips
 from project.models import RNNClassifier
 from project.models.logmel import LogMel, SpecAugment
 from project.models.rnn import reverse_padded
-from tests.wav_format import write_fsdd
+from tests.wav_format import write_fsdd, write_wav_folder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -81,16 +81,22 @@ def test_reverse_padded_reverses_within_each_length():
 
 
 def tiny_fsdd_args(root: Path, log_dir: Path, epochs: int) -> list[str]:
-    """configs/fsdd.yaml shrunk to seconds on a CPU: a small net, a small batch, no workers."""
+    """configs/fsdd.yaml shrunk to seconds on a CPU: a small net and batch, no augmentation (a few
+    dozen steps are too few to learn through it; the augmentations have tests of their own)."""
     return [
         "--config", str(CONFIGS / "fsdd.yaml"),
         f"--data.dataset.init_args.root={root}",
         "--data.dataset.init_args.download=false",
+        "--data.dataset.init_args.val_fraction=0.2",
         "--data.batch_size=16",
-        "--model.net.init_args.hidden_size=24",
+        "--data.speed=0", "--data.max_shift=0", "--data.gain_db=0",
+        "--model.net.init_args.hidden_size=32",
         "--model.net.init_args.n_mels=24",
-        "--model.optimizer.init_args.lr=0.01",
-        "--model.scheduler.init_args.max_lr=0.01",
+        "--model.net.init_args.dropout=0",
+        "--model.net.init_args.freq_masks=0",
+        "--model.net.init_args.time_masks=0",
+        "--model.optimizer.init_args.lr=0.02",
+        "--model.scheduler.init_args.max_lr=0.02",
         "--trainer.accelerator=cpu",
         "--trainer.devices=1",
         f"--trainer.max_epochs={epochs}",
@@ -108,7 +114,7 @@ def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
     events = EventAccumulator(str(run), size_guidance={"images": 0})
     events.Reload()
     val_acc = [e.value for e in events.Scalars(metrics.VAL_ACC)]
-    assert val_acc[-1] >= 0.6, f"10 synthetic classes, chance is 0.1; validation accuracy went {val_acc}"
+    assert max(val_acc) >= 0.6, f"10 synthetic classes, chance is 0.1; validation accuracy went {val_acc}"
     assert any(tag.startswith("spectrograms/") for tag in events.Tags()["images"]), "no spectrograms in TensorBoard"
 
     # The checkpoint alone predicts from raw waveforms
@@ -117,19 +123,42 @@ def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
         f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
     ])  # fmt: skip
     assert tested.trainer.callback_metrics[metrics.TEST_ACC] >= 0.6
+    predicted = main([
+        "predict", *tiny_fsdd_args(root, tmp_path / "predict_logs", epochs=8),
+        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"--predictions.output={tmp_path / 'p.csv'}",
+    ])  # fmt: skip
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert len(rows) == 1 + 100 and rows[1].startswith("recordings/0_george_0.wav,"), rows[:2]
+    assert predicted.trainer.predict_loop.predictions[0].shape[1] == 10
 
 
 def test_a_sample_rate_mismatch_between_data_and_model_is_an_error(tmp_path):
     root = write_fsdd(tmp_path / "fsdd", takes=6)
     args = tiny_fsdd_args(root, tmp_path / "logs", epochs=1)
-    with pytest.raises(ValueError, match="data.sample_rate=16000 but the model's front end expects 8000 Hz"):
+    with pytest.raises(ValueError, match=r"data\.sample_rate=16000 but the model's front end expects 8000 Hz"):
         main(["fit", *args, "--data.sample_rate=16000"])
 
 
 @pytest.mark.parametrize(("config", "num_classes"), [("fsdd.yaml", 10), ("speech_commands.yaml", 35)])
 def test_audio_configs_build_their_model_and_data(config, num_classes, tmp_path):
-    cli = main(["fit", "--config", str(CONFIGS / config), f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    cli = main(["--config", str(CONFIGS / config), f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
     assert isinstance(cli.model.net, RNNClassifier)
     assert cli.model.hparams.num_classes == num_classes == cli.datamodule.num_classes
     assert cli.model.net.sample_rate == cli.datamodule.sample_rate
     assert cli.trainer.logger.name == config.removesuffix(".yaml")
+    callbacks = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert callbacks.count("LogSpectrograms") == 1 and callbacks.count("LearningRateMonitor") == 1, callbacks
+
+
+def test_own_recordings_swap_in_from_the_command_line(tmp_path):
+    """The README's path for a user's own data: keep the FSDD recipe, point it at a WAV folder."""
+    root = write_wav_folder(tmp_path / "sounds", per_class=4)
+    args = [
+        "--config",
+        str(CONFIGS / "fsdd.yaml"),
+        "--data.dataset=project.data.WavFolder",
+        f"--data.dataset.root={root}",
+    ]
+    cli = main([*args, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+    assert cli.datamodule.classes == ("chirp", "noise", "tone")
+    assert cli.model.net.head[-1].out_features == 3

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.io import encode_png, write_file
 
 from project.cli import main
 from project.data import ImageFolderDataModule
@@ -86,12 +87,16 @@ def test_class_left_without_readable_images_is_an_error(tmp_path):
         ImageFolderDataModule(tree, skip_bad_files=True, val_fraction=0.2).setup("fit")
 
 
-def test_fit_through_the_cli_learns_and_sizes_the_head_from_the_folders(tree, tmp_path):
+def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
+    """The user's flow: fit on train/ (validation split off it), then `test --ckpt_path` on test/,
+    normalised with the statistics saved in the checkpoint; the head is sized from the folders."""
+    write_image_tree(tmp_path / "images" / "train", per_class=8)
+    write_image_tree(tmp_path / "images" / "test", per_class=4, seed=1)
     cli = main(
         [
             "fit",
             "--data=project.data.ImageFolderDataModule",
-            f"--data.data_dir={tree}",
+            f"--data.data_dir={tmp_path / 'images'}",
             "--data.image_size=16",
             "--data.batch_size=6",
             "--data.val_fraction=0.25",
@@ -107,6 +112,17 @@ def test_fit_through_the_cli_learns_and_sizes_the_head_from_the_folders(tree, tm
     assert cli.model.hparams.num_classes == 3
     assert cli.trainer.lightning_module.net(torch.zeros(1, 3, 16, 16)).shape == (1, 3)
     assert cli.trainer.callback_metrics["val/acc"] > 0.6, "3 colour-coded classes: chance is 1/3"
+    last = next((tmp_path / "logs").rglob("last.ckpt"))
+    saved = torch.load(last, weights_only=True)["ImageFolderDataModule"]
+    assert saved == cli.datamodule.state_dict() and len(saved["mean"]) == 3
+
+    # Images added after training would change measured statistics; the checkpoint's must win
+    white = torch.full((3, 20, 24), 255, dtype=torch.uint8)
+    for i in range(4):
+        write_file(str(tmp_path / "images" / "train" / "circle" / f"new{i}.png"), encode_png(white))
+    tested = main(["test", f"--ckpt_path={last}"])  # the run's config.yaml supplies the data settings
+    assert tested.datamodule.state_dict() == saved
+    assert tested.trainer.callback_metrics["test/acc"] > 0.6
 
 
 @pytest.mark.slow

@@ -5,4 +5,4 @@ from project.data.image_folder import ImageFolderDataModule
 from project.data.speech_commands import SpeechCommands
 from project.data.wav_folder import WavFolder
 
-__all__ = ["AudioDataModule", "CIFAR10DataModule", "FSDD", "ImageFolderDataModule", "SpeechCommands", "WavFolder"]
+__all__ = ["FSDD", "AudioDataModule", "CIFAR10DataModule", "ImageFolderDataModule", "SpeechCommands", "WavFolder"]

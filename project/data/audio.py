@@ -84,14 +84,16 @@ class AudioClips(Dataset):
         clips: 1-D waveforms, all at the sample rate the model expects.
         labels: (N,) class indices.
         length: pad or crop every clip to this many samples; None pads each batch to its longest clip.
+        names: what to call each clip (its file), for prediction CSVs.
     """
 
-    def __init__(self, clips: list[Tensor], labels: Tensor, length: int | None = None):
+    def __init__(self, clips: list[Tensor], labels: Tensor, length: int | None = None, names: list[str] | None = None):
         if len(clips) != len(labels):
             raise ValueError(f"got {len(clips)} clips but {len(labels)} labels.")
         self.clips = [clip.to(torch.float16) for clip in clips]
         self.labels = labels
         self.length = length
+        self.names = names if names is not None else [str(i) for i in range(len(clips))]
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -6,7 +6,7 @@ into memory once, batch variable lengths, and augment on the device.
 """
 
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import lightning as L
 import torch
@@ -19,6 +19,15 @@ from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTr
 Split = Literal["train", "val", "test"]
 
 
+class LoadedSplit(NamedTuple):
+    """A split decoded into memory: mono clips at one rate, int64 labels (N,), and a name for each
+    clip (its file, relative to the data set's folder) for prediction CSVs."""
+
+    clips: list[Tensor]
+    labels: Tensor
+    names: list[str]
+
+
 class AudioDataset(ABC):
     """Where an audio data set's clips come from, and which split each belongs to."""
 
@@ -29,8 +38,8 @@ class AudioDataset(ABC):
         """Make the files available (download, verify, extract); called on one process only."""
 
     @abstractmethod
-    def load(self, split: Split, sample_rate: int) -> tuple[list[Tensor], Tensor]:
-        """Decode a split into mono clips at `sample_rate` and their int64 labels (N,)."""
+    def load(self, split: Split, sample_rate: int) -> LoadedSplit:
+        """Decode a split into mono clips at `sample_rate`, with their labels and names."""
 
 
 class AudioDataModule(L.LightningDataModule):
@@ -101,6 +110,11 @@ class AudioDataModule(L.LightningDataModule):
         if stage in ("test", "predict") and not hasattr(self, "test_set"):
             self.test_set = self._clips("test")
 
+    @property
+    def predict_names(self) -> list[str]:
+        """The file behind each row of a `predict` CSV (predict runs on the test split)."""
+        return self.test_set.names
+
     def train_dataloader(self) -> DataLoader:
         # drop_last keeps every step's batch full-sized (one compiled shape, steady statistics)
         return self._loader(self.train_set, shuffle=True, drop_last=True)
@@ -128,12 +142,12 @@ class AudioDataModule(L.LightningDataModule):
         return torch.Generator(device=device).manual_seed(seed)
 
     def _clips(self, split: Split) -> AudioClips:
-        clips, labels = self.dataset.load(split, self.sample_rate)
-        if not clips:
+        loaded = self.dataset.load(split, self.sample_rate)
+        if not loaded.clips:
             raise ValueError(
                 f"the {split} split of {type(self.dataset).__name__} is empty; check the data set's split settings."
             )
-        return AudioClips(clips, labels, self.clip_samples)
+        return AudioClips(loaded.clips, loaded.labels, self.clip_samples, loaded.names)
 
     def _loader(self, dataset: AudioClips, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
         if drop_last and len(dataset) < self.per_device_batch_size:

@@ -15,7 +15,9 @@ from torch import Tensor
 class WaveformEvalTransform:
     """float16 storage -> float32 waveforms; lengths unchanged."""
 
-    def __call__(self, waves: Tensor, lengths: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, waves: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         return waves.float(), lengths
 
 
@@ -51,7 +53,9 @@ class WaveformTrainTransform:
         self.gain_db = gain_db
         self.zero_crossings = zero_crossings
 
-    def __call__(self, waves: Tensor, lengths: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, waves: Tensor, lengths: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         b, t = waves.shape
         device = waves.device
         rate, shift, gain = torch.rand(3, b, device=device, generator=generator)
@@ -60,13 +64,15 @@ class WaveformTrainTransform:
         gain = 10 ** (self.gain_db * (2 * gain - 1) / 20)
         # Wide enough for the slowest, most-delayed clip; fixed by shapes alone, so no host sync
         out_len = math.ceil(t / (1 - self.speed)) + self.max_shift
-        new_lengths = torch.minimum(shift.long() + (lengths / rate).ceil().long(), torch.tensor(out_len, device=device))
+        new_lengths = (shift.long() + (lengths / rate).ceil().long()).clamp(max=out_len)
         out = resample_at(waves.float(), lengths, rate, shift, out_len, self.zero_crossings)
         valid = torch.arange(out_len, device=device) < new_lengths[:, None]  # (B, T')
         return out * valid * gain[:, None], new_lengths
 
 
-def resample_at(waves: Tensor, lengths: Tensor, rate: Tensor, shift: Tensor, out_len: int, zero_crossings: int) -> Tensor:
+def resample_at(
+    waves: Tensor, lengths: Tensor, rate: Tensor, shift: Tensor, out_len: int, zero_crossings: int
+) -> Tensor:
     """Read each clip at positions (n - shift) * rate by windowed-sinc interpolation: (B, T) -> (B, out_len).
 
     Samples at or beyond a clip's length count as zero, whatever the padding holds. When a clip is

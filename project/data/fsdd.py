@@ -7,10 +7,9 @@ from typing import Literal
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
 
 from project.data.audio import read_audio
-from project.data.audio_datamodule import AudioDataset, Split
+from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
 from project.data.download import RemoteArchive, download_and_extract
 
 VERSION = "1.0.10"
@@ -84,14 +83,19 @@ class FSDD(AudioDataset):
         download_and_extract(self.archive, self.root)
         if self.archive.md5 is None:
             md5 = hashlib.md5((self.root / self.archive.filename).read_bytes()).hexdigest()
-            rank_zero_info(f"Downloaded {self.archive.url} unverified (MD5 {md5}); pass md5 to verify future downloads.")
+            rank_zero_info(
+                f"Downloaded {self.archive.url} unverified (MD5 {md5}); pass md5 to verify future downloads."
+            )
         if not self.recordings.is_dir():
             raise FileNotFoundError(f"{self.archive.url} extracted into {self.root} but has no {FOLDER}/recordings/.")
 
-    def load(self, split: Split, sample_rate: int) -> tuple[list[Tensor], Tensor]:
+    def load(self, split: Split, sample_rate: int) -> LoadedSplit:
         files = self._split_files()[split]
-        clips = [read_audio(path, sample_rate) for path, _ in files]
-        return clips, torch.tensor([label for _, label in files], dtype=torch.int64)
+        return LoadedSplit(
+            clips=[read_audio(path, sample_rate) for path, _ in files],
+            labels=torch.tensor([label for _, label in files], dtype=torch.int64),
+            names=[str(path.relative_to(self.recordings.parent)) for path, _ in files],
+        )
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
         test, pool = [], []
@@ -110,8 +114,8 @@ class FSDD(AudioDataset):
             (test if held_out else pool).append(item)
         if not pool or not test:
             raise ValueError(
-                f"{self.recordings} holds {len(pool)} training and {len(test)} test recordings for split={self.split!r}; "
-                "both must be non-empty. Is the folder complete?"
+                f"{self.recordings} holds {len(pool)} training and {len(test)} test recordings for "
+                f"split={self.split!r}; both must be non-empty. Is the folder complete?"
             )
         order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(self.seed)).tolist()
         n_val = max(1, round(self.val_fraction * len(pool)))

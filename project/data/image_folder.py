@@ -85,6 +85,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.translate = translate
         self.flip = flip
         self.skip_bad_files = skip_bad_files
+        self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # normalisation (mean, std)
         # Read from folder names only, so the CLI can size the model before any image is decoded
         self.roots = find_split_roots(self.data_dir)
         self.classes = find_classes(self.roots["train"])
@@ -114,7 +115,7 @@ class ImageFolderDataModule(L.LightningDataModule):
                 val, train = order[:n_val], order[n_val:]
                 self.train_set = InMemoryImages(images[train], labels[train])
                 self.val_set = InMemoryImages(images[val], labels[val])
-            self._make_transforms(self.train_set.images)
+            self._make_transforms(*self._measure(self.train_set.images))
         if stage in ("test", "predict") and not hasattr(self, "test_set"):
             if "test" not in self.roots:
                 raise FileNotFoundError(
@@ -123,9 +124,6 @@ class ImageFolderDataModule(L.LightningDataModule):
                     "`validate` to score the validation split."
                 )
             self.test_set = InMemoryImages(*self._read("test"))
-            if not hasattr(self, "train_transform"):
-                # Evaluating a checkpoint without fitting: the statistics come from the training images
-                self._make_transforms(self._read("train")[0])
 
     def train_dataloader(self) -> DataLoader:
         # drop_last keeps every step's batch (and BatchNorm statistics) full-sized
@@ -140,8 +138,18 @@ class ImageFolderDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.test_set)
 
+    def state_dict(self) -> dict[str, tuple[float, ...]]:
+        # Saved in checkpoints, so evaluating one normalises exactly as its training did
+        return {"mean": self._stats[0], "std": self._stats[1]} if self._stats else {}
+
+    def load_state_dict(self, state: dict[str, tuple[float, ...]]) -> None:
+        if state:
+            self._make_transforms(tuple(state["mean"]), tuple(state["std"]))
+
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, labels = batch
+        if self._stats is None:  # evaluating without fitting and without a checkpoint's statistics
+            self._make_transforms(*self._measure(self._read("train")[0]))
         if self.trainer is not None and self.trainer.training:
             return self.train_transform(images, self._step_generator(images.device)), labels
         return self.eval_transform(images), labels
@@ -152,15 +160,19 @@ class ImageFolderDataModule(L.LightningDataModule):
         seed = hash((self.seed, self.trainer.global_rank, batch_count)) & (2**63 - 1)
         return torch.Generator(device=device).manual_seed(seed)
 
-    def _make_transforms(self, train_images: Tensor) -> None:
-        mean, std = self.mean, self.std
-        if mean is None or std is None:
-            pixels = train_images.transpose(0, 1).reshape(3, -1).float() / 255  # (C, N*H*W)
-            mean = mean or tuple(pixels.mean(1).tolist())
-            std = std or tuple(pixels.std(1).clamp_min(1e-3).tolist())
-        self.train_transform = ImageTrainTransform(
-            mean, std, pad=self.translate, flip="random" if self.flip else "none"
-        )
+    def _measure(self, train_images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The given mean and std, or the per-channel statistics of the training images."""
+        if self.mean is not None and self.std is not None:
+            return self.mean, self.std
+        pixels = train_images.transpose(0, 1).reshape(3, -1).float() / 255  # (C, N*H*W)
+        mean = self.mean or tuple(pixels.mean(1).tolist())
+        std = self.std or tuple(pixels.std(1).clamp_min(1e-3).tolist())
+        return mean, std
+
+    def _make_transforms(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self._stats = (mean, std)
+        flip = "random" if self.flip else "none"
+        self.train_transform = ImageTrainTransform(mean, std, pad=self.translate, flip=flip)
         self.eval_transform = ImageEvalTransform(mean, std)
 
     def _read(self, split: str) -> tuple[Tensor, Tensor]:
@@ -169,20 +181,25 @@ class ImageFolderDataModule(L.LightningDataModule):
         files, labels = list_images(root, self.classes, self.skip_bad_files)
         with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
             decoded = list(pool.map(self._decode, files))
-        bad = [path for path, image in zip(files, decoded) if isinstance(image, Exception)]
-        for path in bad:
-            if not self.skip_bad_files:
-                raise decoded[files.index(path)]
-            log.warning("Skipping %s: %s", path, decoded[files.index(path)])
-        keep = [i for i, image in enumerate(decoded) if not isinstance(image, Exception)]
-        if bad:
-            log.warning("Skipped %d unreadable file(s) of %d in %s (data.skip_bad_files).", len(bad), len(files), root)
-        kept_labels = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
-        missing = set(range(self.num_classes)) - set(kept_labels.tolist())
+        images, kept_labels, skipped = [], [], 0
+        for path, image, label in zip(files, decoded, labels, strict=True):
+            if isinstance(image, Exception):
+                if not self.skip_bad_files:
+                    raise image
+                log.warning("Skipping %s: %s", path, image)
+                skipped += 1
+            else:
+                images.append(image)
+                kept_labels.append(label)
+        if skipped:
+            log.warning("Skipped %d unreadable file(s) of %d in %s (data.skip_bad_files).", skipped, len(files), root)
+        if not images:
+            raise ValueError(f"No readable image is left in {root}; see the warnings above for each file.")
+        missing = set(range(self.num_classes)) - set(kept_labels)
         if split == "train" and missing:
             names = ", ".join(str(root / self.classes[i]) for i in sorted(missing))
             raise ValueError(f"No readable image is left in {names}; every class needs training images.")
-        return torch.stack([decoded[i] for i in keep]), kept_labels
+        return torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64)
 
     def _decode(self, path: Path) -> Tensor | Exception:
         try:

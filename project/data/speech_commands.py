@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from project.data.audio import read_audio
-from project.data.audio_datamodule import AudioDataset, Split
+from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
 from project.data.download import RemoteArchive, download_archive, extract_archive
 
 URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
@@ -76,22 +76,25 @@ class SpeechCommands(AudioDataset):
             )
         extract_archive(path, self.folder)
 
-    def load(self, split: Split, sample_rate: int) -> tuple[list[Tensor], Tensor]:
+    def load(self, split: Split, sample_rate: int) -> LoadedSplit:
         files = self._word_files(split)
         # A different stream per split, reproducible across processes (str hashes are not)
         generator = torch.Generator().manual_seed(self.seed * 3 + ("train", "val", "test").index(split))
         if self.task == 35:
             items = [(path, self.classes.index(word)) for word, paths in files.items() for path in paths]
-            return _read(items, sample_rate)
+            return self._read(items, sample_rate)
         per_class = round(sum(len(files[word]) for word in COMMANDS) / len(COMMANDS))
         others = [path for word, paths in files.items() if word not in COMMANDS for path in paths]
         chosen = torch.randperm(len(others), generator=generator)[:per_class].sort().values.tolist()
         items = [(path, self.classes.index(word)) for word in COMMANDS for path in files[word]]
         items += [(others[i], self.classes.index(UNKNOWN)) for i in chosen]
-        clips, labels = _read(items, sample_rate)
-        silence = self._silence(per_class, sample_rate, generator)
-        labels = torch.cat([labels, torch.full((len(silence),), self.classes.index(SILENCE))])
-        return clips + silence, labels
+        words = self._read(items, sample_rate)
+        silence, names = self._silence(per_class, sample_rate, generator)
+        return LoadedSplit(
+            clips=words.clips + silence,
+            labels=torch.cat([words.labels, torch.full((len(silence),), self.classes.index(SILENCE))]),
+            names=words.names + names,
+        )
 
     def _word_files(self, split: Split) -> dict[str, list[Path]]:
         """The recordings of every word in `split`, by word, from the archive's split lists."""
@@ -100,7 +103,9 @@ class SpeechCommands(AudioDataset):
         for word in WORDS:
             folder = self.folder / word
             if not folder.is_dir():
-                raise FileNotFoundError(f"{folder} is missing; the extraction is incomplete. Delete {self.folder} and run again.")
+                raise FileNotFoundError(
+                    f"{folder} is missing; the extraction is incomplete. Delete {self.folder} and run again."
+                )
             paths = sorted(folder.glob("*.wav"))
             if split == "train":
                 files[word] = [p for p in paths if f"{word}/{p.name}" not in listed["val"] | listed["test"]]
@@ -111,26 +116,37 @@ class SpeechCommands(AudioDataset):
     def _read_list(self, split: str) -> list[str]:
         path = self.folder / SPLIT_LISTS[split]
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; the extraction is incomplete. Delete {self.folder} and run again.")
+            raise FileNotFoundError(
+                f"{path} is missing; the extraction is incomplete. Delete {self.folder} and run again."
+            )
         return path.read_text().split()
 
-    def _silence(self, count: int, sample_rate: int, generator: torch.Generator) -> list[Tensor]:
-        """`count` one-second cuts of the background-noise recordings, each at a random volume."""
-        noises = [read_audio(path, sample_rate) for path in sorted((self.folder / NOISE_FOLDER).glob("*.wav"))]
-        noises = [noise for noise in noises if len(noise) >= sample_rate]
+    def _read(self, items: list[tuple[Path, int]], sample_rate: int) -> LoadedSplit:
+        return LoadedSplit(
+            clips=[read_audio(path, sample_rate) for path, _ in items],
+            labels=torch.tensor([label for _, label in items], dtype=torch.int64),
+            names=[str(path.relative_to(self.folder)) for path, _ in items],
+        )
+
+    def _silence(self, count: int, sample_rate: int, generator: torch.Generator) -> tuple[list[Tensor], list[str]]:
+        """`count` one-second cuts of the background-noise recordings, each at a random volume, and
+        their names (`file@start-in-seconds`)."""
+        paths = sorted((self.folder / NOISE_FOLDER).glob("*.wav"))
+        noises = [(path, read_audio(path, sample_rate)) for path in paths]
+        noises = [(path, noise) for path, noise in noises if len(noise) >= sample_rate]
         if not noises:
-            raise FileNotFoundError(f"{self.folder / NOISE_FOLDER} holds no recording of a second or more for `_silence_`.")
+            raise FileNotFoundError(
+                f"{self.folder / NOISE_FOLDER} holds no recording of a second or more for `_silence_`."
+            )
         which = torch.randint(len(noises), (count,), generator=generator).tolist()
         start, volume = torch.rand(2, count, generator=generator)
-        cuts = []
-        for i, noise in enumerate(which):
-            offset = int(start[i] * (len(noises[noise]) - sample_rate))
-            cuts.append(noises[noise][offset : offset + sample_rate] * volume[i])
-        return cuts
-
-
-def _read(items: list[tuple[Path, int]], sample_rate: int) -> tuple[list[Tensor], Tensor]:
-    return [read_audio(path, sample_rate) for path, _ in items], torch.tensor([label for _, label in items])
+        cuts, names = [], []
+        for i, choice in enumerate(which):
+            path, noise = noises[choice]
+            offset = int(start[i] * (len(noise) - sample_rate))
+            cuts.append(noise[offset : offset + sample_rate] * volume[i])
+            names.append(f"{path.relative_to(self.folder)}@{offset / sample_rate:.3f}s")
+        return cuts, names
 
 
 def _sha256(path: Path) -> str:

@@ -3,10 +3,9 @@
 from pathlib import Path
 
 import torch
-from torch import Tensor
 
 from project.data.audio import read_audio
-from project.data.audio_datamodule import AudioDataset, Split
+from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
 
 
 class WavFolder(AudioDataset):
@@ -47,10 +46,13 @@ class WavFolder(AudioDataset):
     def prepare(self) -> None:
         pass  # the files are the user's own; nothing to download
 
-    def load(self, split: Split, sample_rate: int) -> tuple[list[Tensor], Tensor]:
+    def load(self, split: Split, sample_rate: int) -> LoadedSplit:
         files = self._split_files()[split]
-        clips = [read_audio(path, sample_rate) for path, _ in files]
-        return clips, torch.tensor([label for _, label in files], dtype=torch.int64)
+        return LoadedSplit(
+            clips=[read_audio(path, sample_rate) for path, _ in files],
+            labels=torch.tensor([label for _, label in files], dtype=torch.int64),
+            names=[str(path.relative_to(self.root)) for path, _ in files],
+        )
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
         splits: dict[Split, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}

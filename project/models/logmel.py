@@ -11,7 +11,8 @@ class LogMel(nn.Module):
 
     Samples past a clip's length are zeroed and each clip is zero-padded by half a window at both
     ends (rather than reflected), so a clip's frames are the same whether it is alone or padded in
-    a batch: frames past its end see only zeros either way. Frame i is centred on sample i * hop; a clip of L samples has L // hop + 1.
+    a batch: frames past its end see only zeros either way. Frame i is centred on sample i * hop;
+    a clip of L samples has L // hop + 1.
 
     Args:
         sample_rate: of the waveforms; sets where the mel bands fall.
@@ -33,7 +34,9 @@ class LogMel(nn.Module):
         super().__init__()
         f_max = sample_rate / 2 if f_max is None else f_max
         if not 0 <= f_min < f_max <= sample_rate / 2:
-            raise ValueError(f"need 0 <= f_min < f_max <= {sample_rate / 2} (Nyquist), got f_min={f_min}, f_max={f_max}.")
+            raise ValueError(
+                f"need 0 <= f_min < f_max <= {sample_rate / 2} (Nyquist), got f_min={f_min}, f_max={f_max}."
+            )
         self.win_length = round(sample_rate * window_ms / 1000)
         self.hop_length = round(sample_rate * hop_ms / 1000)
         if self.win_length < 2 or self.hop_length < 1:
@@ -105,7 +108,9 @@ class SpecAugment(nn.Module):
             words are not wiped out.
     """
 
-    def __init__(self, freq_masks: int = 2, freq_mask_width: int = 8, time_masks: int = 2, time_mask_fraction: float = 0.1):
+    def __init__(
+        self, freq_masks: int = 2, freq_mask_width: int = 8, time_masks: int = 2, time_mask_fraction: float = 0.1
+    ):
         super().__init__()
         self.freq_masks = freq_masks
         self.freq_mask_width = freq_mask_width
@@ -115,7 +120,7 @@ class SpecAugment(nn.Module):
     def forward(self, features: Tensor, frames: Tensor) -> Tensor:
         if not self.training:
             return features
-        b, t, f = features.shape
+        _, t, f = features.shape
         n_bins, freq_width = torch.full_like(frames, f), torch.full_like(frames, self.freq_mask_width)
         masked = _random_spans(self.freq_masks, freq_width, n_bins, f)[:, None, :]  # (B, 1, F)
         max_width = (frames * self.time_mask_fraction).floor().long()
