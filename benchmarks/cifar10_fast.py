@@ -33,8 +33,8 @@ import torch
 from project import metrics
 from project.callbacks import FreezeParameters, Lookahead
 from project.cli import main
-from project.data.cifar10 import InMemoryImages
 from project.data.device_loader import DeviceLoader
+from project.data.loading import InMemoryImages
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD = ROOT / "configs" / "cifar10.yaml"

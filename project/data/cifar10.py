@@ -2,17 +2,23 @@
 
 import pickle
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from project.data.device_loader import DeviceLoader
 from project.data.download import RemoteArchive, download_and_extract
-from project.data.loading import ResumableLoader
+from project.data.loading import (
+    InMemoryImages,
+    augmentation_generator,
+    keep_batch,
+    make_loader,
+    per_device_batch_size,
+)
 from project.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip
 
 ARCHIVE = RemoteArchive(
@@ -101,7 +107,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         download_and_extract(ARCHIVE, self.data_dir)
 
     def setup(self, stage: str) -> None:
-        self.per_device_batch_size = self._per_device_batch_size()
+        self.per_device_batch_size = per_device_batch_size(self.batch_size, self.trainer)
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
             images, labels = read_batches(self.folder, TRAIN_FILES)
             if not 0 < self.val_size < len(labels):
@@ -145,38 +151,28 @@ class CIFAR10DataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, labels = batch
         if self.trainer is not None and self.trainer.training:
-            generator = self._step_generator(images.device)
+            generator = augmentation_generator(self.trainer, self.seed, images.device)
             return self.train_transform(images, generator, epoch=self.trainer.current_epoch), labels
         return self.eval_transform(images), labels
 
-    def _step_generator(self, device: torch.device) -> torch.Generator:
-        # Drawn afresh from (seed, rank, batch count) so augmentation needs no saved RNG state:
-        # a resumed run sees the crops and flips the uninterrupted run would have seen.
-        batch_count = self.trainer.fit_loop.total_batch_idx + 1
-        seed = hash((self.seed, self.trainer.global_rank, batch_count)) & (2**63 - 1)
-        return torch.Generator(device=device).manual_seed(seed)
-
     def _loader(
-        self, dataset: "InMemoryImages", shuffle: bool = False, drop_last: bool = False
+        self, dataset: InMemoryImages, shuffle: bool = False, drop_last: bool = False
     ) -> DataLoader | DeviceLoader:
         if self.on_device:
             return self._device_loader(dataset, shuffle, drop_last)
-        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        options = dict(
-            batch_size=self.per_device_batch_size,
+        return make_loader(
+            dataset,
+            self.trainer,
+            self.per_device_batch_size,
+            shuffle=shuffle,
             drop_last=drop_last,
+            seed=self.seed,
             num_workers=self.num_workers,
-            pin_memory=pin,
-            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
             collate_fn=keep_batch,
         )
-        if shuffle:
-            # Its position goes into checkpoints, so a run resumed mid-epoch sees the same batches
-            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-            return ResumableLoader(dataset, seed=self.seed, num_replicas=world, rank=rank, **options)
-        return DataLoader(dataset, **options)
 
-    def _device_loader(self, dataset: "InMemoryImages", shuffle: bool, drop_last: bool) -> DeviceLoader:
+    def _device_loader(self, dataset: InMemoryImages, shuffle: bool, drop_last: bool) -> DeviceLoader:
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         # Moved once and kept there: later loaders (and later fits) of this DataModule reuse the copy
@@ -192,15 +188,6 @@ class CIFAR10DataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer is not None else 0,
         )
 
-    def _per_device_batch_size(self) -> int:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise ValueError(
-                f"data.batch_size={self.batch_size} does not divide evenly over {world} devices; "
-                f"use a multiple of {world}, e.g. {self.batch_size // world * world or world}."
-            )
-        return self.batch_size // world
-
     def _missing_message(self) -> str:
         return (
             f"CIFAR-10 not found: looked for {self.folder.resolve()} and data.download is false. Either "
@@ -208,30 +195,6 @@ class CIFAR10DataModule(L.LightningDataModule):
             f"extract it into {self.data_dir.resolve()} (creating {FOLDER}/), or point --data.data_dir at "
             "the folder that holds it."
         )
-
-
-class InMemoryImages(Dataset):
-    """uint8 images (N, C, H, W) with int64 labels (N,), fetched a whole batch of indices at a time."""
-
-    def __init__(self, images: Tensor, labels: Tensor):
-        self.images = images
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.images[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
-        # DataLoader calls this with a whole batch: one gather instead of B getitems and a stack
-        index = torch.as_tensor(indices)
-        return self.images[index], self.labels[index]
-
-
-def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """`__getitems__` already returns a batch; there is nothing left to collate."""
-    return batch
 
 
 def read_batches(folder: Path, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
@@ -275,7 +238,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """The official batches are pickles; this refuses anything in them but numpy arrays and builtins,
     so a tampered file cannot run code when it is read."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),

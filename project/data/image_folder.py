@@ -25,8 +25,13 @@ from torch.utils.data import DataLoader
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
-from project.data.cifar10 import InMemoryImages, keep_batch
-from project.data.loading import ResumableLoader
+from project.data.loading import (
+    InMemoryImages,
+    augmentation_generator,
+    keep_batch,
+    make_loader,
+    per_device_batch_size,
+)
 from project.data.transforms import ImageEvalTransform, ImageTrainTransform
 
 log = logging.getLogger(__name__)
@@ -97,7 +102,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             )
 
     def setup(self, stage: str) -> None:
-        self.per_device_batch_size = self._per_device_batch_size()
+        self.per_device_batch_size = per_device_batch_size(self.batch_size, self.trainer)
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
             images, labels = self._read("train")
             if "val" in self.roots:
@@ -151,14 +156,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         if self._stats is None:  # evaluating without fitting and without a checkpoint's statistics
             self._make_transforms(*self._measure(self._read("train")[0]))
         if self.trainer is not None and self.trainer.training:
-            return self.train_transform(images, self._step_generator(images.device)), labels
+            return self.train_transform(images, augmentation_generator(self.trainer, self.seed, images.device)), labels
         return self.eval_transform(images), labels
-
-    def _step_generator(self, device: torch.device) -> torch.Generator:
-        # From (seed, rank, batch count), so a resumed run repeats the uninterrupted run's augmentation
-        batch_count = self.trainer.fit_loop.total_batch_idx + 1
-        seed = hash((self.seed, self.trainer.global_rank, batch_count)) & (2**63 - 1)
-        return torch.Generator(device=device).manual_seed(seed)
 
     def _measure(self, train_images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The given mean and std, or the per-channel statistics of the training images."""
@@ -217,33 +216,22 @@ class ImageFolderDataModule(L.LightningDataModule):
         return F.center_crop(image, [self.image_size, self.image_size])
 
     def _loader(self, dataset: InMemoryImages, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
-        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        options = dict(
-            batch_size=self.per_device_batch_size,
+        if shuffle and drop_last and len(dataset) < self.per_device_batch_size:
+            raise ValueError(
+                f"Only {len(dataset)} training images, fewer than one batch of {self.per_device_batch_size}; "
+                "lower data.batch_size."
+            )
+        return make_loader(
+            dataset,
+            self.trainer,
+            self.per_device_batch_size,
+            shuffle=shuffle,
             drop_last=drop_last,
+            seed=self.seed,
             num_workers=self.num_workers,
-            pin_memory=pin,
-            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
             collate_fn=keep_batch,
         )
-        if shuffle:
-            if drop_last and len(dataset) < self.per_device_batch_size:
-                raise ValueError(
-                    f"Only {len(dataset)} training images, fewer than one batch of {self.per_device_batch_size}; "
-                    "lower data.batch_size."
-                )
-            world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-            return ResumableLoader(dataset, seed=self.seed, num_replicas=world, rank=rank, **options)
-        return DataLoader(dataset, **options)
-
-    def _per_device_batch_size(self) -> int:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise ValueError(
-                f"data.batch_size={self.batch_size} does not divide evenly over {world} devices; "
-                f"use a multiple of {world}, e.g. {self.batch_size // world * world or world}."
-            )
-        return self.batch_size // world
 
 
 def find_split_roots(data_dir: Path) -> dict[str, Path]:

@@ -1,14 +1,19 @@
-"""A shuffling training loader that a checkpoint can stop and restart in the middle of an epoch.
+"""What every in-memory DataModule shares: batch-fetching datasets, loaders, per-device batch size
+and the per-step augmentation generator.
 
-Lightning saves the `state_dict()` of any training DataLoader that has one into every checkpoint
-and hands it back to `load_state_dict()` on resume, before the first batch is drawn. The order of
-an epoch here is a pure function of (seed, epoch), so the state is just the epoch and how many
-batches of it were handed out: a resumed run skips those and sees exactly the batches the
-uninterrupted run would have seen.
+The training loader can be stopped and restarted in the middle of an epoch. Lightning saves the
+`state_dict()` of any training DataLoader that has one into every checkpoint and hands it back to
+`load_state_dict()` on resume, before the first batch is drawn. The order of an epoch here is a pure
+function of (seed, epoch), so the state is just the epoch and how many batches of it were handed
+out: a resumed run skips those and sees exactly the batches the uninterrupted run would have seen.
 """
 
+from collections.abc import Callable
 from typing import Any
 
+import lightning as L
+import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 
@@ -76,3 +81,76 @@ class ResumableLoader(DataLoader):
         if isinstance(self.sampler, ResumableSampler):
             self.sampler.set_epoch(state["epoch"])
             self.sampler.start = state["batches_served"] * self.batch_size
+
+
+def per_device_batch_size(batch_size: int, trainer: L.Trainer | None) -> int:
+    """Split a global batch size evenly over the devices, so a recipe means the same on 1 or 8 GPUs."""
+    world = trainer.world_size if trainer is not None else 1
+    if batch_size % world:
+        raise ValueError(
+            f"data.batch_size={batch_size} does not divide evenly over {world} devices; "
+            f"use a multiple of {world}, e.g. {batch_size // world * world or world}."
+        )
+    return batch_size // world
+
+
+def augmentation_generator(trainer: L.Trainer, seed: int, device: torch.device) -> torch.Generator:
+    """A generator for this training step's augmentation, drawn afresh from (seed, rank, batch count).
+
+    Needs no saved RNG state: a resumed run sees the crops, flips and shifts the uninterrupted run
+    would have seen, and each DDP rank augments differently."""
+    batch_count = trainer.fit_loop.total_batch_idx + 1
+    step_seed = hash((seed, trainer.global_rank, batch_count)) & (2**63 - 1)
+    return torch.Generator(device=device).manual_seed(step_seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    trainer: L.Trainer | None,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool | None = None,
+    collate_fn: Callable | None = None,
+) -> DataLoader:
+    """The DataModules' loaders: a `ResumableLoader` for training (its position goes into checkpoints,
+    so a run resumed mid-epoch sees the same batches), a plain ordered DataLoader for evaluation."""
+    options = dict(
+        batch_size=batch_size,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        persistent_workers=num_workers > 0,
+        collate_fn=collate_fn,
+    )
+    if shuffle:
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        return ResumableLoader(dataset, seed=seed, num_replicas=world, rank=rank, **options)
+    return DataLoader(dataset, **options)
+
+
+class InMemoryImages(Dataset):
+    """uint8 images (N, C, H, W) with int64 labels (N,), fetched a whole batch of indices at a time."""
+
+    def __init__(self, images: Tensor, labels: Tensor):
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        # DataLoader calls this with a whole batch: one gather instead of B getitems and a stack
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """`__getitems__` already returns a batch; there is nothing left to collate."""
+    return batch
