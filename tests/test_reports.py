@@ -60,6 +60,45 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path):
         assert float(row["probability"]) == pytest.approx(max(probs), abs=1e-6)
 
 
+def test_predict_a_folder_of_images(fitted, tmp_path):
+    """Any-size images in nested folders, resized to the net's 32x32, named by their path in the CSV."""
+    from PIL import Image
+
+    from tests.cifar_format import learnable_images
+
+    rows, _ = learnable_images(3, seed=7)
+    folder = tmp_path / "photos"
+    (folder / "holiday").mkdir(parents=True)
+    for i, row in enumerate(rows):
+        image = Image.fromarray(row.reshape(3, 32, 32).transpose(1, 2, 0)).resize((64, 64))
+        image.save(folder / ("holiday" if i else ".") / f"img{i}.png")
+    ckpt = _run_dir(fitted / "logs") / "checkpoints" / "last.ckpt"
+    out = tmp_path / "preds.csv"
+    main(
+        [
+            "predict",
+            f"--ckpt_path={ckpt}",
+            f"--data.predict_dir={folder}",
+            f"--predictions.output={out}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    predictions = list(csv.DictReader(out.open()))
+    assert [row["sample"] for row in predictions] == ["holiday/img1.png", "holiday/img2.png", "img0.png"]
+
+    (folder / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=r"notes\.txt is not an image file"):
+        main(
+            [
+                "predict",
+                f"--ckpt_path={ckpt}",
+                f"--data.predict_dir={folder}",
+                f"--trainer.logger.init_args.save_dir={tmp_path}",
+            ]
+        )
+
+
 def test_summary_names_the_best_checkpoint_and_the_test_command(tmp_path, capsys):
     write_cifar10(tmp_path / "data", per_batch=40)
     args = tiny_cifar_args(tmp_path / "data", tmp_path / "logs", epochs=1)
@@ -77,7 +116,7 @@ def test_confusion_matrix_picture_has_a_cell_per_pair():
     assert image.dtype == torch.uint8 and image.shape[0] == 3
     assert image.shape[1] >= 3 * 40 and image.shape[2] >= 3 * 40
     # The diagonal of a mostly-right row is darker than an empty off-diagonal cell
-    h, w = image.shape[1:]
+    w = image.shape[2]
     margin = w - 3 * 40 - 1
     cell = lambda i, j: image[:, margin + i * 40 + 2, margin + j * 40 + 2].float().mean()  # noqa: E731
     assert cell(2, 2) < cell(2, 1)

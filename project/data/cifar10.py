@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from project.data.device_loader import DeviceLoader
 from project.data.download import RemoteArchive, download_and_extract
+from project.data.image_files import read_predict_folder
 from project.data.loading import (
     InMemoryImages,
     augmentation_generator,
@@ -51,6 +52,8 @@ class CIFAR10DataModule(L.LightningDataModule):
             `DeviceLoader`): no worker and no host work per step, for nets fast enough to outrun a
             DataLoader. Costs 150 MB of device memory for the uint8 images.
         translate: random translation of up to this many pixels (crop from reflect padding); 0 for none.
+        predict_dir: a folder of images (any size; resized to 32x32) for `predict`; by default it
+            predicts the test split. The predictions CSV names each file by its path in the folder.
         flip: "random" mirrors each image with probability 1/2 at every step; "alternating" mirrors a
             fixed random half of the set in even epochs and the other half in odd ones, so every image
             is seen both ways within two epochs (airbench's trick, worth most in short runs).
@@ -71,6 +74,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         on_device: bool = False,
         translate: int = 4,
         flip: Literal["random", "alternating", "none"] = "random",
+        predict_dir: str | Path | None = None,
     ):
         super().__init__()
         if batch_size < 1:
@@ -89,6 +93,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.seed = seed
         self.on_device = on_device
+        self.predict_dir = Path(predict_dir) if predict_dir is not None else None
         self.flip = flip
         self.train_transform = ImageTrainTransform(MEAN, STD, pad=translate, flip=flip)
         self.eval_transform = ImageEvalTransform(MEAN, STD)
@@ -124,8 +129,14 @@ class CIFAR10DataModule(L.LightningDataModule):
                 train_images = random_flip(train_images, flipper)
             self.train_set = InMemoryImages(train_images, labels[train])
             self.val_set = InMemoryImages(images[val], labels[val])
-        if stage in ("test", "predict") and not hasattr(self, "test_set"):
+        if stage == "predict" and self.predict_dir is not None:
+            images, self.predict_names = read_predict_folder(self.predict_dir, size=32, skip_bad_files=False)
+            self.predict_set = InMemoryImages(images, torch.full((len(images),), -1))  # -1: no label
+        elif stage in ("test", "predict") and not hasattr(self, "test_set"):
             self.test_set = InMemoryImages(*read_batches(self.folder, TEST_FILES))
+        if stage == "predict" and self.predict_dir is None:
+            self.predict_set = self.test_set
+            self.predict_names = [f"test/{i}" for i in range(len(self.test_set))]
 
     def train_dataloader(self) -> DataLoader | DeviceLoader:
         # drop_last keeps every step's batch (and BatchNorm statistics) full-sized
@@ -138,7 +149,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader | DeviceLoader:
-        return self._loader(self.test_set)
+        return self._loader(self.predict_set)
 
     def sample_train_images(self, n: int) -> Tensor:
         """The first `n` training images, normalised as the net sees them in evaluation: (n, C, H, W) float.

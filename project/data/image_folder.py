@@ -14,17 +14,14 @@ augmentation runs on the device (project/data/transforms.py), as for CIFAR-10.
 """
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms.v2 import functional as F
 
+from project.data.image_files import IMAGE_SUFFIXES, decode_all, read_predict_folder
 from project.data.loading import (
     InMemoryImages,
     augmentation_generator,
@@ -36,7 +33,6 @@ from project.data.transforms import ImageEvalTransform, ImageTrainTransform
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")  # what torchvision.io.decode_image reads
 SPLITS = ("train", "val", "test")
 
 
@@ -56,6 +52,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         flip: mirror a random half of each training batch left-right (off for text, digits, ...).
         skip_bad_files: by default an unreadable file stops setup with its name; with this, each one
             is logged as a warning and left out, and a count is logged at the end.
+        predict_dir: a folder of images for `predict` (by default the test/ split); the predictions
+            CSV names each file by its path in the folder.
     """
 
     def __init__(
@@ -72,6 +70,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         translate: int = 4,
         flip: bool = True,
         skip_bad_files: bool = False,
+        predict_dir: str | Path | None = None,
     ):
         super().__init__()
         if batch_size < 1:
@@ -90,6 +89,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.translate = translate
         self.flip = flip
         self.skip_bad_files = skip_bad_files
+        self.predict_dir = Path(predict_dir) if predict_dir is not None else None
         self._stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # normalisation (mean, std)
         # Read from folder names only, so the CLI can size the model before any image is decoded
         self.roots = find_split_roots(self.data_dir)
@@ -121,7 +121,10 @@ class ImageFolderDataModule(L.LightningDataModule):
                 self.train_set = InMemoryImages(images[train], labels[train])
                 self.val_set = InMemoryImages(images[val], labels[val])
             self._make_transforms(*self._measure(self.train_set.images))
-        if stage in ("test", "predict") and not hasattr(self, "test_set"):
+        if stage == "predict" and self.predict_dir is not None:
+            images, self.predict_names = read_predict_folder(self.predict_dir, self.image_size, self.skip_bad_files)
+            self.predict_set = InMemoryImages(images, torch.full((len(images),), -1))  # -1: no label
+        elif stage in ("test", "predict") and not hasattr(self, "test_set"):
             if "test" not in self.roots:
                 raise FileNotFoundError(
                     f"{self.data_dir / 'test'} does not exist, so there is nothing to {stage} on. Put held-out "
@@ -129,6 +132,9 @@ class ImageFolderDataModule(L.LightningDataModule):
                     "`validate` to score the validation split."
                 )
             self.test_set = InMemoryImages(*self._read("test"))
+        if stage == "predict" and self.predict_dir is None:
+            self.predict_set = self.test_set
+            self.predict_names = [f"test/{i}" for i in range(len(self.test_set))]
 
     def train_dataloader(self) -> DataLoader:
         # drop_last keeps every step's batch (and BatchNorm statistics) full-sized
@@ -141,7 +147,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set)
+        return self._loader(self.predict_set)
 
     def state_dict(self) -> dict[str, tuple[float, ...]]:
         # Saved in checkpoints, so evaluating one normalises exactly as its training did
@@ -178,42 +184,15 @@ class ImageFolderDataModule(L.LightningDataModule):
         """Decode every image of a split: uint8 (N, 3, S, S) and int64 labels (N,)."""
         root = self.roots[split]
         files, labels = list_images(root, self.classes, self.skip_bad_files)
-        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-            decoded = list(pool.map(self._decode, files))
-        images, kept_labels, skipped = [], [], 0
-        for path, image, label in zip(files, decoded, labels, strict=True):
-            if isinstance(image, Exception):
-                if not self.skip_bad_files:
-                    raise image
-                log.warning("Skipping %s: %s", path, image)
-                skipped += 1
-            else:
-                images.append(image)
-                kept_labels.append(label)
-        if skipped:
-            log.warning("Skipped %d unreadable file(s) of %d in %s (data.skip_bad_files).", skipped, len(files), root)
+        images, kept = decode_all(files, self.image_size, self.skip_bad_files)
         if not images:
             raise ValueError(f"No readable image is left in {root}; see the warnings above for each file.")
+        kept_labels = [labels[i] for i in kept]
         missing = set(range(self.num_classes)) - set(kept_labels)
         if split == "train" and missing:
             names = ", ".join(str(root / self.classes[i]) for i in sorted(missing))
             raise ValueError(f"No readable image is left in {names}; every class needs training images.")
         return torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64)
-
-    def _decode(self, path: Path) -> Tensor | Exception:
-        try:
-            image = decode_image(str(path), mode=ImageReadMode.RGB)
-        except RuntimeError as err:
-            return ValueError(
-                f"{path} is not a readable image ({_first_line(err)}): it may be truncated (an interrupted copy "
-                "or download) or not an image at all. Replace or delete it, or pass --data.skip_bad_files true "
-                "to leave out every unreadable file (each is logged)."
-            )
-        if image.dtype != torch.uint8:  # 16-bit PNGs
-            image = F.to_dtype(image, torch.uint8, scale=True)
-        # Shorter side to image_size, then the central square: no distortion of the aspect ratio
-        image = F.resize(image, [self.image_size], antialias=True)
-        return F.center_crop(image, [self.image_size, self.image_size])
 
     def _loader(self, dataset: InMemoryImages, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
         if shuffle and drop_last and len(dataset) < self.per_device_batch_size:
@@ -293,8 +272,3 @@ def list_images(root: Path, classes: tuple[str, ...], skip_bad_files: bool = Fal
         files += found
         labels += [label] * len(found)
     return files, labels
-
-
-def _first_line(err: Exception) -> str:
-    # torchvision's messages start with a C++ source location; the reason is the last part
-    return str(err).strip().splitlines()[0].split(", ")[-1]
