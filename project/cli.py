@@ -4,8 +4,6 @@ With no --config, configs/cifar10.yaml is loaded first, so `python -m project.cl
 default CIFAR-10 CNN; every key can still be overridden on the command line.
 """
 
-import importlib
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,12 +74,11 @@ class CLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if config["weights_only"] and ckpt_path and Path(ckpt_path).is_file():
             check_checkpoint_is_safe(ckpt_path)  # a clear error before Lightning's own torch.load
-        # The link from data.num_classes overwrites a net's num_classes without a word; remember
-        # a value other than the net's default so a contradiction can be reported (see
-        # after_instantiate_classes).
+        # The link from data.num_classes overwrites a net's num_classes without a word. Nets take it
+        # without a default, so a value here was given by the user: remember it to report a
+        # contradiction (see after_instantiate_classes).
         net = (config.get("model") or {}).get("net") or {}
-        given = (net.get("init_args") or {}).get("num_classes")
-        self._given_net_classes = None if given == _default_num_classes(net.get("class_path")) else given
+        self._given_net_classes = (net.get("init_args") or {}).get("num_classes")
 
     def after_instantiate_classes(self) -> None:
         given, found = getattr(self, "_given_net_classes", None), getattr(self.datamodule, "num_classes", None)
@@ -97,15 +94,6 @@ class CLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
-
-
-def _default_num_classes(class_path: str | None) -> int | None:
-    try:
-        module, name = class_path.rsplit(".", 1)
-        parameter = inspect.signature(getattr(importlib.import_module(module), name)).parameters["num_classes"]
-    except (AttributeError, ImportError, KeyError, ValueError):
-        return None
-    return None if parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:

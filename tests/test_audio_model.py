@@ -26,7 +26,7 @@ def _tiny_net(num_classes: int = 7, **kwargs) -> RNNClassifier:
     "options",
     [
         {"cell": "gru", "readout": "attention"},
-        {"cell": "lstm", "readout": "mean", "num_layers": 3},
+        {"cell": "lstm", "readout": "mean", "num_layers": 3, "normalize": "band"},
         {"cell": "gru", "bidirectional": False, "num_layers": 1},
     ],
 )

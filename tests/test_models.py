@@ -18,7 +18,7 @@ def test_resnet_shapes_and_every_parameter_learns(channels_last):
 
 def test_resnet_rejects_mismatched_stage_settings():
     with pytest.raises(ValueError, match=r"residual has 2 entries but widths .* define 3 stages"):
-        ResNet(widths=(8, 8, 8, 8), residual=(True, False))
+        ResNet(num_classes=10, widths=(8, 8, 8, 8), residual=(True, False))
 
 
 def _images(b=6, seed=0):

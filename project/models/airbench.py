@@ -96,7 +96,7 @@ class AirbenchNet(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 10,
+        num_classes: int,
         in_channels: int = 3,
         widths: tuple[int, int, int] = (64, 256, 256),
         whitening_kernel: int = 2,

@@ -82,16 +82,19 @@ def _mel_to_hz(mel: Tensor) -> Tensor:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
-def normalize_utterance(features: Tensor, mask: Tensor) -> Tensor:
-    """Zero mean, unit variance per band over each clip's own frames: (B, T, F) -> (B, T, F).
+def normalize_utterance(features: Tensor, mask: Tensor, per_band: bool = False) -> Tensor:
+    """Zero mean, unit variance over each clip's own frames: (B, T, F) -> (B, T, F).
 
-    Removes the microphone's colouring and the loudness, which say more about the recording than
-    the word. `mask` (B, T) marks real frames; padded frames come out zero.
+    One mean and variance per clip removes its loudness and keeps its spectral shape. `per_band`
+    normalises every mel band on its own (CMVN), which also removes the microphone's colouring but
+    lifts a band that holds only background noise to the same scale as the speech bands.
+    `mask` (B, T) marks real frames; padded frames come out zero.
     """
     mask = mask[..., None].to(features.dtype)  # (B, T, 1)
-    count = mask.sum(1, keepdim=True)
-    mean = (features * mask).sum(1, keepdim=True) / count
-    var = ((features - mean).square() * mask).sum(1, keepdim=True) / count
+    dims = (1,) if per_band else (1, 2)
+    count = mask.sum(1, keepdim=True) * (1 if per_band else features.shape[2])
+    mean = (features * mask).sum(dims, keepdim=True) / count
+    var = ((features - mean).square() * mask).sum(dims, keepdim=True) / count
     return (features - mean) * torch.rsqrt(var + 1e-5) * mask
 
 

@@ -40,7 +40,7 @@ class ResNet(nn.Module):
 
     def __init__(
         self,
-        num_classes: int = 10,
+        num_classes: int,
         in_channels: int = 3,
         widths: tuple[int, ...] = (64, 128, 256, 512),
         residual: tuple[bool, ...] = (True, False, True),

@@ -26,6 +26,8 @@ class RNNClassifier(nn.Module):
         dropout: between recurrent layers and before the output layer.
         readout: "mean" averages the frames; "attention" weights them by a learned score, so the
             model can attend to the word and not the silence around it.
+        normalize: "utterance": one mean and variance per clip (removes loudness); "band": per
+            mel band (also removes the channel's colouring; see `normalize_utterance`).
         freq_masks, freq_mask_width, time_masks, time_mask_fraction: SpecAugment (see `SpecAugment`);
             0 masks turn it off.
     """
@@ -44,6 +46,7 @@ class RNNClassifier(nn.Module):
         bidirectional: bool = True,
         dropout: float = 0.1,
         readout: Literal["mean", "attention"] = "attention",
+        normalize: Literal["utterance", "band"] = "utterance",
         freq_masks: int = 2,
         freq_mask_width: int = 6,
         time_masks: int = 2,
@@ -51,6 +54,7 @@ class RNNClassifier(nn.Module):
     ):
         super().__init__()
         self.sample_rate = sample_rate
+        self.per_band = normalize == "band"
         self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min)
         self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
         self.rnn = LengthAwareRNN(n_mels, hidden_size, num_layers, cell, bidirectional, dropout)
@@ -61,7 +65,7 @@ class RNNClassifier(nn.Module):
     def forward(self, waves: Tensor, lengths: Tensor) -> Tensor:
         features, frames = self.log_mel(waves, lengths)  # (B, T, F), (B,)
         mask = torch.arange(features.shape[1], device=frames.device) < frames[:, None]  # (B, T)
-        x = self.spec_augment(normalize_utterance(features, mask), frames)
+        x = self.spec_augment(normalize_utterance(features, mask, self.per_band), frames)
         h = self.rnn(x, frames)  # (B, T, H * directions)
         return self.head(self.pool(h, mask))
 
