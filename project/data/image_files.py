@@ -59,11 +59,10 @@ def decode_all(files: list[Path], size: int, skip_bad_files: bool) -> tuple[list
     return images, kept
 
 
-def read_predict_folder(folder: Path, size: int, skip_bad_files: bool = False) -> tuple[Tensor, list[str]]:
-    """Every image under `folder` (recursively, in sorted order) as uint8 (N, 3, size, size), with each
-    file's path relative to `folder` as its name."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"data.predict_dir {folder.resolve()} does not exist; point it at a folder of images.")
+def find_image_files(folder: Path, skip_bad_files: bool = False) -> list[Path]:
+    """Every image file under `folder`, recursively, in sorted order; hidden files are passed over.
+
+    Any other file is an error naming it, or with `skip_bad_files` is logged and left out."""
     files = []
     for path in sorted(folder.rglob("*")):
         if path.is_dir() or any(part.startswith(".") for part in path.relative_to(folder).parts):
@@ -77,6 +76,15 @@ def read_predict_folder(folder: Path, size: int, skip_bad_files: bool = False) -
                 f"{path} is not an image file (expected one of {', '.join(IMAGE_SUFFIXES)}). Move it out of "
                 f"{folder}, or pass --data.skip_bad_files true to leave such files out (each is logged)."
             )
+    return files
+
+
+def read_predict_folder(folder: Path, size: int, skip_bad_files: bool = False) -> tuple[Tensor, list[str]]:
+    """Every image under `folder` (recursively, in sorted order) as uint8 (N, 3, size, size), with each
+    file's path relative to `folder` as its name."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data.predict_dir {folder.resolve()} does not exist; point it at a folder of images.")
+    files = find_image_files(folder, skip_bad_files)
     if not files:
         raise ValueError(f"data.predict_dir {folder.resolve()} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
     images, kept = decode_all(files, size, skip_bad_files)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from project.data.image_files import IMAGE_SUFFIXES, decode_all, read_predict_folder
+from project.data.image_files import decode_all, find_image_files, read_predict_folder
 from project.data.loading import (
     InMemoryImages,
     augmentation_generator,
@@ -251,19 +251,7 @@ def list_images(root: Path, classes: tuple[str, ...], skip_bad_files: bool = Fal
         folder = root / name
         if not folder.is_dir():
             continue  # a val/ or test/ folder may lack a class
-        found = []
-        for path in sorted(folder.rglob("*")):
-            if path.is_dir() or any(part.startswith(".") for part in path.relative_to(folder).parts):
-                continue  # .DS_Store and other hidden files are not data
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                found.append(path)
-            elif skip_bad_files:
-                log.warning("Skipping %s: not an image file (expected one of %s).", path, ", ".join(IMAGE_SUFFIXES))
-            else:
-                raise ValueError(
-                    f"{path} is not an image file (expected one of {', '.join(IMAGE_SUFFIXES)}). Move it out "
-                    f"of {folder}, or pass --data.skip_bad_files true to leave such files out (each is logged)."
-                )
+        found = find_image_files(folder, skip_bad_files)
         if not found:
             raise ValueError(
                 f"Class folder {folder} holds no images. Add images or delete the folder; an empty class "
