@@ -36,6 +36,7 @@ class RunSummary(L.Callback):
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
 
+
 def test_command(checkpoint: str) -> str:
     """`python -m project.cli test` for a checkpoint; the CLI finds the run's config.yaml beside it."""
     return shlex.join(["python", "-m", "project.cli", "test", "--ckpt_path", checkpoint])

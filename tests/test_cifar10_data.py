@@ -7,7 +7,7 @@ import torch
 
 from project.data import cifar10
 from project.data.cifar10 import CIFAR10DataModule
-from project.data.download import DownloadError, RemoteArchive
+from project.data.download import DownloadError, RemoteArchive, download_archive
 from tests.cifar_format import add_to_tar, write_cifar10_archive
 
 
@@ -44,9 +44,7 @@ def test_loader_yields_uint8_batches_of_global_batch_size(cifar_root):
 
 def test_missing_data_without_download_says_where_it_looked(tmp_path):
     dm = CIFAR10DataModule(data_dir=tmp_path / "nowhere", download=False)
-    with pytest.raises(
-        FileNotFoundError, match=r"looked for .*nowhere/cifar-10-batches-py.*cifar-10-python\.tar\.gz"
-    ):
+    with pytest.raises(FileNotFoundError, match=r"looked for .*nowhere/cifar-10-batches-py.*cifar-10-python\.tar\.gz"):
         dm.prepare_data()
 
 
@@ -72,7 +70,7 @@ def test_pickle_with_code_is_refused(cifar_root):
 
 def _remote(base_url: str, archive: Path, md5: str | None = None) -> RemoteArchive:
     md5 = md5 or hashlib.md5(archive.read_bytes()).hexdigest()
-    return RemoteArchive(f"{base_url}/{archive.name}", md5, archive.name)
+    return RemoteArchive(f"{base_url}/{archive.name}", archive.name, md5=md5)
 
 
 def test_download_verifies_checksum_and_extracts(tmp_path, monkeypatch, serve_dir):
@@ -87,7 +85,10 @@ def test_download_verifies_checksum_and_extracts(tmp_path, monkeypatch, serve_di
 def test_download_with_wrong_checksum_is_rejected(tmp_path, monkeypatch, serve_dir):
     archive = write_cifar10_archive(tmp_path / "server")
     monkeypatch.setattr(cifar10, "ARCHIVE", _remote(serve_dir(archive.parent), archive, md5="0" * 32))
-    with pytest.raises(DownloadError, match=r"put it at .*cifar-10-python\.tar\.gz.*MD5"):
+    with pytest.raises(
+        DownloadError,
+        match=r"corrupt: its MD5 is [0-9a-f]{32}, not the published 0{32}.*put it at .*cifar-10-python\.tar\.gz",
+    ):
         CIFAR10DataModule(data_dir=tmp_path / "data").prepare_data()
     assert not (tmp_path / "data" / "cifar-10-batches-py").exists(), "a bad archive must not be extracted"
 
@@ -95,12 +96,10 @@ def test_download_with_wrong_checksum_is_rejected(tmp_path, monkeypatch, serve_d
 def test_offline_download_names_url_and_where_to_put_the_file(tmp_path, monkeypatch, serve_dir):
     (tmp_path / "server").mkdir()
     remote = RemoteArchive(
-        f"{serve_dir(tmp_path / 'server')}/cifar-10-python.tar.gz", "0" * 32, "cifar-10-python.tar.gz"
+        f"{serve_dir(tmp_path / 'server')}/cifar-10-python.tar.gz", "cifar-10-python.tar.gz", md5="0" * 32
     )
     monkeypatch.setattr(cifar10, "ARCHIVE", remote)
-    with pytest.raises(
-        DownloadError, match=rf"Could not download {remote.url}.*by hand.*{tmp_path / 'data'}"
-    ):
+    with pytest.raises(DownloadError, match=rf"Could not download {remote.url}.*by hand.*{tmp_path / 'data'}"):
         CIFAR10DataModule(data_dir=tmp_path / "data").prepare_data()
 
 
@@ -133,3 +132,12 @@ def test_batch_size_must_divide_over_devices(cifar_root):
     dm.trainer = type("FakeTrainer", (), {"world_size": 3})()
     with pytest.raises(ValueError, match=r"batch_size=100 does not divide evenly over 3 devices.*e\.g\. 99"):
         dm.setup("fit")
+
+
+def test_sha256_is_verified_when_that_is_what_is_published(tmp_path, serve_dir):
+    archive = write_cifar10_archive(tmp_path / "server")
+    url = f"{serve_dir(archive.parent)}/{archive.name}"
+    with pytest.raises(DownloadError, match=r"its SHA256 is [0-9a-f]{64}, not the published 0{64}"):
+        download_archive(RemoteArchive(url, archive.name, sha256="0" * 64), tmp_path / "a")
+    good = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert download_archive(RemoteArchive(url, archive.name, sha256=good), tmp_path / "b").is_file()

@@ -66,12 +66,8 @@ def test_resume_continues_from_the_saved_step(trained, tmp_path):
     assert last["global_step"] == 4 * steps_per_epoch
 
     mid_run = checkpoints / f"best-epoch001-step{2 * steps_per_epoch}.ckpt"
-    resumed = main(
-        ["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path}", f"--ckpt_path={mid_run}"]
-    )
-    assert resumed.trainer.global_step == 4 * steps_per_epoch, (
-        "resume must continue, not restart, the step count"
-    )
+    resumed = main(["fit", *args, f"--trainer.logger.init_args.save_dir={tmp_path}", f"--ckpt_path={mid_run}"])
+    assert resumed.trainer.global_step == 4 * steps_per_epoch, "resume must continue, not restart, the step count"
     assert resumed.trainer.current_epoch == 4
     scalars = _scalars(_run_dir(tmp_path))
     assert len(scalars[metrics.VAL_ACC]) == 2, "only the two remaining epochs are trained and validated"

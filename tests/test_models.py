@@ -22,9 +22,7 @@ def test_resnet_rejects_mismatched_stage_settings():
 
 
 def _images(b=6, seed=0):
-    return torch.randint(
-        0, 256, (b, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
-    )
+    return torch.randint(0, 256, (b, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
 def test_translate_is_a_crop_of_the_reflect_padded_image():

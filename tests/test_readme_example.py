@@ -4,7 +4,6 @@ name, and the CLI trains them."""
 import re
 from pathlib import Path
 
-import pytest
 import torch
 
 import project.data
@@ -37,11 +36,17 @@ def test_readme_example_trains(tmp_path, monkeypatch):
     features = torch.randn(600, 16, generator=generator) + 2 * torch.nn.functional.one_hot(labels, 16)
     torch.save({"features": features, "labels": labels}, tmp_path / "features.pt")
 
-    cli = main([
-        "fit", "--config", str(config), f"--data.path={tmp_path / 'features.pt'}",
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}", "--trainer.max_epochs=5",
-        "--trainer.enable_progress_bar=false",
-    ])
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            f"--data.path={tmp_path / 'features.pt'}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
+            "--trainer.max_epochs=5",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     assert cli.trainer.callback_metrics["val/acc"] > 0.8
     assert type(cli.model.net).__name__ == "MLP" and cli.model.net.layers[-1].out_features == 3
     assert (tmp_path / "logs" / "features" / "version_0" / "checkpoints" / "last.ckpt").is_file()

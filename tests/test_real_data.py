@@ -25,6 +25,4 @@ def test_reads_the_real_cifar10(tmp_path):
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (45000, 5000, 10000)
     assert torch.bincount(dm.test_set.labels).tolist() == [1000] * 10
     mean = dm.train_set.images.float().mean(dim=(0, 2, 3)) / 255
-    assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.01), (
-        "channel order or layout is off"
-    )
+    assert torch.allclose(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=0.01), "channel order or layout is off"

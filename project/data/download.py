@@ -1,41 +1,73 @@
 """Download an archive, verify its checksum and extract it without letting it write outside the target."""
 
+import hashlib
 import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchvision.datasets.utils import check_integrity, download_url
+from lightning.pytorch.utilities import rank_zero_info
+from torchvision.datasets.utils import download_url
 
 
 @dataclass(frozen=True)
 class RemoteArchive:
-    """An archive published at `url` whose bytes hash to `md5`."""
+    """An archive published at `url` and the checksums its bytes must match: MD5, SHA-256 or both,
+    whichever its publisher gives. With neither (a host that publishes none), the download is used as
+    is and its SHA-256 is reported so that it can be pinned."""
 
     url: str
-    md5: str
     filename: str
+    md5: str | None = None
+    sha256: str | None = None
+
+    @property
+    def checksums(self) -> dict[str, str]:
+        return {name: value for name, value in (("md5", self.md5), ("sha256", self.sha256)) if value is not None}
 
 
 class DownloadError(RuntimeError):
     pass
 
 
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _mismatch(path: Path, archive: RemoteArchive) -> str | None:
+    """What is wrong with the file at `path`, or None when it matches every published checksum."""
+    if not path.is_file():
+        return "it is missing"
+    for algorithm, expected in archive.checksums.items():
+        actual = file_digest(path, algorithm)
+        if actual != expected:
+            return f"its {algorithm.upper()} is {actual}, not the published {expected}"
+    return None
+
+
 def download_archive(archive: RemoteArchive, root: Path) -> Path:
     """Fetch `archive` into `root` (skipped when a verified copy is already there); return its path."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / archive.filename
-    if check_integrity(str(path), archive.md5):
+    if archive.checksums and _mismatch(path, archive) is None:
         return path
-    how_to_fix = f"Download {archive.url} by hand and put it at {path} (its MD5 must be {archive.md5}), then run again."
+    expected = ", ".join(f"{name.upper()} {value}" for name, value in archive.checksums.items()) or "no checksum"
+    how_to_fix = f"Download {archive.url} by hand and put it at {path} ({expected}), then run again."
     try:
-        # No md5 here: torchvision would report a mismatch as "File not found or corrupted"; the
-        # check below says what is wrong
+        # torchvision fetches (redirects, progress bar); the checksums are checked below, where a
+        # mismatch can be reported as such rather than as "File not found or corrupted"
         download_url(archive.url, str(root), filename=archive.filename)
     except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError; torchvision raises RuntimeError
         raise DownloadError(f"Could not download {archive.url}: {err}. {how_to_fix}") from err
-    if not check_integrity(str(path), archive.md5):
-        raise DownloadError(f"{path} downloaded from {archive.url} does not match its MD5 checksum. {how_to_fix}")
+    problem = _mismatch(path, archive)
+    if problem is not None:
+        raise DownloadError(f"{path} downloaded from {archive.url} is corrupt: {problem}. {how_to_fix}")
+    if not archive.checksums:
+        rank_zero_info(f"Downloaded {archive.url} unverified (SHA-256 {file_digest(path, 'sha256')}).")
     return path
 
 

@@ -1,12 +1,10 @@
 """Free Spoken Digit Dataset: 3,000 recordings of the digits 0-9, six speakers, 8 kHz mono."""
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Literal
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 
 from project.data.audio import read_audio
 from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
@@ -63,7 +61,7 @@ class FSDD(AudioDataset):
         self.test_speaker = test_speaker
         self.val_fraction = val_fraction
         self.download = download
-        self.archive = RemoteArchive(url=url, md5=md5, filename=f"free-spoken-digit-dataset-{VERSION}.tar.gz")
+        self.archive = RemoteArchive(url=url, filename=f"free-spoken-digit-dataset-{VERSION}.tar.gz", md5=md5)
         self.seed = seed
 
     @property
@@ -81,11 +79,6 @@ class FSDD(AudioDataset):
                 f"into {self.root.resolve()}, or point --data.dataset.init_args.root at the folder holding it."
             )
         download_and_extract(self.archive, self.root)
-        if self.archive.md5 is None:
-            md5 = hashlib.md5((self.root / self.archive.filename).read_bytes()).hexdigest()
-            rank_zero_info(
-                f"Downloaded {self.archive.url} unverified (MD5 {md5}); pass md5 to verify future downloads."
-            )
         if not self.recordings.is_dir():
             raise FileNotFoundError(f"{self.archive.url} extracted into {self.root} but has no {FOLDER}/recordings/.")
 

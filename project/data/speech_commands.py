@@ -1,6 +1,5 @@
 """Google Speech Commands v2: 105,829 one-second words from 2,618 speakers, 16 kHz mono."""
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -52,7 +51,7 @@ class SpeechCommands(AudioDataset):
         self.task = task
         self.classes = WORDS if task == 35 else (*COMMANDS, UNKNOWN, SILENCE)
         self.download = download
-        self.archive = RemoteArchive(url=URL, md5=md5, filename=f"{FOLDER}.tar.gz")
+        self.archive = RemoteArchive(url=URL, filename=f"{FOLDER}.tar.gz", md5=md5, sha256=SHA256)
         self.seed = seed
 
     @property
@@ -67,14 +66,7 @@ class SpeechCommands(AudioDataset):
                 f"Speech Commands not found: looked for {self.folder / SPLIT_LISTS['test']} and download is false. "
                 f"Set --data.dataset.init_args.download true, or extract {URL} into {self.folder.resolve()}."
             )
-        path = download_archive(self.archive, self.root)
-        sha256 = _sha256(path)
-        if sha256 != SHA256:
-            raise ValueError(
-                f"{path} has SHA-256 {sha256}, not the published {SHA256}: the download is corrupt or incomplete. "
-                "Delete it and run again."
-            )
-        extract_archive(path, self.folder)
+        extract_archive(download_archive(self.archive, self.root), self.folder)
 
     def load(self, split: Split, sample_rate: int) -> LoadedSplit:
         files = self._word_files(split)
@@ -147,11 +139,3 @@ class SpeechCommands(AudioDataset):
             cuts.append(noise[offset : offset + sample_rate] * volume[i])
             names.append(f"{path.relative_to(self.folder)}@{offset / sample_rate:.3f}s")
         return cuts, names
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
