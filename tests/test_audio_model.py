@@ -4,16 +4,17 @@ import math
 from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from project import metrics
 from project.cli import main
-from project.data.audio import pad_clips
+from project.data.audio import pad_clips, resample
 from project.models import RNNClassifier
 from project.models.logmel import LogMel, SpecAugment
 from project.models.rnn import reverse_padded
-from tests.wav_format import write_fsdd, write_wav_folder
+from tests.wav_format import write_fsdd, write_wav, write_wav_folder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -130,6 +131,19 @@ def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert len(rows) == 1 + 100 and rows[1].startswith("recordings/0_george_0.wav,"), rows[:2]
     assert predicted.trainer.predict_loop.predictions[0].shape[1] == 10
+
+    # A folder of the user's own recordings, nested, at another rate: named by their paths
+    mine = tmp_path / "mine"
+    (mine / "day2").mkdir(parents=True)
+    for source, target in [("1_theo_0.wav", "a.wav"), ("7_george_3.wav", "day2/b.wav")]:
+        clip, rate = soundfile.read(root / "recordings" / source)
+        write_wav(mine / target, resample(torch.from_numpy(clip).float(), rate, 16000).numpy(), 16000)
+    main([
+        "predict", *tiny_fsdd_args(root, tmp_path / "predict_logs", epochs=8), f"--data.predict_dir={mine}",
+        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"--predictions.output={tmp_path / 'mine.csv'}",
+    ])  # fmt: skip
+    rows = (tmp_path / "mine.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["a.wav", "day2/b.wav"]
 
 
 def test_a_sample_rate_mismatch_between_data_and_model_is_an_error(tmp_path):

@@ -6,6 +6,7 @@ into memory once, batch variable lengths, and augment on the device.
 """
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 import lightning as L
@@ -13,8 +14,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from project.data.audio import AudioBatch, AudioClips, keep_batch
+from project.data.audio import AudioBatch, AudioClips, keep_batch, read_audio_folder
 from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTransform
+from project.data.loading import augmentation_generator, make_loader, per_device_batch_size
 
 Split = Literal["train", "val", "test"]
 
@@ -56,7 +58,10 @@ class AudioDataModule(L.LightningDataModule):
         gain_db: training augmentation: largest change of loudness, in decibels, either way.
         num_workers: loader processes. Clips are in memory and augmented on the device, so a batch
             is a few copies; 0 avoids copying the set into worker processes.
-        seed: fixes the augmentation stream (splits are the data set's, seeded by its own `seed`).
+        seed: fixes the augmentation stream and shuffle order (splits are the data set's, seeded by
+            its own `seed`).
+        predict_dir: a folder of recordings for `predict` (by default the test split); every file
+            under it is read, and the predictions CSV names each by its path in the folder.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class AudioDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool | None = None,
         seed: int = 0,
+        predict_dir: str | Path | None = None,
     ):
         super().__init__()
         if batch_size < 1:
@@ -87,6 +93,7 @@ class AudioDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.seed = seed
+        self.predict_dir = Path(predict_dir) if predict_dir is not None else None
         self.train_transform = WaveformTrainTransform(sample_rate, speed=speed, max_shift=max_shift, gain_db=gain_db)
         self.eval_transform = WaveformEvalTransform()
 
@@ -102,18 +109,24 @@ class AudioDataModule(L.LightningDataModule):
         self.dataset.prepare()
 
     def setup(self, stage: str) -> None:
-        self.per_device_batch_size = self._per_device_batch_size()
+        self.per_device_batch_size = per_device_batch_size(self.batch_size, self.trainer)
         self._check_model_sample_rate()
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
             self.train_set = self._clips("train")
             self.val_set = self._clips("val")
-        if stage in ("test", "predict") and not hasattr(self, "test_set"):
+        if stage == "predict" and self.predict_dir is not None:
+            clips, names = read_audio_folder(self.predict_dir, self.sample_rate)
+            no_labels = torch.full((len(clips),), -1)
+            self.predict_set = AudioClips(clips, no_labels, self.clip_samples, names)
+        elif stage in ("test", "predict") and not hasattr(self, "test_set"):
             self.test_set = self._clips("test")
+        if stage == "predict" and self.predict_dir is None:
+            self.predict_set = self.test_set
 
     @property
     def predict_names(self) -> list[str]:
-        """The file behind each row of a `predict` CSV (predict runs on the test split)."""
-        return self.test_set.names
+        """The file behind each row of a `predict` CSV."""
+        return self.predict_set.names
 
     def train_dataloader(self) -> DataLoader:
         # drop_last keeps every step's batch full-sized (one compiled shape, steady statistics)
@@ -126,20 +139,14 @@ class AudioDataModule(L.LightningDataModule):
         return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set)
+        return self._loader(self.predict_set)
 
     def on_after_batch_transfer(self, batch: AudioBatch, dataloader_idx: int) -> AudioBatch:
         (waves, lengths), labels = batch
         if self.trainer is not None and self.trainer.training:
-            return self.train_transform(waves, lengths, self._step_generator(waves.device)), labels
+            generator = augmentation_generator(self.trainer, self.seed, waves.device)
+            return self.train_transform(waves, lengths, generator), labels
         return self.eval_transform(waves, lengths), labels
-
-    def _step_generator(self, device: torch.device) -> torch.Generator:
-        # Drawn afresh from (seed, rank, batch count) so augmentation needs no saved RNG state:
-        # a resumed run sees the augmentation the uninterrupted run would have seen.
-        batch_count = self.trainer.fit_loop.total_batch_idx + 1
-        seed = hash((self.seed, self.trainer.global_rank, batch_count)) & (2**63 - 1)
-        return torch.Generator(device=device).manual_seed(seed)
 
     def _clips(self, split: Split) -> AudioClips:
         loaded = self.dataset.load(split, self.sample_rate)
@@ -155,26 +162,17 @@ class AudioDataModule(L.LightningDataModule):
                 f"the training split has {len(dataset)} clips, fewer than one batch of {self.per_device_batch_size}, "
                 "so no full batch could be drawn; lower data.batch_size."
             )
-        pin = torch.cuda.is_available() if self.pin_memory is None else self.pin_memory
-        return DataLoader(
+        return make_loader(
             dataset,
-            batch_size=self.per_device_batch_size,
+            self.trainer,
+            self.per_device_batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
+            seed=self.seed,
             num_workers=self.num_workers,
-            pin_memory=pin,
-            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
             collate_fn=keep_batch,
         )
-
-    def _per_device_batch_size(self) -> int:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if self.batch_size % world:
-            raise ValueError(
-                f"data.batch_size={self.batch_size} does not divide evenly over {world} devices; "
-                f"use a multiple of {world}, e.g. {self.batch_size // world * world or world}."
-            )
-        return self.batch_size // world
 
     def _check_model_sample_rate(self) -> None:
         # The front end's mel filters are laid out for one rate; clips at another would train
