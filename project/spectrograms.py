@@ -1,4 +1,5 @@
-"""Show what the audio model hears: a few log-mel spectrograms in TensorBoard, once per validation."""
+"""Show what the audio model hears: a few log-mel spectrograms and their clips in TensorBoard, once per
+validation epoch."""
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -33,11 +34,15 @@ class LogSpectrograms(L.Callback):
         (waves, lengths), labels = batch
         features, frames = pl_module.net.log_mel(waves[: self.count], lengths[: self.count])  # (B, T, F)
         classes = getattr(trainer.datamodule, "classes", None)
+        clips = waves[: self.count].float().cpu()
         for i, (image, n, label) in enumerate(
             zip(features.float().cpu(), frames.tolist(), labels.tolist(), strict=False)
         ):
             image = image[:n].T.flip(0)  # (F, T), low frequencies at the bottom
             image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-6)
             name = classes[label] if classes is not None else str(label)
+            clip = clips[i, : int(lengths[i])].clamp(-1, 1)  # the waveform the model heard, padding cut off
             for logger in loggers:
                 logger.experiment.add_image(f"spectrograms/{i}_{name}", image[None], trainer.global_step)
+                rate = pl_module.net.sample_rate
+                logger.experiment.add_audio(f"audio/{i}_{name}", clip[None], trainer.global_step, rate)

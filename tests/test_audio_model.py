@@ -117,6 +117,7 @@ def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
     val_acc = [e.value for e in events.Scalars(metrics.VAL_ACC)]
     assert max(val_acc) >= 0.6, f"10 synthetic classes, chance is 0.1; validation accuracy went {val_acc}"
     assert any(tag.startswith("spectrograms/") for tag in events.Tags()["images"]), "no spectrograms in TensorBoard"
+    assert any(tag.startswith("audio/") for tag in events.Tags()["audio"]), "no audio clips in TensorBoard"
 
     # The checkpoint alone predicts from raw waveforms
     tested = main([
