@@ -27,6 +27,13 @@ def tiny_cifar_args(data_dir: Path, log_dir: Path, epochs: int = 3) -> list[str]
         "--model.net.init_args.widths=[8,16,16,16]",
         "--model.net.init_args.channels_last=false",
         "--trainer.precision=32-true",
+        *cpu_trainer_args(log_dir, epochs),
+    ]
+
+
+def cpu_trainer_args(log_dir: Path, epochs: int) -> list[str]:
+    """One CPU process, frequent logging (tiny runs have few steps), no progress bar, logs in `log_dir`."""
+    return [
         "--trainer.accelerator=cpu",
         "--trainer.devices=1",
         f"--trainer.max_epochs={epochs}",

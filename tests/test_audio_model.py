@@ -14,6 +14,7 @@ from project.data.audio import pad_clips, resample
 from project.models import RNNClassifier
 from project.models.logmel import LogMel, SpecAugment
 from project.models.rnn import reverse_padded
+from tests.conftest import cpu_trainer_args
 from tests.wav_format import write_fsdd, write_wav, write_wav_folder
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -98,12 +99,7 @@ def tiny_fsdd_args(root: Path, log_dir: Path, epochs: int) -> list[str]:
         "--model.net.init_args.time_masks=0",
         "--model.optimizer.init_args.lr=0.02",
         "--model.scheduler.init_args.max_lr=0.02",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        f"--trainer.max_epochs={epochs}",
-        "--trainer.log_every_n_steps=2",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.logger.init_args.save_dir={log_dir}",
+        *cpu_trainer_args(log_dir, epochs),
     ]  # fmt: skip
 
 
