@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import torch
-from torchvision.io import encode_jpeg, encode_png, write_file
+from PIL import Image
 
 CLASSES = ("circle", "square", "triangle")
 
@@ -25,9 +25,9 @@ def write_image_tree(
         for i in range(per_class):
             image = class_image(label, generator, size)
             if i % 2:
-                write_file(str(root / name / f"{i:03d}.jpg"), encode_jpeg(image, quality=95))
+                to_pil(image).save(root / name / f"{i:03d}.jpg", quality=95)
             else:
-                write_file(str(root / name / f"{i:03d}.png"), encode_png(image))
+                to_pil(image).save(root / name / f"{i:03d}.png")
     return root
 
 
@@ -36,3 +36,8 @@ def truncate(path: Path) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """uint8 (3, H, W) -> a Pillow RGB image."""
+    return Image.fromarray(image.permute(1, 2, 0).numpy())

@@ -5,14 +5,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from torchvision.io import encode_png, write_file
+from PIL import Image
 
 from project.cli import main
 from project.data import ImageFolderDataModule
+from project.data.image_files import decode_image_file
 from tests.conftest import SHARED_DATA
-from tests.image_tree import CLASSES, truncate, write_image_tree
+from tests.image_tree import CLASSES, to_pil, truncate, write_image_tree
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
     # Images added after training would change measured statistics; the checkpoint's must win
     white = torch.full((3, 20, 24), 255, dtype=torch.uint8)
     for i in range(4):
-        write_file(str(tmp_path / "images" / "train" / "circle" / f"new{i}.png"), encode_png(white))
+        to_pil(white).save(tmp_path / "images" / "train" / "circle" / f"new{i}.png")
     tested = main(["test", f"--ckpt_path={last}"])  # the run's config.yaml supplies the data settings
     assert tested.datamodule.state_dict() == saved
     assert tested.trainer.callback_metrics["test/acc"] > 0.6
@@ -142,3 +144,10 @@ def test_real_jpegs_from_the_shared_cifar10_copy(tmp_path):
     assert dm.train_set.images.shape[1:] == (3, 32, 32)
     mean = dm.train_set.images.float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor([0.49, 0.48, 0.45]), atol=0.03), "CIFAR-10's channel means"
+
+
+def test_sixteen_bit_greyscale_keeps_its_brightness(tmp_path):
+    Image.fromarray(np.full((8, 10), 40000, dtype=np.uint16)).save(tmp_path / "grey16.png")
+    image = decode_image_file(tmp_path / "grey16.png", size=8)
+    assert image.shape == (3, 8, 8) and image.dtype == torch.uint8
+    assert image.unique().tolist() == [40000 >> 8], "scaled to 8 bits, not clipped at 255"

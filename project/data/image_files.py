@@ -1,35 +1,40 @@
-"""Image files from disk into uint8 tensors: decoded with torchvision, resized without distortion, in
-parallel threads, with an error naming any file that is not a readable image."""
+"""Image files from disk into uint8 tensors: decoded with Pillow (torchvision's own decoders are
+deprecated since 0.29), resized without distortion, in parallel threads, with an error naming any
+file that is not a readable image."""
 
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
-from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")  # what torchvision.io.decode_image reads
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def decode_image_file(path: Path, size: int) -> Tensor:
     """uint8 (3, size, size): the shorter side resized to `size`, then the central square."""
     try:
-        image = decode_image(str(path), mode=ImageReadMode.RGB)
-    except RuntimeError as err:
+        with Image.open(path) as image:
+            image.load()  # decode now, so a truncated file fails here with its name
+            if image.mode.startswith("I"):  # 16-bit greyscale (PNG, TIFF): keep the 8 most significant bits
+                image = Image.fromarray((np.asarray(image).clip(0, 65535).astype(np.uint16) >> 8).astype(np.uint8))
+            rgb = image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
         raise ValueError(
-            f"{path} is not a readable image ({_first_line(err)}): it may be truncated (an interrupted copy "
-            "or download) or not an image at all. Replace or delete it, or pass --data.skip_bad_files true "
-            "to leave out every unreadable file (each is logged)."
+            f"{path} is not a readable image ({err}): it may be truncated (an interrupted copy or download) "
+            "or not an image at all. Replace or delete it, or pass --data.skip_bad_files true to leave out "
+            "every unreadable file (each is logged)."
         ) from err
-    if image.dtype != torch.uint8:  # 16-bit PNGs
-        image = F.to_dtype(image, torch.uint8, scale=True)
-    image = F.resize(image, [size], antialias=True)
-    return F.center_crop(image, [size, size])
+    tensor = F.pil_to_tensor(rgb)  # (3, H, W) uint8
+    tensor = F.resize(tensor, [size], antialias=True)
+    return F.center_crop(tensor, [size, size])
 
 
 def decode_all(files: list[Path], size: int, skip_bad_files: bool) -> tuple[list[Tensor], list[int]]:
@@ -91,8 +96,3 @@ def read_predict_folder(folder: Path, size: int, skip_bad_files: bool = False) -
     if not images:
         raise ValueError(f"No readable image is left in {folder}; see the warnings above for each file.")
     return torch.stack(images), [str(files[i].relative_to(folder)) for i in kept]
-
-
-def _first_line(err: Exception) -> str:
-    # torchvision's messages start with a C++ source location; the reason is the last part
-    return str(err).strip().splitlines()[0].split(", ")[-1]

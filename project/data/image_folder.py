@@ -8,7 +8,7 @@ Two layouts are accepted:
     data_dir/test/<class>/*.jpg (optional)   is what `test` and `predict` use
 
 Class names are the sub-folder names in sorted order, so label i always means the same class. Every
-image is decoded with torchvision at `setup`, its shorter side resized to `image_size` and centre-
+image is decoded with Pillow at `setup`, its shorter side resized to `image_size` and centre-
 cropped to a square, so a batch is one gather from an (N, 3, image_size, image_size) uint8 tensor and
 augmentation runs on the device (project/data/transforms.py), as for CIFAR-10.
 """
