@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
 
 from project import metrics
 from project.classifier import Classifier
@@ -79,6 +81,20 @@ class CLI(LightningCLI):
         # contradiction (see after_instantiate_classes).
         net = (config.get("model") or {}).get("net") or {}
         self._given_net_classes = (net.get("init_args") or {}).get("num_classes")
+
+    def before_instantiate_classes(self) -> None:
+        # The configs ask for bf16 autocast, which is what a GPU wants; on a CPU without bf16 units
+        # it made the default CIFAR-10 config 18x slower (5 min vs 17 s for 8 steps, 2-core x86).
+        # `accelerator: auto` means "the best this machine has", so it also picks the precision;
+        # an explicit `--trainer.accelerator cpu` keeps whatever precision was asked for.
+        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        half = str(trainer.precision).startswith(("bf16", "16"))
+        if half and trainer.accelerator == "auto" and not torch.cuda.is_available():
+            rank_zero_info(
+                f"No GPU: training in 32-true instead of trainer.precision={trainer.precision}, which is many "
+                "times slower on most CPUs. Pass --trainer.accelerator cpu to keep the precision you asked for."
+            )
+            trainer.precision = "32-true"
 
     def after_instantiate_classes(self) -> None:
         given, found = getattr(self, "_given_net_classes", None), getattr(self.datamodule, "num_classes", None)

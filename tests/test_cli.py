@@ -152,3 +152,15 @@ def test_ddp_with_two_cpu_processes(cifar_root, tmp_path):
         sorted(p.name for p in (run / "checkpoints").iterdir()),
     )
     assert _scalars(run)[metrics.VAL_ACC][-1] > 0.15, "above chance (0.1) after two short epochs"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_auto_accelerator_without_gpu_trains_in_full_precision(cifar_root, tmp_path):
+    """bf16 autocast is what the configs ask of a GPU; on a CPU it is many times slower."""
+    dropped = ("--trainer.accelerator", "--trainer.precision")
+    base = [a for a in tiny_cifar_args(cifar_root, tmp_path) if not a.startswith(dropped)]
+    base += ["--trainer.precision=bf16-mixed", "--trainer.max_epochs=0"]
+    auto = main(["fit", *base])
+    assert auto.trainer.precision == "32-true"
+    forced = main(["fit", *base, "--trainer.accelerator=cpu"])
+    assert forced.trainer.precision == "bf16-mixed", "an explicit CPU keeps the precision asked for"
