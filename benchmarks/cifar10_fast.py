@@ -159,9 +159,7 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             if lookahead is not None:
-                lookahead.step(model, epoch, step, total_steps)
-        if lookahead is not None:
-            lookahead.copy_back(model)
+                lookahead.step(model, epoch, step, total_steps)  # ends on the average at the last step
     model.eval()
     correct = torch.zeros((), device=device)
     with torch.no_grad(), autocast:

@@ -10,10 +10,13 @@ class Lookahead(L.Callback):
     """Pull the weights towards their running average every few steps (airbench's "lookahead" EMA).
 
     From `start_epoch` on, every `every_n_steps` steps the average moves towards the weights by
-    1 - decay and the weights are set to the average. The decay grows as (progress)^decay_power,
-    so early on the weights move freely and at the end they are a strong average: the averaged model
-    is what the run ends with, which in short runs is worth a few tenths of a point.
-    BatchNorm's running statistics are averaged with the weights, so they stay consistent with them.
+    1 - rho and the weights are set to the average, where rho = decay^every_n_steps · progress^decay_power:
+    early on the weights move almost freely, at the end they are a strong average. The last step of
+    the run sets the weights to the average (dropping any steps since the last update, as airbench
+    does), so the run ends on the averaged model, which in short runs is worth a few tenths of a point.
+    In between, the weights are left alone: copying the average back at every epoch's end would throw
+    away the steps since the last update. The average is part of the checkpoint, so a resume goes on
+    exactly. BatchNorm's running statistics are averaged with the weights, so they stay consistent.
 
     Args:
         start_epoch: first epoch with averaging.
@@ -22,7 +25,7 @@ class Lookahead(L.Callback):
         decay_power: how the decay ramps up with progress through the run.
     """
 
-    def __init__(self, start_epoch: int = 3, every_n_steps: int = 5, decay: float = 0.95, decay_power: float = 3.0):
+    def __init__(self, start_epoch: int = 0, every_n_steps: int = 5, decay: float = 0.95, decay_power: float = 3.0):
         super().__init__()
         self.start_epoch = start_epoch
         self.every_n_steps = every_n_steps
@@ -37,24 +40,22 @@ class Lookahead(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
         self.step(pl_module, trainer.current_epoch, trainer.global_step, self.total_steps)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.copy_back(pl_module)
-
     def step(self, module: nn.Module, epoch: int, step: int, total_steps: int) -> None:
         """One averaging update if this step calls for one; also usable outside Lightning."""
-        if epoch < self.start_epoch or step % self.every_n_steps:
-            return
-        tensors = _averaged_tensors(module)
-        if self.average is None:
-            self.average = [t.detach().clone() for t in tensors]
-            return
-        rho = self.decay**self.every_n_steps * (step / total_steps) ** self.decay_power
-        with torch.no_grad():
-            torch._foreach_lerp_(self.average, tensors, 1 - rho)
-            torch._foreach_copy_(tensors, self.average)
+        if epoch >= self.start_epoch and step % self.every_n_steps == 0:
+            tensors = _averaged_tensors(module)
+            if self.average is None:
+                self.average = [t.detach().clone() for t in tensors]
+            else:
+                rho = self.decay**self.every_n_steps * (step / total_steps) ** self.decay_power
+                with torch.no_grad():
+                    torch._foreach_lerp_(self.average, tensors, 1 - rho)
+                    torch._foreach_copy_(tensors, self.average)
+        if step >= total_steps:
+            self.copy_back(module)
 
     def copy_back(self, module: nn.Module) -> None:
-        """Set the weights to the average (at the end of every epoch, so checkpoints hold the average)."""
+        """Set the weights to the average (done at the run's last step)."""
         if self.average is not None:
             with torch.no_grad():
                 torch._foreach_copy_(_averaged_tensors(module), self.average)

@@ -134,6 +134,22 @@ def test_lookahead_averages_weights_from_the_start_epoch():
     assert torch.allclose(lookahead.average[0], start + 3.0)
 
 
+def test_lookahead_leaves_the_weights_alone_between_updates_and_ends_on_the_average():
+    layer = nn.Linear(2, 2, bias=False)
+    lookahead = Lookahead(every_n_steps=2, decay=0.5, decay_power=0.0)
+    lookahead.step(layer, epoch=0, step=2, total_steps=5)  # takes the first copy
+    start = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.add_(4.0)
+    lookahead.step(layer, epoch=0, step=4, total_steps=5)  # average and weights: start + 3
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    assert torch.allclose(layer.weight, start + 4.0), "between updates the weights are training's own"
+    # The last step is not an update step, and still the run ends on the average
+    lookahead.step(layer, epoch=1, step=5, total_steps=5)
+    assert torch.allclose(layer.weight, start + 3.0)
+
+
 def test_freeze_parameters_drops_gradients_after_the_window():
     module = nn.Linear(2, 2)
     freeze = FreezeParameters(["bias"], after_epochs=2)
