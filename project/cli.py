@@ -4,6 +4,7 @@ With no --config, configs/cifar10.yaml is loaded first, so `python -m project.cl
 default CIFAR-10 CNN; every key can still be overridden on the command line.
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 
 from project import metrics
@@ -28,6 +31,31 @@ from project.summary import RunSummary
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar10.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Lightning's config saving, for commands that log into an existing run's folder.
+
+    A fit writes `config.yaml`, the run's record, which evaluations read back (`with_run_config`).
+    A resume, or a validate/test/predict whose logger names the same version (e.g.
+    `--trainer.logger.init_args.version baseline`), writes `resume_config.yaml` or `<command>_config.yaml`
+    beside it; Lightning's own callback would stop such a command. A new fit into an existing run's
+    folder is still refused: it would mix two runs' checkpoints and curves.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        command = TrainerFn(stage).value  # Lightning passes the enum: "test", not "TrainerFn.TESTING"
+        # trainer.ckpt_path is only set after this hook: a resume is a --ckpt_path, or a SLURM requeue's
+        # checkpoint (private API: re-check on a Lightning upgrade)
+        requeued = SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None
+        continuing = command != "fit" or self.config.get("ckpt_path") is not None or requeued
+        if continuing and not self.already_saved:
+            log_dir = trainer.log_dir  # the same on every rank (broadcast)
+            taken = trainer.is_global_zero and os.path.isfile(os.path.join(log_dir, self.config_filename))
+            if trainer.strategy.broadcast(taken):
+                self.config_filename = "resume_config.yaml" if command == "fit" else f"{command}_config.yaml"
+                self.overwrite = True  # a repeated evaluation replaces its own record, never the fit's
+        super().setup(trainer, pl_module, stage)
 
 
 class CLI(LightningCLI):
@@ -130,6 +158,7 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
             ]
         },
         parser_kwargs={cmd: {"default_config_files": [str(DEFAULT_CONFIG)]} for cmd in SUBCOMMANDS},
+        save_config_callback=SaveRunConfig,
         args=args,
         run=run,
     )

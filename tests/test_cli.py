@@ -87,6 +87,25 @@ def test_evaluate_a_checkpoint(trained, subcommand, tmp_path):
         assert cli.trainer.callback_metrics[name] > 0.5
 
 
+def test_a_named_run_folder_takes_its_evaluations_and_resumes(cifar_root, tmp_path):
+    """With a named logger version, later commands log into the fit's folder: they add their own config
+    file beside the fit's config.yaml; only a second fresh fit into the folder is refused."""
+    args = [*tiny_cifar_args(cifar_root, tmp_path, epochs=2), "--trainer.logger.init_args.version=baseline"]
+    main(["fit", *args, "--checkpoint.save_top_k=-1"])
+    run = tmp_path / "cifar10" / "baseline"
+    fit_config = (run / "config.yaml").read_text()
+    last = run / "checkpoints" / "last.ckpt"
+    for _ in range(2):  # a repeated evaluation replaces its own record
+        main(["test", f"--ckpt_path={last}"])  # the run's config names the same version
+    assert (run / "test_config.yaml").is_file() and (run / "config.yaml").read_text() == fit_config
+    first_epoch = next((run / "checkpoints").glob("best-epoch000-*.ckpt"))
+    resumed = main(["fit", *args, f"--ckpt_path={first_epoch}"])
+    assert resumed.trainer.current_epoch == 2 and (run / "resume_config.yaml").is_file()
+    assert (run / "config.yaml").read_text() == fit_config
+    with pytest.raises(RuntimeError, match=r"config\.yaml to NOT exist"):
+        main(["fit", *args])
+
+
 def test_optimizer_and_scheduler_are_swappable_from_the_command_line(cifar_root, tmp_path):
     cli = main(
         [
