@@ -5,7 +5,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from project.models.logmel import LogMel, SpecAugment, normalize_utterance
+from project.models.logmel import LogMel, RandomEQ, SpecAugment, dct_matrix, normalize_utterance
 
 
 class RNNClassifier(nn.Module):
@@ -19,6 +19,9 @@ class RNNClassifier(nn.Module):
         num_classes: linked from the DataModule by the CLI.
         sample_rate: of the input waveforms; the DataModule checks that it resamples to this.
         n_mels, window_ms, hop_ms, f_min: the log-mel front end (see `LogMel`).
+        n_ceps: keep this many cepstral coefficients (a DCT of the log-mel bands, as MFCCs), which
+            drops the pitch ripple that differs between voices; None feeds the log-mel bands.
+        eq_db: random equalisation in training, in dB per cosine term (see `RandomEQ`); 0 for none.
         cell: "gru" or "lstm".
         hidden_size: units per direction and layer.
         num_layers: stacked recurrent layers.
@@ -40,6 +43,8 @@ class RNNClassifier(nn.Module):
         window_ms: float = 25.0,
         hop_ms: float = 10.0,
         f_min: float = 20.0,
+        n_ceps: int | None = None,
+        eq_db: float = 0.0,
         cell: Literal["gru", "lstm"] = "gru",
         hidden_size: int = 128,
         num_layers: int = 2,
@@ -55,15 +60,22 @@ class RNNClassifier(nn.Module):
         super().__init__()
         self.sample_rate = sample_rate
         self.per_band = normalize == "band"
+        if n_ceps is not None and not 1 <= n_ceps <= n_mels:
+            raise ValueError(f"n_ceps must be between 1 and n_mels={n_mels}, or None, got {n_ceps}.")
         self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min)
+        self.random_eq = RandomEQ(eq_db)
+        self.register_buffer("dct", None if n_ceps is None else dct_matrix(n_mels, n_ceps), persistent=False)
         self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
-        self.rnn = LengthAwareRNN(n_mels, hidden_size, num_layers, cell, bidirectional, dropout)
+        self.rnn = LengthAwareRNN(n_ceps or n_mels, hidden_size, num_layers, cell, bidirectional, dropout)
         width = hidden_size * (2 if bidirectional else 1)
         self.pool = AttentionPool(width) if readout == "attention" else MeanPool()
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward(self, waves: Tensor, lengths: Tensor) -> Tensor:
         features, frames = self.log_mel(waves, lengths)  # (B, T, F), (B,)
+        features = self.random_eq(features)
+        if self.dct is not None:
+            features = features @ self.dct  # (B, T, n_ceps)
         mask = torch.arange(features.shape[1], device=frames.device) < frames[:, None]  # (B, T)
         x = self.spec_augment(normalize_utterance(features, mask, self.per_band), frames)
         h = self.rnn(x, frames)  # (B, T, H * directions)
