@@ -30,7 +30,7 @@ def _tiny_net(num_classes: int = 7, **kwargs) -> RNNClassifier:
         {"cell": "gru", "readout": "attention"},
         {"cell": "lstm", "readout": "mean", "num_layers": 3, "normalize": "band"},
         {"cell": "gru", "bidirectional": False, "num_layers": 1},
-        {"cell": "gru", "n_ceps": 8, "eq_db": 3.0, "normalize": "band"},
+        {"cell": "gru", "n_ceps": 8, "eq_db": 3.0, "normalize": "band", "top_db": 40.0},
     ],
 )
 def test_padding_never_changes_a_prediction(options):
@@ -66,6 +66,14 @@ def test_log_mel_puts_a_tone_in_its_band_and_counts_frames():
     assert low_mel.shape == (1, 8000 // 80 + 1, 32) and frames.tolist() == [101]
     assert low_mel[0, 50].argmax() < high_mel[0, 50].argmax(), "a higher tone lands in a higher mel band"
     assert torch.isfinite(front(torch.zeros(1, 800), torch.tensor([800]))[0]).all(), "silence stays finite"
+
+
+def test_a_floor_relative_to_the_peak_makes_the_features_independent_of_the_recording_level():
+    front = LogMel(sample_rate=8000, n_mels=32, window_ms=32, hop_ms=10, top_db=40.0)
+    clip, lengths = torch.randn(1, 4000), torch.tensor([4000])
+    loud, quiet = front(clip, lengths)[0], front(clip * 0.01, lengths)[0]  # 40 dB quieter
+    shift = loud - quiet
+    torch.testing.assert_close(shift, torch.full_like(shift, math.log(1e4)))  # a constant, which normalising removes
 
 
 def test_spec_augment_masks_only_in_training():

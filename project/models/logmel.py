@@ -20,6 +20,10 @@ class LogMel(nn.Module):
         window_ms: analysis window (Hann); the FFT is the next power of two at least this long.
         hop_ms: step between frames.
         f_min: lowest band edge in Hz; f_max: highest, default the Nyquist frequency.
+        top_db: floor of the log, in dB below the clip's loudest band in any frame. Relative to the
+            clip, so the features do not depend on its recording level, and background noise more
+            than `top_db` below the speech is flattened. None: a fixed floor at 1e-6 (-60 dB of a
+            full-scale band), under which a quiet recording keeps less of its range than a loud one.
     """
 
     def __init__(
@@ -30,8 +34,12 @@ class LogMel(nn.Module):
         hop_ms: float = 10.0,
         f_min: float = 20.0,
         f_max: float | None = None,
+        top_db: float | None = None,
     ):
         super().__init__()
+        if top_db is not None and top_db <= 0:
+            raise ValueError(f"top_db must be positive (dB below the clip's peak) or None, got {top_db}.")
+        self.top_db = top_db
         f_max = sample_rate / 2 if f_max is None else f_max
         if not 0 <= f_min < f_max <= sample_rate / 2:
             raise ValueError(
@@ -59,7 +67,13 @@ class LogMel(nn.Module):
             )  # (B, n_fft // 2 + 1, T')
             power = spec.real.square() + spec.imag.square()
             mel = power.transpose(1, 2) @ self.filters  # (B, T', F)
-            features = torch.log(mel + 1e-6)  # floor at -60 dB of a full-scale band, so silence stays finite
+            if self.top_db is None:
+                floor = torch.full_like(mel[:, :1, :1], 1e-6)  # -60 dB of a full-scale band: silence stays finite
+            else:
+                # Frames past a clip's end are all zero, so the peak is the clip's own, batched or alone
+                peak = mel.amax(dim=(1, 2), keepdim=True)  # (B, 1, 1)
+                floor = peak * 10 ** (-self.top_db / 10) + 1e-10
+            features = torch.log(mel + floor)
         return features, lengths // self.hop_length + 1
 
 

@@ -18,7 +18,7 @@ class RNNClassifier(nn.Module):
     Args:
         num_classes: linked from the DataModule by the CLI.
         sample_rate: of the input waveforms; the DataModule checks that it resamples to this.
-        n_mels, window_ms, hop_ms, f_min: the log-mel front end (see `LogMel`).
+        n_mels, window_ms, hop_ms, f_min, top_db: the log-mel front end (see `LogMel`).
         n_ceps: keep this many cepstral coefficients (a DCT of the log-mel bands, as MFCCs), which
             drops the pitch ripple that differs between voices; None feeds the log-mel bands.
         eq_db: random equalisation in training, in dB per cosine term (see `RandomEQ`); 0 for none.
@@ -43,6 +43,7 @@ class RNNClassifier(nn.Module):
         window_ms: float = 25.0,
         hop_ms: float = 10.0,
         f_min: float = 20.0,
+        top_db: float | None = None,
         n_ceps: int | None = None,
         eq_db: float = 0.0,
         cell: Literal["gru", "lstm"] = "gru",
@@ -62,7 +63,7 @@ class RNNClassifier(nn.Module):
         self.per_band = normalize == "band"
         if n_ceps is not None and not 1 <= n_ceps <= n_mels:
             raise ValueError(f"n_ceps must be between 1 and n_mels={n_mels}, or None, got {n_ceps}.")
-        self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min)
+        self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min, top_db=top_db)
         self.random_eq = RandomEQ(eq_db)
         self.register_buffer("dct", None if n_ceps is None else dct_matrix(n_mels, n_ceps), persistent=False)
         self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
