@@ -180,13 +180,20 @@ def test_a_sample_rate_mismatch_between_data_and_model_is_an_error(tmp_path):
         main(["fit", *args, "--data.sample_rate=16000"])
 
 
-@pytest.mark.parametrize(("config", "num_classes"), [("fsdd.yaml", 10), ("speech_commands.yaml", 35)])
-def test_audio_configs_build_their_model_and_data(config, num_classes, tmp_path):
-    cli = main(["--config", str(CONFIGS / config), f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
+@pytest.mark.parametrize(
+    ("configs", "num_classes"),
+    [(["fsdd.yaml"], 10), (["fsdd.yaml", "fsdd_speaker.yaml"], 10), (["speech_commands.yaml"], 35)],
+)
+def test_audio_configs_build_their_model_and_data(configs, num_classes, tmp_path):
+    given = [arg for config in configs for arg in ("--config", str(CONFIGS / config))]
+    cli = main([*given, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
     assert isinstance(cli.model.net, RNNClassifier)
     assert cli.model.hparams.num_classes == num_classes == cli.datamodule.num_classes
     assert cli.model.net.sample_rate == cli.datamodule.sample_rate
-    assert cli.trainer.logger.name == config.removesuffix(".yaml")
+    assert cli.trainer.logger.name == configs[-1].removesuffix(".yaml")
+    if "fsdd_speaker.yaml" in configs:  # the overlay changes only what an unseen voice needs
+        assert cli.datamodule.dataset.split == "speaker" and cli.model.net.dct.shape == (40, 20)
+        assert cli.trainer.max_epochs == 40 and cli.datamodule.batch_size == 128, "the rest comes from fsdd.yaml"
     callbacks = [type(c).__name__ for c in cli.trainer.callbacks]
     assert callbacks.count("LogSpectrograms") == 1 and callbacks.count("LearningRateMonitor") == 1, callbacks
 
