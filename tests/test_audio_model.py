@@ -12,7 +12,7 @@ from project import metrics
 from project.cli import main
 from project.data.audio import pad_clips, resample
 from project.models import RNNClassifier
-from project.models.logmel import LogMel, RandomEQ, SpecAugment, dct_matrix
+from project.models.logmel import LogMel, SpecAugment, dct_matrix
 from project.models.rnn import reverse_padded
 from tests.conftest import cpu_trainer_args
 from tests.wav_format import write_fsdd, write_wav, write_wav_folder
@@ -30,7 +30,7 @@ def _tiny_net(num_classes: int = 7, **kwargs) -> RNNClassifier:
         {"cell": "gru", "readout": "attention"},
         {"cell": "lstm", "readout": "mean", "num_layers": 3, "normalize": "band"},
         {"cell": "gru", "bidirectional": False, "num_layers": 1},
-        {"cell": "gru", "n_ceps": 8, "eq_db": 3.0, "normalize": "band", "top_db": 40.0},
+        {"cell": "gru", "n_ceps": 8, "normalize": "band", "top_db": 40.0},
     ],
 )
 def test_padding_never_changes_a_prediction(options):
@@ -83,18 +83,6 @@ def test_spec_augment_masks_only_in_training():
     assert torch.equal(augment.eval()(x, frames), x)
     masked = augment.train()(x, frames)
     assert (masked == 0).any() and (masked == 1).float().mean() > 0.4
-
-
-def test_random_eq_colours_each_clip_with_one_smooth_curve_in_training_only():
-    eq = RandomEQ(max_db=3.0, terms=3)
-    x = torch.randn(6, 30, 40)
-    assert torch.equal(eq.eval()(x), x)
-    curve = eq.train()(x) - x  # (B, T, F)
-    assert torch.allclose(curve, curve[:, :1].expand_as(curve), atol=1e-5), "the same curve in every frame"
-    assert curve[:, 0].std(dim=0).mean() > 0.05, "each clip draws its own curve"
-    assert curve.abs().max() <= 3 * 3.0 * math.log(10) / 10 + 1e-5, "at most terms x max_db"
-    steepest = 3.0 * math.log(10) / 10 * math.pi / 40 * (1 + 2 + 3)  # the three cosines' slopes at most
-    assert (curve[:, 0, 1:] - curve[:, 0, :-1]).abs().max() <= steepest, "smooth across neighbouring bands"
 
 
 def test_cepstra_keep_the_envelope_and_drop_the_pitch_ripple():

@@ -109,37 +109,6 @@ def dct_matrix(n_in: int, n_out: int) -> Tensor:
     return basis.float()
 
 
-class RandomEQ(nn.Module):
-    """Per-clip random equalisation of log-mel features, in training only: another microphone and room.
-
-    Adds to every frame of a clip the same smooth curve over the bands, a sum of the first `terms`
-    cosines across the band axis, each with a gain drawn in [-max_db, max_db]: a tilt, a bump, a
-    dip. A model trained on a few recording set-ups otherwise learns their colouring.
-
-    Args:
-        max_db: largest gain of each cosine term, in decibels of power; 0 turns it off.
-        terms: number of cosine terms (1: tilt only).
-    """
-
-    def __init__(self, max_db: float = 0.0, terms: int = 3):
-        super().__init__()
-        if max_db < 0 or terms < 1:
-            raise ValueError(f"RandomEQ needs max_db >= 0 and terms >= 1, got {max_db} and {terms}.")
-        self.max_db = max_db
-        self.terms = terms
-
-    def forward(self, features: Tensor) -> Tensor:
-        if not self.training or self.max_db == 0:
-            return features
-        b, _, f = features.shape
-        bands = torch.arange(f, device=features.device, dtype=features.dtype)
-        k = torch.arange(1, self.terms + 1, device=features.device, dtype=features.dtype)
-        cosines = torch.cos(math.pi * k[:, None] * (bands[None] + 0.5) / f)  # (K, F)
-        gains = (2 * torch.rand(b, self.terms, device=features.device) - 1) * self.max_db  # (B, K) dB
-        curve = gains.to(features.dtype) @ cosines * (math.log(10) / 10)  # dB of power -> natural log
-        return features + curve[:, None, :]  # (B, T, F)
-
-
 def normalize_utterance(features: Tensor, mask: Tensor, per_band: bool = False) -> Tensor:
     """Zero mean, unit variance over each clip's own frames: (B, T, F) -> (B, T, F).
 

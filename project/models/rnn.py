@@ -5,7 +5,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from project.models.logmel import LogMel, RandomEQ, SpecAugment, dct_matrix, normalize_utterance
+from project.models.logmel import LogMel, SpecAugment, dct_matrix, normalize_utterance
 
 
 class RNNClassifier(nn.Module):
@@ -21,7 +21,6 @@ class RNNClassifier(nn.Module):
         n_mels, window_ms, hop_ms, f_min, top_db: the log-mel front end (see `LogMel`).
         n_ceps: keep this many cepstral coefficients (a DCT of the log-mel bands, as MFCCs), which
             drops the pitch ripple that differs between voices; None feeds the log-mel bands.
-        eq_db: random equalisation in training, in dB per cosine term (see `RandomEQ`); 0 for none.
         cell: "gru" or "lstm".
         hidden_size: units per direction and layer.
         num_layers: stacked recurrent layers.
@@ -45,7 +44,6 @@ class RNNClassifier(nn.Module):
         f_min: float = 20.0,
         top_db: float | None = None,
         n_ceps: int | None = None,
-        eq_db: float = 0.0,
         cell: Literal["gru", "lstm"] = "gru",
         hidden_size: int = 128,
         num_layers: int = 2,
@@ -64,7 +62,6 @@ class RNNClassifier(nn.Module):
         if n_ceps is not None and not 1 <= n_ceps <= n_mels:
             raise ValueError(f"n_ceps must be between 1 and n_mels={n_mels}, or None, got {n_ceps}.")
         self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min, top_db=top_db)
-        self.random_eq = RandomEQ(eq_db)
         self.register_buffer("dct", None if n_ceps is None else dct_matrix(n_mels, n_ceps), persistent=False)
         self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
         self.rnn = LengthAwareRNN(n_ceps or n_mels, hidden_size, num_layers, cell, bidirectional, dropout)
@@ -74,7 +71,6 @@ class RNNClassifier(nn.Module):
 
     def forward(self, waves: Tensor, lengths: Tensor) -> Tensor:
         features, frames = self.log_mel(waves, lengths)  # (B, T, F), (B,)
-        features = self.random_eq(features)
         if self.dct is not None:
             features = features @ self.dct  # (B, T, n_ceps)
         mask = torch.arange(features.shape[1], device=frames.device) < frames[:, None]  # (B, T)
