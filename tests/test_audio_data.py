@@ -10,7 +10,7 @@ import soundfile
 import torch
 
 from project.data import FSDD, AudioDataModule, SpeechCommands, WavFolder
-from project.data.audio import AudioClips, pad_clips, read_audio, read_audio_files, resample
+from project.data.audio import AudioClips, pad_clips, read_audio, resample
 from project.data.audio_transforms import WaveformTrainTransform
 from project.data.download import DownloadError
 from project.data.speech_commands import COMMANDS, SILENCE, UNKNOWN, WORDS
@@ -56,20 +56,6 @@ def test_unreadable_empty_and_non_audio_files_name_the_file(tmp_path):
         read_audio(empty, 8000)
     with pytest.raises(ValueError, match=r"Could not read .*missing\.wav"):
         read_audio(tmp_path / "missing.wav", 8000)
-
-
-def test_read_audio_files_keeps_the_order_and_names_the_first_bad_file(tmp_path):
-    paths = []
-    for i in range(40):  # more files than threads, of different lengths
-        paths.append(tmp_path / f"{i:02d}.wav")
-        soundfile.write(paths[-1], _sine(100 + 10 * i, 8000, 0.05 + 0.01 * i).numpy(), 8000, subtype="FLOAT")
-    clips = read_audio_files(paths, 8000)
-    assert [len(c) for c in clips] == [round(8000 * (0.05 + 0.01 * i)) for i in range(40)]
-    assert all(torch.equal(c, read_audio(p, 8000)) for c, p in zip(clips, paths, strict=True))
-    paths[7].write_text("not audio")
-    paths[30].write_text("not audio either")
-    with pytest.raises(ValueError, match=r"Could not read .*07\.wav as audio"):
-        read_audio_files(paths, 8000)
 
 
 def test_a_stray_file_in_a_wav_folder_stops_the_load_with_its_name(tmp_path):

@@ -6,9 +6,6 @@ network can ignore the padding.
 """
 
 import math
-import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import soundfile
@@ -40,20 +37,6 @@ def read_audio(path: str | Path, sample_rate: int) -> Tensor:
     return resample(wave, file_rate, sample_rate)
 
 
-def read_audio_files(paths: Sequence[str | Path], sample_rate: int) -> list[Tensor]:
-    """`read_audio` for many files, in order, decoded by a pool of threads.
-
-    libsndfile and torch release the GIL while they decode and resample, so threads decode files
-    side by side: a data set of 100k short clips loads in a fraction of the time one thread takes.
-    A file that fails raises as `read_audio` does (the first failing one in `paths` order).
-    """
-    pool = ThreadPoolExecutor(min(16, os.cpu_count() or 1, max(1, len(paths))))
-    try:
-        return list(pool.map(read_audio, paths, [sample_rate] * len(paths)))
-    finally:
-        pool.shutdown(cancel_futures=True)  # after a failure, do not decode the rest
-
-
 def read_audio_folder(folder: Path, sample_rate: int) -> tuple[list[Tensor], list[str]]:
     """Every file under `folder` (recursively, sorted; hidden files aside) as mono clips at
     `sample_rate`, with each file's path relative to `folder` as its name. A file that is not audio
@@ -67,7 +50,7 @@ def read_audio_folder(folder: Path, sample_rate: int) -> tuple[list[Tensor], lis
     ]
     if not files:
         raise ValueError(f"data.predict_dir {folder.resolve()} holds no files.")
-    return read_audio_files(files, sample_rate), [str(path.relative_to(folder)) for path in files]
+    return [read_audio(path, sample_rate) for path in files], [str(path.relative_to(folder)) for path in files]
 
 
 def resample(wave: Tensor, orig_rate: int, new_rate: int, zero_crossings: int = 32, rolloff: float = 0.95) -> Tensor:

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from project.data.audio import read_audio_files
+from project.data.audio import read_audio
 from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
 from project.data.download import RemoteArchive, download_and_extract
 
@@ -85,7 +85,7 @@ class FSDD(AudioDataset):
     def load(self, split: Split, sample_rate: int) -> LoadedSplit:
         files = self._split_files()[split]
         return LoadedSplit(
-            clips=read_audio_files([path for path, _ in files], sample_rate),
+            clips=[read_audio(path, sample_rate) for path, _ in files],
             labels=torch.tensor([label for _, label in files], dtype=torch.int64),
             names=[str(path.relative_to(self.recordings.parent)) for path, _ in files],
         )

@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from project.data.audio import read_audio_files
+from project.data.audio import read_audio
 from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
 from project.data.download import RemoteArchive, download_archive, extract_archive
 
@@ -115,7 +115,7 @@ class SpeechCommands(AudioDataset):
 
     def _read(self, items: list[tuple[Path, int]], sample_rate: int) -> LoadedSplit:
         return LoadedSplit(
-            clips=read_audio_files([path for path, _ in items], sample_rate),
+            clips=[read_audio(path, sample_rate) for path, _ in items],
             labels=torch.tensor([label for _, label in items], dtype=torch.int64),
             names=[str(path.relative_to(self.folder)) for path, _ in items],
         )
@@ -124,7 +124,7 @@ class SpeechCommands(AudioDataset):
         """`count` one-second cuts of the background-noise recordings, each at a random volume, and
         their names (`file@start-in-seconds`)."""
         paths = sorted((self.folder / NOISE_FOLDER).glob("*.wav"))
-        noises = list(zip(paths, read_audio_files(paths, sample_rate), strict=True))
+        noises = [(path, read_audio(path, sample_rate)) for path in paths]
         noises = [(path, noise) for path, noise in noises if len(noise) >= sample_rate]
         if not noises:
             raise FileNotFoundError(

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from project.data.audio import read_audio_files
+from project.data.audio import read_audio
 from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
 
 
@@ -49,7 +49,7 @@ class WavFolder(AudioDataset):
     def load(self, split: Split, sample_rate: int) -> LoadedSplit:
         files = self._split_files()[split]
         return LoadedSplit(
-            clips=read_audio_files([path for path, _ in files], sample_rate),
+            clips=[read_audio(path, sample_rate) for path, _ in files],
             labels=torch.tensor([label for _, label in files], dtype=torch.int64),
             names=[str(path.relative_to(self.root)) for path, _ in files],
         )
