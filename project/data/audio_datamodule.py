@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from project.data.audio import AudioBatch, AudioClips, keep_batch, read_audio_folder
+from project.data.audio import AudioBatch, AudioClips, keep_batch, read_audio, read_audio_folder
 from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTransform
 from project.data.loading import augmentation_generator, make_loader, per_device_batch_size
 
@@ -28,6 +28,15 @@ class LoadedSplit(NamedTuple):
     clips: list[Tensor]
     labels: Tensor
     names: list[str]
+
+
+def read_split(items: list[tuple[Path, int]], sample_rate: int, root: Path) -> LoadedSplit:
+    """Decode (file, label) pairs into a `LoadedSplit`, naming each clip by its path relative to `root`."""
+    return LoadedSplit(
+        clips=[read_audio(path, sample_rate) for path, _ in items],
+        labels=torch.tensor([label for _, label in items], dtype=torch.int64),
+        names=[str(path.relative_to(root)) for path, _ in items],
+    )
 
 
 class AudioDataset(ABC):

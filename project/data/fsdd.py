@@ -6,8 +6,7 @@ from typing import Literal
 
 import torch
 
-from project.data.audio import read_audio
-from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
+from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
 from project.data.download import RemoteArchive, download_and_extract
 
 VERSION = "1.0.10"
@@ -83,12 +82,7 @@ class FSDD(AudioDataset):
             raise FileNotFoundError(f"{self.archive.url} extracted into {self.root} but has no {FOLDER}/recordings/.")
 
     def load(self, split: Split, sample_rate: int) -> LoadedSplit:
-        files = self._split_files()[split]
-        return LoadedSplit(
-            clips=[read_audio(path, sample_rate) for path, _ in files],
-            labels=torch.tensor([label for _, label in files], dtype=torch.int64),
-            names=[str(path.relative_to(self.recordings.parent)) for path, _ in files],
-        )
+        return read_split(self._split_files()[split], sample_rate, self.recordings.parent)
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
         test, pool = [], []

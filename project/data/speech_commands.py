@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from project.data.audio import read_audio
-from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
+from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
 from project.data.download import RemoteArchive, download_archive, extract_archive
 
 URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
@@ -74,13 +74,13 @@ class SpeechCommands(AudioDataset):
         generator = torch.Generator().manual_seed(self.seed * 3 + ("train", "val", "test").index(split))
         if self.task == 35:
             items = [(path, self.classes.index(word)) for word, paths in files.items() for path in paths]
-            return self._read(items, sample_rate)
+            return read_split(items, sample_rate, self.folder)
         per_class = round(sum(len(files[word]) for word in COMMANDS) / len(COMMANDS))
         others = [path for word, paths in files.items() if word not in COMMANDS for path in paths]
         chosen = torch.randperm(len(others), generator=generator)[:per_class].sort().values.tolist()
         items = [(path, self.classes.index(word)) for word in COMMANDS for path in files[word]]
         items += [(others[i], self.classes.index(UNKNOWN)) for i in chosen]
-        words = self._read(items, sample_rate)
+        words = read_split(items, sample_rate, self.folder)
         silence, names = self._silence(per_class, sample_rate, generator)
         return LoadedSplit(
             clips=words.clips + silence,
@@ -112,13 +112,6 @@ class SpeechCommands(AudioDataset):
                 f"{path} is missing; the extraction is incomplete. Delete {self.folder} and run again."
             )
         return path.read_text().split()
-
-    def _read(self, items: list[tuple[Path, int]], sample_rate: int) -> LoadedSplit:
-        return LoadedSplit(
-            clips=[read_audio(path, sample_rate) for path, _ in items],
-            labels=torch.tensor([label for _, label in items], dtype=torch.int64),
-            names=[str(path.relative_to(self.folder)) for path, _ in items],
-        )
 
     def _silence(self, count: int, sample_rate: int, generator: torch.Generator) -> tuple[list[Tensor], list[str]]:
         """`count` one-second cuts of the background-noise recordings, each at a random volume, and

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import torch
 
-from project.data.audio import read_audio
-from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split
+from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
 
 
 class WavFolder(AudioDataset):
@@ -47,12 +46,7 @@ class WavFolder(AudioDataset):
         pass  # the files are the user's own; nothing to download
 
     def load(self, split: Split, sample_rate: int) -> LoadedSplit:
-        files = self._split_files()[split]
-        return LoadedSplit(
-            clips=[read_audio(path, sample_rate) for path, _ in files],
-            labels=torch.tensor([label for _, label in files], dtype=torch.int64),
-            names=[str(path.relative_to(self.root)) for path, _ in files],
-        )
+        return read_split(self._split_files()[split], sample_rate, self.root)
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
         splits: dict[Split, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
