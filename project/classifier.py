@@ -101,7 +101,7 @@ class Classifier(L.LightningModule):
         accuracy(logits, y)
         self.log(loss_name, self.loss_fn(logits, y), on_epoch=True, sync_dist=True)
         self.log(acc_name, accuracy, on_epoch=True, prog_bar=True)
-        return {"preds": logits.argmax(dim=-1)}  # for callbacks (project/reports.py)
+        return {"preds": logits.argmax(dim=-1)}  # for callbacks (project/callbacks/reports.py)
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

@@ -4,7 +4,6 @@ With no --config, configs/cifar10.yaml is loaded first, so `python -m project.cl
 default CIFAR-10 CNN; every key can still be overridden on the command line.
 """
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,50 +11,18 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 
 from project import metrics
+from project.callbacks import FiniteLossGuard, PredictionCSV, ResumeLoaderPosition, RunSummary
+from project.checkpoints import AtomicCheckpointIO, check_checkpoint_is_safe
 from project.classifier import Classifier
-from project.predictions import PredictionCSV
-from project.reliability import (
-    AtomicCheckpointIO,
-    FiniteLossGuard,
-    ResumeLoaderPosition,
-    check_checkpoint_is_safe,
-)
-from project.summary import RunSummary
+from project.runs import SaveRunConfig, with_run_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar10.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
-class SaveRunConfig(SaveConfigCallback):
-    """Lightning's config saving, for commands that log into an existing run's folder.
-
-    A fit writes `config.yaml`, the run's record, which evaluations read back (`with_run_config`).
-    A resume, or a validate/test/predict whose logger names the same version (e.g.
-    `--trainer.logger.init_args.version baseline`), writes `resume_config.yaml` or `<command>_config.yaml`
-    beside it; Lightning's own callback would stop such a command. A new fit into an existing run's
-    folder is still refused: it would mix two runs' checkpoints and curves.
-    """
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        command = TrainerFn(stage).value  # Lightning passes the enum: "test", not "TrainerFn.TESTING"
-        # trainer.ckpt_path is only set after this hook: a resume is a --ckpt_path, or a SLURM requeue's
-        # checkpoint (private API: re-check on a Lightning upgrade)
-        requeued = SLURMEnvironment.detect() and trainer._checkpoint_connector._hpc_resume_path is not None
-        continuing = command != "fit" or self.config.get("ckpt_path") is not None or requeued
-        if continuing and not self.already_saved:
-            log_dir = trainer.log_dir  # the same on every rank (broadcast)
-            taken = trainer.is_global_zero and os.path.isfile(os.path.join(log_dir, self.config_filename))
-            if trainer.strategy.broadcast(taken):
-                self.config_filename = "resume_config.yaml" if command == "fit" else f"{command}_config.yaml"
-                self.overwrite = True  # a repeated evaluation replaces its own record, never the fit's
-        super().setup(trainer, pl_module, stage)
 
 
 class CLI(LightningCLI):
@@ -162,24 +129,6 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
         args=args,
         run=run,
     )
-
-
-def with_run_config(args: list[str]) -> list[str]:
-    """validate/test/predict given `--ckpt_path` but no `--config` use the config.yaml that the fit
-    saved in the checkpoint's run folder, so the checkpoint alone is enough to evaluate it."""
-    if (
-        not args
-        or args[0] not in SUBCOMMANDS[1:]
-        or any(a in ("-c", "--config") or a.startswith("--config=") for a in args)
-    ):
-        return args
-    ckpt = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--ckpt_path"), None)
-    ckpt = ckpt or next((a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")), None)
-    run_config = Path(ckpt).parent.parent / "config.yaml" if ckpt else None
-    if run_config is None or not run_config.is_file():
-        return args
-    print(f"Using the run's config {run_config} (pass --config to use another)")
-    return [args[0], "--config", str(run_config), *args[1:]]
 
 
 if __name__ == "__main__":

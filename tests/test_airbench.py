@@ -14,7 +14,7 @@ from project.data import CIFAR10DataModule
 from project.data.transforms import ImageTrainTransform
 from project.models import AirbenchNet
 from project.models.airbench import BatchNorm
-from project.tta import tta_logits, views
+from project.models.tta import tta_logits, views
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from project.callbacks import ResumeLoaderPosition
 from project.data import CIFAR10DataModule
 from project.data.device_loader import DeviceLoader, ShardedOrder
-from project.reliability import ResumeLoaderPosition
 
 
 def _epoch(loader: DeviceLoader) -> list[int]:

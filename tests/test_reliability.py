@@ -29,18 +29,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from project import metrics
+from project.callbacks import FiniteLossGuard, NonFiniteLossError
+from project.checkpoints import AtomicCheckpointIO, UnsafeCheckpointError, check_checkpoint_is_safe
 from project.classifier import Classifier
 from project.cli import main
 from project.data import CIFAR10DataModule, ImageFolderDataModule
 from project.data.audio import read_audio
 from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
-from project.reliability import (
-    AtomicCheckpointIO,
-    FiniteLossGuard,
-    NonFiniteLossError,
-    UnsafeCheckpointError,
-    check_checkpoint_is_safe,
-)
 from tests.cifar_format import add_to_tar, write_cifar10
 from tests.conftest import tiny_cifar_args
 from tests.image_tree import truncate, write_image_tree
@@ -248,7 +243,7 @@ def test_checkpoint_writer_killed_mid_write_leaves_the_good_file(tmp_path):
     AtomicCheckpointIO().save_checkpoint({"global_step": 1}, target)
     script = (
         "import torch, sys\n"
-        "from project.reliability import AtomicCheckpointIO\n"
+        "from project.checkpoints import AtomicCheckpointIO\n"
         "big = {'global_step': 2, 'w': torch.ones(16, 1024, 1024)}\n"  # 64 MB
         "while True:\n"
         f"    AtomicCheckpointIO().save_checkpoint(big, {str(target)!r})\n"

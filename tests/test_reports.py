@@ -8,8 +8,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from project import metrics
+from project.callbacks.reports import render_confusion_matrix
 from project.cli import main
-from project.reports import render_confusion_matrix
 from tests.cifar_format import write_cifar10
 from tests.conftest import tiny_cifar_args
 from tests.test_cli import _run_dir

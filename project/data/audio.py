@@ -119,7 +119,8 @@ class AudioClips(Dataset):
         return (waves[0], lengths[0]), labels[0]
 
     def __getitems__(self, indices: list[int]) -> AudioBatch:
-        # DataLoader calls this with a whole batch, so padding happens once per batch
+        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD), so padding
+        # happens once per batch
         waves, lengths = pad_clips([self.clips[i] for i in indices], self.length)
         return (waves, lengths), self.labels[torch.as_tensor(indices)]
 
@@ -138,8 +139,3 @@ def pad_clips(clips: list[Tensor], length: int | None = None) -> tuple[Tensor, T
     for row, (clip, n) in enumerate(zip(clips, lengths.tolist(), strict=True)):
         waves[row, :n] = clip[:n]
     return waves, lengths
-
-
-def keep_batch(batch: AudioBatch) -> AudioBatch:
-    """`__getitems__` already returns a batch; there is nothing left to collate."""
-    return batch

@@ -14,9 +14,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from project.data.audio import AudioBatch, AudioClips, keep_batch, read_audio, read_audio_folder
+from project.data.audio import AudioBatch, AudioClips, read_audio, read_audio_folder
 from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTransform
 from project.data.loading import augmentation_generator, make_loader, per_device_batch_size
+from project.internals import keep_batch
 
 Split = Literal["train", "val", "test"]
 

@@ -16,11 +16,11 @@ from project.data.image_files import read_predict_folder
 from project.data.loading import (
     InMemoryImages,
     augmentation_generator,
-    keep_batch,
     make_loader,
     per_device_batch_size,
 )
 from project.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip
+from project.internals import NUMPY_ARRAY_PICKLE_GLOBALS, keep_batch, numpy_pickle_module
 
 ARCHIVE = RemoteArchive(
     url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
@@ -103,8 +103,8 @@ class CIFAR10DataModule(L.LightningDataModule):
         return self.data_dir / FOLDER
 
     def prepare_data(self) -> None:
-        # An extracted folder is read as it is: copies rebuilt from other sources (the JPEG copy
-        # in ../shared/data, say) differ in bytes from the official archive yet are valid.
+        # An extracted folder is read as it is: copies rebuilt from other sources (from a JPEG
+        # copy, say) differ in bytes from the official archive yet are valid.
         if self.folder.is_dir():
             return
         if not self.download:
@@ -249,21 +249,11 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """The official batches are pickles; this refuses anything in them but numpy arrays and builtins,
     so a tampered file cannot run code when it is read."""
 
-    ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = NUMPY_ARRAY_PICKLE_GLOBALS | {
         ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
     }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}; only numpy arrays are expected")
-        if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
-            module = module.replace("numpy.core", "numpy._core", 1)  # numpy 2 moved it; skip the shim's warning
-        return super().find_class(module, name)
+        return super().find_class(numpy_pickle_module(module), name)

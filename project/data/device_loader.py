@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from project.internals import expose_epoch_sampler
+
 
 class ShardedOrder:
     """Which samples one rank sees in each epoch, as `DistributedSampler` would choose them.
@@ -97,9 +99,8 @@ class DeviceLoader:
         self.labels = labels.to(device)
         self.batch_size = batch_size
         self.drop_last = drop_last
-        # Named `sampler` because that is where Lightning looks for `set_epoch`
-        self.sampler = ShardedOrder(len(labels), shuffle, drop_last, seed, num_replicas, rank)
-        self.batch_sampler = None  # batching is done here; Lightning reads the attribute beside `sampler`
+        self.sampler: ShardedOrder
+        expose_epoch_sampler(self, ShardedOrder(len(labels), shuffle, drop_last, seed, num_replicas, rank))
         self._batches_done = 0  # batches yielded in the current epoch, for `state_dict`
         self._resume: dict[str, int] | None = None
 

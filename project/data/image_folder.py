@@ -25,11 +25,11 @@ from project.data.image_files import decode_all, find_image_files, read_predict_
 from project.data.loading import (
     InMemoryImages,
     augmentation_generator,
-    keep_batch,
     make_loader,
     per_device_batch_size,
 )
 from project.data.transforms import ImageEvalTransform, ImageTrainTransform
+from project.internals import keep_batch
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from project.internals import total_batch_index
+
 
 class ResumableSampler(DistributedSampler):
     """Shuffles each epoch with `seed + epoch` and takes this rank's share, skipping `start` indices once.
@@ -99,7 +101,7 @@ def augmentation_generator(trainer: L.Trainer, seed: int, device: torch.device) 
 
     Needs no saved RNG state: a resumed run sees the crops, flips and shifts the uninterrupted run
     would have seen, and each DDP rank augments differently."""
-    batch_count = trainer.fit_loop.total_batch_idx + 1
+    batch_count = total_batch_index(trainer) + 1
     step_seed = hash((seed, trainer.global_rank, batch_count)) & (2**63 - 1)
     return torch.Generator(device=device).manual_seed(step_seed)
 
@@ -146,11 +148,7 @@ class InMemoryImages(Dataset):
         return self.images[index], self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
-        # DataLoader calls this with a whole batch: one gather instead of B getitems and a stack
+        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD): one gather
+        # instead of B getitems and a stack
         index = torch.as_tensor(indices)
         return self.images[index], self.labels[index]
-
-
-def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """`__getitems__` already returns a batch; there is nothing left to collate."""
-    return batch

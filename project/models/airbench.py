@@ -9,7 +9,7 @@ What makes it train fast, each a known trick of the CIFAR-10 speed runs:
 - BatchNorm without a learned scale, whose shift learns `bias_lr_scale` times faster than the weights
   (done by reparametrisation, so one plain SGD optimizer from the YAML does it);
 - 3x3 convs that start as the identity on their first input channels (an implicit residual path);
-- scaled-down logits, and test-time augmentation (see project/tta.py) in eval mode.
+- scaled-down logits, and test-time augmentation (see project/models/tta.py) in eval mode.
 """
 
 from collections.abc import Callable
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from project.tta import LEVELS, tta_logits
+from project.models.tta import LEVELS, tta_logits
 
 
 class BatchNorm(nn.Module):

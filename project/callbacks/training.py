@@ -5,6 +5,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from project.internals import foreach_copy_, foreach_lerp_
+
 
 class Lookahead(L.Callback):
     """Pull the weights towards their running average every few steps (airbench's "lookahead" EMA).
@@ -49,8 +51,8 @@ class Lookahead(L.Callback):
             else:
                 rho = self.decay**self.every_n_steps * (step / total_steps) ** self.decay_power
                 with torch.no_grad():
-                    torch._foreach_lerp_(self.average, tensors, 1 - rho)
-                    torch._foreach_copy_(tensors, self.average)
+                    foreach_lerp_(self.average, tensors, 1 - rho)
+                    foreach_copy_(tensors, self.average)
         if step >= total_steps:
             self.copy_back(module)
 
@@ -58,7 +60,7 @@ class Lookahead(L.Callback):
         """Set the weights to the average (done at the run's last step)."""
         if self.average is not None:
             with torch.no_grad():
-                torch._foreach_copy_(_averaged_tensors(module), self.average)
+                foreach_copy_(_averaged_tensors(module), self.average)
 
     def state_dict(self) -> dict:
         return {"average": self.average}

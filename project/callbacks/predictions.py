@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from project.internals import flatten_batch_indices
+
 
 class PredictionCSV(BasePredictionWriter):
     """Args:
@@ -22,9 +24,7 @@ class PredictionCSV(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions, batch_indices):
         probs = torch.cat([p.float().cpu() for p in predictions])  # (N, C)
-        if len(batch_indices) == 1 and batch_indices[0] and isinstance(batch_indices[0][0], list):
-            batch_indices = batch_indices[0]  # Lightning nests them per dataloader: [loader][batch][index]
-        indices = [i for batch in batch_indices for i in batch]
+        indices = flatten_batch_indices(batch_indices)
         classes = list(getattr(trainer.datamodule, "classes", range(probs.shape[1])))
         sample_names = getattr(trainer.datamodule, "predict_names", None)
         path = self.output or Path(trainer.log_dir or ".") / "predictions.csv"

@@ -1,0 +1,31 @@
+"""Lightning callbacks, one job per module; YAML names them as `project.callbacks.<Class>`.
+
+- training.py: training tricks between optimizer steps (Lookahead, FreezeParameters)
+- reports.py: TensorBoard pictures of errors (ConfusionMatrixImage, MisclassifiedImages)
+- spectrograms.py: what an audio model hears (LogSpectrograms)
+- summary.py: the end-of-fit summary (RunSummary)
+- predictions.py: `predict` writes a CSV (PredictionCSV)
+- nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
+- resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
+"""
+
+from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
+from project.callbacks.predictions import PredictionCSV
+from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
+from project.callbacks.resume import ResumeLoaderPosition
+from project.callbacks.spectrograms import LogSpectrograms
+from project.callbacks.summary import RunSummary
+from project.callbacks.training import FreezeParameters, Lookahead
+
+__all__ = [
+    "ConfusionMatrixImage",
+    "FiniteLossGuard",
+    "FreezeParameters",
+    "LogSpectrograms",
+    "Lookahead",
+    "MisclassifiedImages",
+    "NonFiniteLossError",
+    "PredictionCSV",
+    "ResumeLoaderPosition",
+    "RunSummary",
+]

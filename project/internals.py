@@ -1,0 +1,148 @@
+"""Every private or undocumented Lightning, torch and numpy behaviour the project relies on, in one place.
+
+Each entry is a small function (or constant) saying why it is needed and which upstream behaviour it
+leans on. Nothing outside this module touches a private name; `tests/test_internals.py` checks that
+each one still exists in the installed versions and names the one that vanished. On a Lightning or
+torch upgrade, run that test first: a failure there points at the entry below to rewrite.
+"""
+
+from typing import Any, TypeVar
+
+import lightning as L
+import torch
+from torch import Tensor
+
+T = TypeVar("T")
+
+
+# --- Lightning -----------------------------------------------------------------------------------
+
+
+def hpc_resume_path(trainer: L.Trainer) -> str | None:
+    """The checkpoint a SLURM requeue will resume from, or None.
+
+    Why: `trainer.ckpt_path` is set only after the callbacks' `setup`, so a callback that must know
+    during `setup` whether this fit continues a run (SaveRunConfig) cannot read it. Lightning finds a
+    requeue's checkpoint (`hpc_ckpt_*.ckpt` in the default root dir) through the private
+    `_CheckpointConnector._hpc_resume_path` property; there is no public equivalent (Lightning 2.6).
+    """
+    return trainer._checkpoint_connector._hpc_resume_path
+
+
+def restore_train_loader_state(trainer: L.Trainer) -> None:
+    """Hand the checkpoint's saved training-loader `state_dict` to the loader now (a no-op when done).
+
+    Why: Lightning restores a loader's `state_dict` only when it builds the loader after reading the
+    checkpoint. If `configure_optimizers` reads `trainer.estimated_stepping_batches` (OneCycleLR does),
+    the loader is built before the checkpoint is read and the saved position is silently dropped, so a
+    run resumed mid-epoch replays the epoch from its start (Lightning 2.6). The private
+    `_FitLoop._load_combined_loader_states()` applies the pending states; it returns at once when there
+    are none or they were applied already.
+    """
+    trainer.fit_loop._load_combined_loader_states()
+
+
+def total_batch_index(trainer: L.Trainer) -> int:
+    """Training batches started so far in the whole run, counted from 0 (survives a resume).
+
+    Why: the only counter of batches across epochs that includes batches skipped by gradient
+    accumulation and is restored from checkpoints. `trainer.global_step` counts optimizer steps, which
+    differ under accumulation or with several optimizers. `fit_loop.total_batch_idx` is a public
+    property of the private `_FitLoop` class, undocumented (Lightning 2.6).
+    """
+    return trainer.fit_loop.total_batch_idx
+
+
+def expose_epoch_sampler(loader: Any, sampler: Any) -> None:
+    """Let Lightning call `sampler.set_epoch(epoch)` on a loader that is not a `DataLoader`.
+
+    Why: before each epoch Lightning's fit and evaluation loops call
+    `lightning.fabric.utilities.data._set_sampler_epoch(loader, epoch)`, which looks for a `set_epoch`
+    method on `loader.sampler` and `loader.batch_sampler.sampler` and on nothing else (duck typing,
+    no public protocol). A loader of its own (DeviceLoader) therefore names its ordering `sampler`
+    and sets `batch_sampler = None`: it batches by itself, and Lightning reads the attribute beside
+    `sampler`.
+    """
+    loader.sampler = sampler
+    loader.batch_sampler = None
+
+
+def flatten_batch_indices(batch_indices: list) -> list[int]:
+    """The sample indices a `BasePredictionWriter.write_on_epoch_end` received, in prediction order.
+
+    Why: with one predict dataloader Lightning passes them nested once more per dataloader,
+    `[loader][batch][index]`, rather than `[batch][index]` as the hook's documentation suggests
+    (Lightning 2.6, `PredictionLoop` with a single dataloader). Both shapes are accepted here.
+    """
+    if len(batch_indices) == 1 and batch_indices[0] and isinstance(batch_indices[0][0], list):
+        batch_indices = batch_indices[0]
+    return [i for batch in batch_indices for i in batch]
+
+
+# --- torch ---------------------------------------------------------------------------------------
+
+
+def foreach_lerp_(targets: list[Tensor], ends: list[Tensor], weight: float) -> None:
+    """`t += weight * (end - t)` for each pair, in one fused kernel per device and dtype (in place).
+
+    Why: Lookahead averages every parameter and buffer every few steps; a Python loop of `lerp_`
+    launches two kernels per tensor. `torch._foreach_lerp_` is what torch's own optimizers use, but is
+    private (no public fused multi-tensor API in torch 2.x).
+    """
+    torch._foreach_lerp_(targets, ends, weight)
+
+
+def foreach_copy_(targets: list[Tensor], sources: list[Tensor]) -> None:
+    """Copy each source into its target in one fused kernel per device and dtype (see `foreach_lerp_`)."""
+    torch._foreach_copy_(targets, sources)
+
+
+BATCH_FETCH_METHOD = "__getitems__"
+"""Name of the dataset method that `DataLoader` calls with a whole batch of indices.
+
+Why: torch's map-style fetcher (`torch.utils.data._utils.fetch._MapDatasetFetcher`) calls
+`dataset.__getitems__(indices)` when the dataset has it, instead of one `__getitem__` per index. An
+in-memory set then gathers a batch with one indexing op, and an audio set pads once per batch. It is
+undocumented (added in torch 2.0 for torchdata). Datasets that define it pair with `keep_batch` as
+`collate_fn`, because the result already is a batch.
+"""
+
+
+def keep_batch(batch: T) -> T:
+    """The `collate_fn` for datasets with `__getitems__`: the fetcher already returned a batch."""
+    return batch
+
+
+# --- numpy ---------------------------------------------------------------------------------------
+
+NUMPY_ARRAY_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+    }
+)
+"""The globals a pickled numpy array names: enough, and no more, to unpickle CIFAR-10's batches.
+
+Why: pickles refer to numpy's private reconstruction functions by module path. Files written under
+numpy 1 name `numpy.core.*`, those written under numpy 2 name `numpy._core.*`; a safe unpickler must
+allow exactly these and nothing else.
+"""
+
+
+def numpy_pickle_module(module: str) -> str:
+    """Where a pickle's numpy module lives in the installed numpy.
+
+    Why: numpy 2 renamed `numpy.core` to `numpy._core` and left a shim that warns on every access;
+    resolving the new name directly keeps the CIFAR-10 reader quiet on numpy 2 and working on numpy 1.
+    """
+    import numpy as np
+
+    if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
+        return module.replace("numpy.core", "numpy._core", 1)
+    return module

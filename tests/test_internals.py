@@ -1,0 +1,173 @@
+"""Each private Lightning/torch/numpy behaviour in project/internals.py still exists and still does what
+the project relies on. A failure names the entry to rewrite after an upgrade."""
+
+import importlib
+import io
+import pickle
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from project import internals
+
+# (module, attribute path, the internals entry that leans on it)
+PRIVATE_NAMES = [
+    (
+        "lightning.pytorch.trainer.connectors.checkpoint_connector",
+        "_CheckpointConnector._hpc_resume_path",
+        "hpc_resume_path",
+    ),
+    ("lightning.pytorch.loops.fit_loop", "_FitLoop._load_combined_loader_states", "restore_train_loader_state"),
+    ("lightning.pytorch.loops.fit_loop", "_FitLoop.total_batch_idx", "total_batch_index"),
+    ("lightning.pytorch.loops.fit_loop", "_set_sampler_epoch", "expose_epoch_sampler"),
+    ("torch", "_foreach_lerp_", "foreach_lerp_"),
+    ("torch", "_foreach_copy_", "foreach_copy_"),
+    ("torch.utils.data._utils.fetch", "_MapDatasetFetcher", "BATCH_FETCH_METHOD"),
+]
+
+
+@pytest.mark.parametrize(("module", "path", "entry"), PRIVATE_NAMES, ids=[e for _, _, e in PRIVATE_NAMES])
+def test_private_name_still_exists(module, path, entry):
+    owner = importlib.import_module(module)
+    for part in path.split("."):
+        assert hasattr(owner, part), (
+            f"{module}.{path} is gone from the installed version: rewrite project.internals.{entry} "
+            f"(lightning {L.__version__}, torch {torch.__version__})."
+        )
+        owner = getattr(owner, part)
+
+
+def test_foreach_ops_update_in_place():
+    targets, ends = [torch.zeros(3), torch.zeros(2)], [torch.ones(3), torch.full((2,), 4.0)]
+    internals.foreach_lerp_(targets, ends, 0.25)
+    assert torch.allclose(targets[0], torch.full((3,), 0.25)) and torch.allclose(targets[1], torch.ones(2)), (
+        "torch._foreach_lerp_ changed behaviour: rewrite project.internals.foreach_lerp_"
+    )
+    internals.foreach_copy_(targets, ends)
+    assert all(torch.equal(t, e) for t, e in zip(targets, ends, strict=True)), (
+        "torch._foreach_copy_ changed behaviour: rewrite project.internals.foreach_copy_"
+    )
+
+
+def test_dataloader_fetches_whole_batches_through_getitems():
+    class Batched(Dataset):
+        calls: list[list[int]] = []  # noqa: RUF012
+
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, index):
+            raise AssertionError("DataLoader fetched one sample at a time")
+
+        def __getitems__(self, indices):
+            self.calls.append(list(indices))
+            return torch.tensor(indices)
+
+    assert internals.BATCH_FETCH_METHOD == "__getitems__"
+    batches = list(DataLoader(Batched(), batch_size=4, collate_fn=internals.keep_batch))
+    assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5]], (
+        "DataLoader no longer calls Dataset.__getitems__ with a batch: see project.internals.BATCH_FETCH_METHOD"
+    )
+
+
+def test_lightning_sets_the_epoch_on_an_exposed_sampler():
+    from lightning.pytorch.loops.fit_loop import _set_sampler_epoch
+
+    class Order:
+        epoch = 0
+
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+
+    class Loader:
+        pass
+
+    loader, order = Loader(), Order()
+    internals.expose_epoch_sampler(loader, order)
+    _set_sampler_epoch(loader, 7)
+    assert order.epoch == 7, "Lightning no longer calls loader.sampler.set_epoch: see internals.expose_epoch_sampler"
+
+
+def _fit_tiny(tmp_path, callback: L.Callback, max_steps: int = 3) -> L.Trainer:
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Tiny(), DataLoader(torch.randn(8, 2), batch_size=2))
+    return trainer
+
+
+def test_trainer_internals_answer_during_a_fit(tmp_path):
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["hpc"] = internals.hpc_resume_path(trainer)
+            internals.restore_train_loader_state(trainer)  # nothing to restore on a new run: a no-op
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.setdefault("batches", []).append(internals.total_batch_index(trainer))
+
+    _fit_tiny(tmp_path, Probe())
+    assert seen["hpc"] is None, "internals.hpc_resume_path: no requeue checkpoint should be found"
+    assert seen["batches"] == [0, 1, 2], "internals.total_batch_index no longer counts batches from 0"
+
+
+def test_flatten_batch_indices_accepts_both_shapes():
+    assert internals.flatten_batch_indices([[[0, 1], [2]]]) == [0, 1, 2]
+    assert internals.flatten_batch_indices([[0, 1], [2]]) == [0, 1, 2]
+
+
+def test_flatten_batch_indices_matches_what_lightning_passes(tmp_path):
+    from lightning.pytorch.callbacks import BasePredictionWriter
+
+    got = {}
+
+    class Writer(BasePredictionWriter):
+        def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+            got["indices"] = internals.flatten_batch_indices(batch_indices)
+
+    class Tiny(L.LightningModule):
+        def predict_step(self, batch):
+            return batch
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, callbacks=[Writer("epoch")], enable_progress_bar=False)
+    trainer.predict(Tiny(), DataLoader(torch.arange(5.0), batch_size=2), return_predictions=False)
+    assert got["indices"] == [0, 1, 2, 3, 4], "Lightning's batch_indices shape changed: see flatten_batch_indices"
+
+
+def test_numpy_array_pickles_need_only_the_allowed_globals():
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module, name):
+            allowed = internals.NUMPY_ARRAY_PICKLE_GLOBALS | {("_codecs", "encode")}  # protocol 2 stores bytes so
+            assert (module, name) in allowed, (
+                f"numpy pickles now name {module}.{name}: add it to internals.NUMPY_ARRAY_PICKLE_GLOBALS"
+            )
+            return super().find_class(internals.numpy_pickle_module(module), name)
+
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        array = np.arange(6, dtype=np.uint8).reshape(2, 3)
+        loaded = Recorder(io.BytesIO(pickle.dumps({"data": array}, protocol=protocol))).load()
+        assert np.array_equal(loaded["data"], array)
+    for module in ("numpy.core.multiarray", "numpy.core.numeric"):
+        importlib.import_module(internals.numpy_pickle_module(module))
