@@ -5,7 +5,7 @@ standard config's throughput.
     python benchmarks/cifar10_fast.py DATA_DIR --device cpu --limit-train 1024 --limit-eval 256 \\
         --batch-size 256 --epochs 1 --runs 1 --precision 32-true          # a smoke test on a CPU
 
-DATA_DIR holds `cifar-10-batches-py/` (e.g. made by `python ../shared/tools/cifar10_from_jpeg.py DATA_DIR`).
+DATA_DIR holds `cifar-10-batches-py/` (the official data, or a copy rebuilt in its layout; BENCHMARKS.md).
 
 Three measurements, each built from the project's own config files and classes:
 1. `configs/cifar10_fast.yaml` through LightningCLI's objects (Trainer + Classifier + DataModule), run

@@ -1,5 +1,6 @@
 import functools
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -7,7 +8,31 @@ import pytest
 
 from tests.cifar_format import write_cifar10
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Real data for the optional real-data tests: a folder holding `cifar10-jpeg.tar.xz` (the CIFAR-10 images
+# as JPEGs, train/ and test/ class folders) and `fsdd.tar.xz` (FSDD v1.0.10). `.ci/run` sets it when such
+# a folder is at hand; without it those tests skip.
+TEST_DATA_ENV = "PROJECT_TEST_DATA"
+# A script that writes a real cifar-10-batches-py into the folder it is given (from the JPEG copy above)
+CIFAR10_CONVERTER_ENV = "PROJECT_TEST_CIFAR10_CONVERTER"
+
+
+def real_data_file(name: str) -> Path:
+    """`name` inside $PROJECT_TEST_DATA; skips the test, naming the variable, when it is not there."""
+    folder = os.environ.get(TEST_DATA_ENV)
+    if not folder:
+        pytest.skip(f"real-data test: set {TEST_DATA_ENV} to a folder holding {name}")
+    path = Path(folder) / name
+    if not path.is_file():
+        pytest.skip(f"real-data test: no {name} in {TEST_DATA_ENV}={folder}")
+    return path
+
+
+def cifar10_converter() -> Path:
+    """The script named by $PROJECT_TEST_CIFAR10_CONVERTER; skips the test when it is not set or absent."""
+    script = os.environ.get(CIFAR10_CONVERTER_ENV)
+    if not script or not Path(script).is_file():
+        pytest.skip(f"real-data test: set {CIFAR10_CONVERTER_ENV} to a script writing cifar-10-batches-py")
+    return Path(script)
 
 
 @pytest.fixture

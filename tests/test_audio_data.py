@@ -14,7 +14,7 @@ from project.data.audio import AudioClips, pad_clips, read_audio, resample
 from project.data.audio_transforms import WaveformTrainTransform
 from project.data.download import DownloadError
 from project.data.speech_commands import COMMANDS, SILENCE, UNKNOWN, WORDS
-from tests.conftest import SHARED_DATA
+from tests.conftest import real_data_file
 from tests.wav_format import write_fsdd, write_speech_commands, write_wav, write_wav_folder
 
 
@@ -209,9 +209,8 @@ def test_datamodule_rejects_a_batch_that_does_not_split_over_devices(tmp_path):
         dm.setup("fit")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "fsdd.tar.xz").is_file(), reason=f"no real FSDD at {SHARED_DATA}")
 def test_real_fsdd_loads_in_the_usual_split(tmp_path):
-    with tarfile.open(SHARED_DATA / "fsdd.tar.xz") as tar:
+    with tarfile.open(real_data_file("fsdd.tar.xz")) as tar:
         tar.extractall(tmp_path, filter="data")
     data = FSDD(tmp_path, download=False)
     sizes = {split: len(files) for split, files in data._split_files().items()}

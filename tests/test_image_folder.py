@@ -13,7 +13,7 @@ from PIL import Image
 from project.cli import main
 from project.data import ImageFolderDataModule
 from project.data.image_files import decode_image_file
-from tests.conftest import SHARED_DATA
+from tests.conftest import real_data_file
 from tests.image_tree import CLASSES, to_pil, truncate, write_image_tree
 
 
@@ -128,10 +128,8 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_jpegs_from_the_shared_cifar10_copy(tmp_path):
-    archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} is absent (real-data tests need ../shared/data beside the repo)")
+def test_real_jpegs_from_a_cifar10_jpeg_copy(tmp_path):
+    archive = real_data_file("cifar10-jpeg.tar.xz")
     if shutil.which("tar") is None:
         pytest.skip("needs the tar command")
     # The test split only (10,000 JPEGs), as a train/ folder: the point is decoding real files

@@ -1,4 +1,4 @@
-"""Optional checks on the real CIFAR-10 (the JPEG copy in ../shared/data); skipped where it is absent."""
+"""Optional checks on the real CIFAR-10 (a JPEG copy, see tests/conftest.py); skipped where it is absent."""
 
 import subprocess
 import sys
@@ -7,17 +7,14 @@ import pytest
 import torch
 
 from project.data import CIFAR10DataModule
-from tests.conftest import SHARED_DATA
-
-ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.xz"
-CONVERTER = SHARED_DATA.parent / "tools" / "cifar10_from_jpeg.py"
+from tests.conftest import cifar10_converter, real_data_file
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ARCHIVE.is_file() and CONVERTER.is_file()), reason=f"no real CIFAR-10 at {ARCHIVE}")
 def test_reads_the_real_cifar10(tmp_path):
     # The converted folder's bytes differ from the official archive: it must be read as it is
-    subprocess.run([sys.executable, str(CONVERTER), str(tmp_path)], check=True, capture_output=True)
+    real_data_file("cifar10-jpeg.tar.xz")
+    subprocess.run([sys.executable, str(cifar10_converter()), str(tmp_path)], check=True, capture_output=True)
     dm = CIFAR10DataModule(data_dir=tmp_path, download=False)
     dm.prepare_data()
     dm.setup("fit")
