@@ -16,7 +16,14 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 from project import metrics
-from project.callbacks import FiniteLossGuard, PredictionCSV, ResumeLoaderPosition, RunSummary
+from project.callbacks import (
+    FiniteLossGuard,
+    FitTimeEstimate,
+    PredictionCSV,
+    ResumeLoaderPosition,
+    RunSummary,
+    plain_progress_when_not_a_terminal,
+)
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_is_safe
 from project.classifier import Classifier
 from project.runs import SaveRunConfig, with_run_config
@@ -104,6 +111,7 @@ class CLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        plain_progress_when_not_a_terminal(trainer)
         return trainer
 
 
@@ -120,6 +128,7 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
             "callbacks": [
                 LearningRateMonitor(logging_interval="step"),
                 RunSummary(),
+                FitTimeEstimate(),
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
             ]

@@ -7,10 +7,12 @@
 - predictions.py: `predict` writes a CSV (PredictionCSV)
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
 - resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
+- progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
 """
 
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
 from project.callbacks.predictions import PredictionCSV
+from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
 from project.callbacks.resume import ResumeLoaderPosition
 from project.callbacks.spectrograms import LogSpectrograms
@@ -20,7 +22,9 @@ from project.callbacks.training import FreezeParameters, Lookahead
 __all__ = [
     "ConfusionMatrixImage",
     "FiniteLossGuard",
+    "FitTimeEstimate",
     "FreezeParameters",
+    "LineProgress",
     "LogSpectrograms",
     "Lookahead",
     "MisclassifiedImages",
@@ -28,4 +32,5 @@ __all__ = [
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",
+    "plain_progress_when_not_a_terminal",
 ]
