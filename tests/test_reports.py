@@ -39,7 +39,7 @@ def test_fit_logs_confusion_matrices_and_final_hparams(fitted, capsys):
     assert metrics.BEST_VAL_ACC in tags["scalars"], "the HPARAMS tab needs the final metric"
 
 
-def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path):
+def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys):
     """No config and no model arguments: the widths the run used ([8,16,16,16], not the default
     config's) come from the config.yaml saved beside the checkpoint."""
     ckpt = _run_dir(fitted / "logs") / "checkpoints" / "last.ckpt"
@@ -49,15 +49,20 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path):
     assert tested.trainer.callback_metrics[metrics.TEST_ACC] > 0.3, "3x chance: the trained weights were loaded"
     assert "test/misclassified" in _tags(_run_dir(tmp_path))["images"]
 
-    main(["predict", f"--ckpt_path={ckpt}", f"--predictions.output={out}", *common])
+    predicted = main(["predict", f"--ckpt_path={ckpt}", f"--predictions.output={out}", *common])
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 100, "one row per test image"
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    assert list(rows[0]) == ["sample", "predicted", "probability", *(f"p_{c}" for c in classes)]
+    assert list(rows[0]) == ["sample", "label", "predicted", "probability", *(f"p_{c}" for c in classes)]
     for row in rows:
         probs = [float(row[f"p_{c}"]) for c in classes]
         assert abs(sum(probs) - 1) < 1e-4 and row["predicted"] == classes[probs.index(max(probs))]
         assert float(row["probability"]) == pytest.approx(max(probs), abs=1e-6)
+        assert row["label"] in classes, "the test split's labels are known"
+    accuracy = sum(row["label"] == row["predicted"] for row in rows) / len(rows)
+    writer = next(c for c in predicted.trainer.callbacks if hasattr(c, "accuracy"))
+    assert writer.accuracy == pytest.approx(accuracy), "the printed accuracy is the CSV's"
+    assert f"accuracy {accuracy:.4f} on the 100 with a known label" in capsys.readouterr().out
 
 
 def test_predict_a_folder_of_images(fitted, tmp_path):
@@ -86,6 +91,7 @@ def test_predict_a_folder_of_images(fitted, tmp_path):
     )
     predictions = list(csv.DictReader(out.open()))
     assert [row["sample"] for row in predictions] == ["holiday/img1.png", "holiday/img2.png", "img0.png"]
+    assert "label" not in predictions[0], "new files have no known label: no empty column"
 
     (folder / "notes.txt").write_text("not an image")
     with pytest.raises(ValueError, match=r"notes\.txt is not an image file"):

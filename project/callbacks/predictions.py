@@ -1,12 +1,15 @@
 """`predict` writes a CSV: one row per sample with the predicted class, its probability and the
-probability of every class, named as the DataModule names its classes and samples."""
+probability of every class, named as the DataModule names its classes and samples. Where the true
+labels are known (predicting a test split), each row also gives the label, and the accuracy is printed."""
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
+from torch import Tensor
 
 from project.internals import flatten_batch_indices
 
@@ -15,16 +18,41 @@ class PredictionCSV(BasePredictionWriter):
     """Args:
     output: the CSV to write; by default `predictions.csv` in the run's log folder. Under DDP each
         rank writes its share to `<stem>.rank<r>.csv`.
+
+    Batches are `(inputs, labels)`; a label below 0 means unknown (a folder of new files). The labels
+    stay on the device until the end of the epoch, so predicting costs no extra host sync per batch.
     """
 
     def __init__(self, output: str | Path | None = None):
         super().__init__(write_interval="epoch")
         self.output = Path(output) if output is not None else None
         self.written: Path | None = None
+        self.accuracy: float | None = None  # over the samples with a known label; None if there were none
+        self._labels: list[Tensor] = []
+
+    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._labels = []
+
+    def on_predict_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        labels = batch[1] if isinstance(batch, tuple | list) and len(batch) == 2 else None
+        if isinstance(labels, Tensor) and labels.ndim == 1:
+            self._labels.append(labels.detach())
+        super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions, batch_indices):
         probs = torch.cat([p.float().cpu() for p in predictions])  # (N, C)
         indices = flatten_batch_indices(batch_indices)
+        labels = torch.cat(self._labels).cpu() if self._labels else None
+        if labels is not None and (len(labels) != len(probs) or not (labels >= 0).any()):
+            labels = None  # not one label per prediction, or none known: nothing to compare
         classes = list(getattr(trainer.datamodule, "classes", range(probs.shape[1])))
         sample_names = getattr(trainer.datamodule, "predict_names", None)
         path = self.output or Path(trainer.log_dir or ".") / "predictions.csv"
@@ -34,10 +62,22 @@ class PredictionCSV(BasePredictionWriter):
         best_p, best = probs.max(dim=1)
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["sample", "predicted", "probability", *(f"p_{name}" for name in classes)])
+            label_column = ["label"] if labels is not None else []
+            writer.writerow(["sample", *label_column, "predicted", "probability", *(f"p_{name}" for name in classes)])
             for row, index in enumerate(indices):
                 name = sample_names[index] if sample_names is not None else index
+                label = [_class_name(classes, int(labels[row]))] if labels is not None else []
                 probabilities = (f"{p:.6f}" for p in probs[row].tolist())
-                writer.writerow([name, classes[best[row]], f"{best_p[row]:.6f}", *probabilities])
+                writer.writerow([name, *label, classes[best[row]], f"{best_p[row]:.6f}", *probabilities])
         self.written = path
-        print(f"Predictions for {len(indices)} samples written to {path}")
+        message = f"Predictions for {len(indices)} samples written to {path}"
+        if labels is not None:
+            known = labels >= 0
+            self.accuracy = (best[known] == labels[known]).float().mean().item()
+            message += f"; accuracy {self.accuracy:.4f} on the {int(known.sum())} with a known label"
+        print(message)
+
+
+def _class_name(classes: list, label: int) -> str:
+    """The class's name, or an empty cell for an unknown label."""
+    return str(classes[label]) if 0 <= label < len(classes) else ""
