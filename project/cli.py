@@ -5,6 +5,7 @@ default CIFAR-10 CNN; every key can still be overridden on the command line.
 """
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,9 @@ class CLI(LightningCLI):
         return trainer
 
 
-def main(args: list[str] | None = None, run: bool = True) -> CLI:
+def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.Callback] = ()) -> CLI:
+    """Build the CLI (and run its subcommand unless `run=False`). `callbacks` join the CLI's own for this
+    call only and stay out of the saved config.yaml: live objects such as the sweep's Optuna trial."""
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
         sys.argv[1:] = with_run_config(sys.argv[1:])
     else:
@@ -131,6 +134,7 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
                 FitTimeEstimate(),
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
+                *callbacks,
             ]
         },
         parser_kwargs={cmd: {"default_config_files": [str(DEFAULT_CONFIG)]} for cmd in SUBCOMMANDS},

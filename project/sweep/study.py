@@ -1,0 +1,213 @@
+"""The study: where it is stored, how it resumes, when it stops, and what it writes at the end."""
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import yaml
+
+from project import metrics
+from project.cli import main
+from project.sweep import results
+from project.sweep.space import Param, check_keys
+from project.sweep.trial import retry_callback, run_trial
+
+# Optuna's median pruner: a trial is stopped when its value at an epoch is worse than the median of
+# earlier trials at that epoch. Not before 5 trials have completed (a median of fewer says little),
+# and never in a trial's first epoch, whose accuracy says more about the warm-up than about the run.
+PRUNER_STARTUP_TRIALS, PRUNER_WARMUP_EPOCHS = 5, 1
+
+
+class SweepError(ValueError):
+    pass
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+@dataclass
+class Sweep:
+    recipe: str
+    search: str
+    space: list[Param]
+    trials: int
+    study: str
+    storage: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    seed: int | None = None
+    prune: bool = True
+    heartbeat: int = 60
+
+
+def run(sweep: Sweep) -> optuna.Study:
+    """Run trials until the study holds `sweep.trials` finished ones, then print the ranked table and
+    write the best config."""
+    base_args = ["fit", "--config", sweep.recipe, *sweep.overrides, f"--trainer.logger.init_args.name={sweep.study}"]
+    config = _resolved_config(base_args, sweep.recipe)
+    check_keys(sweep.space, config, sweep.search, sweep.recipe)
+    base_args += _one_device(config)
+    study_dir = Path(_save_dir(config, sweep.recipe)) / sweep.study
+    study = _open_study(sweep, study_dir)
+    _check_same_search(study, sweep, study_dir)
+
+    done = len(results.finished(study.get_trials(deepcopy=False)))
+    if done < sweep.trials:
+        print(f"Study {sweep.study}: {done} of {sweep.trials} trials finished; running the rest. Runs: {study_dir}")
+        try:
+            study.optimize(
+                lambda trial: run_trial(trial, base_args, sweep.space),
+                n_trials=sweep.trials - done,  # this process's share at most; _StopAt ends it when others finish trials
+                catch=(Exception,),
+                callbacks=[_StopAt(sweep.trials)],
+            )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"Interrupted. Run the same command to resume: the interrupted trial runs again with the same "
+                f"values, and the finished ones are kept in the study ({sweep.study})."
+            ) from None
+    table = results.table(study, metrics.MONITOR)
+    study_dir.mkdir(parents=True, exist_ok=True)  # with --storage, this node may have run no trial
+    (study_dir / "trials.txt").write_text(table + "\n")
+    print(f"\nStudy {sweep.study} ({study_dir}):\n{table}")
+    try:
+        best = results.write_best_config(study, study_dir / "best.yaml", metrics.MONITOR)
+    except FileNotFoundError as err:  # the best trial ran on another machine
+        print(err)
+        return study
+    if best is None:
+        print("No trial completed, so there is no best config yet.")
+    else:
+        print(f"\nBest config: {best}\nTrain it:    python -m project.cli fit --config {best}")
+    return study
+
+
+class _StopAt:
+    """Stops this process once the study as a whole holds `n` finished trials: with several processes
+    on one study, each ends when the total is reached (the trials still running elsewhere finish too,
+    so the total can exceed `n` by one per other process)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if len(results.finished(study.get_trials(deepcopy=False))) >= self.n:
+            study.stop()
+
+
+def _resolved_config(base_args: list[str], recipe: str) -> dict:
+    """The recipe with the overrides, as the CLI resolves it (its `--print_config`): checks them
+    before any trial, and shows which keys exist and where the logs go."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            main([*base_args, "--print_config"])
+    except SystemExit as exit:
+        if exit.code not in (0, None):
+            raise SweepError(f"The CLI rejected {recipe} with the given overrides (its message is above).") from None
+    return yaml.safe_load(printed.getvalue())
+
+
+def _save_dir(config: dict, recipe: str) -> str:
+    logger = config.get("trainer", {}).get("logger")
+    init_args = logger.get("init_args") if isinstance(logger, dict) else None
+    if not isinstance(init_args, dict) or "version" not in init_args:
+        raise SweepError(
+            f"{recipe}: the sweep names each trial's run folder through trainer.logger's name and version; "
+            "give the recipe a logger that has them, e.g. lightning.pytorch.loggers.TensorBoardLogger."
+        )
+    return init_args.get("save_dir") or "logs"
+
+
+def _one_device(config: dict) -> list[str]:
+    """A trial runs in this process: a multi-device strategy would start copies of the sweep command
+    itself. Several GPUs are used by running one sweep process per GPU on the shared study."""
+    trainer = config.get("trainer", {})
+    devices, nodes = trainer.get("devices"), trainer.get("num_nodes") or 1
+    if devices == "auto":
+        return ["--trainer.devices=1"]
+    one = devices in (1, "1") or (isinstance(devices, list) and len(devices) == 1)
+    if not one or nodes != 1:
+        raise SweepError(
+            f"trainer.devices={devices!r}, num_nodes={nodes}: a trial runs on one device in the sweep's own process. "
+            "To use several GPUs, start one sweep per GPU on the same study, e.g. "
+            "`CUDA_VISIBLE_DEVICES=1 python -m project.sweep ...` (see the README)."
+        )
+    return []
+
+
+def _open_study(sweep: Sweep, study_dir: Path) -> optuna.Study:
+    url = sweep.storage
+    engine_kwargs = {}
+    if url is None:
+        study_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    if url.startswith("sqlite"):
+        # Several processes on one SQLite file take turns writing; wait for the lock rather than fail
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            # A trial whose process stops beating for two intervals (killed, node lost) is marked failed
+            # and its values queued to run again
+            heartbeat_interval=sweep.heartbeat,
+            heartbeat_stale_trial_callback=retry_callback(),
+        )
+    except Exception as err:  # a malformed URL, a missing database driver, an unreachable server
+        raise SweepError(
+            f"--storage {url}: cannot open the study's database: {type(err).__name__}: {err}. The URL is "
+            "SQLAlchemy's, e.g. sqlite:////abs/path/study.db or postgresql://user:password@host/dbname "
+            "(which needs `pip install psycopg2-binary`)."
+        ) from None
+    direction = "maximize" if metrics.MONITOR_MODE == "max" else "minimize"
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS)
+        if sweep.prune
+        else optuna.pruners.NopPruner()
+    )
+    try:
+        study = optuna.create_study(
+            study_name=sweep.study,
+            storage=storage,
+            direction=direction,
+            pruner=pruner,
+            load_if_exists=True,  # resume an interrupted sweep, or join one that other processes run
+        )
+    except ValueError as err:  # e.g. a study of that name optimises in the other direction
+        raise SweepError(f"Study {sweep.study} in {url}: {err}") from None
+    # A resumed sweep with the seed it started with would draw the same random first values again:
+    # offset it by the trials already in the study
+    seed = None if sweep.seed is None else sweep.seed + len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=seed)
+    return study
+
+
+def _check_same_search(study: optuna.Study, sweep: Sweep, study_dir: Path) -> None:
+    """A study is one search: resuming it with another space or recipe would rank runs that are not
+    comparable. The first process records them; later ones must match."""
+    space = {p.key: optuna.distributions.distribution_to_json(p.distribution) for p in sweep.space}
+    recorded = study.user_attrs.get("search_space")
+    if recorded is None:
+        trials = sorted(p.name for p in study_dir.glob("trial_*"))
+        if not study.trials and trials:
+            raise SweepError(
+                f"{study_dir} already holds run folders ({', '.join(trials[:3])}, ...) of a study that is not in "
+                "the database. Choose another --study name, or move those folders away."
+            )
+        study.set_user_attr("search_space", space)
+        study.set_user_attr("recipe", sweep.recipe)
+        return
+    if recorded != space:
+        changed = sorted(k for k in space.keys() | recorded.keys() if space.get(k) != recorded.get(k))
+        raise SweepError(
+            f"Study {sweep.study} was started with another search space (differences: {', '.join(changed)}). "
+            f"Resume it with the same {sweep.search}, or start a new study with --study NAME."
+        )
+    if study.user_attrs.get("recipe") != sweep.recipe:
+        raise SweepError(
+            f"Study {sweep.study} runs the recipe {study.user_attrs.get('recipe')}, not {sweep.recipe}. "
+            "Resume it with the same --config, or start a new study with --study NAME."
+        )

@@ -1,0 +1,105 @@
+"""One trial: a normal `fit` through the project's CLI with the sampled values as overrides.
+
+The run lands in `<save_dir>/<study>/trial_<number>` with its TensorBoard logs, checkpoints and
+config.yaml, like any other run. Optuna's Lightning integration reports the monitored metric every
+validation and stops the fit when the pruner says so.
+"""
+
+import gc
+import signal
+from pathlib import Path
+
+import lightning as L
+import optuna
+import torch
+from optuna_integration import PyTorchLightningPruningCallback
+
+from project import metrics
+from project.cli import main
+from project.sweep.space import Param, cli_args
+
+# A trial killed with its process (or interrupted) is run again with the same values, at most this
+# often: a trial that brings its process down every time (e.g. the kernel's OOM killer) is then
+# recorded as failed instead of being retried at every resume.
+MAX_RETRIES = 2
+
+
+def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    """Queues a trial's values to run again, marking the new trial as a re-run of it."""
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+
+
+class TrialFailed(RuntimeError):
+    pass
+
+
+class TrialRecorder(L.Callback):
+    """Notes what the study needs from a trial's fit: its run folder, the best value of the monitored
+    metric (the trial's value, as the best checkpoint's), and whether the user interrupted it.
+    Lightning turns Ctrl-C during a fit into SystemExit(1), which alone would not tell an interrupt
+    from a config the CLI rejected."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+        self.best: float | None = None
+        self.interrupted = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trial.set_user_attr("run_dir", str(Path(trainer.log_dir).resolve()))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(metrics.MONITOR)
+        if trainer.sanity_checking or value is None:
+            return
+        value = float(value)  # one read-back per validation, as the pruning callback's own
+        if value == value:  # not NaN
+            better = max if metrics.MONITOR_MODE == "max" else min
+            self.best = value if self.best is None else better(self.best, value)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.interrupted = isinstance(exception, KeyboardInterrupt)
+
+
+def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> float:
+    """Fit one trial; returns its best monitored value. Raises on failure (Optuna records the trial as
+    failed and the study goes on), `optuna.TrialPruned` when pruned, KeyboardInterrupt when interrupted."""
+    params = {param.key: param.suggest(trial) for param in space}
+    trial.set_user_attr("run_dir", None)  # a retry starts with its predecessor's attributes
+    args = [*base_args, *cli_args(params), f"--trainer.logger.init_args.version=trial_{trial.number}"]
+    recorder = TrialRecorder(trial)
+    pruning = PyTorchLightningPruningCallback(trial, monitor=metrics.MONITOR)
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        main(args, callbacks=[recorder, pruning])
+    except SystemExit as exit:
+        if recorder.interrupted:
+            raise _interrupted(trial) from None
+        error = f"the CLI rejected this trial's values (exit code {exit.code}; its message is printed above)"
+        trial.set_user_attr("error", error)
+        raise TrialFailed(error) from None
+    except KeyboardInterrupt:  # outside the fit (while the data or model were set up)
+        raise _interrupted(trial) from None
+    except optuna.TrialPruned:
+        raise
+    except Exception as err:
+        trial.set_user_attr("error", f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        # Lightning ignores further Ctrl-C after an interrupt; the next trial should not
+        signal.signal(signal.SIGINT, sigint)
+        gc.collect()  # the trainer, model and loaders of this trial
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # after an out-of-memory error, give the next trial the whole GPU
+    if recorder.best is None:
+        error = f"the fit logged no {metrics.MONITOR}: the recipe must validate at least once"
+        trial.set_user_attr("error", error)
+        raise TrialFailed(error)
+    return recorder.best
+
+
+def _interrupted(trial: optuna.Trial) -> KeyboardInterrupt:
+    """Queue the interrupted trial's values to run again (as a killed process's trial is, through the
+    heartbeat), so resuming the sweep loses no trial."""
+    frozen = next(t for t in trial.study.get_trials() if t.number == trial.number)
+    retry_callback()(trial.study, frozen)
+    return KeyboardInterrupt()

@@ -1,0 +1,193 @@
+"""Hyperparameter search (`python -m project.sweep`) on a tiny recipe of its own (tests/sweep_recipe.py).
+
+"No trial lost or run twice" means: every trial that finished (completed, pruned or failed) is kept
+and never run again when the sweep resumes; a trial cut short by Ctrl-C or a killed process is run
+again exactly once, with the same values, and only that re-run counts towards --trials.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from project.cli import main as cli_main
+from project.sweep.__main__ import main
+from tests.sweep_recipe import SPACE, write_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sabotage(nan: str = "", interrupt: str = "") -> str:
+    init_args = json.dumps({"nan": nan, "interrupt": interrupt})
+    return f'--trainer.callbacks+={{"class_path": "tests.sweep_recipe.Sabotage", "init_args": {init_args}}}'
+
+
+def load(folder: Path, study: str = "space_sweep") -> optuna.Study:
+    url = f"sqlite:///{folder / 'logs' / study / 'study.db'}"
+    return optuna.load_study(study_name=study, storage=url)
+
+
+def by_number(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
+    return {t.number: t for t in study.get_trials()}
+
+
+def test_sweep_goes_on_after_a_failure_and_resumes_after_an_interrupt(tmp_path, capsys):
+    recipe, space = write_recipe(tmp_path)
+    # Trial 1's loss turns NaN; trial 2 is interrupted (Ctrl-C) in its second epoch
+    command = ["--config", str(recipe), "--search", str(space), "--trials", "3", "--seed", "0"]
+    with pytest.raises(SystemExit) as exit:
+        main([*command, "--", sabotage(nan="trial_1", interrupt="trial_2")])
+    assert exit.value.code == 130
+    assert "Run the same command to resume" in capsys.readouterr().err
+
+    trials = by_number(load(tmp_path))
+    assert [trials[n].state for n in range(3)] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert "NonFiniteLossError" in trials[1].user_attrs["error"], "the NaN trial failed and the study went on"
+    assert trials[3].state == TrialState.WAITING and trials[3].params == trials[2].params
+    runs = tmp_path / "logs" / "space_sweep"
+    first_fit = {p: p.stat().st_mtime_ns for p in (runs / "trial_0").rglob("*")}
+
+    main([*command, "--", sabotage(nan="trial_1", interrupt="trial_2")])  # the same command resumes
+    out = capsys.readouterr().out
+
+    study = load(tmp_path)
+    trials = by_number(study)
+    assert sorted(trials) == [0, 1, 2, 3], "one re-run of the interrupted trial, and no other new trial"
+    complete, fail = TrialState.COMPLETE, TrialState.FAIL
+    assert [trials[n].state for n in range(4)] == [complete, fail, fail, complete]
+    assert trials[3].params == trials[2].params and trials[3].system_attrs["retry_history"] == [2]
+    assert {p: p.stat().st_mtime_ns for p in (runs / "trial_0").rglob("*")} == first_fit, "trial 0 was run again"
+    for n in (0, 3):
+        # Optuna's Lightning callback reported val/acc at every epoch (what the pruner decides on)
+        assert sorted(trials[n].intermediate_values) == [0, 1, 2]
+        assert trials[n].value == max(trials[n].intermediate_values.values()) > 0.9
+        run = runs / f"trial_{n}"
+        assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+        assert list(run.glob("events.out.tfevents.*")), "each trial is a normal run with TensorBoard logs"
+    assert "interrupted; re-run as trial 3" in out and "NonFiniteLossError" in out
+    table = [line.split() for line in (runs / "trials.txt").read_text().splitlines()[2:]]
+    assert [row[:2] for row in table][-2:] == [["1", "fail"], ["2", "fail"]], "failures rank below completed trials"
+    assert table[0][0] == str(study.best_trial.number)
+
+    # The best trial's config, ready for `fit --config`: its own values, the trial's folder name dropped
+    best = yaml.safe_load((runs / "best.yaml").read_text())
+    assert best["model"]["net"]["init_args"]["hidden"] == study.best_trial.params["model.net.init_args.hidden"]
+    assert best["trainer"]["logger"]["init_args"]["version"] is None
+    with pytest.raises(SystemExit) as exit:
+        cli_main(["fit", "--config", str(runs / "best.yaml"), "--print_config"])
+    assert exit.value.code == 0
+
+    # The study holds its 3 finished trials: the command now only reports
+    main([*command, "--", sabotage()])
+    assert sorted(by_number(load(tmp_path))) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_with_no_trial_lost_or_run_twice(tmp_path):
+    recipe, space = write_recipe(tmp_path)
+    command = [sys.executable, "-m", "project.sweep", "--config", str(recipe), "--search", str(space)]
+    command += ["--trials", "3", "--heartbeat", "1", "--", "--trainer.max_epochs=10"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sweep = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = tmp_path / "logs" / "space_sweep" / "trial_1" / "hparams.yaml"
+    deadline = time.monotonic() + 120
+    while not running.exists() and sweep.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGKILL)  # mid-trial 1: no handler, no clean-up
+    sweep.wait()
+    trials = by_number(load(tmp_path))
+    assert trials[0].state == TrialState.COMPLETE and trials[1].state == TrialState.RUNNING
+    time.sleep(2.5)  # the killed trial's heartbeat (every second) goes stale after two
+
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = by_number(load(tmp_path))
+    states = {n: t.state for n, t in trials.items()}
+    assert states == {0: TrialState.COMPLETE, 1: TrialState.FAIL, 2: TrialState.COMPLETE, 3: TrialState.COMPLETE}
+    assert trials[2].params == trials[1].params and trials[2].system_attrs["retry_history"] == [1]
+    assert "interrupted; re-run as trial 2" in done.stdout
+
+
+def write_space(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- model.label_smoothing\n", "expected a mapping of LightningCLI keys"),
+        ("a: [\n", "not valid YAML"),
+        ("model.label_smoothing: {type: normal, low: 0, high: 1}\n", "type float, int or categorical"),
+        ("model.label_smoothing: {type: float, low: 0.3, high: 0.1}\n", "'low' (0.3) must be below 'high' (0.1)"),
+        ("model.label_smoothing: {type: float, low: 0.0}\n", "'high' is missing"),
+        ("model.label_smoothing: {type: float, low: zero, high: 1}\n", "'low' must be a number, got 'zero'"),
+        ("model.optimizer.init_args.lr: {type: float, low: 0, high: 1, log: true}\n", "log scale needs 'low' above 0"),
+        ("model.label_smoothing: {type: float, low: 0, high: 1, lgo: true}\n", "unknown field(s) ['lgo']"),
+        ("model.net.init_args.hidden: {type: int, low: 8, high: 32.5}\n", "'high' must be an integer"),
+        ("model.net.init_args.activation: {type: categorical, choices: []}\n", "'choices' must be a non-empty list"),
+        ("model.net.init_args.activation: {type: categorical, choices: [relu, relu]}\n", "lists a value twice"),
+        ("trainer.logger.init_args.version: {type: int, low: 0, high: 3}\n", "the sweep sets this key itself"),
+        (
+            "model.net.init_args.hiden: {type: int, low: 8, high: 32}\n",
+            "no such key in the config of RECIPE (see `python -m project.cli fit --config RECIPE --print_config`). "
+            "Did you mean model.net.init_args.hidden?",
+        ),
+    ],
+)
+def test_a_bad_search_space_is_refused_with_a_clear_error(tmp_path, capsys, text, message):
+    recipe, _ = write_recipe(tmp_path)
+    space = write_space(tmp_path, text)
+    with pytest.raises(SystemExit) as exit:
+        main(["--config", str(recipe), "--search", str(space), "--trials", "1"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {space}: ") and message.replace("RECIPE", str(recipe)) in err, err
+    assert not (tmp_path / "logs" / "space_sweep").exists(), "nothing is created before the space is valid"
+
+
+def test_resuming_with_another_search_space_or_a_bad_storage_is_refused(tmp_path, capsys):
+    recipe, space = write_recipe(tmp_path)
+    command = ["--config", str(recipe), "--search", str(space)]
+    main([*command, "--trials", "0"])  # creates the study; runs nothing
+    assert load(tmp_path).user_attrs["search_space"].keys() == SPACE.keys()
+
+    space.write_text(yaml.safe_dump({**SPACE, "model.label_smoothing": {"type": "float", "low": 0, "high": 0.2}}))
+    with pytest.raises(SystemExit) as exit:
+        main([*command, "--trials", "3"])
+    assert exit.value.code == 2
+    assert "was started with another search space (differences: model.label_smoothing)" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as exit:
+        main([*command, "--trials", "3", "--study", "other", "--storage", "nodb://nowhere"])
+    assert exit.value.code == 2
+    assert "--storage nodb://nowhere: cannot open the study's database" in capsys.readouterr().err
+
+
+def test_the_command_line_prints_errors_without_a_traceback(tmp_path):
+    recipe, _ = write_recipe(tmp_path)
+    space = write_space(tmp_path, "model.net.init_args.hiden: {type: int, low: 8, high: 32}\n")
+    command = [sys.executable, "-m", "project.sweep", "--config", str(recipe), "--search", str(space), "--trials", "2"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Did you mean model.net.init_args.hidden?" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name", ["cifar10", "fsdd"])
+def test_the_shipped_search_spaces_fit_their_recipes(name, tmp_path):
+    """Every key of configs/search/NAME.yaml exists in configs/NAME.yaml (checked as a sweep checks it)."""
+    from project.sweep.space import check_keys, load_space
+    from project.sweep.study import _resolved_config
+
+    space = load_space(ROOT / "configs" / "search" / f"{name}.yaml")
+    config = _resolved_config(["fit", "--config", str(ROOT / "configs" / f"{name}.yaml")], name)
+    check_keys(space, config, f"configs/search/{name}.yaml", f"configs/{name}.yaml")
