@@ -116,6 +116,26 @@ def test_a_killed_sweep_resumes_with_no_trial_lost_or_run_twice(tmp_path):
     assert "interrupted; re-run as trial 2" in done.stdout
 
 
+@pytest.mark.slow
+def test_two_processes_share_one_study(tmp_path):
+    recipe, space = write_recipe(tmp_path)
+    command = [sys.executable, "-m", "project.sweep", "--config", str(recipe), "--search", str(space), "--trials", "4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    trials = load(tmp_path).get_trials()
+    # Each stops once 4 have finished; the other's trial then running finishes too
+    assert 4 <= len(trials) <= 5 and all(t.state == TrialState.COMPLETE for t in trials)
+    folders = {t.user_attrs["run_dir"] for t in trials}
+    assert len(folders) == len(trials), "every trial has a run folder of its own"
+    ran = [out.count("finished with value") for out in outputs]
+    assert sum(ran) == len(trials), f"each trial ran in exactly one of the processes: {ran}"
+
+
 def write_space(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -2,10 +2,12 @@
 
 import contextlib
 import io
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import yaml
 
 from project import metrics
@@ -148,14 +150,7 @@ def _open_study(sweep: Sweep, study_dir: Path) -> optuna.Study:
         # Several processes on one SQLite file take turns writing; wait for the lock rather than fail
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            # A trial whose process stops beating for two intervals (killed, node lost) is marked failed
-            # and its values queued to run again
-            heartbeat_interval=sweep.heartbeat,
-            heartbeat_stale_trial_callback=retry_callback(),
-        )
+        storage = _storage(url, engine_kwargs, sweep.heartbeat)
     except Exception as err:  # a malformed URL, a missing database driver, an unreachable server
         raise SweepError(
             f"--storage {url}: cannot open the study's database: {type(err).__name__}: {err}. The URL is "
@@ -183,6 +178,27 @@ def _open_study(sweep: Sweep, study_dir: Path) -> optuna.Study:
     seed = None if sweep.seed is None else sweep.seed + len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=seed)
     return study
+
+
+def _storage(url: str, engine_kwargs: dict, heartbeat: int, attempts: int = 5) -> optuna.storages.RDBStorage:
+    attempt = 0
+    while True:
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                # A trial whose process stops beating for two intervals (killed, node lost) is marked
+                # failed and its values queued to run again
+                heartbeat_interval=heartbeat,
+                heartbeat_stale_trial_callback=retry_callback(),
+            )
+        except sqlalchemy.exc.DBAPIError:
+            # Processes started together on a new database race to create its tables (the loser gets
+            # an IntegrityError), or find it locked: the tables are there a moment later
+            attempt += 1
+            if attempt == attempts:
+                raise
+            time.sleep(attempt)
 
 
 def _check_same_search(study: optuna.Study, sweep: Sweep, study_dir: Path) -> None:
