@@ -2,7 +2,9 @@
 
 The run lands in `<save_dir>/<study>/trial_<number>` with its TensorBoard logs, checkpoints and
 config.yaml, like any other run. Optuna's Lightning integration reports the monitored metric every
-validation and stops the fit when the pruner says so.
+validation and stops the fit when the pruner says so (optuna-integration builds it on
+`lightning.pytorch`, the package the project uses; one built on the older `pytorch_lightning` would
+be refused by the Trainer as not a callback).
 """
 
 import gc
