@@ -206,8 +206,8 @@ def test_the_command_line_prints_errors_without_a_traceback(tmp_path):
 def test_the_shipped_search_spaces_fit_their_recipes(name, tmp_path):
     """Every key of configs/search/NAME.yaml exists in configs/NAME.yaml (checked as a sweep checks it)."""
     from project.sweep.space import check_keys, load_space
-    from project.sweep.study import _resolved_config
+    from project.sweep.study import resolved_config
 
     space = load_space(ROOT / "configs" / "search" / f"{name}.yaml")
-    config = _resolved_config(["fit", "--config", str(ROOT / "configs" / f"{name}.yaml")], name)
+    config = resolved_config(["fit", "--config", str(ROOT / "configs" / f"{name}.yaml")], name)
     check_keys(space, config, f"configs/search/{name}.yaml", f"configs/{name}.yaml")

@@ -48,7 +48,7 @@ def run(sweep: Sweep) -> optuna.Study:
     """Run trials until the study holds `sweep.trials` finished ones, then print the ranked table and
     write the best config."""
     base_args = ["fit", "--config", sweep.recipe, *sweep.overrides, f"--trainer.logger.init_args.name={sweep.study}"]
-    config = _resolved_config(base_args, sweep.recipe)
+    config = resolved_config(base_args, sweep.recipe)
     check_keys(sweep.space, config, sweep.search, sweep.recipe)
     base_args += _one_device(config)
     study_dir = Path(_save_dir(config, sweep.recipe)) / sweep.study
@@ -99,7 +99,7 @@ class _StopAt:
             study.stop()
 
 
-def _resolved_config(base_args: list[str], recipe: str) -> dict:
+def resolved_config(base_args: list[str], recipe: str) -> dict:
     """The recipe with the overrides, as the CLI resolves it (its `--print_config`): checks them
     before any trial, and shows which keys exist and where the logs go."""
     printed = io.StringIO()
