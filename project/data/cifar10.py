@@ -107,9 +107,9 @@ class CIFAR10DataModule(L.LightningDataModule):
         # copy, say) differ in bytes from the official archive yet are valid.
         if self.folder.is_dir():
             return
-        if not self.download:
+        if not self.download and not (self.data_dir / ARCHIVE.filename).exists():
             raise FileNotFoundError(self._missing_message())
-        download_and_extract(ARCHIVE, self.data_dir)
+        download_and_extract(ARCHIVE, self.data_dir, download=self.download)
 
     def setup(self, stage: str) -> None:
         self.per_device_batch_size = per_device_batch_size(self.batch_size, self.trainer)

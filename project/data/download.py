@@ -1,12 +1,31 @@
-"""Download an archive, verify its checksum and extract it without letting it write outside the target."""
+"""Download an archive, verify it and extract it, never leaving a half-written file or folder where
+data is looked for, and never letting an archive write outside its target.
+
+- A download goes to a hidden temporary name beside its target and is renamed into place only once
+  it is complete and verified, so a file at the archive's name is always a whole one.
+- An archive already there is checked (checksums, or a full read when none is published) before it
+  is used; a bad one is replaced by a fresh download, or refused with the fix when downloading is off.
+- Extraction goes into a hidden temporary folder that is renamed into place when complete, so a
+  half-extracted folder is never taken for data.
+- Every tar member is checked before anything is written: its path, symlink chains included, must
+  stay inside the target, and only files, folders and links are allowed. The checks are the
+  project's own, not `tarfile`'s `filter="data"` alone, which some Python releases the project
+  supports get wrong (CVE-2025-4517: a chain of symlinks longer than PATH_MAX escapes it).
+"""
 
 import hashlib
+import os
+import posixpath
+import shutil
 import tarfile
+import tempfile
+import urllib.parse
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchvision.datasets.utils import download_url
 
 
@@ -38,68 +57,218 @@ def file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def _mismatch(path: Path, archive: RemoteArchive) -> str | None:
-    """What is wrong with the file at `path`, or None when it matches every published checksum."""
+def _problem(path: Path, archive: RemoteArchive) -> str | None:
+    """What is wrong with the file at `path`, or None when it matches every published checksum (or,
+    with none published, reads through to its end as an archive)."""
     if not path.is_file():
         return "it is missing"
+    if path.stat().st_size == 0:
+        return "it is empty"
     for algorithm, expected in archive.checksums.items():
         actual = file_digest(path, algorithm)
         if actual != expected:
             return f"its {algorithm.upper()} is {actual}, not the published {expected}"
+    if not archive.checksums:
+        return _unreadable(path)
     return None
 
 
-def download_archive(archive: RemoteArchive, root: Path) -> Path:
-    """Fetch `archive` into `root` (skipped when a verified copy is already there); return its path."""
+def _unreadable(path: Path) -> str | None:
+    """Why `path` is not a whole .tar(.gz/.xz/.bz2) or .zip, or None when it reads to its end."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            return None if bad is None else f"its member {bad!r} is corrupt"
+        with tarfile.open(path) as tar:
+            for _ in tar:  # a truncated stream fails only when read to its end
+                pass
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        return f"it is not a whole archive ({type(err).__name__}: {err})"
+    return None
+
+
+def download_archive(archive: RemoteArchive, root: Path, download: bool = True) -> Path:
+    """The verified archive at `root/archive.filename`: the copy already there when it checks out,
+    else a fresh download (when `download`) that replaces it only once complete and verified."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / archive.filename
-    if archive.checksums and _mismatch(path, archive) is None:
-        return path
     expected = ", ".join(f"{name.upper()} {value}" for name, value in archive.checksums.items()) or "no checksum"
     how_to_fix = f"Download {archive.url} by hand and put it at {path} ({expected}), then run again."
+    if path.exists():
+        problem = _problem(path, archive)
+        if problem is None:
+            return path
+        if not download:
+            raise DownloadError(
+                f"{path} is there but {problem}, and download is false. Delete {path} and run again with "
+                f"download true to fetch a fresh copy, or replace it by hand: {how_to_fix}"
+            )
+        rank_zero_warn(f"{path} is there but {problem}; downloading a fresh copy to replace it.")
+    elif not download:
+        raise DownloadError(f"{path} is missing and download is false. {how_to_fix}")
+    # A hidden name in the same folder: the rename below is atomic, and nothing looks for this name
+    partial = root / f".{archive.filename}.part-{os.getpid()}"
     try:
-        # torchvision fetches (redirects, progress bar); the checksums are checked below, where a
-        # mismatch can be reported as such rather than as "File not found or corrupted"
-        download_url(archive.url, str(root), filename=archive.filename)
-    except (OSError, RuntimeError) as err:  # urllib's URLError is an OSError; torchvision raises RuntimeError
-        raise DownloadError(f"Could not download {archive.url}: {err}. {how_to_fix}") from err
-    problem = _mismatch(path, archive)
-    if problem is not None:
-        raise DownloadError(f"{path} downloaded from {archive.url} is corrupt: {problem}. {how_to_fix}")
+        try:
+            _fetch(archive.url, partial)
+        except (OSError, RuntimeError, ValueError) as err:  # URLError is an OSError; torchvision raises RuntimeError
+            raise DownloadError(f"Could not download {archive.url}: {err}. {how_to_fix}") from err
+        problem = _problem(partial, archive)
+        if problem is not None:
+            raise DownloadError(f"{path} downloaded from {archive.url} is corrupt: {problem}. {how_to_fix}")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     if not archive.checksums:
         rank_zero_info(f"Downloaded {archive.url} unverified (SHA-256 {file_digest(path, 'sha256')}).")
     return path
 
 
+def _fetch(url: str, dest: Path) -> None:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":  # a local mirror; torchvision's downloader needs HTTP headers it lacks
+        shutil.copyfile(urllib.request.url2pathname(parsed.path), dest)
+    elif parsed.scheme in ("http", "https"):
+        # torchvision fetches (redirects, progress bar); the checksums are checked by the caller,
+        # where a mismatch can be reported as such rather than as "File not found or corrupted"
+        download_url(url, str(dest.parent), filename=dest.name)
+    else:
+        raise ValueError("only http://, https:// and file:// URLs are supported")
+
+
 def extract_archive(path: Path, dest: Path) -> None:
-    """Extract a .tar(.gz/.xz/.bz2) or .zip into `dest`, refusing members that would land outside it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for name in zf.namelist():
-                _check_inside(dest, name, path)
-            zf.extractall(dest)
-        return
-    with tarfile.open(path) as tar:
+    """Extract a .tar(.gz/.xz/.bz2) or .zip into `dest`, all or nothing.
+
+    It is extracted into a hidden temporary folder beside `dest` and moved into place when complete:
+    the whole folder when `dest` does not exist yet, else each top-level entry, none of which may be
+    there already (it is never overwritten).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Inside `dest` when it exists (so the renames stay on its file system), else beside it
+    where = dest if dest.is_dir() else dest.parent
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=where))
+    staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the data folder's
+    try:
         try:
-            # The stdlib's "data" filter refuses absolute paths, "..", links pointing outside `dest`
-            # and device files, which is exactly the path-traversal protection wanted here.
-            tar.extractall(dest, filter="data")
-        except tarfile.FilterError as err:
-            raise _outside_error(path, dest, str(err)) from err
+            if zipfile.is_zipfile(path):
+                _extract_zip(path, staging, dest)
+            else:
+                _extract_tar(path, staging, dest)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
+            raise DownloadError(
+                f"Could not extract {path} ({type(err).__name__}: {err}). Delete {path} and run again to "
+                "download it afresh."
+            ) from err
+        if not dest.exists():
+            os.rename(staging, dest)
+            return
+        entries = sorted(staging.iterdir())
+        there = [dest / entry.name for entry in entries if os.path.lexists(dest / entry.name)]
+        if there:
+            raise DownloadError(
+                f"Extracting {path} into {dest} would overwrite {', '.join(map(str, there))}, which is "
+                "incomplete or not what the data set expects. Delete it and run again."
+            )
+        for entry in entries:
+            os.rename(entry, dest / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_inside(dest: Path, name: str, archive: Path) -> None:
-    if not (dest / name).resolve().is_relative_to(dest.resolve()):
-        raise _outside_error(archive, dest, f"member {name!r}")
+def _extract_zip(path: Path, staging: Path, dest: Path) -> None:
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if _escapes(name):
+                raise _outside_error(path, dest, f"member {name!r}")
+        zf.extractall(staging)  # zipfile writes no links, so names inside `dest` are the whole check
+
+
+def _extract_tar(path: Path, staging: Path, dest: Path) -> None:
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+        _check_tar_members(members, path, dest)
+        if hasattr(tarfile, "data_filter"):
+            # Belt and braces: also normalises permissions. Its own link checks are the part some
+            # releases get wrong, which is why every member was checked above.
+            tar.extractall(staging, members=members, filter="data")
+        else:  # Python releases before the filters (3.10.11 and older): the checks above stand alone
+            tar.extractall(staging, members=members)
+
+
+def _escapes(name: str) -> bool:
+    """Whether an archive path, taken lexically, leaves the folder it is extracted into."""
+    normal = posixpath.normpath(name.replace("\\", "/"))
+    return normal.startswith("/") or normal == ".." or normal.startswith("../") or ":" in normal.split("/")[0]
+
+
+def _check_tar_members(members: list[tarfile.TarInfo], archive: Path, dest: Path) -> None:
+    """Refuse the archive unless extracting it can only create files, folders and links inside `dest`.
+
+    Checked on the archive's own paths, never on the file system, so that no limit of the file
+    system (PATH_MAX, which CVE-2025-4517 exploits) can hide where a path leads:
+    - every member is a file, folder, symlink or hard link, named once, and not written through a link;
+    - a symlink's target, followed through the archive's other symlinks, stays inside `dest`;
+    - a hard link points at a regular file of the archive.
+    """
+    kinds: dict[str, tarfile.TarInfo] = {}
+    for member in members:
+        name = posixpath.normpath(member.name.replace("\\", "/"))
+        if _escapes(member.name):
+            raise _outside_error(archive, dest, f"member {member.name!r}")
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise _outside_error(archive, dest, f"member {member.name!r} is a device, FIFO or other special file")
+        if name in kinds and not (member.isdir() and kinds[name].isdir()):
+            raise _outside_error(archive, dest, f"member {member.name!r} appears twice")
+        kinds[name] = member
+    links = {name: member.linkname for name, member in kinds.items() if member.issym()}
+    for name, member in kinds.items():
+        parts = name.split("/")
+        through = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        if any(prefix in links or (prefix in kinds and not kinds[prefix].isdir()) for prefix in through):
+            raise _outside_error(archive, dest, f"member {member.name!r} is written through a link or file")
+        if member.issym():
+            parent = posixpath.dirname(name)
+            if member.linkname.startswith("/") or _resolve(posixpath.join(parent, member.linkname), links) is None:
+                raise _outside_error(archive, dest, f"symlink {member.name!r} -> {member.linkname!r}")
+        if member.islnk():
+            target = posixpath.normpath(member.linkname.replace("\\", "/"))
+            if _escapes(member.linkname) or target not in kinds or not kinds[target].isfile():
+                raise _outside_error(archive, dest, f"hard link {member.name!r} -> {member.linkname!r}")
+
+
+def _resolve(path: str, links: dict[str, str], hops: int = 40) -> str | None:
+    """Where `path` (relative to the extraction folder) leads once the archive's symlinks among its
+    components are followed, as the kernel would; None when it leaves the folder or loops."""
+    pending = [part for part in path.split("/") if part not in ("", ".")]
+    resolved: list[str] = []
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        candidate = "/".join([*resolved, part])
+        if candidate in links:
+            hops -= 1
+            target = links[candidate]
+            if hops < 0 or target.startswith("/"):
+                return None
+            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
+            continue
+        resolved.append(part)
+    return "/".join(resolved)
 
 
 def _outside_error(archive: Path, dest: Path, what: str) -> DownloadError:
     return DownloadError(
-        f"{archive} tries to write outside {dest} ({what}); refusing to extract it. The archive is "
-        "corrupt or malicious: delete it and download it again from the official source."
+        f"{archive} tries to write outside {dest} or holds what a data archive should not ({what}); "
+        "refusing to extract it. The archive is corrupt or malicious: delete it and download it again "
+        "from the official source."
     )
 
 
-def download_and_extract(archive: RemoteArchive, root: Path) -> None:
-    extract_archive(download_archive(archive, root), root)
+def download_and_extract(archive: RemoteArchive, root: Path, download: bool = True) -> None:
+    """Make sure the verified archive is in `root` (downloading it if allowed) and extract it there."""
+    extract_archive(download_archive(archive, root, download), root)

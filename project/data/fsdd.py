@@ -17,6 +17,7 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
 NAME = re.compile(r"(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<index>\d+)\.wav")
 # The usual split: the first five takes of every speaker and digit are the test set
 TEST_TAKES = 5
+RECORDINGS = 3000  # in release 1.0.10: 6 speakers x 10 digits x 50 takes
 
 
 class FSDD(AudioDataset):
@@ -34,8 +35,10 @@ class FSDD(AudioDataset):
         md5: checksum of the release archive. GitHub builds tag archives on request and does not
             promise their bytes stay the same, so none is pinned; give one to have the download
             verified (the download logs the one it got).
-        url: where the release archive is.
+        url: where the release archive is (http(s)://, or file:// for a local mirror).
         seed: fixes the validation split.
+        expected_recordings: the folder must hold at least this many recordings, or it is refused
+            as incomplete; the release has 3,000. 0 accepts any number (a subset of your own).
     """
 
     classes = CLASSES
@@ -50,6 +53,7 @@ class FSDD(AudioDataset):
         md5: str | None = None,
         url: str = URL,
         seed: int = 0,
+        expected_recordings: int = RECORDINGS,
     ):
         if split == "speaker" and test_speaker not in SPEAKERS:
             raise ValueError(f"test_speaker={test_speaker!r} is not an FSDD speaker; choose one of {SPEAKERS}.")
@@ -62,6 +66,7 @@ class FSDD(AudioDataset):
         self.download = download
         self.archive = RemoteArchive(url=url, filename=f"free-spoken-digit-dataset-{VERSION}.tar.gz", md5=md5)
         self.seed = seed
+        self.expected_recordings = expected_recordings
 
     @property
     def recordings(self) -> Path:
@@ -71,13 +76,13 @@ class FSDD(AudioDataset):
     def prepare(self) -> None:
         if self.recordings.is_dir():
             return
-        if not self.download:
+        if not self.download and not (self.root / self.archive.filename).exists():
             raise FileNotFoundError(
                 f"FSDD not found: looked for {self.root / FOLDER / 'recordings'} and {self.root / 'recordings'}, "
                 f"and download is false. Set --data.dataset.init_args.download true, or extract {self.archive.url} "
                 f"into {self.root.resolve()}, or point --data.dataset.init_args.root at the folder holding it."
             )
-        download_and_extract(self.archive, self.root)
+        download_and_extract(self.archive, self.root, download=self.download)
         if not self.recordings.is_dir():
             raise FileNotFoundError(f"{self.archive.url} extracted into {self.root} but has no {FOLDER}/recordings/.")
 
@@ -85,8 +90,17 @@ class FSDD(AudioDataset):
         return read_split(self._split_files()[split], sample_rate, self.recordings.parent)
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
+        files = sorted(self.recordings.glob("*.wav"))
+        if len(files) < self.expected_recordings:
+            whole = self.recordings.parent if self.recordings.parent.name == FOLDER else self.recordings
+            raise ValueError(
+                f"{self.recordings} holds {len(files)} recordings, not the {self.expected_recordings} of FSDD "
+                f"{VERSION}: the folder is incomplete. Delete {whole} and run again with download true (or "
+                f"extract {self.archive.url} there by hand). For a subset of your own, set "
+                "--data.dataset.init_args.expected_recordings=0."
+            )
         test, pool = [], []
-        for path in sorted(self.recordings.glob("*.wav")):
+        for path in files:
             match = NAME.fullmatch(path.name)
             if match is None:
                 raise ValueError(

@@ -23,6 +23,7 @@ WORDS = (
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN, SILENCE = "_unknown_", "_silence_"
 NOISE_FOLDER = "_background_noise_"
+RECORDINGS = 105_829  # word recordings in v0.02: 84,843 train, 9,981 validation, 11,005 test
 SPLIT_LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
 
 
@@ -37,6 +38,8 @@ class SpeechCommands(AudioDataset):
         download: fetch the official archive when the folder is missing; its SHA-256 is verified.
         md5: optionally also check the archive against this MD5.
         seed: fixes the `_unknown_` sample and the `_silence_` cuts.
+        expected_recordings: the word folders must hold at least this many recordings, or the
+            folder is refused as incomplete; v0.02 has 105,829. 0 accepts any number.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class SpeechCommands(AudioDataset):
         download: bool = True,
         md5: str | None = None,
         seed: int = 0,
+        expected_recordings: int = RECORDINGS,
     ):
         self.root = Path(root)
         self.task = task
@@ -53,6 +57,7 @@ class SpeechCommands(AudioDataset):
         self.download = download
         self.archive = RemoteArchive(url=URL, filename=f"{FOLDER}.tar.gz", md5=md5, sha256=SHA256)
         self.seed = seed
+        self.expected_recordings = expected_recordings
 
     @property
     def folder(self) -> Path:
@@ -61,12 +66,12 @@ class SpeechCommands(AudioDataset):
     def prepare(self) -> None:
         if (self.folder / SPLIT_LISTS["test"]).is_file():
             return
-        if not self.download:
+        if not self.download and not (self.root / self.archive.filename).exists():
             raise FileNotFoundError(
                 f"Speech Commands not found: looked for {self.folder / SPLIT_LISTS['test']} and download is false. "
                 f"Set --data.dataset.init_args.download true, or extract {URL} into {self.folder.resolve()}."
             )
-        extract_archive(download_archive(self.archive, self.root), self.folder)
+        extract_archive(download_archive(self.archive, self.root, download=self.download), self.folder)
 
     def load(self, split: Split, sample_rate: int) -> LoadedSplit:
         files = self._word_files(split)
@@ -91,14 +96,27 @@ class SpeechCommands(AudioDataset):
     def _word_files(self, split: Split) -> dict[str, list[Path]]:
         """The recordings of every word in `split`, by word, from the archive's split lists."""
         listed = {name: set(self._read_list(name)) for name in SPLIT_LISTS}
-        files = {}
+        every = {}
         for word in WORDS:
             folder = self.folder / word
             if not folder.is_dir():
                 raise FileNotFoundError(
                     f"{folder} is missing; the extraction is incomplete. Delete {self.folder} and run again."
                 )
-            paths = sorted(folder.glob("*.wav"))
+            every[word] = sorted(folder.glob("*.wav"))
+        found = {f"{word}/{p.name}" for word, paths in every.items() for p in paths}
+        missing = sorted((listed["val"] | listed["test"]) - found)
+        count = len(found)
+        if missing or (count < self.expected_recordings):
+            raise FileNotFoundError(
+                f"{self.folder} is incomplete: it holds {count} word recordings (v0.02 has "
+                f"{RECORDINGS}) and lacks {len(missing)} that its split lists name"
+                f"{' (' + ', '.join(missing[:3]) + ', ...)' if missing else ''}. Delete {self.folder} and run "
+                "again with download true, or set --data.dataset.init_args.expected_recordings=0 for a "
+                "subset of your own."
+            )
+        files = {}
+        for word, paths in every.items():
             if split == "train":
                 files[word] = [p for p in paths if f"{word}/{p.name}" not in listed["val"] | listed["test"]]
             else:

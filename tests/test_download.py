@@ -1,0 +1,165 @@
+"""Downloads and extraction: all or nothing, a bad leftover archive replaced or refused with the fix,
+and no archive writing outside its target (the CVE-2025-4517 symlink chain included)."""
+
+import hashlib
+import io
+import logging
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from project.data import FSDD
+from project.data.download import DownloadError, RemoteArchive, download_and_extract, extract_archive
+from tests.cifar_format import add_to_tar
+from tests.wav_format import write_fsdd
+
+
+def write_cve_2025_4517_archive(archive: Path, victim: str) -> None:
+    """The published CVE-2025-4517 proof of concept: symlinks through nested 247-character folder names
+    make the path longer than PATH_MAX, where `os.path.realpath` (and so `filter="data"`) stops
+    following links; a link then climbs out, and a hard link through it lets a file member overwrite
+    `victim`, a file beside the extraction folder. On Python 3.11.7 `filter="data"` lets it through."""
+    comp, steps, path = "d" * 247, "abcdefghijklmnop", ""
+
+    def add(name: str, kind: bytes, linkname: str = "", data: bytes = b"") -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.size = kind, linkname, len(data)
+        tar.addfile(info, io.BytesIO(data) if data else None)
+
+    with tarfile.open(archive, "w") as tar:
+        for step in steps:
+            add(os.path.join(path, comp), tarfile.DIRTYPE)
+            add(os.path.join(path, step), tarfile.SYMTYPE, comp)
+            path = os.path.join(path, comp)
+        linkpath = os.path.join(*steps, "l" * 254)
+        add(linkpath, tarfile.SYMTYPE, "../" * len(steps))  # back up to the extraction folder...
+        add("escape", tarfile.SYMTYPE, linkpath + "/..")  # ...and one more: its parent
+        add("flaglink", tarfile.LNKTYPE, f"escape/{victim}")
+        add("flaglink", tarfile.REGTYPE, data=b"overwritten")
+
+
+def _symlink_chain_archive(archive: Path) -> None:
+    """Each link alone stays inside ("d/up" -> ".." is the folder itself) but "d/out" -> "up/.." leaves it."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, kind, target in (
+            ("d", tarfile.DIRTYPE, ""),
+            ("d/up", tarfile.SYMTYPE, ".."),
+            ("d/out", tarfile.SYMTYPE, "up/.."),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("build", [lambda a: write_cve_2025_4517_archive(a, "victim"), _symlink_chain_archive])
+def test_symlink_chain_archives_cannot_write_outside(build, tmp_path):
+    (tmp_path / "victim").write_text("original")
+    archive = tmp_path / "archive.tar"
+    build(archive)
+    with pytest.raises(DownloadError, match=r"archive\.tar tries to write outside .*out"):
+        extract_archive(archive, tmp_path / "out")
+    assert (tmp_path / "victim").read_text() == "original"
+    assert _entries(tmp_path) == ["archive.tar", "victim"], "nothing may be written, not even a partial folder"
+
+
+def test_archives_with_links_inside_the_target_still_extract(tmp_path):
+    source = tmp_path / "src"
+    (source / "a").mkdir(parents=True)
+    (source / "a" / "file.txt").write_text("x")
+    (source / "b").symlink_to("a")
+    (source / "a" / "same.txt").symlink_to("../b/file.txt")
+    with tarfile.open(tmp_path / "ok.tar.gz", "w:gz") as tar:
+        tar.add(source, arcname="top")
+    extract_archive(tmp_path / "ok.tar.gz", tmp_path / "out")
+    assert (tmp_path / "out" / "top" / "b" / "file.txt").read_text() == "x"
+    assert (tmp_path / "out" / "top" / "a" / "same.txt").read_text() == "x"
+
+
+def test_extraction_cut_short_leaves_no_folder_behind(tmp_path, monkeypatch):
+    add_to_tar(tmp_path / "a.tar.gz", "top/one.txt", b"1")
+    add_to_tar(tmp_path / "a.tar.gz", "top/two.txt", b"2")
+    real = tarfile.TarFile._extract_member  # private, but where every member of extractall is written
+
+    def crash_on_second(self, member, *args, **kwargs):
+        if member.name.endswith("two.txt"):
+            raise OSError("No space left on device")
+        return real(self, member, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "_extract_member", crash_on_second)
+    with pytest.raises(DownloadError, match=r"Could not extract .*a\.tar\.gz .*No space left.*Delete"):
+        extract_archive(tmp_path / "a.tar.gz", tmp_path / "data")
+    assert not (tmp_path / "data").exists(), "a half-extracted folder would be taken for data"
+    assert _entries(tmp_path) == ["a.tar.gz"]
+
+
+def _fsdd_release(tmp_path: Path) -> tuple[Path, str]:
+    """The tagged release's archive (2 speakers x 10 digits x 6 takes), served from a local folder."""
+    source = write_fsdd(tmp_path / "src" / "free-spoken-digit-dataset-1.0.10", takes=6)
+    archive = tmp_path / "site" / "v1.0.10.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname=source.name)
+    return archive, hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("leftover", ["truncated", "empty"])
+def test_a_bad_leftover_archive_is_downloaded_afresh_or_refused_with_the_fix(leftover, tmp_path, serve_dir, caplog):
+    archive, _ = _fsdd_release(tmp_path)
+    url = f"{serve_dir(archive.parent)}/{archive.name}"
+    data = tmp_path / "data"
+    data.mkdir()
+    left = data / "free-spoken-digit-dataset-1.0.10.tar.gz"
+    left.write_bytes(archive.read_bytes()[: len(archive.read_bytes()) // 2] if leftover == "truncated" else b"")
+
+    with pytest.raises(DownloadError, match=rf"{left} is there but .*download is false\. Delete {left}"):
+        FSDD(data, url=url, download=False, expected_recordings=120).prepare()
+    assert _entries(data) == [left.name], "refusing must neither touch the archive nor extract anything"
+
+    with caplog.at_level(logging.INFO):
+        fsdd = FSDD(data, url=url, expected_recordings=120)
+        fsdd.prepare()
+    assert left.read_bytes() == archive.read_bytes(), "replaced by the fresh download"
+    assert sum(len(fsdd.load(split, 8000).clips) for split in ("train", "val", "test")) == 120
+    assert "unverified" in caplog.text, "the download logs the SHA-256 it got"
+    assert _entries(data) == ["free-spoken-digit-dataset-1.0.10", left.name], "no temporary file or folder left"
+
+
+def test_a_good_leftover_archive_is_extracted_without_downloading(tmp_path, caplog):
+    archive, _ = _fsdd_release(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "free-spoken-digit-dataset-1.0.10.tar.gz").write_bytes(archive.read_bytes())
+    with caplog.at_level(logging.INFO):
+        FSDD(data, url="http://127.0.0.1:9/nowhere.tar.gz", download=False, expected_recordings=120).prepare()
+    assert (data / "free-spoken-digit-dataset-1.0.10" / "recordings").is_dir()
+    assert "Downloaded" not in caplog.text, "nothing was downloaded, so nothing may say so"
+
+
+def test_a_download_that_fails_verification_leaves_nothing_at_the_archive_name(tmp_path, serve_dir):
+    (tmp_path / "site").mkdir()
+    add_to_tar(tmp_path / "site" / "a.tar.gz", "x.txt", b"hello")
+    url = f"{serve_dir(tmp_path / 'site')}/a.tar.gz"
+    with pytest.raises(DownloadError, match=r"a\.tar\.gz downloaded from .* is corrupt: its MD5"):
+        download_and_extract(RemoteArchive(url, "a.tar.gz", md5="0" * 32), tmp_path / "data")
+    assert _entries(tmp_path / "data") == [], "neither the bad download nor its temporary name may stay"
+
+
+def test_file_urls_work_for_local_mirrors(tmp_path):
+    archive, md5 = _fsdd_release(tmp_path)
+    fsdd = FSDD(tmp_path / "data", url=archive.as_uri(), md5=md5, expected_recordings=120)
+    fsdd.prepare()
+    assert len(fsdd.load("test", 8000).clips) == 2 * 10 * 5
+
+
+def test_a_short_fsdd_folder_is_refused_with_the_fix(tmp_path):
+    root = write_fsdd(tmp_path / "free-spoken-digit-dataset-1.0.10", takes=6)
+    with pytest.raises(
+        ValueError, match=r"recordings holds 120 recordings, not the 3000 .*incomplete\. Delete .*1\.0\.10"
+    ):
+        FSDD(root.parent, download=False).load("train", 8000)
