@@ -23,6 +23,7 @@ from project.callbacks import (
     PredictionCSV,
     ResumeLoaderPosition,
     RunSummary,
+    StepSeededRandomness,
     plain_progress_when_not_a_terminal,
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_is_safe
@@ -134,6 +135,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
                 FitTimeEstimate(),
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
+                StepSeededRandomness(),
                 *callbacks,
             ]
         },

@@ -5,6 +5,7 @@ NaN/inf loss; unsafe checkpoints; config errors; and a catalogue of bad inputs, 
 be refused with an error that names the file (the last test prints how many were tried).
 """
 
+import functools
 import hashlib
 import os
 import pickle
@@ -29,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from project import metrics
-from project.callbacks import FiniteLossGuard, NonFiniteLossError
+from project.callbacks import FiniteLossGuard, NonFiniteLossError, StepSeededRandomness
 from project.checkpoints import AtomicCheckpointIO, UnsafeCheckpointError, check_checkpoint_is_safe
 from project.classifier import Classifier
 from project.cli import main
@@ -37,8 +38,10 @@ from project.data import CIFAR10DataModule, ImageFolderDataModule
 from project.data.audio import read_audio
 from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
 from tests.cifar_format import add_to_tar, write_cifar10
-from tests.conftest import tiny_cifar_args
+from tests.conftest import cpu_trainer_args, tiny_cifar_args
 from tests.image_tree import truncate, write_image_tree
+from tests.test_audio_model import tiny_fsdd_args
+from tests.wav_format import write_fsdd
 
 ROOT = Path(__file__).resolve().parents[1]
 # 5 x 20 synthetic training images, 20 held out: 80 / batch 16 = 5 steps an epoch, 15 in 3 epochs
@@ -88,29 +91,36 @@ def uninterrupted(resume_data, tmp_path_factory):
 
 
 def _interrupt_and_resume(step: int, data_dir: Path, tmp_path: Path, *extra: str):
+    return _resume_after_interrupt(lambda log_dir: resume_args(data_dir, log_dir, *extra), step, tmp_path)
+
+
+def _resume_after_interrupt(args: Callable[[Path], list[str]], step: int, tmp_path: Path):
+    """Fit with `args(log_dir)`, press Ctrl-C after training step `step`, then resume from last.ckpt."""
     interrupt = f'--trainer.callbacks+={{"class_path": "{__name__}.InterruptAt", "init_args": {{"step": {step}}}}}'
     sigint = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as stopped:  # Lightning turns Ctrl-C into exit status 1
-            main(["fit", *resume_args(data_dir, tmp_path / "part", *extra), interrupt])
+            main(["fit", *args(tmp_path / "part"), interrupt])
     finally:
         signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
     assert stopped.value.code == 1
     last = _last_ckpt(tmp_path / "part")
     saved = torch.load(last, map_location="cpu", weights_only=True)
     assert saved["global_step"] == step, "the interrupt must save the step it stopped at"
-    return main(["fit", *resume_args(data_dir, tmp_path / "resumed", *extra), f"--ckpt_path={last}"])
+    return main(["fit", *args(tmp_path / "resumed"), f"--ckpt_path={last}"])
 
 
-def _assert_same_run(resumed, uninterrupted) -> None:
+def _assert_same_run(resumed, uninterrupted, steps: int = STEPS_PER_EPOCH * EPOCHS) -> None:
     cli, full = uninterrupted
     ckpt = torch.load(_last_ckpt(Path(resumed.trainer.log_dir)), map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == full["global_step"] == STEPS_PER_EPOCH * EPOCHS
+    assert ckpt["global_step"] == full["global_step"] == steps
     differ = [k for k in full["state_dict"] if not torch.equal(full["state_dict"][k], ckpt["state_dict"][k])]
     assert not differ, f"weights differ after resume: {differ}"
-    momentum = [s["momentum_buffer"] for s in full["optimizer_states"][0]["state"].values()]
-    resumed_momentum = [s["momentum_buffer"] for s in ckpt["optimizer_states"][0]["state"].values()]
-    assert all(torch.equal(a, b) for a, b in zip(momentum, resumed_momentum, strict=True))
+    states = zip(
+        full["optimizer_states"][0]["state"].values(), ckpt["optimizer_states"][0]["state"].values(), strict=True
+    )
+    for a, b in states:
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "optimizer state differs"
     assert full["lr_schedulers"] == ckpt["lr_schedulers"]
     expected, got = cli.trainer.callback_metrics, resumed.trainer.callback_metrics
     for name in (metrics.VAL_ACC, metrics.VAL_LOSS, metrics.TRAIN_LOSS + "_epoch", metrics.TRAIN_ACC):
@@ -139,10 +149,56 @@ def test_resume_is_bit_exact_with_the_device_loader(resume_data, tmp_path):
     _assert_same_run(resumed, (full, last))
 
 
+def _fsdd_resume_args(root: Path, log_dir: Path) -> list[str]:
+    """The FSDD recipe shrunk, with everything random left on: dropout between and after the GRU
+    layers, SpecAugment's masks, speed, shift and gain; 80 training clips / 16 = 5 steps an epoch."""
+    return [
+        *tiny_fsdd_args(root, log_dir, epochs=EPOCHS),
+        "--data.speed=0.1", "--data.max_shift=0.05", "--data.gain_db=6",
+        "--model.net.init_args.num_layers=2",
+        "--model.net.init_args.dropout=0.3",
+        "--model.net.init_args.freq_masks=2",
+        "--model.net.init_args.time_masks=2",
+        "--trainer.deterministic=true",
+    ]  # fmt: skip
+
+
+def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
+    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=10)
+    args = functools.partial(_fsdd_resume_args, root)
+    full = main(["fit", *args(tmp_path / "full")])
+    last = torch.load(_last_ckpt(tmp_path / "full"), map_location="cpu", weights_only=True)
+    _assert_same_run(_resume_after_interrupt(args, 7, tmp_path), (full, last))
+
+
+def _image_folder_resume_args(root: Path, log_dir: Path) -> list[str]:
+    return [
+        "--data=project.data.ImageFolderDataModule",
+        f"--data.data_dir={root}",
+        "--data.image_size=16",
+        "--data.batch_size=6",
+        "--data.val_fraction=0.25",
+        "--model.net.init_args.widths=[8,8,8,8]",
+        "--trainer.precision=32-true",
+        "--trainer.deterministic=true",
+        *cpu_trainer_args(log_dir, EPOCHS),
+    ]
+
+
+def test_image_folder_resume_is_bit_exact(tmp_path):
+    """3 classes x 10 images, a quarter held out: 22 / batch 6 = 3 steps an epoch; stopped inside the second."""
+    root = write_image_tree(tmp_path / "images", per_class=10)
+    args = functools.partial(_image_folder_resume_args, root)
+    full = main(["fit", *args(tmp_path / "full")])
+    last = torch.load(_last_ckpt(tmp_path / "full"), map_location="cpu", weights_only=True)
+    _assert_same_run(_resume_after_interrupt(args, 4, tmp_path), (full, last), steps=3 * EPOCHS)
+
+
 def test_cli_wires_in_the_reliability_pieces(uninterrupted):
     trainer = uninterrupted[0].trainer
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     assert any(isinstance(c, FiniteLossGuard) for c in trainer.callbacks)
+    assert any(isinstance(c, StepSeededRandomness) for c in trainer.callbacks), "dropout must resume exactly"
     assert any(c.save_on_exception for c in trainer.checkpoint_callbacks), "interrupts must leave a checkpoint"
 
 

@@ -7,11 +7,13 @@
 - predictions.py: `predict` writes a CSV (PredictionCSV)
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
 - resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
+- randomness.py: every random draw of a training step resumable (StepSeededRandomness)
 - progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
 """
 
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
 from project.callbacks.predictions import PredictionCSV
+from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
 from project.callbacks.resume import ResumeLoaderPosition
@@ -32,5 +34,6 @@ __all__ = [
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",
+    "StepSeededRandomness",
     "plain_progress_when_not_a_terminal",
 ]

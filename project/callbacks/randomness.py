@@ -1,0 +1,49 @@
+"""Every random draw of a training step, resumable: the global RNGs are reseeded before each step.
+
+Dropout, SpecAugment's masks and anything else a network or loss draws take their randomness from
+the global generators (torch's on CPU and on every GPU, numpy's, Python's), whose state no
+checkpoint holds. Reseeding them before every training step from (run seed, rank, batch count)
+makes each step's draws a pure function of where the step is in the run, as
+`project.data.loading.augmentation_generator` does for augmentation: a run resumed from any
+checkpoint (mid-epoch, end of epoch, after Ctrl-C, SIGTERM or a crash) draws exactly what the
+uninterrupted run drew, and each DDP rank draws differently. The run seed is saved in checkpoints,
+so it need not be given again on resume.
+"""
+
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+# Keeps these streams apart from augmentation_generator's, which hashes (seed, rank, batch count)
+# alone: the same CPU generator seeded alike would tie dropout masks to crops and flips
+_SALT = 0x5EED
+
+
+class StepSeededRandomness(L.Callback):
+    """Reseeds torch (CPU and CUDA), numpy and Python's `random` before every training batch.
+
+    The run seed is the torch seed in force when training starts (`seed_everything`'s, when set)
+    and travels in checkpoints. A few microseconds of host work per step; no device sync.
+    """
+
+    def __init__(self) -> None:
+        self.seed: int | None = None
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.seed is None:  # a fresh run (a resumed one has it from its checkpoint)
+            self.seed = torch.initial_seed()
+        step_seed = hash((self.seed, trainer.global_rank, trainer.fit_loop.total_batch_idx, _SALT)) & (2**63 - 1)
+        torch.manual_seed(step_seed)  # every CUDA device too
+        np.random.seed(step_seed % 2**32)
+        random.seed(step_seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seed = state_dict["seed"]
