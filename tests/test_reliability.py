@@ -151,7 +151,7 @@ def test_resume_is_bit_exact_with_the_device_loader(resume_data, tmp_path):
 
 def _fsdd_resume_args(root: Path, log_dir: Path) -> list[str]:
     """The FSDD recipe shrunk, with everything random left on: dropout between and after the GRU
-    layers, SpecAugment's masks, speed, shift and gain; 80 training clips / 16 = 5 steps an epoch."""
+    layers, SpecAugment's masks, speed, shift and gain; 48 training clips / 16 = 3 steps an epoch."""
     return [
         *tiny_fsdd_args(root, log_dir, epochs=EPOCHS),
         "--data.speed=0.1", "--data.max_shift=0.05", "--data.gain_db=6",
@@ -164,11 +164,12 @@ def _fsdd_resume_args(root: Path, log_dir: Path) -> list[str]:
 
 
 def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
-    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=10)
+    """Stopped inside the second epoch; every weight differed when dropout drew from an unsaved RNG."""
+    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=8)
     args = functools.partial(_fsdd_resume_args, root)
     full = main(["fit", *args(tmp_path / "full")])
     last = torch.load(_last_ckpt(tmp_path / "full"), map_location="cpu", weights_only=True)
-    _assert_same_run(_resume_after_interrupt(args, 7, tmp_path), (full, last))
+    _assert_same_run(_resume_after_interrupt(args, 4, tmp_path), (full, last), steps=3 * EPOCHS)
 
 
 def _image_folder_resume_args(root: Path, log_dir: Path) -> list[str]:
