@@ -7,6 +7,7 @@ be refused with an error that names the file (the last test prints how many were
 
 import functools
 import hashlib
+import io
 import os
 import pickle
 import re
@@ -34,14 +35,16 @@ from project.callbacks import FiniteLossGuard, NonFiniteLossError, StepSeededRan
 from project.checkpoints import AtomicCheckpointIO, UnsafeCheckpointError, check_checkpoint_is_safe
 from project.classifier import Classifier
 from project.cli import main
-from project.data import CIFAR10DataModule, ImageFolderDataModule
+from project.data import FSDD, CIFAR10DataModule, ImageFolderDataModule, SpeechCommands
 from project.data.audio import read_audio
 from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
+from project.data.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
 from tests.cifar_format import add_to_tar, write_cifar10
 from tests.conftest import cpu_trainer_args, tiny_cifar_args
 from tests.image_tree import truncate, write_image_tree
 from tests.test_audio_model import tiny_fsdd_args
-from tests.wav_format import write_fsdd
+from tests.test_download import write_cve_2025_4517_archive
+from tests.wav_format import write_fsdd, write_speech_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 # 5 x 20 synthetic training images, 20 held out: 80 / batch 16 = 5 steps an epoch, 15 in 3 epochs
@@ -511,6 +514,74 @@ def _read_text_wav(tmp: Path) -> None:
     read_audio(tmp / "fake.wav", 8000)
 
 
+def _rewrite_batch(folder: Path, **changes: object) -> None:
+    """Replace keys of data_batch_2 (e.g. `data`, `labels`), keeping the official pickle format."""
+    path = folder / "data_batch_2"
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    entry.update({key: change(entry[key]) if callable(change) else change for key, change in changes.items()})
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+
+
+def _with_pixel(data: np.ndarray, value: int) -> np.ndarray:
+    wide = data.astype(np.int16)
+    wide[0, 0] = value
+    return wide
+
+
+def _read_wav(tmp: Path, name: str, clip: np.ndarray, rate: int = 8000, subtype: str = "FLOAT") -> None:
+    soundfile.write(tmp / name, clip, rate, subtype=subtype)
+    read_audio(tmp / name, 8000)
+
+
+def _read_cut_wav(tmp: Path) -> None:
+    soundfile.write(tmp / "cut.wav", np.zeros(8000, dtype=np.float32), 8000, subtype="PCM_16")
+    truncate(tmp / "cut.wav")  # the header still promises 8,000 samples
+    read_audio(tmp / "cut.wav", 8000)
+
+
+def _predict_on_nan_wav(tmp: Path) -> None:
+    root = write_fsdd(tmp / "fsdd", takes=1)
+    (tmp / "mine").mkdir()
+    soundfile.write(tmp / "mine" / "nan.wav", np.full(4000, np.nan, dtype=np.float32), 8000, subtype="FLOAT")
+    main(["predict", *tiny_fsdd_args(root, tmp / "logs", epochs=1), f"--data.predict_dir={tmp / 'mine'}"])
+
+
+DIR, SYM = tarfile.DIRTYPE, tarfile.SYMTYPE
+
+
+def _tar_of(archive: Path, *members: tuple[str, bytes, str]) -> None:
+    """A tar.gz of (name, type, link target) members with no content."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, kind, target in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+
+
+def _leftover_fsdd_archive(tmp: Path, content: bytes) -> None:
+    (tmp / "free-spoken-digit-dataset-1.0.10.tar.gz").write_bytes(content)
+    FSDD(tmp, download=False).prepare()
+
+
+def _truncated_tar_gz() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        payload = np.random.default_rng(0).bytes(50_000)
+        info = tarfile.TarInfo("free-spoken-digit-dataset-1.0.10/recordings/0_george_0.wav")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()[:20_000]
+
+
+def _short_speech_commands(tmp: Path) -> None:
+    write_speech_commands(tmp / "speech_commands_v0.02", SPEECH_COMMANDS_WORDS)
+    listed = (tmp / "speech_commands_v0.02" / "testing_list.txt").read_text().split()
+    (tmp / "speech_commands_v0.02" / listed[0]).unlink()
+    SpeechCommands(tmp, download=False, expected_recordings=0).load("train", 16000)
+
+
 def _spoil_jpeg(tree: Path) -> None:
     truncate(tree / "circle" / "001.jpg")
 
@@ -611,13 +682,57 @@ BAD_INPUTS = [
         "CIFAR label out of range",
         lambda t: _cifar_setup(t, lambda f: _relabel(f, 10)),
         ValueError,
-        r"labels in .*cifar-10-batches-py fall outside 0\.\.9",
+        r"labels in .*cifar-10-batches-py/data_batch_2 fall outside 0\.\.9 \(found 0\.\.10\)",
     ),
     BadInput(
         "CIFAR negative label",
         lambda t: _cifar_setup(t, lambda f: _relabel(f, -1)),
         ValueError,
         r"labels in .*fall outside 0\.\.9",
+    ),
+    BadInput(
+        "CIFAR batch with float pixels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, data=lambda d: d.astype(np.float32) / 255)),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'data' must be integers .*got float32",
+    ),
+    BadInput(
+        "CIFAR batch with int16 pixels above 255",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, data=lambda d: _with_pixel(d, 300))),
+        ValueError,
+        r"data_batch_2 holds pixel values from 0 to 300; CIFAR-10 pixels are 0\.\.255",
+    ),
+    BadInput(
+        "CIFAR batch with float labels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [y + 0.5 for y in ls])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers.*float64",
+    ),
+    BadInput(
+        "CIFAR batch with string labels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [str(y) for y in ls])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers",
+    ),
+    BadInput(
+        "CIFAR batch with ragged labels",
+        lambda t: _cifar_setup(
+            t, lambda f: _rewrite_batch(f, labels=lambda ls: [[y] * (i % 2 + 1) for i, y in enumerate(ls)])
+        ),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers.*object",
+    ),
+    BadInput(
+        "CIFAR batch with 2-D labels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [[y] for y in ls])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list .*shape \(10, 1\)",
+    ),
+    BadInput(
+        "CIFAR batch with fewer labels than images",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: ls[:-1])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers .*shape \(9,\)",
     ),
     # Downloads and archives
     BadInput(
@@ -654,6 +769,78 @@ BAD_INPUTS = [
         DownloadError,
         r"archive\.zip tries to write outside.*'\.\./escaped\.txt'",
     ),
+    BadInput(
+        "tar symlink chain out of the target",
+        lambda t: _extract(
+            t,
+            lambda a: _tar_of(
+                a, ("d", tarfile.DIRTYPE, ""), ("d/up", tarfile.SYMTYPE, ".."), ("d/out", tarfile.SYMTYPE, "up/..")
+            ),
+        ),
+        DownloadError,
+        r"archive\.tar\.gz tries to write outside .*symlink 'd/out' -> 'up/\.\.'",
+    ),
+    BadInput(
+        "tar built like CVE-2025-4517 (symlinks past PATH_MAX, then a hard link out)",
+        lambda t: _extract(t, lambda a: write_cve_2025_4517_archive(a, "escaped-victim"), "archive.tar"),
+        DownloadError,
+        r"archive\.tar tries to write outside",
+    ),
+    BadInput(
+        "tar member written through a symlink",
+        lambda t: _extract(
+            t,
+            lambda a: _tar_of(
+                a, ("d", tarfile.DIRTYPE, ""), ("link", tarfile.SYMTYPE, "d"), ("link/f", tarfile.REGTYPE, "")
+            ),
+        ),
+        DownloadError,
+        r"member 'link/f' is written through a link",
+    ),
+    BadInput(
+        "tar with a device file",
+        lambda t: _extract(t, lambda a: _tar_of(a, ("dev", tarfile.CHRTYPE, ""))),
+        DownloadError,
+        r"member 'dev' is a device",
+    ),
+    BadInput(
+        "truncated leftover FSDD archive, download off",
+        lambda t: _leftover_fsdd_archive(t, _truncated_tar_gz()),
+        DownloadError,
+        r"free-spoken-digit-dataset-1\.0\.10\.tar\.gz is there but it is not a whole archive.*Delete .*tar\.gz",
+    ),
+    BadInput(
+        "empty leftover FSDD archive, download off",
+        lambda t: _leftover_fsdd_archive(t, b""),
+        DownloadError,
+        r"free-spoken-digit-dataset-1\.0\.10\.tar\.gz is there but it is empty.*Delete",
+    ),
+    BadInput(
+        "file:// URL of a missing file",
+        lambda t: _download(t, (t / "nowhere.tar.gz").as_uri()),
+        DownloadError,
+        r"Could not download file://.*nowhere\.tar\.gz: .*No such file.*by hand",
+    ),
+    BadInput(
+        "ftp:// URL",
+        lambda t: _download(t, "ftp://example.org/archive.tar.gz"),
+        DownloadError,
+        r"Could not download ftp://example\.org/archive\.tar\.gz: only http://, https:// and file://",
+    ),
+    BadInput(
+        "FSDD folder short of recordings",
+        lambda t: FSDD(write_fsdd(t / "free-spoken-digit-dataset-1.0.10", takes=6).parent, download=False).load(
+            "train", 8000
+        ),
+        ValueError,
+        r"recordings holds 120 recordings, not the 3000 of FSDD 1\.0\.10: the folder is incomplete\. Delete ",
+    ),
+    BadInput(
+        "Speech Commands folder lacking a listed recording",
+        _short_speech_commands,
+        FileNotFoundError,
+        r"speech_commands_v0\.02 is incomplete: .*lacks 1 that its split lists name \(backward/.*\.wav.*Delete",
+    ),
     # Checkpoints
     BadInput(
         "checkpoint carrying code",
@@ -674,6 +861,37 @@ BAD_INPUTS = [
     # Audio (the reader is project/data/audio.py's; stereo and other rates are converted, not errors)
     BadInput("WAV with no samples", _read_empty_wav, ValueError, r"empty\.wav holds no audio samples"),
     BadInput("text file named .wav", _read_text_wav, ValueError, r"Could not read .*fake\.wav as audio"),
+    BadInput(
+        "WAV cut short of its header's length",
+        _read_cut_wav,
+        ValueError,
+        r"cut\.wav is truncated: its header promises 16000 bytes",
+    ),
+    BadInput(
+        "WAV declaring 1 Hz",
+        lambda t: _read_wav(t, "one_hz.wav", np.zeros(50, dtype=np.float32), rate=1),
+        ValueError,
+        r"one_hz\.wav declares a sample rate of 1 Hz, outside 1000\.\.768000 Hz",
+    ),
+    BadInput(
+        "WAV with NaN samples",
+        lambda t: _read_wav(t, "nan.wav", np.array([0, np.nan, 0.1], dtype=np.float32)),
+        ValueError,
+        r"nan\.wav holds 1 NaN or infinite samples",
+    ),
+    BadInput(
+        "WAV with infinite samples",
+        lambda t: _read_wav(t, "inf.wav", np.array([np.inf, -np.inf, 0.1], dtype=np.float32)),
+        ValueError,
+        r"inf\.wav holds 2 NaN or infinite samples",
+    ),
+    BadInput(
+        "WAV with samples of 1e30 (float16 storage would overflow)",
+        lambda t: _read_wav(t, "huge.wav", np.array([0, 1e30, 0.1], dtype=np.float32)),
+        ValueError,
+        r"huge\.wav has samples as large as 1e\+30",
+    ),
+    BadInput("predict on a NaN WAV", _predict_on_nan_wav, ValueError, r"mine/nan\.wav holds 4000 NaN"),
 ]
 
 

@@ -13,8 +13,8 @@
 
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
 from project.callbacks.predictions import PredictionCSV
-from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
+from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
 from project.callbacks.resume import ResumeLoaderPosition
 from project.callbacks.spectrograms import LogSpectrograms

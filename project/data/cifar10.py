@@ -219,19 +219,43 @@ def read_batches(folder: Path, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
                 f"{path} is missing ({folder} holds {present or 'nothing'}); the folder looks half-extracted. "
                 f"Delete {folder} and run again to re-download, or re-extract the official archive there."
             )
-        entry = _load_batch(path)
-        data = np.asarray(entry["data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(entry["labels"]) != len(data):
-            raise ValueError(
-                f"{path} is not a CIFAR-10 batch: expected 'data' of shape (N, 3072) and N labels, got "
-                f"{data.shape} and {len(entry['labels'])}."
-            )
+        data, batch_labels = _checked_batch(path, _load_batch(path))
         images.append(torch.from_numpy(data).view(-1, 3, 32, 32))  # rows are channel-major
-        labels.append(torch.as_tensor(entry["labels"], dtype=torch.int64))
-    label_tensor = torch.cat(labels)
-    if label_tensor.min() < 0 or label_tensor.max() >= len(CLASSES):
-        raise ValueError(f"labels in {folder} fall outside 0..{len(CLASSES) - 1}; the files are not CIFAR-10.")
-    return torch.cat(images), label_tensor
+        labels.append(batch_labels)
+    return torch.cat(images), torch.cat(labels)
+
+
+def _checked_batch(path: Path, entry: dict) -> tuple[np.ndarray, Tensor]:
+    """A batch's pixels as uint8 (N, 3072) and labels as int64 (N,), refusing anything a silent cast
+    would change: float pixels (truncated), values outside 0..255 (wrapped), non-integer labels."""
+    how_to_fix = "re-extract the official archive, or write the batch as the official format is."
+    data = np.asarray(entry["data"])
+    if data.dtype.kind not in "iu" or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(
+            f"{path} is not a CIFAR-10 batch: 'data' must be integers of shape (N, 3072), got {data.dtype} of "
+            f"shape {data.shape}; {how_to_fix}"
+        )
+    if data.size and (data.min() < 0 or data.max() > 255):
+        raise ValueError(
+            f"{path} holds pixel values from {data.min()} to {data.max()}; CIFAR-10 pixels are 0..255 (uint8): "
+            f"{how_to_fix}"
+        )
+    raw = entry["labels"]
+    try:
+        labels = np.asarray(raw)
+    except ValueError:  # ragged nesting
+        labels = np.asarray(raw, dtype=object)
+    if labels.dtype.kind not in "iu" or labels.ndim != 1 or len(labels) != len(data):
+        raise ValueError(
+            f"{path} is not a CIFAR-10 batch: 'labels' must be a list of {len(data)} integers (one per image), got "
+            f"{labels.dtype} values of shape {labels.shape}; {how_to_fix}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
+        raise ValueError(
+            f"labels in {path} fall outside 0..{len(CLASSES) - 1} (found {labels.min()}..{labels.max()}); the "
+            "files are not CIFAR-10."
+        )
+    return data.astype(np.uint8, copy=False), torch.from_numpy(labels.astype(np.int64))
 
 
 def _load_batch(path: Path) -> dict:
