@@ -16,6 +16,7 @@ data is looked for, and never letting an archive write outside its target.
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -33,7 +34,7 @@ from torchvision.datasets.utils import download_url
 class RemoteArchive:
     """An archive published at `url` and the checksums its bytes must match: MD5, SHA-256 or both,
     whichever its publisher gives. With neither (a host that publishes none), the download is used as
-    is and its SHA-256 is reported so that it can be pinned."""
+    is (once it reads to its end as an archive) and its checksums are logged so that they can be pinned."""
 
     url: str
     filename: str
@@ -109,6 +110,7 @@ def download_archive(archive: RemoteArchive, root: Path, download: bool = True) 
         raise DownloadError(f"{path} is missing and download is false. {how_to_fix}")
     # A hidden name in the same folder: the rename below is atomic, and nothing looks for this name
     partial = root / f".{archive.filename}.part-{os.getpid()}"
+    partial.unlink(missing_ok=True)  # a dead process's, whose PID this one reuses: the fetch must not resume it
     try:
         try:
             _fetch(archive.url, partial)
@@ -121,7 +123,8 @@ def download_archive(archive: RemoteArchive, root: Path, download: bool = True) 
     finally:
         partial.unlink(missing_ok=True)
     if not archive.checksums:
-        rank_zero_info(f"Downloaded {archive.url} unverified (SHA-256 {file_digest(path, 'sha256')}).")
+        digests = ", ".join(f"{name.upper()} {file_digest(path, name)}" for name in ("md5", "sha256"))
+        rank_zero_info(f"Downloaded {archive.url} unverified ({digests}); pin a checksum to have it verified.")
     return path
 
 
@@ -196,10 +199,13 @@ def _extract_tar(path: Path, staging: Path, dest: Path) -> None:
             tar.extractall(staging, members=members)
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")  # C:..., which Windows reads as another drive
+
+
 def _escapes(name: str) -> bool:
     """Whether an archive path, taken lexically, leaves the folder it is extracted into."""
     normal = posixpath.normpath(name.replace("\\", "/"))
-    return normal.startswith("/") or normal == ".." or normal.startswith("../") or ":" in normal.split("/")[0]
+    return normal.startswith("/") or normal == ".." or normal.startswith("../") or _DRIVE.match(normal) is not None
 
 
 def _check_tar_members(members: list[tarfile.TarInfo], archive: Path, dest: Path) -> None:
