@@ -68,6 +68,26 @@ def test_symlink_chain_archives_cannot_write_outside(build, tmp_path):
     assert _entries(tmp_path) == ["archive.tar", "victim"], "nothing may be written, not even a partial folder"
 
 
+@pytest.mark.parametrize(
+    "members",
+    [
+        # normpath reads "here/../x" as "x", but "here" -> "." turns its ".." into the target's parent
+        [("here", tarfile.SYMTYPE, "."), ("here/../x", tarfile.REGTYPE, "")],
+        # one folder deep in a model that took "\\" for "/", but a plain character on POSIX
+        [("a\\up", tarfile.SYMTYPE, ".."), ("a\\up/x", tarfile.REGTYPE, "")],
+    ],
+)
+def test_paths_a_lexical_check_misreads_are_refused(members, tmp_path):
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        for name, kind, target in members:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+    with pytest.raises(DownloadError, match="tries to write outside"):
+        extract_archive(tmp_path / "a.tar", tmp_path / "out" / "deeper")
+    assert _entries(tmp_path) == ["a.tar", "out"] and _entries(tmp_path / "out") == []
+
+
 def test_archives_with_links_inside_the_target_still_extract(tmp_path):
     source = tmp_path / "src"
     (source / "a").mkdir(parents=True)

@@ -27,6 +27,8 @@ class StepSeededRandomness(L.Callback):
 
     The run seed is the torch seed in force when training starts (`seed_everything`'s, when set)
     and travels in checkpoints. A few microseconds of host work per step; no device sync.
+    The reseed covers the step itself (forward, loss, backward, optimizer); a DataModule's
+    `on_after_batch_transfer` runs before it and draws from `augmentation_generator` instead.
     """
 
     def __init__(self) -> None:

@@ -203,9 +203,11 @@ _DRIVE = re.compile(r"[A-Za-z]:")  # C:..., which Windows reads as another drive
 
 
 def _escapes(name: str) -> bool:
-    """Whether an archive path, taken lexically, leaves the folder it is extracted into."""
-    normal = posixpath.normpath(name.replace("\\", "/"))
-    return normal.startswith("/") or normal == ".." or normal.startswith("../") or _DRIVE.match(normal) is not None
+    """Whether an archive path could lead outside the folder it is extracted into, or be read
+    differently by this model and by the file system: absolute, a drive, any ".." (which a symlink
+    earlier in the path would turn elsewhere than normpath thinks), or a backslash (a separator on
+    Windows, a plain character on POSIX). Data archives need none of these."""
+    return name.startswith("/") or _DRIVE.match(name) is not None or "\\" in name or ".." in name.split("/")
 
 
 def _check_tar_members(members: list[tarfile.TarInfo], archive: Path, dest: Path) -> None:
@@ -219,7 +221,7 @@ def _check_tar_members(members: list[tarfile.TarInfo], archive: Path, dest: Path
     """
     kinds: dict[str, tarfile.TarInfo] = {}
     for member in members:
-        name = posixpath.normpath(member.name.replace("\\", "/"))
+        name = posixpath.normpath(member.name)
         if _escapes(member.name):
             raise _outside_error(archive, dest, f"member {member.name!r}")
         if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
@@ -235,11 +237,12 @@ def _check_tar_members(members: list[tarfile.TarInfo], archive: Path, dest: Path
             raise _outside_error(archive, dest, f"member {member.name!r} is written through a link or file")
         if member.issym():
             parent = posixpath.dirname(name)
-            if member.linkname.startswith("/") or _resolve(posixpath.join(parent, member.linkname), links) is None:
+            target = posixpath.join(parent, member.linkname)
+            if member.linkname.startswith("/") or "\\" in member.linkname or _resolve(target, links) is None:
                 raise _outside_error(archive, dest, f"symlink {member.name!r} -> {member.linkname!r}")
         if member.islnk():
-            target = posixpath.normpath(member.linkname.replace("\\", "/"))
-            if _escapes(member.linkname) or target not in kinds or not kinds[target].isfile():
+            source = kinds.get(posixpath.normpath(member.linkname))
+            if _escapes(member.linkname) or source is None or not source.isfile():
                 raise _outside_error(archive, dest, f"hard link {member.name!r} -> {member.linkname!r}")
 
 
