@@ -5,6 +5,7 @@ import hashlib
 import io
 import logging
 import os
+import socket
 import tarfile
 from pathlib import Path
 
@@ -183,3 +184,24 @@ def test_a_short_fsdd_folder_is_refused_with_the_fix(tmp_path):
         ValueError, match=r"recordings holds 120 recordings, not the 3000 .*incomplete\. Delete .*1\.0\.10"
     ):
         FSDD(root.parent, download=False).load("train", 8000)
+
+
+def test_leftovers_of_killed_processes_are_removed_and_others_kept(tmp_path, serve_dir):
+    (tmp_path / "site").mkdir()
+    add_to_tar(tmp_path / "site" / "a.tar.gz", "top/x.txt", b"hello")
+    data = tmp_path / "data"
+    data.mkdir()
+    host, dead, alive = socket.gethostname(), 2**22 + 12345, os.getppid()  # beyond Linux's default pid_max
+    dead_download = data / f".a.tar.gz.part-{host}-{dead}"
+    dead_extraction = data / f".data.extracting-{host}-{dead}-x1y2"
+    kept = [data / f".a.tar.gz.part-{host}-{alive}", data / f".a.tar.gz.part-otherhost-{dead}"]
+    for path in (dead_download, *kept):
+        path.write_bytes(b"half")
+    (dead_extraction / "top").mkdir(parents=True)
+    url = f"{serve_dir(tmp_path / 'site')}/a.tar.gz"
+    download_and_extract(
+        RemoteArchive(url, "a.tar.gz", md5=hashlib.md5((tmp_path / "site" / "a.tar.gz").read_bytes()).hexdigest()), data
+    )
+    assert (data / "top" / "x.txt").read_text() == "hello"
+    assert not dead_download.exists() and not dead_extraction.exists(), "a killed process's leftovers go"
+    assert all(path.exists() for path in kept), "a live process's, or another machine's, stay"

@@ -13,11 +13,13 @@ data is looked for, and never letting an archive write outside its target.
   supports get wrong (CVE-2025-4517: a chain of symlinks longer than PATH_MAX escapes it).
 """
 
+import glob
 import hashlib
 import os
 import posixpath
 import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import urllib.parse
@@ -109,7 +111,8 @@ def download_archive(archive: RemoteArchive, root: Path, download: bool = True) 
     elif not download:
         raise DownloadError(f"{path} is missing and download is false. {how_to_fix}")
     # A hidden name in the same folder: the rename below is atomic, and nothing looks for this name
-    partial = root / f".{archive.filename}.part-{os.getpid()}"
+    _remove_leftovers(root, f".{archive.filename}.part-")
+    partial = root / f".{archive.filename}.part-{_OWNER}"
     partial.unlink(missing_ok=True)  # a dead process's, whose PID this one reuses: the fetch must not resume it
     try:
         try:
@@ -126,6 +129,34 @@ def download_archive(archive: RemoteArchive, root: Path, download: bool = True) 
         digests = ", ".join(f"{name.upper()} {file_digest(path, name)}" for name in ("md5", "sha256"))
         rank_zero_info(f"Downloaded {archive.url} unverified ({digests}); pin a checksum to have it verified.")
     return path
+
+
+# Temporary names carry their writer (host and PID), so that what a killed process left can be told
+# from what a live one, on this machine or another sharing the folder, is still writing
+_OWNER = f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _remove_leftovers(folder: Path, prefix: str) -> None:
+    """Delete the temporary downloads and extraction folders of processes of this host that are gone."""
+    host = socket.gethostname()
+    for leftover in folder.glob(glob.escape(prefix) + "*"):
+        writer = leftover.name[len(prefix) :]
+        if not writer.startswith(f"{host}-"):
+            continue
+        pid = writer[len(host) + 1 :].split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            rank_zero_warn(f"Removing {leftover}, left by an interrupted download or extraction.")
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def _fetch(url: str, dest: Path) -> None:
@@ -150,7 +181,8 @@ def extract_archive(path: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Inside `dest` when it exists (so the renames stay on its file system), else beside it
     where = dest if dest.is_dir() else dest.parent
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=where))
+    _remove_leftovers(where, f".{dest.name}.extracting-")
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-{_OWNER}-", dir=where))
     staging.chmod(0o755)  # mkdtemp's 0o700 would otherwise become the data folder's
     try:
         try:
