@@ -17,6 +17,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from project.internals import total_batch_index
+
 # Keeps these streams apart from augmentation_generator's, which hashes (seed, rank, batch count)
 # alone: the same CPU generator seeded alike would tie dropout masks to crops and flips
 _SALT = 0x5EED
@@ -39,7 +41,7 @@ class StepSeededRandomness(L.Callback):
     ) -> None:
         if self.seed is None:  # a fresh run (a resumed one has it from its checkpoint)
             self.seed = torch.initial_seed()
-        step_seed = hash((self.seed, trainer.global_rank, trainer.fit_loop.total_batch_idx, _SALT)) & (2**63 - 1)
+        step_seed = hash((self.seed, trainer.global_rank, total_batch_index(trainer), _SALT)) & (2**63 - 1)
         torch.manual_seed(step_seed)  # every CUDA device too
         np.random.seed(step_seed % 2**32)
         random.seed(step_seed)
