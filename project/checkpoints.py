@@ -2,6 +2,7 @@
 carry pickled Python objects. The CLI (project/cli.py) wires both in; they work with a bare Trainer too.
 """
 
+import errno
 import os
 import pickle
 import re
@@ -11,9 +12,11 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from project.errors import CheckpointError, DiskFullError
 
-class UnsafeCheckpointError(RuntimeError):
-    pass
+
+class UnsafeCheckpointError(CheckpointError, RuntimeError):
+    """A checkpoint that could run code, or is not a checkpoint at all."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -31,17 +34,56 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp = temporary_path(path)
         try:
             with open(tmp, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise DiskFullError(path) from err  # the OS's error names no file
             raise
         _fsync_dir(path.parent)  # make the rename itself survive a power loss
+
+
+def temporary_path(path: Path, pid: int | None = None) -> Path:
+    """Where `AtomicCheckpointIO` writes `path` before renaming it: `.NAME.tmp-PID` beside it."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid() if pid is None else pid}")
+
+
+def remove_leftover_temporary_files(folder: str | Path, only_dead_writers: bool = True) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that a kill cut short; returns those deleted.
+
+    With `only_dead_writers`, a file is deleted only when no process with its PID is running on this
+    machine, so a write under way in another run is left alone. Without it, every one but this
+    process's own goes: for the folder a fit is about to write into, where no other writer belongs.
+    """
+    deleted = []
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or (only_dead_writers and _is_running(int(pid))):
+            continue
+        try:
+            tmp.unlink()
+        except FileNotFoundError:  # its writer finished, or another process tidied up first
+            continue
+        deleted.append(tmp)
+    return deleted
+
+
+def _is_running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there: assume it is running
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -55,6 +97,39 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")  # --ckpt_path values Lightning resolves itself
+
+
+def check_checkpoint_path(path: str | Path, trusted: bool = False) -> None:
+    """Raise `CheckpointError` unless `path` (a `--ckpt_path`) names a safe Lightning checkpoint file.
+
+    URLs and Lightning's own names ("last", "best", ...) are left to Lightning. A `trusted` file (the
+    user turned weights_only off) is only checked to be a file.
+    """
+    text = str(path)
+    if "://" in text or text in LIGHTNING_CKPT_NAMES or text.startswith("registry:"):
+        return
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.ckpt")) or sorted(str(p) for p in path.glob("*/*.ckpt"))
+        hint = f"; it holds {', '.join(found[:5])}" if found else ", and it holds no .ckpt file"
+        raise CheckpointError(f"--ckpt_path {path} is a folder: name a checkpoint file{hint}")
+    if not path.is_file():
+        raise CheckpointError(f"--ckpt_path {path}: no such file. Each run keeps its checkpoints in <run>/checkpoints/")
+    if trusted:
+        return
+    check_checkpoint_is_safe(path)
+    # mmap: reads the keys, not the tensors
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    missing = [k for k in ("state_dict", "pytorch-lightning_version") if k not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a Lightning checkpoint: it lacks {' and '.join(map(repr, missing))} (it holds "
+            f"{', '.join(map(repr, list(checkpoint)[:6])) or 'nothing'}). Pass a .ckpt written by a fit; a "
+            "bare state_dict can be loaded with Classifier(...).load_state_dict(torch.load(path))."
+        )
 
 
 def check_checkpoint_is_safe(path: str | Path) -> None:

@@ -1,13 +1,17 @@
 """The training step: any network that maps a batch to class logits, with its loss, metrics and optimizer."""
 
 import inspect
+from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
 from project import metrics
+from project.errors import CheckpointError, ConfigError
 
 Inputs = Tensor | tuple[Tensor, ...]
 
@@ -39,12 +43,20 @@ class Classifier(L.LightningModule):
         compile: bool = False,
     ):
         super().__init__()
+        if num_classes < 2:
+            raise ConfigError(f"model.num_classes={num_classes}: a classifier needs at least 2 classes")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(
+                f"model.label_smoothing={label_smoothing} is outside [0, 1): it is the share of the target "
+                "spread over all classes; 0.1 is usual, 0 turns it off"
+            )
         # The CLI passes net's class_path/init_args here, so a checkpoint alone rebuilds the model
         self.save_hyperparameters()
         self.net = net
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self._inputs_checked = False
         if compile:
             # In-place Module.compile keeps net's state-dict keys plain (no `_orig_mod.` prefixes),
             # so checkpoints load with or without compilation.
@@ -71,7 +83,26 @@ class Classifier(L.LightningModule):
         init_from_data(sample)
 
     def forward(self, x: Inputs) -> Tensor:
+        if not self._inputs_checked:
+            return self._first_forward(x)
         return self.net(*x) if isinstance(x, tuple | list) else self.net(x)
+
+    def _first_forward(self, x: Inputs) -> Tensor:
+        """The first batch after loading a checkpoint: a net that fails on it was made for other data."""
+        ckpt_path = self._trainer.ckpt_path if self._trainer is not None else None
+        try:
+            out = self.net(*x) if isinstance(x, tuple | list) else self.net(x)
+        except (RuntimeError, TypeError, ValueError) as err:
+            if ckpt_path is None or isinstance(err, torch.OutOfMemoryError):
+                raise
+            raise CheckpointError(
+                f"The checkpoint's network does not fit this data: {ckpt_path} holds a "
+                f"{type(self.net).__name__}, which fails on this data's inputs of shape {_shapes(x)}: {err}. "
+                "Evaluate a checkpoint with the data it was trained on (without --config, the run's own "
+                "config.yaml is used)."
+            ) from err
+        self._inputs_checked = True
+        return out
 
     def training_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
@@ -103,17 +134,74 @@ class Classifier(L.LightningModule):
         self.log(acc_name, accuracy, on_epoch=True, prog_bar=True)
         return {"preds": logits.argmax(dim=-1)}  # for callbacks (project/callbacks/reports.py)
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        own = self.state_dict()
+        theirs = checkpoint.get("state_dict", {})
+        wrong = [f"{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in theirs.items()
+                 if k in own and hasattr(v, "shape") and v.shape != own[k].shape]  # fmt: skip
+        missing = [k for k in own if k not in theirs]
+        if wrong or missing:
+            raise CheckpointError(
+                "The checkpoint's network does not fit the model built from the config: "
+                + "; ".join(wrong[:3] + [f"{k}: missing from the checkpoint" for k in missing[:3]])
+                + ". Use the config of the run that wrote the checkpoint (without --config, the run folder's "
+                "config.yaml is used), without overrides of model.net."
+            )
+        self._inputs_checked = False
+
+    def on_train_start(self) -> None:
+        # A resumed one-cycle schedule keeps the length it was built with; a longer run would fail
+        # when it runs past that length, perhaps hours in. Refuse before the first step instead.
+        total = self.trainer.estimated_stepping_batches
+        for config in self.trainer.lr_scheduler_configs:
+            length = getattr(config.scheduler, "total_steps", None)
+            if config.interval == "step" and isinstance(length, int) and length < total:
+                raise ConfigError(
+                    f"This run has {int(total)} training steps, but the {type(config.scheduler).__name__} "
+                    f"schedule resumed from {self.trainer.ckpt_path} spans {length}: a one-cycle schedule "
+                    "cannot be stretched. Resume with the trainer.max_epochs/max_steps of the original "
+                    "run, or start a new fit (without --ckpt_path) for a longer schedule."
+                )
+
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())
         if self.scheduler is None:
             return optimizer
         if _needs_total_steps(self.scheduler):
-            scheduler = self.scheduler(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+            scheduler = self._scheduler_over_the_run(optimizer)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"},
         }
+
+    def _scheduler_over_the_run(self, optimizer: torch.optim.Optimizer) -> LRScheduler:
+        """The scheduler given the run's length in steps, with an error saying what to change if the
+        run is too short for it (OneCycleLR fails with ZeroDivisionError or its own ValueError)."""
+        trainer = self.trainer
+        total = trainer.estimated_stepping_batches
+        name = getattr(getattr(self.scheduler, "func", self.scheduler), "__name__", "The learning-rate scheduler")
+        if total < 1:
+            raise ConfigError(
+                f"{name} needs the run's length, but this fit has no training steps: "
+                f"{trainer.num_training_batches} batches per epoch (trainer.limit_train_batches="
+                f"{trainer.limit_train_batches}), trainer.max_epochs={trainer.max_epochs}, trainer.max_steps="
+                f"{trainer.max_steps}. A data.batch_size larger than the training set gives no full batch; "
+                "lower it, or raise the number of epochs, steps or batches."
+            )
+        try:
+            return self.scheduler(optimizer, total_steps=int(total))
+        except (ZeroDivisionError, ValueError) as err:
+            raise ConfigError(
+                f"{name} cannot be laid over this run's {int(total)} training steps ({type(err).__name__}: "
+                f"{err}). Train for more steps (trainer.max_epochs, max_steps, limit_train_batches), or "
+                "change the schedule's init_args (e.g. a pct_start that gives the warm-up at least 2 steps)."
+            ) from err
+
+
+def _shapes(x: Inputs) -> str:
+    tensors = x if isinstance(x, tuple | list) else (x,)
+    return ", ".join(str(tuple(t.shape)) if hasattr(t, "shape") else type(t).__name__ for t in tensors)
 
 
 def _needs_total_steps(scheduler: LRSchedulerCallable) -> bool:

@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from project import metrics
 from project.callbacks import (
+    CheckpointFiles,
     FiniteLossGuard,
     FitTimeEstimate,
     PredictionCSV,
@@ -26,8 +27,10 @@ from project.callbacks import (
     StepSeededRandomness,
     plain_progress_when_not_a_terminal,
 )
-from project.checkpoints import AtomicCheckpointIO, check_checkpoint_is_safe
+from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
+from project.errors import ConfigError, run_command
+from project.parser import ProjectArgumentParser
 from project.runs import SaveRunConfig, with_run_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar10.yaml"
@@ -78,8 +81,8 @@ class CLI(LightningCLI):
         if config.get("weights_only") is None:
             config["weights_only"] = True
         ckpt_path = config.get("ckpt_path")
-        if config["weights_only"] and ckpt_path and Path(ckpt_path).is_file():
-            check_checkpoint_is_safe(ckpt_path)  # a clear error before Lightning's own torch.load
+        if ckpt_path:  # a clear error before Lightning's own torch.load
+            check_checkpoint_path(ckpt_path, trusted=not config["weights_only"])
         # The link from data.num_classes overwrites a net's num_classes without a word. Nets take it
         # without a default, so a value here was given by the user: remember it to report a
         # contradiction (see after_instantiate_classes).
@@ -103,7 +106,7 @@ class CLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         given, found = getattr(self, "_given_net_classes", None), getattr(self.datamodule, "num_classes", None)
         if given is not None and found is not None and given != found:
-            raise ValueError(
+            raise ConfigError(
                 f"model.net.init_args.num_classes={given} contradicts the data, which has {found} classes "
                 f"({type(self.datamodule).__name__}). The number of classes always comes from the data: "
                 "remove model.net.init_args.num_classes from the config or command line."
@@ -136,15 +139,23 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
                 StepSeededRandomness(),
+                CheckpointFiles(),
                 *callbacks,
             ]
         },
         parser_kwargs={cmd: {"default_config_files": [str(DEFAULT_CONFIG)]} for cmd in SUBCOMMANDS},
+        parser_class=ProjectArgumentParser,
         save_config_callback=SaveRunConfig,
         args=args,
         run=run,
     )
 
 
+def entry() -> None:
+    """The shell's entry point: a user's mistake ends in one `error:` line and exit status 2, a SIGTERM
+    in 143 (project/errors.py)."""
+    run_command(main)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -6,10 +6,13 @@ each one still exists in the installed versions and names the one that vanished.
 torch upgrade, run that test first: a failure there points at the entry below to rewrite.
 """
 
+import logging
+import re
 from typing import Any, TypeVar
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
 T = TypeVar("T")
@@ -77,6 +80,49 @@ def flatten_batch_indices(batch_indices: list) -> list[int]:
     if len(batch_indices) == 1 and batch_indices[0] and isinstance(batch_indices[0][0], list):
         batch_indices = batch_indices[0]
     return [i for batch in batch_indices for i in batch]
+
+
+def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
+    """Make a monitor-less `ModelCheckpoint` save the current step unless it already has.
+
+    Why: with `every_n_train_steps` it saves only at multiples of the interval, and nothing at the end
+    of training, so a 10-step fit saving every 4 steps leaves last.ckpt at step 8 (Lightning 2.6).
+    There is no public "save now"; these are the private steps its own `on_train_batch_end` takes
+    (`_last_global_step_saved`, `_monitor_candidates`, `_save_topk_checkpoint`, `_save_last_checkpoint`),
+    which keep its file naming, top-k bookkeeping and `save_last` link. Called on every rank, as
+    saving is collective.
+    """
+    if callback._last_global_step_saved == trainer.global_step or trainer.fast_dev_run or trainer.sanity_checking:
+        return
+    candidates = callback._monitor_candidates(trainer)
+    callback._save_topk_checkpoint(trainer, candidates)
+    callback._save_last_checkpoint(trainer, candidates)
+
+
+def clean_interrupt_messages() -> None:
+    """Turn the message Lightning logs when an interrupt saved a checkpoint into one readable line.
+
+    Why: `ModelCheckpoint.on_exception` (save_on_exception) logs "An SIGTERMException was raised with
+    message:             , saved checkpoint to PATH": the message of a SIGTERM is empty and the source
+    line's indentation is part of the string (Lightning 2.6). It goes through `rank_zero_info`, i.e.
+    the `lightning.pytorch.utilities.rank_zero` logger, whose records a filter can rewrite; the text
+    is not a documented format, so an unrecognised one passes unchanged.
+    """
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _InterruptMessage) for f in logger.filters):
+        logger.addFilter(_InterruptMessage())
+
+
+class _InterruptMessage(logging.Filter):
+    PATTERN = re.compile(r"An (\w+) was raised with message:\s*(.*?),\s*saved checkpoint to (.+)", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self.PATTERN.fullmatch(str(record.msg).strip())
+        if found and not record.args:
+            kind, message, path = found.groups()
+            why = "stopped by SIGTERM" if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
+            record.msg = f"Interrupted ({why}); saved {path}: resume with --ckpt_path {path}"
+        return True
 
 
 # --- torch ---------------------------------------------------------------------------------------

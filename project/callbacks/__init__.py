@@ -6,11 +6,13 @@
 - summary.py: the end-of-fit summary (RunSummary)
 - predictions.py: `predict` writes a CSV (PredictionCSV)
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
+- checkpoint_files.py: no leftovers of cut-short writes; a fit's final step saved (CheckpointFiles)
 - resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
 - randomness.py: every random draw of a training step resumable (StepSeededRandomness)
 - progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
 """
 
+from project.callbacks.checkpoint_files import CheckpointFiles
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
 from project.callbacks.predictions import PredictionCSV
 from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
@@ -22,6 +24,7 @@ from project.callbacks.summary import RunSummary
 from project.callbacks.training import FreezeParameters, Lookahead
 
 __all__ = [
+    "CheckpointFiles",
     "ConfusionMatrixImage",
     "FiniteLossGuard",
     "FitTimeEstimate",

@@ -1,0 +1,39 @@
+"""Checkpoint folders without leftovers, and a finished fit's last step always saved."""
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info
+
+from project.checkpoints import remove_leftover_temporary_files
+from project.internals import save_latest_checkpoint_now
+
+
+class CheckpointFiles(L.Callback):
+    """Tidies checkpoint folders at the start of a fit and saves the final step at its end.
+
+    - A write cut short by a kill leaves `.last.ckpt.tmp-PID` beside the checkpoint
+      (`AtomicCheckpointIO`). At the start of a fit, rank 0 deletes those in the folders this fit will
+      write into, and those of finished processes in the folder of the checkpoint it resumes from.
+    - A checkpoint callback without a monitor (the latest state, `last.ckpt`) that saves every
+      `every_n_train_steps` misses the final step when the interval does not divide the run; it is
+      saved when training ends, so a finished fit's last.ckpt is the finished model.
+    """
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        own = {Path(c.dirpath) for c in trainer.checkpoint_callbacks if getattr(c, "dirpath", None)}
+        deleted = [p for folder in own for p in remove_leftover_temporary_files(folder, only_dead_writers=False)]
+        if trainer.ckpt_path and "://" not in str(trainer.ckpt_path):
+            resumed_from = Path(trainer.ckpt_path).parent
+            if resumed_from not in own:
+                deleted += remove_leftover_temporary_files(resumed_from)
+        if deleted:
+            rank_zero_info(f"Deleted {len(deleted)} unfinished checkpoint writes: {', '.join(map(str, deleted))}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.monitor is None:
+                save_latest_checkpoint_now(callback, trainer)

@@ -1,0 +1,112 @@
+"""A user's mistake ends in one clear line and a non-zero exit; a bug ends in its traceback.
+
+The project raises `UserError` (or a subclass) for anything the user can fix: a bad config value, data
+that is missing or malformed, a checkpoint that cannot be used here, a full disk. The command line's
+entry point (`run_command`) prints such an error as `error: <message>` on stderr and exits with status
+2, without a traceback. Every other exception is a bug and keeps its traceback. `PROJECT_DEBUG=1`
+shows the traceback of user errors too.
+
+The subclasses also derive from the built-in exception that code calling the project directly (not
+through the command line) would expect, so `except ValueError` keeps working.
+"""
+
+import errno
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from project.internals import clean_interrupt_messages
+
+DEBUG_ENV = "PROJECT_DEBUG"
+USER_ERROR_EXIT = 2  # argparse's status for usage errors
+SIGTERM_EXIT = 128 + signal.SIGTERM  # 143: the shell's status for a process stopped by SIGTERM
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """Something the user gave (config, data, checkpoint, disk) cannot be used; the message says how to fix it."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config value that cannot work: the message names the key."""
+
+
+class DataError(UserError, ValueError):
+    """Data that is missing, malformed or does not fit the task: the message names the file."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be used for this run: the message names the file."""
+
+
+class DiskFullError(UserError, OSError):
+    """The disk filled up while writing `filename`."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(
+            errno.ENOSPC,
+            f"No space left on the device holding {path}: free some space there, or write the run "
+            "elsewhere (--trainer.logger.init_args.save_dir, --trainer.default_root_dir); checkpoints "
+            "already written are intact",
+            str(path),
+        )
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "").lower() not in ("", "0", "false", "no")
+
+
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """`err` and the exceptions it was raised from or while handling (each once)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def as_user_error(err: BaseException) -> BaseException | None:
+    """The user error `err` stands for, or None when it is a bug.
+
+    Besides `UserError`: a missing file or folder the user named, and a full disk anywhere in the
+    chain (the save-on-exception checkpoint of a run stopped by a full disk fails on the disk again).
+    """
+    for cause in _chain(err):
+        if isinstance(cause, UserError):
+            return cause
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return DiskFullError(cause.filename or "the run's output folder")
+    if isinstance(err, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return err
+    return None
+
+
+def run_command(main: Callable[[], T]) -> T:
+    """Run the command line's `main`, turning a user error into one line on stderr and a non-zero exit.
+
+    A fit stopped by SIGTERM (after saving last.ckpt) exits with 143, as a process killed by the signal
+    would, so that `fit && test` does not go on with an unfinished run; Lightning exits with 0.
+    """
+    clean_interrupt_messages()
+    try:
+        return main()
+    except SIGTERMException:
+        sys.exit(SIGTERM_EXIT)
+    except Exception as err:
+        user_error = as_user_error(err)
+        if user_error is None or debug_enabled():
+            raise
+        message = str(user_error)
+        if isinstance(user_error, OSError) and not isinstance(user_error, DiskFullError):
+            message = f"{user_error.strerror}: {user_error.filename}" if user_error.filename else message
+        print(f"error: {message}", file=sys.stderr)
+        print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT)
