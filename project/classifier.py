@@ -57,6 +57,7 @@ class Classifier(L.LightningModule):
         self.scheduler = scheduler
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self._inputs_checked = False
+        self._input_shapes: str | None = None  # of the first batch, e.g. "(B, 3, 32, 32)"
         if compile:
             # In-place Module.compile keeps net's state-dict keys plain (no `_orig_mod.` prefixes),
             # so checkpoints load with or without compilation.
@@ -95,14 +96,20 @@ class Classifier(L.LightningModule):
         except (RuntimeError, TypeError, ValueError) as err:
             if ckpt_path is None or isinstance(err, torch.OutOfMemoryError):
                 raise
+            trained_on = f" (it was trained on inputs of shape {self._input_shapes})" if self._input_shapes else ""
             raise CheckpointError(
                 f"The checkpoint's network does not fit this data: {ckpt_path} holds a "
-                f"{type(self.net).__name__}, which fails on this data's inputs of shape {_shapes(x)}: {err}. "
-                "Evaluate a checkpoint with the data it was trained on (without --config, the run's own "
-                "config.yaml is used)."
+                f"{type(self.net).__name__}{trained_on}, which fails on this data's inputs of shape "
+                f"{_shapes(x)}: {err}. Evaluate a checkpoint with the data it was trained on (without "
+                "--config, the run's own config.yaml is used)."
             ) from err
         self._inputs_checked = True
+        self._input_shapes = self._input_shapes or _shapes(x)
         return out
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._input_shapes:  # to say what data the network was made for if given other data
+            checkpoint["input_shapes"] = self._input_shapes
 
     def training_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
@@ -148,6 +155,7 @@ class Classifier(L.LightningModule):
                 "config.yaml is used), without overrides of model.net."
             )
         self._inputs_checked = False
+        self._input_shapes = checkpoint.get("input_shapes")
 
     def on_train_start(self) -> None:
         # A resumed one-cycle schedule keeps the length it was built with; a longer run would fail
@@ -180,28 +188,33 @@ class Classifier(L.LightningModule):
         run is too short for it (OneCycleLR fails with ZeroDivisionError or its own ValueError)."""
         trainer = self.trainer
         total = trainer.estimated_stepping_batches
-        name = getattr(getattr(self.scheduler, "func", self.scheduler), "__name__", "The learning-rate scheduler")
         if total < 1:
+            batch_size = getattr(trainer.datamodule, "hparams", {}).get("batch_size")
             raise ConfigError(
-                f"{name} needs the run's length, but this fit has no training steps: "
-                f"{trainer.num_training_batches} batches per epoch (trainer.limit_train_batches="
-                f"{trainer.limit_train_batches}), trainer.max_epochs={trainer.max_epochs}, trainer.max_steps="
-                f"{trainer.max_steps}. A data.batch_size larger than the training set gives no full batch; "
-                "lower it, or raise the number of epochs, steps or batches."
+                "model.scheduler needs the run's length, but this fit has no training steps "
+                f"(trainer.limit_train_batches={trainer.limit_train_batches}, max_epochs={trainer.max_epochs}, "
+                f"max_steps={trainer.max_steps}, data.batch_size={batch_size}). A batch size larger than the "
+                "training set gives no full batch: lower it, or raise the number of epochs, steps or batches."
             )
         try:
             return self.scheduler(optimizer, total_steps=int(total))
         except (ZeroDivisionError, ValueError) as err:
             raise ConfigError(
-                f"{name} cannot be laid over this run's {int(total)} training steps ({type(err).__name__}: "
+                f"model.scheduler cannot be laid over this run's {int(total)} training steps ({type(err).__name__}: "
                 f"{err}). Train for more steps (trainer.max_epochs, max_steps, limit_train_batches), or "
                 "change the schedule's init_args (e.g. a pct_start that gives the warm-up at least 2 steps)."
             ) from err
 
 
 def _shapes(x: Inputs) -> str:
+    """The inputs' shapes with the batch size left out, e.g. "(B, 3, 32, 32)" or "(B, T), (B,)"."""
     tensors = x if isinstance(x, tuple | list) else (x,)
-    return ", ".join(str(tuple(t.shape)) if hasattr(t, "shape") else type(t).__name__ for t in tensors)
+    return ", ".join(
+        "(" + ", ".join(["B", *map(str, t.shape[1:])]) + ("," if t.dim() == 1 else "") + ")"
+        if isinstance(t, Tensor) and t.dim() > 0
+        else type(t).__name__
+        for t in tensors
+    )
 
 
 def _needs_total_steps(scheduler: LRSchedulerCallable) -> bool:

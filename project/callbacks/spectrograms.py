@@ -5,6 +5,8 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
+from project.errors import ConfigError
+
 
 class LogSpectrograms(L.Callback):
     """Logs the log-mel features of the first `count` clips of the first validation batch.
@@ -17,17 +19,19 @@ class LogSpectrograms(L.Callback):
         self.count = count
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not hasattr(pl_module.net, "log_mel"):
-            raise TypeError(
-                f"LogSpectrograms needs a net with a `log_mel` front end such as RNNClassifier, got "
-                f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
-            )
         if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
             rank_zero_warn("LogSpectrograms has no TensorBoardLogger to write to; no spectrograms will be logged.")
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
             return
+        # Checked here, not in `setup`: the net has just run on this data, so a net for other data
+        # (from a checkpoint, say) has already been reported as such by the Classifier
+        if not hasattr(pl_module.net, "log_mel"):
+            raise ConfigError(
+                f"LogSpectrograms needs a net with a `log_mel` front end such as RNNClassifier, got "
+                f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
+            )
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers:
             return
