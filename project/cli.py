@@ -31,7 +31,7 @@ from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
 from project.errors import ConfigError, run_command
 from project.parser import ProjectArgumentParser
-from project.runs import SaveRunConfig, with_run_config
+from project.runs import SaveRunConfig, claim_run_folders, with_run_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar10.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -117,6 +117,7 @@ class CLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         plain_progress_when_not_a_terminal(trainer)
+        claim_run_folders(trainer)
         return trainer
 
 

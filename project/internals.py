@@ -99,6 +99,21 @@ def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) ->
     callback._save_last_checkpoint(trainer, candidates)
 
 
+def logger_version_unset(logger: Any) -> bool:
+    """True for a TensorBoardLogger or CSVLogger that will pick its `version_N` itself.
+
+    Why: both keep the version they were given in the private `_version` (None: pick one), and pick
+    by listing the existing `version_*` folders the first time `version` is read (Lightning 2.6);
+    reading the public `version` would make that choice. A logger without `_version` is left alone.
+    """
+    return getattr(logger, "_version", "given") is None
+
+
+def set_logger_version(logger: Any, version: int) -> None:
+    """Fix the version of a logger for which `logger_version_unset` was True (see there)."""
+    logger._version = version
+
+
 def clean_interrupt_messages() -> None:
     """Turn the message Lightning logs when an interrupt saved a checkpoint into one readable line.
 

@@ -13,7 +13,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.trainer.states import TrainerFn
 
-from project.internals import hpc_resume_path
+from project.internals import hpc_resume_path, logger_version_unset, set_logger_version
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 
@@ -40,6 +40,29 @@ class SaveRunConfig(SaveConfigCallback):
                 self.config_filename = "resume_config.yaml" if command == "fit" else f"{command}_config.yaml"
                 self.overwrite = True  # a repeated evaluation replaces its own record, never the fit's
         super().setup(trainer, pl_module, stage)
+
+
+def claim_run_folders(trainer: L.Trainer) -> None:
+    """Give each logger that picks its own `version_N` (TensorBoard, CSV) the first free one, claimed by
+    creating its folder, which fails if another process created it first: two runs started at the same
+    moment never share a folder. Lightning's loggers pick the version by listing the folders, which
+    two runs can do at the same instant. Rank 0 claims; the others never write a run's files."""
+    if trainer.global_rank != 0:
+        return
+    for logger in trainer.loggers:
+        root = getattr(logger, "root_dir", None)
+        if root is None or "://" in str(root) or not logger_version_unset(logger):
+            continue
+        os.makedirs(root, exist_ok=True)
+        taken = [n.split("_", 1)[1] for n in os.listdir(root) if n.startswith("version_")]
+        version = max((int(v) for v in taken if v.isdigit()), default=-1) + 1
+        while True:
+            try:
+                os.mkdir(os.path.join(root, f"version_{version}"))
+                break
+            except FileExistsError:
+                version += 1
+        set_logger_version(logger, version)
 
 
 def with_run_config(args: list[str]) -> list[str]:
