@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import unittest.mock
 import zipfile
@@ -30,11 +31,12 @@ import pytest
 import soundfile
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from project import metrics
-from project.callbacks import FiniteLossGuard, NonFiniteLossError, StepSeededRandomness
+from project.callbacks import CheckpointFiles, FiniteLossGuard, NonFiniteLossError, StepSeededRandomness
 from project.checkpoints import AtomicCheckpointIO, UnsafeCheckpointError, check_checkpoint_is_safe
 from project.classifier import Classifier
 from project.cli import main
@@ -43,6 +45,7 @@ from project.data.audio import read_audio
 from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
 from project.data.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
 from project.errors import USER_ERROR_EXIT, run_command
+from project.runs import claim_run_folders
 from tests.cifar_format import add_to_tar, write_cifar10
 from tests.conftest import cpu_trainer_args, tiny_cifar_args
 from tests.image_tree import truncate, write_image_tree
@@ -240,11 +243,15 @@ def test_sigterm_mid_fit_leaves_a_resumable_checkpoint(tmp_path):
         output, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    saved = torch.load(_last_ckpt(tmp_path / "logs"), map_location="cpu", weights_only=True)
+    last = _last_ckpt(tmp_path / "logs")
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    assert proc.returncode == 143, f"an interrupted fit must not look finished to `fit && test`:\n{output[-3000:]}"
     assert "Received SIGTERM" in output, output[-3000:]
     assert steps_per_epoch <= saved["global_step"] < 1000 * steps_per_epoch
-    # Saved at the step it stopped, unless that step had just been saved at an epoch's end
-    assert "SIGTERMException was raised" in output or saved["global_step"] % steps_per_epoch == 0, output[-3000:]
+    assert "SIGTERMException was raised" not in output and "Traceback" not in output, output[-3000:]
+    # One line, unless the step it stopped at had just been saved at an epoch's end
+    clean = f"Interrupted (stopped by SIGTERM); saved {last}: resume with --ckpt_path {last}"
+    assert clean in output or saved["global_step"] % steps_per_epoch == 0, output[-3000:]
 
 
 @pytest.mark.slow
@@ -324,6 +331,71 @@ def test_checkpoint_writer_killed_mid_write_leaves_the_good_file(tmp_path):
     finally:
         proc.kill()
     assert torch.load(target, weights_only=True)["global_step"] in (1, 2), "last.ckpt must always be complete"
+
+
+def _linear_fit(tmp_path: Path, max_epochs: int, *callbacks: L.Callback, ckpt_path: Path | None = None) -> L.Trainer:
+    """A linear classifier on 40 random samples in batches of 8: 5 steps an epoch."""
+    data = TensorDataset(torch.randn(40, 4), torch.randint(0, 3, (40,)))
+    trainer = L.Trainer(
+        max_epochs=max_epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path, callbacks=list(callbacks),
+    )  # fmt: skip
+    model = Classifier(nn.Linear(4, 3), 3, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+    # weights_only=False: the checkpoint's hyperparameters hold this test's nn.Linear
+    trainer.fit(model, DataLoader(data, batch_size=8), ckpt_path=ckpt_path, weights_only=False)
+    return trainer
+
+
+def test_leftover_checkpoint_writes_are_removed_at_the_next_start(tmp_path):
+    """Writes cut short by a kill leave `.last.ckpt.tmp-PID`: the next fit deletes those of finished
+    processes where it resumes from, and every other process's in the folders it writes to."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _linear_fit(first, 1, ModelCheckpoint(first, filename="last", monitor=None), CheckpointFiles())
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(finished.stdout), os.getppid()  # pytest's parent is running
+    stale, in_use = first / f".last.ckpt.tmp-{dead_pid}", first / f".last.ckpt.tmp-{live_pid}"
+    second.mkdir()
+    own_leftover = second / f".last.ckpt.tmp-{live_pid}"
+    for path in (stale, in_use, own_leftover):
+        path.write_bytes(b"half a checkpoint")
+    _linear_fit(
+        second, 2, ModelCheckpoint(second, filename="last", monitor=None), CheckpointFiles(),
+        ckpt_path=first / "last.ckpt",
+    )  # fmt: skip
+    assert not stale.exists(), "a finished writer's temporary file is left"
+    assert in_use.exists(), "a running process's write into another folder was deleted"
+    assert not own_leftover.exists(), "the folder this fit writes to still holds a leftover"
+    assert sorted(p.name for p in second.iterdir()) == ["last.ckpt"]
+
+
+@pytest.mark.parametrize("tidy", [True, False])
+def test_a_finished_fit_saves_its_last_step(tidy, tmp_path):
+    """Saving every 4 steps, a 10-step fit saves steps 4 and 8; the 10th must be saved too."""
+    latest = ModelCheckpoint(tmp_path, filename="last", monitor=None, every_n_train_steps=4)
+    _linear_fit(tmp_path, 2, latest, *([CheckpointFiles()] if tidy else []))
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)["global_step"]  # written just now
+    assert saved == (10 if tidy else 8), "Lightning alone stops at the last multiple of the interval"
+
+
+def test_run_folders_are_claimed_atomically(tmp_path):
+    """Eight runs start at the same instant in one logs folder: each gets its own version_N (Lightning's
+    loggers pick by listing, so they could share one)."""
+    barrier = threading.Barrier(8)
+    versions = []
+
+    def start(kind: type) -> None:
+        trainer = L.Trainer(logger=kind(tmp_path, name="runs"), accelerator="cpu", enable_progress_bar=False)
+        barrier.wait()
+        claim_run_folders(trainer)
+        versions.append(trainer.logger.version)
+
+    threads = [threading.Thread(target=start, args=(kind,)) for kind in [TensorBoardLogger, CSVLogger] * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(versions) == list(range(8))
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [f"version_{n}" for n in range(8)]
 
 
 # ---------------------------------------------------------------------------------------------- NaN / inf
