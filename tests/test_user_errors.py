@@ -1,0 +1,163 @@
+"""A user's mistake ends in one `error:` line and exit status 2, without a traceback; a bug keeps its
+traceback; PROJECT_DEBUG=1 shows the traceback of user errors too (project/errors.py).
+
+The catalogue in tests/test_reliability.py runs every bad input through the same entry point in this
+process; here real `python -m project.cli` processes show what a shell sees.
+"""
+
+import errno
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from project.errors import DEBUG_ENV, SIGTERM_EXIT, USER_ERROR_EXIT, ConfigError, DiskFullError, run_command
+from tests.cifar_format import write_cifar10
+from tests.conftest import tiny_cifar_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raise(err: BaseException):
+    def main():
+        raise err
+
+    return main
+
+
+def test_a_user_error_is_one_line_and_exit_status_2(capsys, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        run_command(_raise(ConfigError("model.x=3 is wrong: use 2")))
+    assert stopped.value.code == USER_ERROR_EXIT
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == "error: model.x=3 is wrong: use 2"
+    assert "Traceback" not in err and DEBUG_ENV in err
+
+
+def test_a_full_disk_names_the_file(capsys, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    full = OSError(errno.ENOSPC, "No space left on device", "/runs/x/events.out")
+    with pytest.raises(SystemExit) as stopped:
+        run_command(_raise(full))
+    assert stopped.value.code == USER_ERROR_EXIT
+    assert "error: No space left on the device holding /runs/x/events.out" in capsys.readouterr().err
+
+
+def test_the_debug_variable_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    with pytest.raises(ConfigError):
+        run_command(_raise(ConfigError("bad")))
+
+
+@pytest.mark.parametrize("bug", [RuntimeError("boom"), KeyError("x"), ValueError("a bug's ValueError")])
+def test_a_bug_keeps_its_traceback(bug, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    with pytest.raises(type(bug)):
+        run_command(_raise(bug))
+
+
+def test_sigterm_exits_143():
+    with pytest.raises(SystemExit) as stopped:
+        run_command(_raise(SIGTERMException()))
+    assert stopped.value.code == SIGTERM_EXIT == 143
+
+
+class Boom(L.Callback):
+    """A bug in a callback: not the user's mistake, so its traceback must show."""
+
+    def setup(self, trainer, pl_module, stage):
+        raise RuntimeError("a bug in the project")
+
+
+# Runs `python -m project.cli` with a full disk: every torch.save fails as a write to a full disk does
+FULL_DISK = textwrap.dedent(
+    """
+    import errno, runpy, sys, torch
+    def save(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    torch.save = save
+    sys.argv = ["project.cli", *sys.argv[1:]]
+    runpy.run_module("project.cli", run_name="__main__")
+    """
+)
+
+
+def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """name: (command line, what stderr's error line must say) for issue 12's user errors."""
+    data = tmp / "data"
+    write_cifar10(data, per_batch=10)
+    tiny = [*tiny_cifar_args(data, tmp / "logs", epochs=1), "--data.batch_size=16", "--data.val_size=5"]
+    (tmp / "malformed.yaml").write_text("trainer:\n  max_epochs: 3\n   precision: 32\n")
+    (tmp / "empty.yaml").write_text("")
+    (tmp / "payload.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
+    cli = [sys.executable, "-m", "project.cli"]
+    return {
+        "missing data": ([*cli, "fit", f"--data.data_dir={tmp / 'no'}", "--data.download=false"], "no/cifar-10"),
+        "bad config value": ([*cli, "fit", "--trainer.max_epochs=many"], "max_epochs"),
+        "malformed YAML": ([*cli, "fit", f"--config={tmp / 'malformed.yaml'}"], "malformed.yaml, line 3"),
+        "empty YAML": ([*cli, "fit", f"--config={tmp / 'empty.yaml'}"], "empty.yaml is empty"),
+        "refused checkpoint": ([*cli, "test", *tiny, f"--ckpt_path={tmp / 'payload.ckpt'}"], "payload.ckpt is not"),
+        "wrong --ckpt_path": ([*cli, "test", *tiny, f"--ckpt_path={tmp}"], "is a folder"),
+        "bad config value at construction": ([*cli, "fit", *tiny, "--model.label_smoothing=2"], "label_smoothing"),
+        "disk full": ([sys.executable, "-c", FULL_DISK, "fit", *tiny], "No space left on the device holding"),
+    }
+
+
+@pytest.mark.slow
+def test_user_errors_from_the_shell_have_no_traceback(tmp_path):
+    """Each of issue 12's user errors in a real process: exit status 2, `error: ...`, no traceback. The
+    processes run side by side (each imports torch and Lightning, a few seconds)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop(DEBUG_ENV, None)
+    commands = _commands(tmp_path)
+    procs = {
+        name: subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, (cmd, _) in commands.items()
+    }
+    failures = []
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        expected = commands[name][1]
+        error_lines = [line for line in err.splitlines() if line.startswith("error: ")]
+        if proc.returncode != USER_ERROR_EXIT or "Traceback" in err or len(error_lines) != 1:
+            failures.append(f"{name}: exit status {proc.returncode}, stderr:\n{err[-2000:]}")
+        elif expected not in error_lines[0]:
+            failures.append(f"{name}: {error_lines[0]!r} does not say {expected!r}")
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.slow
+def test_from_the_shell_a_bug_shows_its_traceback_and_debug_shows_a_user_errors(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    write_cifar10(tmp_path / "data", per_batch=10)
+    tiny = [*tiny_cifar_args(tmp_path / "data", tmp_path / "logs", epochs=1), "--data.val_size=5"]
+    bug = subprocess.run(
+        [sys.executable, "-m", "project.cli", "fit", *tiny, f"--trainer.callbacks+={__name__}.Boom"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert bug.returncode == 1 and "Traceback" in bug.stderr and "a bug in the project" in bug.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "project.cli", "fit", *tiny, "--model.label_smoothing=2"],
+        cwd=ROOT, env={**env, DEBUG_ENV: "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
+
+
+def test_disk_full_while_checkpointing_names_the_checkpoint(tmp_path, monkeypatch):
+    from project.checkpoints import AtomicCheckpointIO
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(DiskFullError, match=r"No space left on the device holding .*last\.ckpt") as raised:
+        AtomicCheckpointIO().save_checkpoint({"w": torch.ones(1)}, tmp_path / "last.ckpt")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "last.ckpt")
+    assert list(tmp_path.iterdir()) == [], "the temporary file must be removed"
