@@ -23,6 +23,9 @@ PRIVATE_NAMES = [
     ("lightning.pytorch.loops.fit_loop", "_FitLoop._load_combined_loader_states", "restore_train_loader_state"),
     ("lightning.pytorch.loops.fit_loop", "_FitLoop.total_batch_idx", "total_batch_index"),
     ("lightning.pytorch.loops.fit_loop", "_set_sampler_epoch", "expose_epoch_sampler"),
+    ("lightning.pytorch.callbacks", "ModelCheckpoint._monitor_candidates", "save_latest_checkpoint_now"),
+    ("lightning.pytorch.callbacks", "ModelCheckpoint._save_topk_checkpoint", "save_latest_checkpoint_now"),
+    ("lightning.pytorch.callbacks", "ModelCheckpoint._save_last_checkpoint", "save_latest_checkpoint_now"),
     ("torch", "_foreach_lerp_", "foreach_lerp_"),
     ("torch", "_foreach_copy_", "foreach_copy_"),
     ("torch.utils.data._utils.fetch", "_MapDatasetFetcher", "BATCH_FETCH_METHOD"),
@@ -171,3 +174,26 @@ def test_numpy_array_pickles_need_only_the_allowed_globals():
         assert np.array_equal(loaded["data"], array)
     for module in ("numpy.core.multiarray", "numpy.core.numeric"):
         importlib.import_module(internals.numpy_pickle_module(module))
+
+
+def test_loggers_keep_an_unset_version_in_version(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    for kind in (TensorBoardLogger, CSVLogger):
+        logger = kind(tmp_path, name="runs")
+        assert internals.logger_version_unset(logger), f"rewrite project.internals.logger_version_unset ({kind})"
+        internals.set_logger_version(logger, 7)
+        assert logger.version == 7 and logger.log_dir.endswith("version_7")
+        assert not internals.logger_version_unset(kind(tmp_path, name="runs", version=3))
+
+
+def test_the_interrupt_message_is_rewritten(caplog):
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    internals.clean_interrupt_messages()
+    with caplog.at_level("INFO"):
+        rank_zero_info("An SIGTERMException was raised with message:             , saved checkpoint to /r/last.ckpt")
+    assert (
+        caplog.messages[-1]
+        == "Interrupted (stopped by SIGTERM); saved /r/last.ckpt: resume with --ckpt_path /r/last.ckpt"
+    )
