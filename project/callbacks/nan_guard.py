@@ -5,11 +5,12 @@ from typing import Any
 import lightning as L
 import torch
 
+from project.errors import UserError
 from project.internals import total_batch_index
 
 
-class NonFiniteLossError(RuntimeError):
-    pass
+class NonFiniteLossError(UserError, RuntimeError):
+    """Training diverged; the message names the batch and the usual fixes (a user error: no traceback)."""
 
 
 class FiniteLossGuard(L.Callback):

@@ -16,6 +16,8 @@ import torch
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.utilities import rank_zero_info
 
+from project.errors import ConfigError
+
 
 def format_duration(seconds: float) -> str:
     """`1:02:03` for an hour and a bit; `?` when it cannot be known yet."""
@@ -37,7 +39,7 @@ class LineProgress(ProgressBar):
     def __init__(self, every_n_seconds: float = 30.0):
         super().__init__()
         if every_n_seconds <= 0:
-            raise ValueError(f"every_n_seconds must be positive, got {every_n_seconds}.")
+            raise ConfigError(f"every_n_seconds must be positive, got {every_n_seconds}.")
         self.every_n_seconds = every_n_seconds
         self._enabled = True
         self._start = 0.0
@@ -127,7 +129,7 @@ class FitTimeEstimate(L.Callback):
 
     def __init__(self, after_steps: int = 5, warn_above_minutes: float = 15.0):
         if after_steps < 1:
-            raise ValueError(f"after_steps must be at least 1, got {after_steps}.")
+            raise ConfigError(f"after_steps must be at least 1, got {after_steps}.")
         self.after_steps = after_steps
         self.warn_above_minutes = warn_above_minutes
         self.estimate_s: float | None = None

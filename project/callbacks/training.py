@@ -5,6 +5,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from project.errors import ConfigError
 from project.internals import foreach_copy_, foreach_lerp_
 
 
@@ -104,7 +105,7 @@ class FreezeParameters(L.Callback):
         named = dict(pl_module.named_parameters())
         missing = [n for n in self.names if n not in named]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"FreezeParameters: no parameter named {missing} in {type(pl_module).__name__}; "
                 f"the names are those of named_parameters(), e.g. {list(named)[:4]}."
             )

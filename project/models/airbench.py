@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from project.errors import ConfigError
 from project.models.tta import LEVELS, tta_logits
 
 
@@ -110,9 +111,9 @@ class AirbenchNet(nn.Module):
     ):
         super().__init__()
         if len(widths) != 3:
-            raise ValueError(f"model.net.widths must give the widths of 3 conv groups, got {widths}.")
+            raise ConfigError(f"model.net.widths must give the widths of 3 conv groups, got {widths}.")
         if tta_level not in LEVELS:
-            raise ValueError(f"model.net.tta_level must be one of {sorted(LEVELS)}, got {tta_level}.")
+            raise ConfigError(f"model.net.tta_level must be one of {sorted(LEVELS)}, got {tta_level}.")
         whitening_width = 2 * in_channels * whitening_kernel**2
         self.whiten = nn.Conv2d(in_channels, whitening_width, whitening_kernel, bias=True)
         nn.init.zeros_(self.whiten.weight)

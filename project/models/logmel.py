@@ -5,6 +5,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from project.errors import ConfigError
+
 
 class LogMel(nn.Module):
     """Waveforms (B, T) and lengths (B,) -> log-mel features (B, T', F) and frame counts (B,).
@@ -38,17 +40,17 @@ class LogMel(nn.Module):
     ):
         super().__init__()
         if top_db is not None and top_db <= 0:
-            raise ValueError(f"top_db must be positive (dB below the clip's peak) or None, got {top_db}.")
+            raise ConfigError(f"top_db must be positive (dB below the clip's peak) or None, got {top_db}.")
         self.top_db = top_db
         f_max = sample_rate / 2 if f_max is None else f_max
         if not 0 <= f_min < f_max <= sample_rate / 2:
-            raise ValueError(
+            raise ConfigError(
                 f"need 0 <= f_min < f_max <= {sample_rate / 2} (Nyquist), got f_min={f_min}, f_max={f_max}."
             )
         self.win_length = round(sample_rate * window_ms / 1000)
         self.hop_length = round(sample_rate * hop_ms / 1000)
         if self.win_length < 2 or self.hop_length < 1:
-            raise ValueError(f"window_ms={window_ms} and hop_ms={hop_ms} are too short at {sample_rate} Hz.")
+            raise ConfigError(f"window_ms={window_ms} and hop_ms={hop_ms} are too short at {sample_rate} Hz.")
         self.n_fft = 2 ** math.ceil(math.log2(self.win_length))
         # Derived from the arguments, so not saved in checkpoints
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)

@@ -7,6 +7,8 @@ block. Wide and shallow: at 32x32 depth buys little, and wide convs keep a GPU b
 import torch
 from torch import Tensor, nn
 
+from project.errors import ConfigError
+
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(
@@ -49,7 +51,7 @@ class ResNet(nn.Module):
     ):
         super().__init__()
         if len(residual) != len(widths) - 1:
-            raise ValueError(
+            raise ConfigError(
                 f"model.net.residual has {len(residual)} entries but widths {widths} define "
                 f"{len(widths) - 1} stages; give one true/false per stage."
             )

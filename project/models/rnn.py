@@ -5,6 +5,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from project.errors import ConfigError
 from project.models.logmel import LogMel, SpecAugment, dct_matrix, normalize_utterance
 
 
@@ -60,7 +61,7 @@ class RNNClassifier(nn.Module):
         self.sample_rate = sample_rate
         self.per_band = normalize == "band"
         if n_ceps is not None and not 1 <= n_ceps <= n_mels:
-            raise ValueError(f"n_ceps must be between 1 and n_mels={n_mels}, or None, got {n_ceps}.")
+            raise ConfigError(f"n_ceps must be between 1 and n_mels={n_mels}, or None, got {n_ceps}.")
         self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min, top_db=top_db)
         self.register_buffer("dct", None if n_ceps is None else dct_matrix(n_mels, n_ceps), persistent=False)
         self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
@@ -99,7 +100,7 @@ class LengthAwareRNN(nn.Module):
     ):
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
+            raise ConfigError(f"num_layers must be at least 1, got {num_layers}.")
         rnn_class = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
         directions = 2 if bidirectional else 1
         self.layers = nn.ModuleList(

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from project.errors import ConfigError
+
 # (view weights) per level: the original pair weighs as much as the two shifted pairs together
 LEVELS = {
     0: (1.0,),
@@ -25,7 +27,7 @@ def views(images: Tensor, level: int) -> Tensor:
     and one pixel down-right (reflect padding keeps the border plausible).
     """
     if level not in LEVELS:
-        raise ValueError(f"TTA level must be one of {sorted(LEVELS)}, got {level}.")
+        raise ConfigError(f"TTA level must be one of {sorted(LEVELS)}, got {level}.")
     stack = [images]
     if level >= 1:
         stack.append(images.flip(-1))
