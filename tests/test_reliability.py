@@ -1102,6 +1102,16 @@ BAD_INPUTS += [
         r"nowhere/cifar-10-batches-py",
     ),
     BadInput(
+        "CIFAR batch truncated, through the command line",
+        lambda t: (
+            write_cifar10(t / "data", per_batch=10),
+            truncate(t / "data" / "cifar-10-batches-py" / "data_batch_4"),
+            _cli("fit", *_tiny_cifar(t / "data", t / "logs")),
+        ),
+        Refused,
+        r"data_batch_4 is not a readable CIFAR-10 batch",
+    ),
+    BadInput(
         "batch larger than the data set (one-cycle schedule)",
         lambda t, runs: _fit_cifar(t, runs, "--data.batch_size=64"),
         Refused,

@@ -94,6 +94,9 @@ def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
     data = tmp / "data"
     write_cifar10(data, per_batch=10)
     tiny = [*tiny_cifar_args(data, tmp / "logs", epochs=1), "--data.batch_size=16", "--data.val_size=5"]
+    bad = tmp / "bad"
+    write_cifar10(bad, per_batch=10)
+    (bad / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"\x80\x02 cut")
     (tmp / "malformed.yaml").write_text("trainer:\n  max_epochs: 3\n   precision: 32\n")
     (tmp / "empty.yaml").write_text("")
     (tmp / "payload.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
@@ -106,6 +109,7 @@ def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "refused checkpoint": ([*cli, "test", *tiny, f"--ckpt_path={tmp / 'payload.ckpt'}"], "payload.ckpt is not"),
         "wrong --ckpt_path": ([*cli, "test", *tiny, f"--ckpt_path={tmp}"], "is a folder"),
         "bad config value at construction": ([*cli, "fit", *tiny, "--model.label_smoothing=2"], "label_smoothing"),
+        "bad file": ([*cli, "fit", *tiny, f"--data.data_dir={bad}"], "data_batch_2 is not a readable CIFAR-10"),
         "disk full": ([sys.executable, "-c", FULL_DISK, "fit", *tiny], "No space left on the device holding"),
     }
 

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from project.errors import DataError
+
 # What a DataLoader yields: ((waveforms (B, T), lengths (B,)), labels (B,))
 AudioBatch = tuple[tuple[Tensor, Tensor], Tensor]
 
@@ -38,25 +40,25 @@ def read_audio(path: str | Path, sample_rate: int) -> Tensor:
         # float32 in [-1, 1) whatever the file's sample format; (T, channels) even for mono
         data, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, OSError) as err:
-        raise ValueError(
+        raise DataError(
             f"Could not read {path} as audio ({err}). Only formats libsndfile reads (WAV, FLAC, OGG, ...) are "
             "supported: convert the file, or remove it from the data folder."
         ) from err
     if data.shape[0] == 0:
-        raise ValueError(f"{path} holds no audio samples (an empty recording); remove it from the data folder.")
+        raise DataError(f"{path} holds no audio samples (an empty recording); remove it from the data folder.")
     if not MIN_SAMPLE_RATE <= file_rate <= MAX_SAMPLE_RATE:
-        raise ValueError(
+        raise DataError(
             f"{path} declares a sample rate of {file_rate} Hz, outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz, "
             "so its header is broken; re-export the recording with its true rate, or remove it."
         )
     finite = np.isfinite(data)
     if not finite.all():
-        raise ValueError(
+        raise DataError(
             f"{path} holds {np.count_nonzero(~finite)} NaN or infinite samples; re-export the recording, or remove it."
         )
     peak = float(np.abs(data).max())
     if peak > MAX_AMPLITUDE:
-        raise ValueError(
+        raise DataError(
             f"{path} has samples as large as {peak:.3g}; audio samples lie in [-1, 1] (at most {MAX_AMPLITUDE:g} "
             "is accepted). Re-export the recording normalised, or remove it."
         )
@@ -79,7 +81,7 @@ def _check_wav_length(path: Path) -> None:
             if chunk == b"data":
                 # 0xFFFFFFFF (or 0): a streaming writer that never went back to fill the size in
                 if length not in (0, 0xFFFFFFFF) and f.tell() + length > size:
-                    raise ValueError(
+                    raise DataError(
                         f"{path} is truncated: its header promises {length} bytes of audio but only "
                         f"{size - f.tell()} follow. Copy or export the recording again, or remove it."
                     )
@@ -99,7 +101,7 @@ def read_audio_folder(folder: Path, sample_rate: int) -> tuple[list[Tensor], lis
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     ]
     if not files:
-        raise ValueError(f"data.predict_dir {folder.resolve()} holds no files.")
+        raise DataError(f"data.predict_dir {folder.resolve()} holds no files.")
     return [read_audio(path, sample_rate) for path in files], [str(path.relative_to(folder)) for path in files]
 
 
@@ -112,7 +114,7 @@ def resample(wave: Tensor, orig_rate: int, new_rate: int, zero_crossings: int = 
     `zero_crossings` per side sets how sharp the cutoff is.
     """
     if orig_rate <= 0 or new_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}.")
+        raise DataError(f"sample rates must be positive, got {orig_rate} -> {new_rate}.")
     gcd = math.gcd(orig_rate, new_rate)
     orig, new = orig_rate // gcd, new_rate // gcd
     if orig == new:
@@ -156,7 +158,7 @@ class AudioClips(Dataset):
 
     def __init__(self, clips: list[Tensor], labels: Tensor, length: int | None = None, names: list[str] | None = None):
         if len(clips) != len(labels):
-            raise ValueError(f"got {len(clips)} clips but {len(labels)} labels.")
+            raise DataError(f"got {len(clips)} clips but {len(labels)} labels.")
         self.clips = [clip.to(torch.float16) for clip in clips]
         self.labels = labels
         self.length = length
@@ -182,7 +184,7 @@ def pad_clips(clips: list[Tensor], length: int | None = None) -> tuple[Tensor, T
     T is the longest clip, or `length` when given (longer clips keep their first `length` samples).
     """
     if not clips:
-        raise ValueError("cannot batch an empty list of clips.")
+        raise DataError("cannot batch an empty list of clips.")
     lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.int64)
     if length is not None:
         lengths = lengths.clamp(max=length)

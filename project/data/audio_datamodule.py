@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from project.data.audio import AudioBatch, AudioClips, read_audio, read_audio_folder
 from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTransform
 from project.data.loading import augmentation_generator, make_loader, per_device_batch_size
+from project.errors import DataError
 from project.internals import keep_batch
 
 Split = Literal["train", "val", "test"]
@@ -90,11 +91,11 @@ class AudioDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}.")
+            raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
         if sample_rate < 1:
-            raise ValueError(f"data.sample_rate must be a positive number of samples per second, got {sample_rate}.")
+            raise DataError(f"data.sample_rate must be a positive number of samples per second, got {sample_rate}.")
         if clip_seconds is not None and clip_seconds <= 0:
-            raise ValueError(f"data.clip_seconds must be positive or null (variable length), got {clip_seconds}.")
+            raise DataError(f"data.clip_seconds must be positive or null (variable length), got {clip_seconds}.")
         self.save_hyperparameters(ignore=["dataset"])
         self.dataset = dataset
         self.sample_rate = sample_rate
@@ -161,14 +162,14 @@ class AudioDataModule(L.LightningDataModule):
     def _clips(self, split: Split) -> AudioClips:
         loaded = self.dataset.load(split, self.sample_rate)
         if not loaded.clips:
-            raise ValueError(
+            raise DataError(
                 f"the {split} split of {type(self.dataset).__name__} is empty; check the data set's split settings."
             )
         return AudioClips(loaded.clips, loaded.labels, self.clip_samples, loaded.names)
 
     def _loader(self, dataset: AudioClips, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
         if drop_last and len(dataset) < self.per_device_batch_size:
-            raise ValueError(
+            raise DataError(
                 f"the training split has {len(dataset)} clips, fewer than one batch of {self.per_device_batch_size}, "
                 "so no full batch could be drawn; lower data.batch_size."
             )
@@ -190,7 +191,7 @@ class AudioDataModule(L.LightningDataModule):
         model = self.trainer.lightning_module if self.trainer is not None else None
         expected = getattr(getattr(model, "net", None), "sample_rate", None)
         if expected is not None and expected != self.sample_rate:
-            raise ValueError(
+            raise DataError(
                 f"data.sample_rate={self.sample_rate} but the model's front end expects {expected} Hz; set "
                 f"model.net.init_args.sample_rate and data.sample_rate to the same rate."
             )

@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor
 
+from project.errors import DataError
+
 
 class WaveformEvalTransform:
     """float16 storage -> float32 waveforms; lengths unchanged."""
@@ -45,9 +47,9 @@ class WaveformTrainTransform:
         zero_crossings: int = 6,
     ):
         if not 0 <= speed < 1:
-            raise ValueError(f"speed perturbation must be in [0, 1), got {speed}.")
+            raise DataError(f"speed perturbation must be in [0, 1), got {speed}.")
         if max_shift < 0 or gain_db < 0:
-            raise ValueError(f"max_shift and gain_db must be non-negative, got {max_shift} and {gain_db}.")
+            raise DataError(f"max_shift and gain_db must be non-negative, got {max_shift} and {gain_db}.")
         self.speed = speed
         self.max_shift = round(max_shift * sample_rate)
         self.gain_db = gain_db

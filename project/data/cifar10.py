@@ -20,6 +20,7 @@ from project.data.loading import (
     per_device_batch_size,
 )
 from project.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip
+from project.errors import DataError
 from project.internals import NUMPY_ARRAY_PICKLE_GLOBALS, keep_batch, numpy_pickle_module
 
 ARCHIVE = RemoteArchive(
@@ -78,9 +79,9 @@ class CIFAR10DataModule(L.LightningDataModule):
     ):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}.")
+            raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
         if val_size < 1:
-            raise ValueError(
+            raise DataError(
                 f"data.val_size must be at least 1 (got {val_size}): checkpoints pick the best epoch by "
                 "validation accuracy, which needs a validation split."
             )
@@ -116,7 +117,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
             images, labels = read_batches(self.folder, TRAIN_FILES)
             if not 0 < self.val_size < len(labels):
-                raise ValueError(
+                raise DataError(
                     f"data.val_size={self.val_size} must be between 1 and {len(labels) - 1}, the number of "
                     f"training images in {self.folder} less one."
                 )
@@ -231,12 +232,12 @@ def _checked_batch(path: Path, entry: dict) -> tuple[np.ndarray, Tensor]:
     how_to_fix = "re-extract the official archive, or write the batch as the official format is."
     data = np.asarray(entry["data"])
     if data.dtype.kind not in "iu" or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(
+        raise DataError(
             f"{path} is not a CIFAR-10 batch: 'data' must be integers of shape (N, 3072), got {data.dtype} of "
             f"shape {data.shape}; {how_to_fix}"
         )
     if data.size and (data.min() < 0 or data.max() > 255):
-        raise ValueError(
+        raise DataError(
             f"{path} holds pixel values from {data.min()} to {data.max()}; CIFAR-10 pixels are 0..255 (uint8): "
             f"{how_to_fix}"
         )
@@ -246,12 +247,12 @@ def _checked_batch(path: Path, entry: dict) -> tuple[np.ndarray, Tensor]:
     except ValueError:  # ragged nesting
         labels = np.asarray(raw, dtype=object)
     if labels.dtype.kind not in "iu" or labels.ndim != 1 or len(labels) != len(data):
-        raise ValueError(
+        raise DataError(
             f"{path} is not a CIFAR-10 batch: 'labels' must be a list of {len(data)} integers (one per image), got "
             f"{labels.dtype} values of shape {labels.shape}; {how_to_fix}"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
-        raise ValueError(
+        raise DataError(
             f"labels in {path} fall outside 0..{len(CLASSES) - 1} (found {labels.min()}..{labels.max()}); the "
             "files are not CIFAR-10."
         )
@@ -263,9 +264,9 @@ def _load_batch(path: Path) -> dict:
         try:
             entry = _NumpyOnlyUnpickler(f, encoding="latin1").load()
         except (pickle.UnpicklingError, EOFError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable CIFAR-10 batch ({err}). Delete it and re-extract.") from err
+            raise DataError(f"{path} is not a readable CIFAR-10 batch ({err}). Delete it and re-extract.") from err
     if not isinstance(entry, dict) or not {"data", "labels"} <= entry.keys():
-        raise ValueError(f"{path} is not a CIFAR-10 batch: expected a dict with 'data' and 'labels'.")
+        raise DataError(f"{path} is not a CIFAR-10 batch: expected a dict with 'data' and 'labels'.")
     return entry
 
 

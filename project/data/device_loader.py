@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from project.errors import DataError
 from project.internals import expose_epoch_sampler
 
 
@@ -35,7 +36,7 @@ class ShardedOrder:
 
     def __init__(self, size: int, shuffle: bool, drop_last: bool, seed: int = 0, num_replicas: int = 1, rank: int = 0):
         if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1} for a world of {num_replicas} processes.")
+            raise DataError(f"rank {rank} is outside 0..{num_replicas - 1} for a world of {num_replicas} processes.")
         self.size = size
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -91,9 +92,9 @@ class DeviceLoader:
         device: torch.device | str | None = None,
     ):
         if len(inputs) != len(labels):
-            raise ValueError(f"inputs hold {len(inputs)} samples but labels hold {len(labels)}; they must match.")
+            raise DataError(f"inputs hold {len(inputs)} samples but labels hold {len(labels)}; they must match.")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+            raise DataError(f"batch_size must be at least 1, got {batch_size}.")
         device = torch.device(device) if device is not None else inputs.device
         self.inputs = inputs.to(device)
         self.labels = labels.to(device)

@@ -31,6 +31,8 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchvision.datasets.utils import download_url
 
+from project.errors import DataError, UserError
+
 
 @dataclass(frozen=True)
 class RemoteArchive:
@@ -48,7 +50,7 @@ class RemoteArchive:
         return {name: value for name, value in (("md5", self.md5), ("sha256", self.sha256)) if value is not None}
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     pass
 
 
@@ -168,7 +170,7 @@ def _fetch(url: str, dest: Path) -> None:
         # where a mismatch can be reported as such rather than as "File not found or corrupted"
         download_url(url, str(dest.parent), filename=dest.name)
     else:
-        raise ValueError("only http://, https:// and file:// URLs are supported")
+        raise DataError("only http://, https:// and file:// URLs are supported")
 
 
 def extract_archive(path: Path, dest: Path) -> None:

@@ -8,6 +8,7 @@ import torch
 
 from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
 from project.data.download import RemoteArchive, download_and_extract
+from project.errors import DataError
 
 VERSION = "1.0.10"
 URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v{VERSION}.tar.gz"
@@ -56,9 +57,9 @@ class FSDD(AudioDataset):
         expected_recordings: int = RECORDINGS,
     ):
         if split == "speaker" and test_speaker not in SPEAKERS:
-            raise ValueError(f"test_speaker={test_speaker!r} is not an FSDD speaker; choose one of {SPEAKERS}.")
+            raise DataError(f"test_speaker={test_speaker!r} is not an FSDD speaker; choose one of {SPEAKERS}.")
         if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+            raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
         self.root = Path(root)
         self.split = split
         self.test_speaker = test_speaker
@@ -93,7 +94,7 @@ class FSDD(AudioDataset):
         files = sorted(self.recordings.glob("*.wav"))
         if len(files) < self.expected_recordings:
             whole = self.recordings.parent if self.recordings.parent.name == FOLDER else self.recordings
-            raise ValueError(
+            raise DataError(
                 f"{self.recordings} holds {len(files)} recordings, not the {self.expected_recordings} of FSDD "
                 f"{VERSION}: the folder is incomplete. Delete {whole} and run again with download true (or "
                 f"extract {self.archive.url} there by hand). For a subset of your own, set "
@@ -103,7 +104,7 @@ class FSDD(AudioDataset):
         for path in files:
             match = NAME.fullmatch(path.name)
             if match is None:
-                raise ValueError(
+                raise DataError(
                     f"{path} is not named {{digit}}_{{speaker}}_{{index}}.wav as FSDD recordings are; "
                     "remove it from the recordings folder."
                 )
@@ -114,7 +115,7 @@ class FSDD(AudioDataset):
                 held_out = match["speaker"] == self.test_speaker
             (test if held_out else pool).append(item)
         if not pool or not test:
-            raise ValueError(
+            raise DataError(
                 f"{self.recordings} holds {len(pool)} training and {len(test)} test recordings for "
                 f"split={self.split!r}; both must be non-empty. Is the folder complete?"
             )

@@ -13,6 +13,8 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
+from project.errors import DataError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
@@ -27,7 +29,7 @@ def decode_image_file(path: Path, size: int) -> Tensor:
                 image = Image.fromarray((np.asarray(image).clip(0, 65535).astype(np.uint16) >> 8).astype(np.uint8))
             rgb = image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
-        raise ValueError(
+        raise DataError(
             f"{path} is not a readable image ({err}): it may be truncated (an interrupted copy or download) "
             "or not an image at all. Replace or delete it, or pass --data.skip_bad_files true to leave out "
             "every unreadable file (each is logged)."
@@ -77,7 +79,7 @@ def find_image_files(folder: Path, skip_bad_files: bool = False) -> list[Path]:
         elif skip_bad_files:
             log.warning("Skipping %s: not an image file (expected one of %s).", path, ", ".join(IMAGE_SUFFIXES))
         else:
-            raise ValueError(
+            raise DataError(
                 f"{path} is not an image file (expected one of {', '.join(IMAGE_SUFFIXES)}). Move it out of "
                 f"{folder}, or pass --data.skip_bad_files true to leave such files out (each is logged)."
             )
@@ -91,8 +93,8 @@ def read_predict_folder(folder: Path, size: int, skip_bad_files: bool = False) -
         raise FileNotFoundError(f"data.predict_dir {folder.resolve()} does not exist; point it at a folder of images.")
     files = find_image_files(folder, skip_bad_files)
     if not files:
-        raise ValueError(f"data.predict_dir {folder.resolve()} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+        raise DataError(f"data.predict_dir {folder.resolve()} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
     images, kept = decode_all(files, size, skip_bad_files)
     if not images:
-        raise ValueError(f"No readable image is left in {folder}; see the warnings above for each file.")
+        raise DataError(f"No readable image is left in {folder}; see the warnings above for each file.")
     return torch.stack(images), [str(files[i].relative_to(folder)) for i in kept]

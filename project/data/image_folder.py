@@ -29,6 +29,7 @@ from project.data.loading import (
     per_device_batch_size,
 )
 from project.data.transforms import ImageEvalTransform, ImageTrainTransform
+from project.errors import DataError
 from project.internals import keep_batch
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,9 @@ class ImageFolderDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}.")
+            raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
         if image_size < 1:
-            raise ValueError(f"data.image_size must be at least 1, got {image_size}.")
+            raise DataError(f"data.image_size must be at least 1, got {image_size}.")
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
         self.image_size = image_size
@@ -96,7 +97,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.classes = find_classes(self.roots["train"])
         self.num_classes = len(self.classes)
         if "val" not in self.roots and not 0 < val_fraction < 1:
-            raise ValueError(
+            raise DataError(
                 f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive): {self.data_dir} has no "
                 "val/ folder, so the validation images are drawn from the training images."
             )
@@ -111,7 +112,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             else:
                 n_val = round(len(labels) * self.val_fraction)
                 if not 0 < n_val < len(labels):
-                    raise ValueError(
+                    raise DataError(
                         f"data.val_fraction={self.val_fraction} of {len(labels)} images in {self.roots['train']} "
                         f"leaves {n_val} for validation and {len(labels) - n_val} for training; both need at "
                         "least one. Add images or change data.val_fraction."
@@ -186,17 +187,17 @@ class ImageFolderDataModule(L.LightningDataModule):
         files, labels = list_images(root, self.classes, self.skip_bad_files)
         images, kept = decode_all(files, self.image_size, self.skip_bad_files)
         if not images:
-            raise ValueError(f"No readable image is left in {root}; see the warnings above for each file.")
+            raise DataError(f"No readable image is left in {root}; see the warnings above for each file.")
         kept_labels = [labels[i] for i in kept]
         missing = set(range(self.num_classes)) - set(kept_labels)
         if split == "train" and missing:
             names = ", ".join(str(root / self.classes[i]) for i in sorted(missing))
-            raise ValueError(f"No readable image is left in {names}; every class needs training images.")
+            raise DataError(f"No readable image is left in {names}; every class needs training images.")
         return torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64)
 
     def _loader(self, dataset: InMemoryImages, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
         if shuffle and drop_last and len(dataset) < self.per_device_batch_size:
-            raise ValueError(
+            raise DataError(
                 f"Only {len(dataset)} training images, fewer than one batch of {self.per_device_batch_size}; "
                 "lower data.batch_size."
             )
@@ -233,7 +234,7 @@ def find_classes(root: Path) -> tuple[str, ...]:
             f"{root / 'cat'}/001.jpg and {root / 'dog'}/001.jpg."
         )
     if len(classes) < 2:
-        raise ValueError(f"{root.resolve()} holds a single class folder ({classes[0]}); classification needs two.")
+        raise DataError(f"{root.resolve()} holds a single class folder ({classes[0]}); classification needs two.")
     return classes
 
 
@@ -242,7 +243,7 @@ def list_images(root: Path, classes: tuple[str, ...], skip_bad_files: bool = Fal
     folders = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     unknown = folders - set(classes)
     if unknown:
-        raise ValueError(
+        raise DataError(
             f"{root} has class folders the training set lacks: {sorted(unknown)} (training classes: "
             f"{list(classes)}). Rename or remove them; a class must be trained on to be evaluated."
         )
@@ -253,7 +254,7 @@ def list_images(root: Path, classes: tuple[str, ...], skip_bad_files: bool = Fal
             continue  # a val/ or test/ folder may lack a class
         found = find_image_files(folder, skip_bad_files)
         if not found:
-            raise ValueError(
+            raise DataError(
                 f"Class folder {folder} holds no images. Add images or delete the folder; an empty class "
                 "would still count towards num_classes and could never be predicted correctly."
             )

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from project.errors import DataError
 from project.internals import total_batch_index
 
 
@@ -89,7 +90,7 @@ def per_device_batch_size(batch_size: int, trainer: L.Trainer | None) -> int:
     """Split a global batch size evenly over the devices, so a recipe means the same on 1 or 8 GPUs."""
     world = trainer.world_size if trainer is not None else 1
     if batch_size % world:
-        raise ValueError(
+        raise DataError(
             f"data.batch_size={batch_size} does not divide evenly over {world} devices; "
             f"use a multiple of {world}, e.g. {batch_size // world * world or world}."
         )

@@ -11,6 +11,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from project.errors import DataError
+
 
 class ImageEvalTransform:
     """uint8 (B, C, H, W) -> normalised float (B, C, H, W)."""
@@ -44,9 +46,9 @@ class ImageTrainTransform(ImageEvalTransform):
     ):
         super().__init__(mean, std)
         if flip not in ("random", "alternating", "none"):
-            raise ValueError(f"flip must be 'random', 'alternating' or 'none', got {flip!r}.")
+            raise DataError(f"flip must be 'random', 'alternating' or 'none', got {flip!r}.")
         if pad < 0:
-            raise ValueError(f"pad (the translation in pixels) must be 0 or more, got {pad}.")
+            raise DataError(f"pad (the translation in pixels) must be 0 or more, got {pad}.")
         self.pad = pad
         self.flip = flip
 

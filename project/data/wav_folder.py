@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
+from project.errors import DataError
 
 
 class WavFolder(AudioDataset):
@@ -27,13 +28,13 @@ class WavFolder(AudioDataset):
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root.resolve()} is not a folder; point root at one sub-folder per class.")
         if val_fraction <= 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-            raise ValueError(
+            raise DataError(
                 f"need 0 < val_fraction, 0 <= test_fraction and val_fraction + test_fraction < 1, "
                 f"got {val_fraction} and {test_fraction}."
             )
         folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if len(folders) < 2:
-            raise ValueError(
+            raise DataError(
                 f"{self.root} holds {len(folders)} class folders; a classifier needs at least two "
                 "(root/<class>/<file>.wav)."
             )
@@ -54,7 +55,7 @@ class WavFolder(AudioDataset):
         for label, name in enumerate(self.classes):
             files = sorted(p for p in (self.root / name).iterdir() if p.is_file() and not p.name.startswith("."))
             if len(files) < 3:
-                raise ValueError(
+                raise DataError(
                     f"{self.root / name} holds {len(files)} files; each class needs at least 3 (one each for "
                     "train, validation and test)."
                 )
