@@ -33,8 +33,10 @@ import torch
 from project import metrics
 from project.callbacks import FreezeParameters, Lookahead
 from project.cli import main
-from project.data.device_loader import DeviceLoader
-from project.data.loading import InMemoryImages
+from project.data.datamodule import InMemoryTensors
+from project.data.loaders import DeviceLoader
+from project.data.ordering import augmentation_seed
+from project.data.source import Samples
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD = ROOT / "configs" / "cifar10.yaml"
@@ -52,8 +54,8 @@ def build(configs: list[Path], args: argparse.Namespace, log_dir: str, extra: li
     accelerator = ["--trainer.accelerator=" + ("gpu" if args.device == "cuda" else "cpu"), "--trainer.devices=1"]
     overrides = [
         *[f"--config={c}" for c in configs],
-        f"--data.data_dir={args.data_dir}",
-        "--data.download=false",
+        f"--data.source.init_args.root={args.data_dir}",
+        "--data.source.init_args.download=false",
         *accelerator,
         f"--trainer.logger.init_args.save_dir={log_dir}",
         *([f"--trainer.precision={args.precision}"] if args.precision else []),
@@ -66,13 +68,9 @@ def build(configs: list[Path], args: argparse.Namespace, log_dir: str, extra: li
     data.setup("fit")
     data.setup("test")
     if args.limit_train:
-        data.train_set = InMemoryImages(
-            data.train_set.images[: args.limit_train], data.train_set.labels[: args.limit_train]
-        )
+        data.train_set = _first(data.train_set, args.limit_train)
     if args.limit_eval:
-        n = args.limit_eval
-        data.val_set = InMemoryImages(data.val_set.images[:n], data.val_set.labels[:n])
-        data.test_set = InMemoryImages(data.test_set.images[:n], data.test_set.labels[:n])
+        data.val_set, data.test_set = _first(data.val_set, args.limit_eval), _first(data.test_set, args.limit_eval)
     return cli
 
 
@@ -108,6 +106,11 @@ def fast_overrides(args: argparse.Namespace) -> list[str]:
     return out + args.extra
 
 
+def _first(dataset: InMemoryTensors, n: int) -> InMemoryTensors:
+    names = dataset.names[:n] if dataset.names is not None else None
+    return InMemoryTensors(Samples(dataset.inputs[:n], dataset.labels[:n], names))
+
+
 def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
     """The fast config's work without Lightning: same net, loader, augmentation, optimizer, schedule,
     lookahead and freezing, bf16 autocast, and one validation pass at the end."""
@@ -127,7 +130,7 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
     model.to(device)
     model.net.init_from_data(data.sample_train_images)
     train = DeviceLoader(
-        data.train_set.images,
+        data.train_set.inputs,
         data.train_set.labels,
         data.batch_size,
         shuffle=True,
@@ -135,7 +138,7 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
         seed=data.seed,
         device=device,
     )
-    val = DeviceLoader(data.val_set.images, data.val_set.labels, data.batch_size, device=device)
+    val = DeviceLoader(data.val_set.inputs, data.val_set.labels, data.batch_size, device=device)
     optimizer = model.optimizer(model.parameters())
     total_steps = epochs * len(train)
     scheduler = model.scheduler(optimizer, total_steps=total_steps)
@@ -148,7 +151,8 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
         train.sampler.set_epoch(epoch)
         for images, labels in train:
             step += 1
-            generator = torch.Generator(device).manual_seed(hash((data.seed, 0, step)) & (2**63 - 1))
+            # What `augmentation_generator` draws on rank 0 at this step of a Lightning fit
+            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step))
             inputs = data.train_transform(images, generator, epoch=epoch)
             with autocast:
                 loss = model.loss_fn(model.net(inputs), labels)

@@ -79,7 +79,7 @@ class Classifier(L.LightningModule):
             raise TypeError(
                 f"{type(self.net).__name__} initialises from training images, but the data "
                 f"({type(self.trainer.datamodule).__name__}) has no `sample_train_images(n)`. Add one that "
-                "returns n normalised training images, as CIFAR10DataModule does."
+                "returns n normalised training images, as ImageDataModule does."
             )
         init_from_data(sample)
 

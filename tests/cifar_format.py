@@ -1,6 +1,5 @@
 """Write small CIFAR-10 stand-ins in the official on-disk format (cifar-10-batches-py pickles)."""
 
-import io
 import pickle
 import tarfile
 from pathlib import Path
@@ -44,9 +43,9 @@ def write_cifar10_archive(root: Path, per_batch: int = 20) -> Path:
     return archive
 
 
-def add_to_tar(archive: Path, name: str, payload: bytes) -> None:
-    """Write a tar.gz with one member of an arbitrary (e.g. path-traversing) name."""
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
+def cifar10_data(data_dir: Path | str = "data", download: bool = True, **kwargs):
+    """The shipped recipes' data: the CIFAR-10 source plugged into the image DataModule; `kwargs` are
+    the DataModule's (batch_size, val_size, on_device, flip, ...)."""
+    from project.data import CIFAR10, ImageDataModule
+
+    return ImageDataModule(CIFAR10(data_dir, download=download), **kwargs)

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cifar_format import write_cifar10
-
 # Real data for the optional real-data tests: a folder holding `cifar10-jpeg.tar.xz` (the CIFAR-10 images
 # as JPEGs, train/ and test/ class folders) and `fsdd.tar.xz` (FSDD v1.0.10). `.ci/run` sets it when such
 # a folder is at hand; without it those tests skip.
@@ -38,6 +36,8 @@ def cifar10_converter() -> Path:
 @pytest.fixture
 def cifar_root(tmp_path: Path) -> Path:
     """A data_dir holding a small synthetic cifar-10-batches-py (500 train, 100 test images)."""
+    from tests.cifar_format import write_cifar10  # here, not at the top: a fork may delete CIFAR-10
+
     write_cifar10(tmp_path / "data", per_batch=100)
     return tmp_path / "data"
 
@@ -45,10 +45,10 @@ def cifar_root(tmp_path: Path) -> Path:
 def tiny_cifar_args(data_dir: Path, log_dir: Path, epochs: int = 3) -> list[str]:
     """CLI overrides that shrink the default config to seconds on a CPU; everything else stays as shipped."""
     return [
-        f"--data.data_dir={data_dir}",
+        f"--data.source.init_args.root={data_dir}",
         "--data.batch_size=50",
         "--data.val_size=100",
-        "--data.download=false",
+        "--data.source.init_args.download=false",
         "--model.net.init_args.widths=[8,16,16,16]",
         "--model.net.init_args.channels_last=false",
         "--trainer.precision=32-true",

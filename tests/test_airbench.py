@@ -10,11 +10,11 @@ from torch import nn
 
 from project.callbacks import FreezeParameters, Lookahead
 from project.cli import main
-from project.data import CIFAR10DataModule
 from project.data.transforms import ImageTrainTransform
 from project.models import AirbenchNet
 from project.models.airbench import BatchNorm
 from project.models.tta import tta_logits, views
+from tests.cifar_format import cifar10_data
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -171,8 +171,8 @@ def test_fast_config_fits_on_cpu_and_learns(cifar_root, tmp_path):
         [
             "fit",
             f"--config={FAST}",
-            f"--data.data_dir={cifar_root}",
-            "--data.download=false",
+            f"--data.source.init_args.root={cifar_root}",
+            "--data.source.init_args.download=false",
             "--data.batch_size=50",
             "--data.val_size=100",
             "--model.net.init_args.widths=[8,16,16]",
@@ -199,9 +199,9 @@ def test_fast_config_fits_on_cpu_and_learns(cifar_root, tmp_path):
 
 def test_alternating_flip_mirrors_a_fixed_half_of_the_training_set_up_front(cifar_root):
     def train_images(flip: str) -> torch.Tensor:
-        data = CIFAR10DataModule(cifar_root, batch_size=50, val_size=100, download=False, flip=flip)
+        data = cifar10_data(cifar_root, batch_size=50, val_size=100, download=False, flip=flip)
         data.setup("fit")
-        return data.train_set.images
+        return data.train_set.inputs
 
     plain, alternating = train_images("random"), train_images("alternating")
     mirrored = (alternating == plain.flip(-1)).flatten(1).all(1)
@@ -215,8 +215,8 @@ def _fit_counting_host_syncs(cifar_root: Path, log_dir: Path, epochs: int) -> in
     args = [
         "fit",
         f"--config={FAST}",
-        f"--data.data_dir={cifar_root}",
-        "--data.download=false",
+        f"--data.source.init_args.root={cifar_root}",
+        "--data.source.init_args.download=false",
         "--data.batch_size=10",  # 40 steps an epoch: per-step syncs would dwarf per-epoch ones
         "--data.val_size=100",
         "--model.net.init_args.widths=[8,16,16]",

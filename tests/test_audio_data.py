@@ -13,7 +13,8 @@ from project.data import FSDD, AudioDataModule, SpeechCommands, WavFolder
 from project.data.audio import AudioClips, pad_clips, read_audio, resample
 from project.data.audio_transforms import WaveformTrainTransform
 from project.data.download import DownloadError
-from project.data.speech_commands import COMMANDS, SILENCE, UNKNOWN, WORDS
+from project.data.loaders import DeviceLoader
+from project.data.sources.speech_commands import COMMANDS, SILENCE, UNKNOWN, WORDS
 from tests.conftest import real_data_file
 from tests.wav_format import write_fsdd, write_speech_commands, write_wav, write_wav_folder
 
@@ -170,7 +171,7 @@ def test_speech_commands_twelve_classes_add_unknown_and_silence(tmp_path):
     silence = [c for c, label in zip(clips, labels.tolist(), strict=True) if label == 11]
     assert all(len(c) == 8000 for c in silence), "silence is one second of background noise at the data's rate"
     assert names[-1].startswith("_background_noise_/") and names[-1].endswith("s")
-    again = data.load("train", 8000).clips
+    again = data.load("train", 8000).inputs
     assert all(torch.equal(a, b) for a, b in zip(clips, again, strict=True)), "seeded: the same cuts every load"
 
 
@@ -221,3 +222,18 @@ def test_real_fsdd_loads_in_the_usual_split(tmp_path):
     seconds = torch.tensor([len(c) for c in clips]) / 8000
     assert seconds.min() > 0.1 and seconds.max() < 3, "FSDD's recordings last 0.14-2.3 s"
     assert all(c.abs().max() > 0.01 for c in clips), "every recording holds sound"
+
+
+def test_on_device_serves_padded_clips_with_their_lengths(tmp_path):
+    root = write_wav_folder(tmp_path / "sounds", per_class=10)
+    host = AudioDataModule(WavFolder(root), sample_rate=8000, batch_size=8)
+    device = AudioDataModule(WavFolder(root), sample_rate=8000, batch_size=8, on_device=True)
+    for data in (host, device):
+        data.setup("fit")
+    loader = device.val_dataloader()
+    assert isinstance(loader, DeviceLoader) and len(loader) == len(host.val_dataloader())
+    (waves, lengths), labels = next(iter(loader))
+    (host_waves, host_lengths), host_labels = next(iter(host.val_dataloader()))
+    assert torch.equal(lengths, host_lengths) and torch.equal(labels, host_labels)
+    assert torch.equal(waves[:, : host_waves.shape[1]], host_waves), "the same clips, padded to the split's longest"
+    assert waves.shape[1] == max(len(clip) for clip in device.val_set.clips)

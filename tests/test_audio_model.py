@@ -105,10 +105,10 @@ def tiny_fsdd_args(root: Path, log_dir: Path, epochs: int) -> list[str]:
     dozen steps are too few to learn through it; the augmentations have tests of their own)."""
     return [
         "--config", str(CONFIGS / "fsdd.yaml"),
-        f"--data.dataset.init_args.root={root}",
-        "--data.dataset.init_args.download=false",
-        "--data.dataset.init_args.expected_recordings=0",  # a handful of generated recordings
-        "--data.dataset.init_args.val_fraction=0.2",
+        f"--data.source.init_args.root={root}",
+        "--data.source.init_args.download=false",
+        "--data.source.init_args.expected_recordings=0",  # a handful of generated recordings
+        "--data.source.init_args.val_fraction=0.2",
         "--data.batch_size=16",
         "--data.speed=0", "--data.max_shift=0", "--data.gain_db=0",
         "--model.net.init_args.hidden_size=32",
@@ -181,7 +181,7 @@ def test_audio_configs_build_their_model_and_data(configs, num_classes, tmp_path
     assert cli.model.net.sample_rate == cli.datamodule.sample_rate
     assert cli.trainer.logger.name == configs[-1].removesuffix(".yaml")
     if "fsdd_speaker.yaml" in configs:  # the overlay changes only what an unseen voice needs
-        assert cli.datamodule.dataset.split == "speaker" and cli.model.net.dct.shape == (40, 20)
+        assert cli.datamodule.source.split == "speaker" and cli.model.net.dct.shape == (40, 20)
         assert cli.trainer.max_epochs == 40 and cli.datamodule.batch_size == 128, "the rest comes from fsdd.yaml"
     callbacks = [type(c).__name__ for c in cli.trainer.callbacks]
     assert callbacks.count("LogSpectrograms") == 1 and callbacks.count("LearningRateMonitor") == 1, callbacks
@@ -193,8 +193,8 @@ def test_own_recordings_swap_in_from_the_command_line(tmp_path):
     args = [
         "--config",
         str(CONFIGS / "fsdd.yaml"),
-        "--data.dataset=project.data.WavFolder",
-        f"--data.dataset.root={root}",
+        "--data.source=project.data.WavFolder",
+        f"--data.source.root={root}",
     ]
     cli = main([*args, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
     assert cli.datamodule.classes == ("chirp", "noise", "tone")

@@ -1,40 +1,51 @@
+import csv
 import hashlib
 import pickle
+import re
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from project.data import cifar10
-from project.data.cifar10 import CIFAR10DataModule
+from project.cli import main
 from project.data.download import DownloadError, RemoteArchive, download_archive
-from tests.cifar_format import add_to_tar, write_cifar10_archive
+from project.data.loaders import DeviceLoader
+from project.data.sources import cifar10
+from tests.archive_format import add_to_tar
+from tests.cifar_format import cifar10_data, write_cifar10, write_cifar10_archive
+from tests.conftest import tiny_cifar_args
+from tests.image_tree import truncate
+from tests.recipes import run_dir
+from tests.test_reliability import BadInput, Payload
 
 
 def test_reads_official_layout_with_seeded_disjoint_split(cifar_root):
-    dm = CIFAR10DataModule(data_dir=cifar_root, val_size=100, seed=3)
+    dm = cifar10_data(cifar_root, val_size=100, seed=3)
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.train_set.images.shape == (400, 3, 32, 32) and dm.train_set.images.dtype == torch.uint8
-    assert dm.val_set.images.shape == (100, 3, 32, 32)
+    assert dm.train_set.inputs.shape == (400, 3, 32, 32) and dm.train_set.inputs.dtype == torch.uint8
+    assert dm.val_set.inputs.shape == (100, 3, 32, 32)
     assert dm.train_set.labels.dtype == torch.int64 and int(dm.train_set.labels.max()) < 10
 
-    again = CIFAR10DataModule(data_dir=cifar_root, val_size=100, seed=3)
+    again = cifar10_data(cifar_root, val_size=100, seed=3)
     again.setup("fit")
-    assert torch.equal(again.val_set.images, dm.val_set.images), "same seed must give the same split"
-    other = CIFAR10DataModule(data_dir=cifar_root, val_size=100, seed=4)
+    assert torch.equal(again.val_set.inputs, dm.val_set.inputs), "same seed must give the same split"
+    other = cifar10_data(cifar_root, val_size=100, seed=4)
     other.setup("fit")
-    assert not torch.equal(other.val_set.images, dm.val_set.images), "the seed must change the split"
+    assert not torch.equal(other.val_set.inputs, dm.val_set.inputs), "the seed must change the split"
 
-    rows = {tuple(x.flatten().tolist()) for x in dm.train_set.images}
-    assert not any(tuple(x.flatten().tolist()) in rows for x in dm.val_set.images), "val leaks into train"
+    rows = {tuple(x.flatten().tolist()) for x in dm.train_set.inputs}
+    assert not any(tuple(x.flatten().tolist()) in rows for x in dm.val_set.inputs), "val leaks into train"
 
     dm.setup("test")
     assert len(dm.test_set) == 100
 
 
 def test_loader_yields_uint8_batches_of_global_batch_size(cifar_root):
-    dm = CIFAR10DataModule(data_dir=cifar_root, batch_size=64, val_size=100)
+    dm = cifar10_data(cifar_root, batch_size=64, val_size=100)
     dm.setup("fit")
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (64, 3, 32, 32) and images.dtype == torch.uint8 and labels.shape == (64,)
@@ -43,14 +54,14 @@ def test_loader_yields_uint8_batches_of_global_batch_size(cifar_root):
 
 
 def test_missing_data_without_download_says_where_it_looked(tmp_path):
-    dm = CIFAR10DataModule(data_dir=tmp_path / "nowhere", download=False)
+    dm = cifar10_data(tmp_path / "nowhere", download=False)
     with pytest.raises(FileNotFoundError, match=r"looked for .*nowhere/cifar-10-batches-py.*cifar-10-python\.tar\.gz"):
         dm.prepare_data()
 
 
 def test_half_extracted_folder_names_the_missing_file(cifar_root):
     (cifar_root / "cifar-10-batches-py" / "data_batch_4").unlink()
-    dm = CIFAR10DataModule(data_dir=cifar_root)
+    dm = cifar10_data(cifar_root)
     with pytest.raises(FileNotFoundError, match=r"data_batch_4 is missing.*half-extracted"):
         dm.setup("fit")
 
@@ -65,7 +76,7 @@ def test_pickle_with_code_is_refused(cifar_root):
     with pytest.raises(
         ValueError, match=r"test_batch is not a readable CIFAR-10 batch.*refusing to load builtins\.print"
     ):
-        CIFAR10DataModule(data_dir=cifar_root).setup("test")
+        cifar10_data(cifar_root).setup("test")
 
 
 def _remote(base_url: str, archive: Path, md5: str | None = None) -> RemoteArchive:
@@ -76,7 +87,7 @@ def _remote(base_url: str, archive: Path, md5: str | None = None) -> RemoteArchi
 def test_download_verifies_checksum_and_extracts(tmp_path, monkeypatch, serve_dir):
     archive = write_cifar10_archive(tmp_path / "server")
     monkeypatch.setattr(cifar10, "ARCHIVE", _remote(serve_dir(archive.parent), archive))
-    dm = CIFAR10DataModule(data_dir=tmp_path / "data", val_size=10)
+    dm = cifar10_data(tmp_path / "data", val_size=10)
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.train_set) + len(dm.val_set) == 100
@@ -89,7 +100,7 @@ def test_download_with_wrong_checksum_is_rejected(tmp_path, monkeypatch, serve_d
         DownloadError,
         match=r"corrupt: its MD5 is [0-9a-f]{32}, not the published 0{32}.*put it at .*cifar-10-python\.tar\.gz",
     ):
-        CIFAR10DataModule(data_dir=tmp_path / "data").prepare_data()
+        cifar10_data(tmp_path / "data").prepare_data()
     assert not (tmp_path / "data" / "cifar-10-batches-py").exists(), "a bad archive must not be extracted"
 
 
@@ -100,7 +111,7 @@ def test_offline_download_names_url_and_where_to_put_the_file(tmp_path, monkeypa
     )
     monkeypatch.setattr(cifar10, "ARCHIVE", remote)
     with pytest.raises(DownloadError, match=rf"Could not download {remote.url}.*by hand.*{tmp_path / 'data'}"):
-        CIFAR10DataModule(data_dir=tmp_path / "data").prepare_data()
+        cifar10_data(tmp_path / "data").prepare_data()
 
 
 def test_archive_escaping_the_target_is_refused(tmp_path, monkeypatch, serve_dir):
@@ -109,7 +120,7 @@ def test_archive_escaping_the_target_is_refused(tmp_path, monkeypatch, serve_dir
     add_to_tar(archive, "../escaped.txt", b"gotcha")
     monkeypatch.setattr(cifar10, "ARCHIVE", _remote(serve_dir(archive.parent), archive))
     with pytest.raises(DownloadError, match="outside"):
-        CIFAR10DataModule(data_dir=tmp_path / "data").prepare_data()
+        cifar10_data(tmp_path / "data").prepare_data()
     assert not (tmp_path / "escaped.txt").exists()
 
 
@@ -119,16 +130,16 @@ def test_archive_escaping_the_target_is_refused(tmp_path, monkeypatch, serve_dir
 )
 def test_bad_arguments_are_explained(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        CIFAR10DataModule(**kwargs)
+        cifar10_data(**kwargs)
 
 
 def test_val_size_larger_than_the_training_set(cifar_root):
     with pytest.raises(ValueError, match=r"val_size=500 must be between 1 and 499"):
-        CIFAR10DataModule(data_dir=cifar_root, val_size=500).setup("fit")
+        cifar10_data(cifar_root, val_size=500).setup("fit")
 
 
 def test_batch_size_must_divide_over_devices(cifar_root):
-    dm = CIFAR10DataModule(data_dir=cifar_root, batch_size=100)
+    dm = cifar10_data(cifar_root, batch_size=100)
     dm.trainer = type("FakeTrainer", (), {"world_size": 3})()
     with pytest.raises(ValueError, match=r"batch_size=100 does not divide evenly over 3 devices.*e\.g\. 99"):
         dm.setup("fit")
@@ -141,3 +152,205 @@ def test_sha256_is_verified_when_that_is_what_is_published(tmp_path, serve_dir):
         download_archive(RemoteArchive(url, archive.name, sha256="0" * 64), tmp_path / "a")
     good = hashlib.sha256(archive.read_bytes()).hexdigest()
     assert download_archive(RemoteArchive(url, archive.name, sha256=good), tmp_path / "b").is_file()
+
+
+def test_datamodule_on_device_serves_device_loaders(cifar_root):
+    data = cifar10_data(cifar_root, batch_size=50, val_size=100, download=False, on_device=True)
+    data.setup("fit")
+    train, val = data.train_dataloader(), data.val_dataloader()
+    assert isinstance(train, DeviceLoader) and isinstance(val, DeviceLoader)
+    assert len(train) == 400 // 50 and len(val) == 2
+    images, labels = next(iter(train))
+    assert images.dtype == torch.uint8 and images.shape == (50, 3, 32, 32) and labels.shape == (50,)
+    assert data.sample_train_images(7).shape == (7, 3, 32, 32)
+
+
+def _cifar_setup(tmp: Path, spoil: Callable[[Path], object], stage: str = "fit") -> None:
+    folder = write_cifar10(tmp / "data", per_batch=10)
+    spoil(folder)
+    cifar10_data(tmp / "data", val_size=5, download=False).setup(stage)
+
+
+def _relabel(folder: Path, label: int) -> None:
+    path = folder / "data_batch_2"
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    entry["labels"][3] = label
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+
+
+def _rewrite_batch(folder: Path, **changes: object) -> None:
+    """Replace keys of data_batch_2 (e.g. `data`, `labels`), keeping the official pickle format."""
+    path = folder / "data_batch_2"
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    entry.update({key: change(entry[key]) if callable(change) else change for key, change in changes.items()})
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+
+
+def _with_pixel(data: np.ndarray, value: int) -> np.ndarray:
+    wide = data.astype(np.int16)
+    wide[0, 0] = value
+    return wide
+
+
+CIFAR_BAD_INPUTS = [
+    BadInput(
+        "CIFAR folder missing, download off",
+        lambda t: cifar10_data(t / "nowhere", download=False).prepare_data(),
+        FileNotFoundError,
+        r"looked for .*nowhere/cifar-10-batches-py",
+    ),
+    BadInput(
+        "CIFAR half-extracted",
+        lambda t: _cifar_setup(t, lambda f: (f / "data_batch_3").unlink()),
+        FileNotFoundError,
+        r"data_batch_3 is missing.*half-extracted",
+    ),
+    BadInput(
+        "CIFAR batch truncated",
+        lambda t: _cifar_setup(t, lambda f: truncate(f / "data_batch_1")),
+        ValueError,
+        r"data_batch_1 is not a readable CIFAR-10 batch",
+    ),
+    BadInput(
+        "CIFAR batch carrying code",
+        lambda t: _cifar_setup(t, lambda f: (f / "data_batch_5").write_bytes(pickle.dumps(Payload(t / "ran")))),
+        ValueError,
+        r"data_batch_5 .*refusing to load",
+    ),
+    BadInput(
+        "CIFAR label out of range",
+        lambda t: _cifar_setup(t, lambda f: _relabel(f, 10)),
+        ValueError,
+        r"labels in .*cifar-10-batches-py/data_batch_2 fall outside 0\.\.9 \(found 0\.\.10\)",
+    ),
+    BadInput(
+        "CIFAR negative label",
+        lambda t: _cifar_setup(t, lambda f: _relabel(f, -1)),
+        ValueError,
+        r"labels in .*fall outside 0\.\.9",
+    ),
+    BadInput(
+        "CIFAR batch with float pixels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, data=lambda d: d.astype(np.float32) / 255)),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'data' must be integers .*got float32",
+    ),
+    BadInput(
+        "CIFAR batch with int16 pixels above 255",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, data=lambda d: _with_pixel(d, 300))),
+        ValueError,
+        r"data_batch_2 holds pixel values from 0 to 300; CIFAR-10 pixels are 0\.\.255",
+    ),
+    BadInput(
+        "CIFAR batch with float labels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [y + 0.5 for y in ls])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers.*float64",
+    ),
+    BadInput(
+        "CIFAR batch with string labels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [str(y) for y in ls])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers",
+    ),
+    BadInput(
+        "CIFAR batch with ragged labels",
+        lambda t: _cifar_setup(
+            t, lambda f: _rewrite_batch(f, labels=lambda ls: [[y] * (i % 2 + 1) for i, y in enumerate(ls)])
+        ),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers.*object",
+    ),
+    BadInput(
+        "CIFAR batch with 2-D labels",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [[y] for y in ls])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list .*shape \(10, 1\)",
+    ),
+    BadInput(
+        "CIFAR batch with fewer labels than images",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: ls[:-1])),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers .*shape \(9,\)",
+    ),
+]
+
+
+def test_bad_cifar10_files_are_refused_with_a_clear_error(tmp_path):
+    """The reliability catalogue's cases for the CIFAR-10 source (see tests/test_reliability.py)."""
+    failures = []
+    for i, case in enumerate(CIFAR_BAD_INPUTS):
+        folder = tmp_path / f"case{i}"
+        folder.mkdir()
+        try:
+            case.attempt(folder)
+        except case.error as err:
+            if not re.search(case.match, str(err), re.DOTALL):
+                failures.append(f"{case.name}: message {str(err)!r} does not match {case.match!r}")
+        except Exception as err:  # a crash of the wrong kind is not a clear error
+            failures.append(f"{case.name}: {type(err).__name__}: {err}")
+        else:
+            failures.append(f"{case.name}: accepted without an error")
+        assert not (folder / "ran").exists(), f"{case.name}: a pickled payload ran"
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture(scope="module")
+def fitted_cifar(tmp_path_factory):
+    """One short fit of the shipped CIFAR-10 recipe, shrunk to seconds on a CPU."""
+    root = tmp_path_factory.mktemp("cifar_fit")
+    write_cifar10(root / "data", per_batch=100)
+    main(["fit", *tiny_cifar_args(root / "data", root / "logs", epochs=2)])
+    return root
+
+
+def test_testing_a_checkpoint_logs_misclassified_images(fitted_cifar, tmp_path):
+    ckpt = run_dir(fitted_cifar / "logs", "cifar10") / "checkpoints" / "last.ckpt"
+    main(["test", f"--ckpt_path={ckpt}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    events = EventAccumulator(str(run_dir(tmp_path, "cifar10")), size_guidance={"images": 0})
+    events.Reload()
+    assert "test/misclassified" in events.Tags()["images"]
+
+
+def test_predict_a_folder_of_images(fitted_cifar, tmp_path):
+    """Any-size images in nested folders, resized to the net's 32x32, named by their path in the CSV."""
+    from PIL import Image
+
+    from tests.cifar_format import learnable_images
+
+    rows, _ = learnable_images(3, seed=7)
+    folder = tmp_path / "photos"
+    (folder / "holiday").mkdir(parents=True)
+    for i, row in enumerate(rows):
+        image = Image.fromarray(row.reshape(3, 32, 32).transpose(1, 2, 0)).resize((64, 64))
+        image.save(folder / ("holiday" if i else ".") / f"img{i}.png")
+    ckpt = run_dir(fitted_cifar / "logs", "cifar10") / "checkpoints" / "last.ckpt"
+    out = tmp_path / "preds.csv"
+    main(
+        [
+            "predict",
+            f"--ckpt_path={ckpt}",
+            f"--data.predict_dir={folder}",
+            f"--predictions.output={out}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    predictions = list(csv.DictReader(out.open()))
+    assert [row["sample"] for row in predictions] == ["holiday/img1.png", "holiday/img2.png", "img0.png"]
+    assert "label" not in predictions[0], "new files have no known label: no empty column"
+
+    (folder / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=r"notes\.txt is not an image file"):
+        main(
+            [
+                "predict",
+                f"--ckpt_path={ckpt}",
+                f"--data.predict_dir={folder}",
+                f"--trainer.logger.init_args.save_dir={tmp_path}",
+            ]
+        )

@@ -129,7 +129,7 @@ def test_default_config_is_loaded_and_printed(capsys):
     printed = capsys.readouterr().out
     for expected in (
         "class_path: project.models.ResNet",
-        "class_path: project.data.CIFAR10DataModule",
+        "class_path: project.data.CIFAR10",
         "class_path: torch.optim.SGD",
         "class_path: torch.optim.lr_scheduler.OneCycleLR",
         f"monitor: {metrics.VAL_ACC}",

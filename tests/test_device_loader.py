@@ -6,8 +6,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from project.callbacks import ResumeLoaderPosition
-from project.data import CIFAR10DataModule
-from project.data.device_loader import DeviceLoader, ShardedOrder
+from project.data.loaders import DeviceLoader
+from project.data.ordering import ShardedOrder
 
 
 def _epoch(loader: DeviceLoader) -> list[int]:
@@ -99,17 +99,6 @@ def test_bad_arguments_are_refused_with_a_reason():
         DeviceLoader(ids, ids, 0)
     with pytest.raises(ValueError, match=r"rank 2 is outside 0\.\.1"):
         ShardedOrder(10, shuffle=False, drop_last=False, num_replicas=2, rank=2)
-
-
-def test_datamodule_on_device_serves_device_loaders(cifar_root):
-    data = CIFAR10DataModule(cifar_root, batch_size=50, val_size=100, download=False, on_device=True)
-    data.setup("fit")
-    train, val = data.train_dataloader(), data.val_dataloader()
-    assert isinstance(train, DeviceLoader) and isinstance(val, DeviceLoader)
-    assert len(train) == 400 // 50 and len(val) == 2
-    images, labels = next(iter(train))
-    assert images.dtype == torch.uint8 and images.shape == (50, 3, 32, 32) and labels.shape == (50,)
-    assert data.sample_train_images(7).shape == (7, 3, 32, 32)
 
 
 class _RecordBatches(L.LightningModule):

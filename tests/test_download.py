@@ -13,7 +13,7 @@ import pytest
 
 from project.data import FSDD
 from project.data.download import DownloadError, RemoteArchive, download_and_extract, extract_archive
-from tests.cifar_format import add_to_tar
+from tests.archive_format import add_to_tar
 from tests.wav_format import write_fsdd
 
 

@@ -1,4 +1,4 @@
-"""ImageFolderDataModule: users' own images in class folders, decoded once, with clear errors for bad files."""
+"""ImageFolder: users' own images in class folders, decoded once, with clear errors for bad files."""
 
 import logging
 import shutil
@@ -11,10 +11,15 @@ import torch
 from PIL import Image
 
 from project.cli import main
-from project.data import ImageFolderDataModule
+from project.data import ImageDataModule, ImageFolder
 from project.data.image_files import decode_image_file
 from tests.conftest import real_data_file
 from tests.image_tree import CLASSES, to_pil, truncate, write_image_tree
+
+
+def folder_data(root, image_size=32, skip_bad_files=False, val_fraction=0.1, **kwargs) -> ImageDataModule:
+    """A folder tree plugged into the image DataModule (`val_fraction` is its `val_size` share)."""
+    return ImageDataModule(ImageFolder(root, image_size, skip_bad_files), val_size=val_fraction, **kwargs)
 
 
 @pytest.fixture
@@ -24,26 +29,26 @@ def tree(tmp_path: Path) -> Path:
 
 def test_classes_are_known_after_init_without_decoding_anything(tree):
     truncate(tree / "square" / "001.jpg")  # would fail setup, but __init__ reads only folder names
-    dm = ImageFolderDataModule(tree)
+    dm = folder_data(tree)
     assert dm.classes == CLASSES and dm.num_classes == 3
 
 
 def test_setup_decodes_resizes_and_splits_with_a_seed(tree):
     (tree / "circle" / ".DS_Store").write_bytes(b"\0junk")  # hidden files are not data
-    dm = ImageFolderDataModule(tree, image_size=16, val_fraction=0.25, batch_size=4, seed=3)
+    dm = folder_data(tree, image_size=16, val_fraction=0.25, batch_size=4, seed=3)
     dm.setup("fit")
-    assert dm.train_set.images.shape == (18, 3, 16, 16) and dm.train_set.images.dtype == torch.uint8
+    assert dm.train_set.inputs.shape == (18, 3, 16, 16) and dm.train_set.inputs.dtype == torch.uint8
     assert len(dm.val_set) == 6
     assert torch.bincount(torch.cat([dm.train_set.labels, dm.val_set.labels])).tolist() == [8, 8, 8]
     # Same seed, same split; another seed, another split
-    again = ImageFolderDataModule(tree, image_size=16, val_fraction=0.25, seed=3)
+    again = folder_data(tree, image_size=16, val_fraction=0.25, seed=3)
     again.setup("fit")
-    assert torch.equal(again.val_set.images, dm.val_set.images)
-    other = ImageFolderDataModule(tree, image_size=16, val_fraction=0.25, seed=4)
+    assert torch.equal(again.val_set.inputs, dm.val_set.inputs)
+    other = folder_data(tree, image_size=16, val_fraction=0.25, seed=4)
     other.setup("fit")
-    assert not torch.equal(other.val_set.images, dm.val_set.images)
+    assert not torch.equal(other.val_set.inputs, dm.val_set.inputs)
     # The class colour survives decoding: red channel dominates class 0 (circle)
-    red = dm.train_set.images[dm.train_set.labels == 0].float().mean((0, 2, 3))
+    red = dm.train_set.inputs[dm.train_set.labels == 0].float().mean((0, 2, 3))
     assert red[0] > 150 and red[1] < 100
     batch = next(iter(dm.train_dataloader()))
     assert batch[0].shape == (4, 3, 16, 16)
@@ -53,7 +58,7 @@ def test_train_val_test_layout(tmp_path):
     write_image_tree(tmp_path / "train", per_class=6)
     write_image_tree(tmp_path / "val", per_class=2, seed=1)
     write_image_tree(tmp_path / "test", per_class=3, seed=2)
-    dm = ImageFolderDataModule(tmp_path, image_size=8)
+    dm = folder_data(tmp_path, image_size=8)
     dm.setup("fit")
     dm.setup("test")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (18, 6, 9)
@@ -61,7 +66,7 @@ def test_train_val_test_layout(tmp_path):
 
 
 def test_missing_test_folder_says_what_to_do(tree):
-    dm = ImageFolderDataModule(tree)
+    dm = folder_data(tree)
     with pytest.raises(FileNotFoundError, match=r"test.*does not exist.*validate"):
         dm.setup("test")
 
@@ -71,9 +76,9 @@ def test_skip_bad_files_logs_every_skipped_file(tree, caplog):
     (tree / "triangle" / "notes.txt").write_text("not an image")
     bad.append(tree / "triangle" / "notes.txt")
     with pytest.raises(ValueError, match="not an image file"):
-        ImageFolderDataModule(tree).setup("fit")  # by default the first bad file stops setup
-    dm = ImageFolderDataModule(tree, skip_bad_files=True, val_fraction=0.2)
-    with caplog.at_level(logging.WARNING, logger="project.data.image_folder"):
+        folder_data(tree).setup("fit")  # by default the first bad file stops setup
+    dm = folder_data(tree, skip_bad_files=True, val_fraction=0.2)
+    with caplog.at_level(logging.WARNING, logger="project.data.image_files"):
         dm.setup("fit")
     assert len(dm.train_set) + len(dm.val_set) == 3 * 8 - 2
     for path in bad:
@@ -86,7 +91,7 @@ def test_class_left_without_readable_images_is_an_error(tmp_path):
     for path in (tree / "square").iterdir():
         truncate(path)
     with pytest.raises(ValueError, match=r"No readable image is left in .*square"):
-        ImageFolderDataModule(tree, skip_bad_files=True, val_fraction=0.2).setup("fit")
+        folder_data(tree, skip_bad_files=True, val_fraction=0.2).setup("fit")
 
 
 def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
@@ -97,11 +102,12 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
     cli = main(
         [
             "fit",
-            "--data=project.data.ImageFolderDataModule",
-            f"--data.data_dir={tmp_path / 'images'}",
-            "--data.image_size=16",
+            "--data=project.data.ImageDataModule",
+            "--data.source=project.data.ImageFolder",
+            f"--data.source.init_args.root={tmp_path / 'images'}",
+            "--data.source.init_args.image_size=16",
             "--data.batch_size=6",
-            "--data.val_fraction=0.25",
+            "--data.val_size=0.25",
             "--model.net.init_args.widths=[8,8,8,8]",
             "--trainer.precision=32-true",
             "--trainer.accelerator=cpu",
@@ -115,7 +121,7 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
     assert cli.trainer.lightning_module.net(torch.zeros(1, 3, 16, 16)).shape == (1, 3)
     assert cli.trainer.callback_metrics["val/acc"] > 0.6, "3 colour-coded classes: chance is 1/3"
     last = next((tmp_path / "logs").rglob("last.ckpt"))
-    saved = torch.load(last, weights_only=True)["ImageFolderDataModule"]
+    saved = torch.load(last, weights_only=True)["ImageDataModule"]
     assert saved == cli.datamodule.state_dict() and len(saved["mean"]) == 3
 
     # Images added after training would change measured statistics; the checkpoint's must win
@@ -135,12 +141,12 @@ def test_real_jpegs_from_a_cifar10_jpeg_copy(tmp_path):
     # The test split only (10,000 JPEGs), as a train/ folder: the point is decoding real files
     subprocess.run(["tar", "xJf", str(archive), "-C", str(tmp_path), "test"], check=True)
     (tmp_path / "test").rename(tmp_path / "train")
-    dm = ImageFolderDataModule(tmp_path, image_size=32, val_fraction=0.1)
+    dm = folder_data(tmp_path, image_size=32, val_fraction=0.1)
     assert dm.classes[0] == "airplane" and dm.num_classes == 10
     dm.setup("fit")
     assert len(dm.train_set) + len(dm.val_set) == 10_000
-    assert dm.train_set.images.shape[1:] == (3, 32, 32)
-    mean = dm.train_set.images.float().mean((0, 2, 3)) / 255
+    assert dm.train_set.inputs.shape[1:] == (3, 32, 32)
+    mean = dm.train_set.inputs.float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor([0.49, 0.48, 0.45]), atol=0.03), "CIFAR-10's channel means"
 
 

@@ -5,13 +5,10 @@ NaN/inf loss; unsafe checkpoints; config errors; and a catalogue of bad inputs, 
 be refused with an error that names the file (the last test prints how many were tried).
 """
 
-import contextlib
-import errno
 import functools
 import hashlib
 import io
 import os
-import pickle
 import re
 import signal
 import subprocess
@@ -19,7 +16,6 @@ import sys
 import tarfile
 import threading
 import time
-import unittest.mock
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,34 +36,27 @@ from project.callbacks import CheckpointFiles, FiniteLossGuard, NonFiniteLossErr
 from project.checkpoints import AtomicCheckpointIO, UnsafeCheckpointError, check_checkpoint_is_safe
 from project.classifier import Classifier
 from project.cli import main
-from project.data import FSDD, CIFAR10DataModule, ImageFolderDataModule, SpeechCommands
+from project.data import FSDD, ImageDataModule, ImageFolder, SpeechCommands
 from project.data.audio import read_audio
 from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
-from project.data.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
-from project.errors import USER_ERROR_EXIT, run_command
+from project.data.sources.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
 from project.runs import claim_run_folders
-from tests.cifar_format import add_to_tar, write_cifar10
-from tests.conftest import cpu_trainer_args, tiny_cifar_args
+from tests.archive_format import add_to_tar
+from tests.conftest import cpu_trainer_args
 from tests.image_tree import truncate, write_image_tree
+from tests.recipes import TINY, tiny_args
 from tests.test_audio_model import tiny_fsdd_args
 from tests.test_download import write_cve_2025_4517_archive
 from tests.wav_format import write_fsdd, write_speech_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10_CONFIG = ROOT / "configs" / "cifar10.yaml"
-# 5 x 20 synthetic training images, 20 held out: 80 / batch 16 = 5 steps an epoch, 15 in 3 epochs
+# The tiny recipe: 100 synthetic training samples, 20 held out: 80 / batch 16 = 5 steps an epoch, 15 in 3 epochs
 STEPS_PER_EPOCH, EPOCHS = 5, 3
 
 
-def resume_args(data_dir: Path, log_dir: Path, *extra: str) -> list[str]:
-    return [
-        *tiny_cifar_args(data_dir, log_dir, epochs=EPOCHS),
-        "--data.batch_size=16",
-        "--data.val_size=20",
-        "--model.net.init_args.widths=[8,8,8,8]",
-        "--trainer.deterministic=true",
-        *extra,
-    ]
+def resume_args(log_dir: Path, *extra: str) -> list[str]:
+    return [*tiny_args(log_dir, epochs=EPOCHS), "--trainer.deterministic=true", *extra]
 
 
 class InterruptAt(L.Callback):
@@ -88,21 +77,14 @@ def _last_ckpt(log_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def resume_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("resume")
-    write_cifar10(root / "data", per_batch=20)
-    return root / "data"
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(resume_data, tmp_path_factory):
+def uninterrupted(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("full")
-    cli = main(["fit", *resume_args(resume_data, log_dir)])
+    cli = main(["fit", *resume_args(log_dir)])
     return cli, torch.load(_last_ckpt(log_dir), map_location="cpu", weights_only=True)
 
 
-def _interrupt_and_resume(step: int, data_dir: Path, tmp_path: Path, *extra: str):
-    return _resume_after_interrupt(lambda log_dir: resume_args(data_dir, log_dir, *extra), step, tmp_path)
+def _interrupt_and_resume(step: int, tmp_path: Path, *extra: str):
+    return _resume_after_interrupt(lambda log_dir: resume_args(log_dir, *extra), step, tmp_path)
 
 
 def _resume_after_interrupt(args: Callable[[Path], list[str]], step: int, tmp_path: Path):
@@ -138,25 +120,25 @@ def _assert_same_run(resumed, uninterrupted, steps: int = STEPS_PER_EPOCH * EPOC
         assert torch.equal(expected[name], got[name]), f"{name}: {expected[name]} vs {got[name]}"
 
 
-def test_ctrl_c_mid_epoch_then_resume_is_bit_exact(resume_data, uninterrupted, tmp_path):
+def test_ctrl_c_mid_epoch_then_resume_is_bit_exact(uninterrupted, tmp_path):
     """Interrupted at step 7 (batch 3 of epoch 2 of 3) and resumed: the same weights, optimizer state,
     schedule and metrics as the run that was never interrupted."""
-    resumed = _interrupt_and_resume(7, resume_data, tmp_path)
+    resumed = _interrupt_and_resume(7, tmp_path)
     _assert_same_run(resumed, uninterrupted)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("step", [2, STEPS_PER_EPOCH])  # inside the first epoch; its last batch, before validation
-def test_resume_is_bit_exact_at_other_steps(step, resume_data, uninterrupted, tmp_path):
-    _assert_same_run(_interrupt_and_resume(step, resume_data, tmp_path), uninterrupted)
+def test_resume_is_bit_exact_at_other_steps(step, uninterrupted, tmp_path):
+    _assert_same_run(_interrupt_and_resume(step, tmp_path), uninterrupted)
 
 
 @pytest.mark.slow
-def test_resume_is_bit_exact_with_the_device_loader(resume_data, tmp_path):
+def test_resume_is_bit_exact_with_the_device_loader(tmp_path):
     """`data.on_device=true` batches from a copy of the set on the device (DeviceLoader): exact too."""
-    full = main(["fit", *resume_args(resume_data, tmp_path / "full", "--data.on_device=true")])
+    full = main(["fit", *resume_args(tmp_path / "full", "--data.on_device=true")])
     last = torch.load(_last_ckpt(tmp_path / "full"), map_location="cpu", weights_only=True)
-    resumed = _interrupt_and_resume(7, resume_data, tmp_path, "--data.on_device=true")
+    resumed = _interrupt_and_resume(7, tmp_path, "--data.on_device=true")
     _assert_same_run(resumed, (full, last))
 
 
@@ -185,11 +167,12 @@ def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
 
 def _image_folder_resume_args(root: Path, log_dir: Path) -> list[str]:
     return [
-        "--data=project.data.ImageFolderDataModule",
-        f"--data.data_dir={root}",
-        "--data.image_size=16",
+        "--data=project.data.ImageDataModule",
+        "--data.source=project.data.ImageFolder",
+        f"--data.source.init_args.root={root}",
+        "--data.source.init_args.image_size=16",
         "--data.batch_size=6",
-        "--data.val_fraction=0.25",
+        "--data.val_size=0.25",
         "--model.net.init_args.widths=[8,8,8,8]",
         "--trainer.precision=32-true",
         "--trainer.deterministic=true",
@@ -218,13 +201,8 @@ def test_cli_wires_in_the_reliability_pieces(uninterrupted):
 def test_sigterm_mid_fit_leaves_a_resumable_checkpoint(tmp_path):
     """A real `python -m project.cli fit` process gets SIGTERM (what `kill`, a scheduler or a spot
     reclaim sends) after its first epoch; it must stop at the next batch and save where it stopped."""
-    write_cifar10(tmp_path / "data", per_batch=20)
     steps_per_epoch = 80 // 8
-    args = [
-        *tiny_cifar_args(tmp_path / "data", tmp_path / "logs", epochs=1000),
-        "--data.batch_size=8",
-        "--data.val_size=20",
-    ]
+    args = [*tiny_args(tmp_path / "logs", epochs=1000), "--data.batch_size=8", "--data.val_size=20"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "project.cli", "fit", *args],
         cwd=ROOT,
@@ -255,7 +233,7 @@ def test_sigterm_mid_fit_leaves_a_resumable_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_slurm_requeue_saves_requeues_and_resumes(resume_data, tmp_path, monkeypatch):
+def test_slurm_requeue_saves_requeues_and_resumes(tmp_path, monkeypatch):
     """Under SLURM, Lightning's SLURMEnvironment plugin handles the pre-emption signal: it saves an
     hpc checkpoint and calls `scontrol requeue`; the requeued job finds the checkpoint and resumes."""
     scontrol = tmp_path / "bin" / "scontrol"
@@ -274,10 +252,10 @@ def test_slurm_requeue_saves_requeues_and_resumes(resume_data, tmp_path, monkeyp
                 os.kill(os.getpid(), signal.SIGUSR1)  # what `#SBATCH --signal=SIGUSR1@90` sends
 
     # default_root_dir is where Lightning keeps hpc_ckpt_N.ckpt between requeues
-    args = [*resume_args(resume_data, tmp_path / "logs"), f"--trainer.default_root_dir={tmp_path}"]
+    args = [*resume_args(tmp_path / "logs"), f"--trainer.default_root_dir={tmp_path}"]
     handlers = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)}
     try:
-        cli = main([f"--config={ROOT / 'configs' / 'cifar10.yaml'}", *args, "--trainer.max_steps=8"], run=False)
+        cli = main([*args, "--trainer.max_steps=8"], run=False)
         cli.trainer.callbacks.append(PreemptAt())
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     finally:
@@ -287,7 +265,7 @@ def test_slurm_requeue_saves_requeues_and_resumes(resume_data, tmp_path, monkeyp
     hpc = list(Path(cli.trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"))
     assert hpc and torch.load(hpc[0], weights_only=True)["global_step"] == 3
     # The requeued job: the same command, no --ckpt_path; Lightning picks up the hpc checkpoint itself
-    again = main([f"--config={ROOT / 'configs' / 'cifar10.yaml'}", *args, "--trainer.max_steps=8"], run=False)
+    again = main([*args, "--trainer.max_steps=8"], run=False)
     again.trainer.fit(again.model, datamodule=again.datamodule)
     assert again.trainer.ckpt_path == str(hpc[0])
     assert again.trainer.global_step == 8
@@ -471,7 +449,7 @@ def test_checkpoint_with_a_pickle_payload_is_refused_before_anything_runs(subcom
     torch.save({"state_dict": {"w": torch.ones(2)}, "extra": Payload(marker)}, evil)
     data_dir = tmp_path / "no-data"
     with pytest.raises(UnsafeCheckpointError, match=r"Refusing to load .*downloaded\.ckpt.*system"):
-        main([subcommand, f"--data.data_dir={data_dir}", "--data.download=false", f"--ckpt_path={evil}"])
+        main([subcommand, f"--config={TINY}", f"--data.source.init_args.root={data_dir}", f"--ckpt_path={evil}"])
     assert not marker.exists(), "the payload ran"
     assert not data_dir.exists()
 
@@ -498,9 +476,9 @@ def test_truncated_checkpoint_is_refused_clearly(tmp_path):
     ],
 )
 def test_config_error_stops_before_data_is_touched(override, named, tmp_path, capsys):
-    data_dir = tmp_path / "data"  # download=true: touching the data would create it
+    data_dir = tmp_path / "data"  # the tiny source's `prepare` creates it: touching the data would show
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", f"--data.data_dir={data_dir}", override])
+        main(["fit", f"--config={TINY}", f"--data.source.init_args.root={data_dir}", override])
     assert exit_info.value.code != 0
     assert named in capsys.readouterr().err
     assert not data_dir.exists(), "the data was touched before the config error was reported"
@@ -508,8 +486,15 @@ def test_config_error_stops_before_data_is_touched(override, named, tmp_path, ca
 
 def test_num_classes_contradicting_the_data_is_an_error(tmp_path):
     data_dir = tmp_path / "data"
-    with pytest.raises(ValueError, match=r"model\.net\.init_args\.num_classes=5 contradicts the data, which has 10"):
-        main(["fit", f"--data.data_dir={data_dir}", "--model.net.init_args.num_classes=5"])
+    with pytest.raises(ValueError, match=r"model\.net\.init_args\.num_classes=5 contradicts the data, which has 3"):
+        main(
+            [
+                "fit",
+                f"--config={TINY}",
+                f"--data.source.init_args.root={data_dir}",
+                "--model.net.init_args.num_classes=5",
+            ]
+        )
     assert not data_dir.exists()
 
 
@@ -529,22 +514,7 @@ class BadInput:
 def _image_setup(tmp: Path, spoil: Callable[[Path], object], **kwargs) -> None:
     tree = write_image_tree(tmp / "images", per_class=4)
     spoil(tree)
-    ImageFolderDataModule(tree, val_fraction=0.25, **kwargs).setup("fit")
-
-
-def _cifar_setup(tmp: Path, spoil: Callable[[Path], object], stage: str = "fit") -> None:
-    folder = write_cifar10(tmp / "data", per_batch=10)
-    spoil(folder)
-    CIFAR10DataModule(tmp / "data", val_size=5, download=False).setup(stage)
-
-
-def _relabel(folder: Path, label: int) -> None:
-    path = folder / "data_batch_2"
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
-    entry["labels"][3] = label
-    with open(path, "wb") as f:
-        pickle.dump(entry, f, protocol=2)
+    ImageDataModule(ImageFolder(tree, **kwargs), val_size=0.25).setup("fit")
 
 
 def _tar_with_link(archive: Path) -> None:
@@ -590,22 +560,6 @@ def _read_empty_wav(tmp: Path) -> None:
 def _read_text_wav(tmp: Path) -> None:
     (tmp / "fake.wav").write_text("RIFF? no, just text")
     read_audio(tmp / "fake.wav", 8000)
-
-
-def _rewrite_batch(folder: Path, **changes: object) -> None:
-    """Replace keys of data_batch_2 (e.g. `data`, `labels`), keeping the official pickle format."""
-    path = folder / "data_batch_2"
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
-    entry.update({key: change(entry[key]) if callable(change) else change for key, change in changes.items()})
-    with open(path, "wb") as f:
-        pickle.dump(entry, f, protocol=2)
-
-
-def _with_pixel(data: np.ndarray, value: int) -> np.ndarray:
-    wide = data.astype(np.int16)
-    wide[0, 0] = value
-    return wide
 
 
 def _read_wav(tmp: Path, name: str, clip: np.ndarray, rate: int = 8000, subtype: str = "FLOAT") -> None:
@@ -711,13 +665,13 @@ BAD_INPUTS = [
     ),
     BadInput(
         "image folder missing",
-        lambda t: ImageFolderDataModule(t / "nowhere"),
+        lambda t: ImageFolder(t / "nowhere"),
         FileNotFoundError,
         r"nowhere does not exist",
     ),
     BadInput(
         "image folder without class folders",
-        lambda t: ImageFolderDataModule(t),
+        lambda t: ImageFolder(t),
         FileNotFoundError,
         r"holds no class folders",
     ),
@@ -726,91 +680,10 @@ BAD_INPUTS = [
         lambda t: (
             write_image_tree(t / "train"),
             write_image_tree(t / "test", classes=("circle", "hexagon")),
-            ImageFolderDataModule(t).setup("test"),
+            ImageDataModule(ImageFolder(t)).setup("test"),
         ),
         ValueError,
         r"test has class folders the training set lacks: \['hexagon'\]",
-    ),
-    # CIFAR-10 files
-    BadInput(
-        "CIFAR folder missing, download off",
-        lambda t: CIFAR10DataModule(t / "nowhere", download=False).prepare_data(),
-        FileNotFoundError,
-        r"looked for .*nowhere/cifar-10-batches-py",
-    ),
-    BadInput(
-        "CIFAR half-extracted",
-        lambda t: _cifar_setup(t, lambda f: (f / "data_batch_3").unlink()),
-        FileNotFoundError,
-        r"data_batch_3 is missing.*half-extracted",
-    ),
-    BadInput(
-        "CIFAR batch truncated",
-        lambda t: _cifar_setup(t, lambda f: truncate(f / "data_batch_1")),
-        ValueError,
-        r"data_batch_1 is not a readable CIFAR-10 batch",
-    ),
-    BadInput(
-        "CIFAR batch carrying code",
-        lambda t: _cifar_setup(t, lambda f: (f / "data_batch_5").write_bytes(pickle.dumps(Payload(t / "ran")))),
-        ValueError,
-        r"data_batch_5 .*refusing to load",
-    ),
-    BadInput(
-        "CIFAR label out of range",
-        lambda t: _cifar_setup(t, lambda f: _relabel(f, 10)),
-        ValueError,
-        r"labels in .*cifar-10-batches-py/data_batch_2 fall outside 0\.\.9 \(found 0\.\.10\)",
-    ),
-    BadInput(
-        "CIFAR negative label",
-        lambda t: _cifar_setup(t, lambda f: _relabel(f, -1)),
-        ValueError,
-        r"labels in .*fall outside 0\.\.9",
-    ),
-    BadInput(
-        "CIFAR batch with float pixels",
-        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, data=lambda d: d.astype(np.float32) / 255)),
-        ValueError,
-        r"data_batch_2 is not a CIFAR-10 batch: 'data' must be integers .*got float32",
-    ),
-    BadInput(
-        "CIFAR batch with int16 pixels above 255",
-        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, data=lambda d: _with_pixel(d, 300))),
-        ValueError,
-        r"data_batch_2 holds pixel values from 0 to 300; CIFAR-10 pixels are 0\.\.255",
-    ),
-    BadInput(
-        "CIFAR batch with float labels",
-        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [y + 0.5 for y in ls])),
-        ValueError,
-        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers.*float64",
-    ),
-    BadInput(
-        "CIFAR batch with string labels",
-        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [str(y) for y in ls])),
-        ValueError,
-        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers",
-    ),
-    BadInput(
-        "CIFAR batch with ragged labels",
-        lambda t: _cifar_setup(
-            t, lambda f: _rewrite_batch(f, labels=lambda ls: [[y] * (i % 2 + 1) for i, y in enumerate(ls)])
-        ),
-        ValueError,
-        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers.*object",
-    ),
-    BadInput(
-        "CIFAR batch with 2-D labels",
-        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: [[y] for y in ls])),
-        ValueError,
-        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list .*shape \(10, 1\)",
-    ),
-    BadInput(
-        "CIFAR batch with fewer labels than images",
-        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: ls[:-1])),
-        ValueError,
-        r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers .*shape \(9,\)",
     ),
     # Downloads and archives
     BadInput(
@@ -970,238 +843,6 @@ BAD_INPUTS = [
         r"huge\.wav has samples as large as 1e\+30",
     ),
     BadInput("predict on a NaN WAV", _predict_on_nan_wav, ValueError, r"mine/nan\.wav holds 4000 NaN"),
-]
-
-
-# Command-line cases, run as the shell runs them (`run_command`): each must end in exit status 2 and
-# one `error:` line (checked by `_cli`), besides naming the file, key or value.
-
-
-class Refused(Exception):
-    """The command line stopped with a user error: exit status 2, an `error:` line, no traceback."""
-
-
-def _cli(*args: str) -> None:
-    """`python -m project.cli ARGS`, in this process; raises `Refused` with its `error:` message."""
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            run_command(lambda: main(list(args)))
-        except SystemExit as stopped:
-            code = stopped.code
-        else:
-            return  # accepted: the catalogue reports it
-    text = stderr.getvalue()
-    found = re.search(r"^error: (.*)", text, re.MULTILINE | re.DOTALL)
-    assert code == USER_ERROR_EXIT and found and "Traceback" not in text, f"exit status {code}, stderr:\n{text}"
-    raise Refused(found.group(1))
-
-
-class TinyRuns:
-    """Checkpoints of a 1-epoch CIFAR-10 fit and a 1-epoch FSDD fit, made once, when first asked for."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    @functools.cached_property
-    def cifar_data(self) -> Path:
-        write_cifar10(self.root / "cifar", per_batch=10)
-        return self.root / "cifar"
-
-    @functools.cached_property
-    def fsdd_data(self) -> Path:
-        return write_fsdd(self.root / "fsdd", takes=7)  # FSDD's split: takes 5 and 6 train
-
-    @functools.cached_property
-    def cifar_ckpt(self) -> Path:
-        main(["fit", *_tiny_cifar(self.cifar_data, self.root / "cifar-run", epochs=1)])
-        return _last_ckpt(self.root / "cifar-run")
-
-    @functools.cached_property
-    def fsdd_ckpt(self) -> Path:
-        main(["fit", *tiny_fsdd_args(self.fsdd_data, self.root / "fsdd-run", epochs=1)])
-        return _last_ckpt(self.root / "fsdd-run")
-
-
-@pytest.fixture(scope="module")
-def tiny_runs(tmp_path_factory) -> TinyRuns:
-    return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
-
-
-def _tiny_cifar(data_dir: Path, log_dir: Path, epochs: int = 1) -> list[str]:
-    """45 training images in batches of 16: 2 steps an epoch (the short last batch is dropped)."""
-    return [
-        *tiny_cifar_args(data_dir, log_dir, epochs),
-        "--data.batch_size=16",
-        "--data.val_size=5",
-        "--model.net.init_args.widths=[8,8,8,8]",
-    ]
-
-
-def _config_file(tmp: Path, name: str, text: str) -> None:
-    (tmp / name).write_text(text)
-    _cli("fit", f"--config={tmp / name}", f"--data.data_dir={tmp / 'data'}")
-
-
-def _fit_cifar(tmp: Path, runs: TinyRuns, *extra: str) -> None:
-    _cli("fit", *_tiny_cifar(runs.cifar_data, tmp / "logs"), *extra)
-
-
-def _without_state_dict(tmp: Path) -> None:
-    torch.save({"w": torch.ones(3)}, tmp / "weights.ckpt")
-    _cli("test", f"--data.data_dir={tmp}", f"--ckpt_path={tmp / 'weights.ckpt'}")
-
-
-def _disk_full(tmp: Path, runs: TinyRuns) -> None:
-    def no_space(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    with unittest.mock.patch.object(torch, "save", no_space):
-        _fit_cifar(tmp, runs)
-
-
-BAD_INPUTS += [
-    BadInput(
-        "malformed YAML",
-        lambda t: _config_file(t, "bad.yaml", "trainer:\n  max_epochs: [1\n"),
-        Refused,
-        r"bad\.yaml, line 3.*not valid YAML: while parsing a flow sequence started on line 2",
-    ),
-    BadInput(
-        "tab-indented YAML",
-        lambda t: _config_file(t, "tabs.yaml", "trainer:\n\tmax_epochs: 1\n"),
-        Refused,
-        r"tabs\.yaml, line 2.*not valid YAML.*spaces, never tabs",
-    ),
-    BadInput("empty YAML", lambda t: _config_file(t, "empty.yaml", ""), Refused, r"config file .*empty\.yaml is empty"),
-    BadInput(
-        "YAML holding a list",
-        lambda t: _config_file(t, "list.yaml", "- trainer\n- model\n"),
-        Refused,
-        r"list\.yaml holds a list at the top level",
-    ),
-    BadInput("--config naming no file", lambda t: _cli("fit", f"--config={t / 'nope.yaml'}"), Refused, r"nope\.yaml"),
-    BadInput("unknown config key", lambda t: _cli("fit", "--model.nonexistent=1"), Refused, r"model\.nonexistent"),
-    BadInput("value of the wrong type", lambda t: _cli("fit", "--trainer.max_epochs=many"), Refused, r"max_epochs"),
-    BadInput(
-        "label_smoothing: 2.0",
-        lambda t: _cli("fit", f"--data.data_dir={t}", "--model.label_smoothing=2.0"),
-        Refused,
-        r"model\.label_smoothing=2\.0 is outside \[0, 1\)",
-    ),
-    BadInput(
-        "net num_classes contradicting the data",
-        lambda t: _cli("fit", f"--data.data_dir={t}", "--model.net.init_args.num_classes=5"),
-        Refused,
-        r"num_classes=5 contradicts the data, which has 10 classes",
-    ),
-    BadInput(
-        "CIFAR data missing, through the command line",
-        lambda t: _cli("fit", f"--data.data_dir={t / 'nowhere'}", "--data.download=false"),
-        Refused,
-        r"nowhere/cifar-10-batches-py",
-    ),
-    BadInput(
-        "CIFAR batch truncated, through the command line",
-        lambda t: (
-            write_cifar10(t / "data", per_batch=10),
-            truncate(t / "data" / "cifar-10-batches-py" / "data_batch_4"),
-            _cli("fit", *_tiny_cifar(t / "data", t / "logs")),
-        ),
-        Refused,
-        r"data_batch_4 is not a readable CIFAR-10 batch",
-    ),
-    BadInput(
-        "batch larger than the data set (one-cycle schedule)",
-        lambda t, runs: _fit_cifar(t, runs, "--data.batch_size=64"),
-        Refused,
-        r"model\.scheduler needs the run's length, but this fit has no training steps .*data\.batch_size=64",
-        needs_runs=True,
-    ),
-    BadInput(
-        "limit_train_batches=0 (one-cycle schedule)",
-        lambda t, runs: _fit_cifar(t, runs, "--trainer.limit_train_batches=0"),
-        Refused,
-        r"no training steps \(trainer\.limit_train_batches=0",
-        needs_runs=True,
-    ),
-    BadInput(
-        "4-step one-cycle run (ZeroDivisionError inside OneCycleLR)",
-        lambda t, runs: _fit_cifar(t, runs, "--trainer.max_epochs=9", "--trainer.max_steps=4"),
-        Refused,
-        r"model\.scheduler cannot be laid over this run's 4 training steps .*pct_start",
-        needs_runs=True,
-    ),
-    BadInput(
-        "audio checkpoint given to CIFAR-10 test",
-        lambda t, runs: _cli(
-            "test", f"--config={CIFAR10_CONFIG}", *_tiny_cifar(runs.cifar_data, t), f"--ckpt_path={runs.fsdd_ckpt}"
-        ),
-        Refused,
-        r"The checkpoint's network does not fit this data: .*last\.ckpt holds a RNNClassifier \(it was trained on "
-        r"inputs of shape \(B, \d+\), \(B,\)\), which fails on this data's inputs of shape \(B, 3, 32, 32\)",
-        needs_runs=True,
-    ),
-    BadInput(
-        "CIFAR-10 checkpoint given to FSDD test",
-        lambda t, runs: _cli("test", *tiny_fsdd_args(runs.fsdd_data, t, 1), f"--ckpt_path={runs.cifar_ckpt}"),
-        Refused,
-        r"The checkpoint's network does not fit this data: .*holds a ResNet \(it was trained on inputs of shape "
-        r"\(B, 3, 32, 32\)\), which fails on this data's inputs of shape \(B, \d+\), \(B,\)",
-        needs_runs=True,
-    ),
-    BadInput(
-        "--ckpt_path naming a folder",
-        lambda t, runs: _cli("test", f"--ckpt_path={runs.cifar_ckpt.parent}"),
-        Refused,
-        r"--ckpt_path .*checkpoints is a folder: name a checkpoint file; it holds .*last\.ckpt",
-        needs_runs=True,
-    ),
-    BadInput(
-        "--ckpt_path naming no file",
-        lambda t: _cli("test", f"--data.data_dir={t}", f"--ckpt_path={t / 'last.ckpt'}"),
-        Refused,
-        r"--ckpt_path .*last\.ckpt: no such file",
-    ),
-    BadInput(
-        "checkpoint without state_dict",
-        _without_state_dict,
-        Refused,
-        r"weights\.ckpt is not a Lightning checkpoint: it lacks 'state_dict'",
-    ),
-    BadInput(
-        "checkpoint carrying code, through the command line",
-        lambda t: (
-            torch.save({"state_dict": {}, "x": Payload(t / "ran")}, t / "x.ckpt"),
-            _cli("test", f"--data.data_dir={t}", f"--ckpt_path={t / 'x.ckpt'}"),
-        ),
-        Refused,
-        r"Refusing to load .*x\.ckpt",
-    ),
-    BadInput(
-        "checkpoint truncated, through the command line",
-        lambda t, runs: (
-            (t / "cut.ckpt").write_bytes(runs.cifar_ckpt.read_bytes()[:5000]),
-            _cli("test", f"--data.data_dir={t}", f"--ckpt_path={t / 'cut.ckpt'}"),
-        ),
-        Refused,
-        r"cut\.ckpt is not a readable PyTorch checkpoint",
-        needs_runs=True,
-    ),
-    BadInput(
-        "one-cycle run resumed with a larger max_epochs",
-        lambda t, runs: _fit_cifar(t, runs, "--trainer.max_epochs=3", f"--ckpt_path={runs.cifar_ckpt}"),
-        Refused,
-        r"This run has 6 training steps, but the OneCycleLR schedule resumed from .*last\.ckpt spans 2",
-        needs_runs=True,
-    ),
-    BadInput(
-        "disk full while checkpointing",
-        _disk_full,
-        Refused,
-        r"No space left on the device holding .*checkpoints/.*\.ckpt",
-        needs_runs=True,
-    ),
 ]
 
 

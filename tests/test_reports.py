@@ -1,5 +1,5 @@
 """What a user sees: TensorBoard pictures, the predictions CSV, the end-of-fit summary, and evaluating
-a checkpoint with nothing but its path."""
+a checkpoint with nothing but its path. On the tests' own tiny recipe (tests/recipes.py)."""
 
 import csv
 
@@ -10,9 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from project import metrics
 from project.callbacks.reports import render_confusion_matrix
 from project.cli import main
-from tests.cifar_format import write_cifar10
-from tests.conftest import tiny_cifar_args
-from tests.test_cli import _run_dir
+from tests.recipes import CLASSES, run_dir, tiny_args
 
 
 def _tags(run_dir) -> dict[str, list[str]]:
@@ -24,13 +22,12 @@ def _tags(run_dir) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("reports")
-    write_cifar10(root / "data", per_batch=100)
-    main(["fit", *tiny_cifar_args(root / "data", root / "logs", epochs=3)])
+    main(["fit", *tiny_args(root / "logs", epochs=3), "--model.net.init_args.hidden=12"])
     return root
 
 
 def test_fit_logs_confusion_matrices_and_final_hparams(fitted, capsys):
-    run = _run_dir(fitted / "logs")
+    run = run_dir(fitted / "logs")
     tags = _tags(run)
     assert "val/confusion_matrix" in tags["images"]
     events = EventAccumulator(str(run), size_guidance={"images": 0})
@@ -40,19 +37,18 @@ def test_fit_logs_confusion_matrices_and_final_hparams(fitted, capsys):
 
 
 def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys):
-    """No config and no model arguments: the widths the run used ([8,16,16,16], not the default
-    config's) come from the config.yaml saved beside the checkpoint."""
-    ckpt = _run_dir(fitted / "logs") / "checkpoints" / "last.ckpt"
+    """No config and no model arguments: the net the run used (hidden=12, not the recipe's 16) comes
+    from the config.yaml saved beside the checkpoint."""
+    ckpt = run_dir(fitted / "logs") / "checkpoints" / "last.ckpt"
     out = tmp_path / "preds.csv"
     common = [f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
     tested = main(["test", f"--ckpt_path={ckpt}", *common])
-    assert tested.trainer.callback_metrics[metrics.TEST_ACC] > 0.3, "3x chance: the trained weights were loaded"
-    assert "test/misclassified" in _tags(_run_dir(tmp_path))["images"]
+    assert tested.trainer.callback_metrics[metrics.TEST_ACC] > 0.8, "2.4x chance: the trained weights were loaded"
 
     predicted = main(["predict", f"--ckpt_path={ckpt}", f"--predictions.output={out}", *common])
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 100, "one row per test image"
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert len(rows) == 100, "one row per test sample"
+    classes = list(CLASSES)
     assert list(rows[0]) == ["sample", "label", "predicted", "probability", *(f"p_{c}" for c in classes)]
     for row in rows:
         probs = [float(row[f"p_{c}"]) for c in classes]
@@ -65,55 +61,13 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys
     assert f"accuracy {accuracy:.4f} on the 100 with a known label" in capsys.readouterr().out
 
 
-def test_predict_a_folder_of_images(fitted, tmp_path):
-    """Any-size images in nested folders, resized to the net's 32x32, named by their path in the CSV."""
-    from PIL import Image
-
-    from tests.cifar_format import learnable_images
-
-    rows, _ = learnable_images(3, seed=7)
-    folder = tmp_path / "photos"
-    (folder / "holiday").mkdir(parents=True)
-    for i, row in enumerate(rows):
-        image = Image.fromarray(row.reshape(3, 32, 32).transpose(1, 2, 0)).resize((64, 64))
-        image.save(folder / ("holiday" if i else ".") / f"img{i}.png")
-    ckpt = _run_dir(fitted / "logs") / "checkpoints" / "last.ckpt"
-    out = tmp_path / "preds.csv"
-    main(
-        [
-            "predict",
-            f"--ckpt_path={ckpt}",
-            f"--data.predict_dir={folder}",
-            f"--predictions.output={out}",
-            f"--trainer.logger.init_args.save_dir={tmp_path}",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
-    predictions = list(csv.DictReader(out.open()))
-    assert [row["sample"] for row in predictions] == ["holiday/img1.png", "holiday/img2.png", "img0.png"]
-    assert "label" not in predictions[0], "new files have no known label: no empty column"
-
-    (folder / "notes.txt").write_text("not an image")
-    with pytest.raises(ValueError, match=r"notes\.txt is not an image file"):
-        main(
-            [
-                "predict",
-                f"--ckpt_path={ckpt}",
-                f"--data.predict_dir={folder}",
-                f"--trainer.logger.init_args.save_dir={tmp_path}",
-            ]
-        )
-
-
 def test_summary_names_the_best_checkpoint_and_the_test_command(tmp_path, capsys):
-    write_cifar10(tmp_path / "data", per_batch=40)
-    args = tiny_cifar_args(tmp_path / "data", tmp_path / "logs", epochs=1)
-    main(["fit", *[a for a in args if "val_size" not in a], "--data.val_size=40"])
+    main(["fit", *tiny_args(tmp_path / "logs", epochs=1), "--data.val_size=40"])
     out = capsys.readouterr().out
-    best = next((_run_dir(tmp_path / "logs") / "checkpoints").glob("best-*.ckpt"))
+    best = next((run_dir(tmp_path / "logs") / "checkpoints").glob("best-*.ckpt"))
     assert f"Best {metrics.VAL_ACC}:" in out
     assert f"python -m project.cli test --ckpt_path {best}" in out
-    assert f"tensorboard --logdir {_run_dir(tmp_path / 'logs')}" in out
+    assert f"tensorboard --logdir {run_dir(tmp_path / 'logs')}" in out
 
 
 def test_confusion_matrix_picture_has_a_cell_per_pair():

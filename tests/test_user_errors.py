@@ -102,14 +102,20 @@ def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
     (tmp / "payload.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
     cli = [sys.executable, "-m", "project.cli"]
     return {
-        "missing data": ([*cli, "fit", f"--data.data_dir={tmp / 'no'}", "--data.download=false"], "no/cifar-10"),
+        "missing data": (
+            [*cli, "fit", f"--data.source.init_args.root={tmp / 'no'}", "--data.source.init_args.download=false"],
+            "no/cifar-10",
+        ),
         "bad config value": ([*cli, "fit", "--trainer.max_epochs=many"], "max_epochs"),
         "malformed YAML": ([*cli, "fit", f"--config={tmp / 'malformed.yaml'}"], "malformed.yaml, line 3"),
         "empty YAML": ([*cli, "fit", f"--config={tmp / 'empty.yaml'}"], "empty.yaml is empty"),
         "refused checkpoint": ([*cli, "test", *tiny, f"--ckpt_path={tmp / 'payload.ckpt'}"], "payload.ckpt is not"),
         "wrong --ckpt_path": ([*cli, "test", *tiny, f"--ckpt_path={tmp}"], "is a folder"),
         "bad config value at construction": ([*cli, "fit", *tiny, "--model.label_smoothing=2"], "label_smoothing"),
-        "bad file": ([*cli, "fit", *tiny, f"--data.data_dir={bad}"], "data_batch_2 is not a readable CIFAR-10"),
+        "bad file": (
+            [*cli, "fit", *tiny, f"--data.source.init_args.root={bad}"],
+            "data_batch_2 is not a readable CIFAR-10",
+        ),
         "disk full": ([sys.executable, "-c", FULL_DISK, "fit", *tiny], "No space left on the device holding"),
     }
 

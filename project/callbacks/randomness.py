@@ -4,7 +4,7 @@ Dropout, SpecAugment's masks and anything else a network or loss draws take thei
 the global generators (torch's on CPU and on every GPU, numpy's, Python's), whose state no
 checkpoint holds. Reseeding them before every training step from (run seed, rank, batch count)
 makes each step's draws a pure function of where the step is in the run, as
-`project.data.loading.augmentation_generator` does for augmentation: a run resumed from any
+`project.data.ordering.augmentation_generator` does for augmentation: a run resumed from any
 checkpoint (mid-epoch, end of epoch, after Ctrl-C, SIGTERM or a crash) draws exactly what the
 uninterrupted run drew, and each DDP rank draws differently. The run seed is saved in checkpoints,
 so it need not be given again on resume.

@@ -1,8 +1,26 @@
 from project.data.audio_datamodule import AudioDataModule
-from project.data.cifar10 import CIFAR10DataModule
-from project.data.fsdd import FSDD
-from project.data.image_folder import ImageFolderDataModule
-from project.data.speech_commands import SpeechCommands
-from project.data.wav_folder import WavFolder
+from project.data.datamodule import InMemoryDataModule
+from project.data.image_datamodule import ImageDataModule
+from project.data.source import AudioSource, ImageSource, Samples, Source
+from project.data.sources.cifar10 import CIFAR10
+from project.data.sources.features import FeatureFiles
+from project.data.sources.fsdd import FSDD
+from project.data.sources.image_folder import ImageFolder
+from project.data.sources.speech_commands import SpeechCommands
+from project.data.sources.wav_folder import WavFolder
 
-__all__ = ["FSDD", "AudioDataModule", "CIFAR10DataModule", "ImageFolderDataModule", "SpeechCommands", "WavFolder"]
+__all__ = [
+    "CIFAR10",
+    "FSDD",
+    "AudioDataModule",
+    "AudioSource",
+    "FeatureFiles",
+    "ImageDataModule",
+    "ImageFolder",
+    "ImageSource",
+    "InMemoryDataModule",
+    "Samples",
+    "Source",
+    "SpeechCommands",
+    "WavFolder",
+]

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from project.data.source import Samples
 from project.errors import DataError
 
 # What a DataLoader yields: ((waveforms (B, T), lengths (B,)), labels (B,))
@@ -87,6 +88,15 @@ def _check_wav_length(path: Path) -> None:
                     )
                 return
             f.seek(length + length % 2, 1)  # chunks are padded to an even length
+
+
+def read_split(items: list[tuple[Path, int]], sample_rate: int, root: Path) -> Samples:
+    """Decode (file, label) pairs into `Samples`, naming each clip by its path relative to `root`."""
+    return Samples(
+        inputs=[read_audio(path, sample_rate) for path, _ in items],
+        labels=torch.tensor([label for _, label in items], dtype=torch.int64),
+        names=[str(path.relative_to(root)) for path, _ in items],
+    )
 
 
 def read_audio_folder(folder: Path, sample_rate: int) -> tuple[list[Tensor], list[str]]:
@@ -176,6 +186,13 @@ class AudioClips(Dataset):
         # happens once per batch
         waves, lengths = pad_clips([self.clips[i] for i in indices], self.length)
         return (waves, lengths), self.labels[torch.as_tensor(indices)]
+
+    def device_tensors(self, device: torch.device) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """The whole set on `device`, padded to `length` or the longest clip: ((waves (N, T), lengths (N,)), labels)."""
+        if getattr(self, "_on_device", None) is None or self._on_device[1].device != device:
+            waves, lengths = pad_clips(self.clips, self.length)
+            self._on_device = ((waves.to(device), lengths.to(device)), self.labels.to(device))
+        return self._on_device
 
 
 def pad_clips(clips: list[Tensor], length: int | None = None) -> tuple[Tensor, Tensor]:

@@ -3,7 +3,7 @@
 The loaders hand over raw uint8 batches (4x less to copy than float32) and these classes do the
 augmentation on whatever device the batch is on, one batched op each, so no CPU worker sits
 between the data and the GPU. Randomness comes from an explicit generator so that a run's
-augmentation is a function of its seed and step (see `CIFAR10DataModule.on_after_batch_transfer`).
+augmentation is a function of its seed and step (see `InMemoryDataModule.on_after_batch_transfer`).
 """
 
 from typing import Literal

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import torch
 
-from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
+from project.data.audio import read_split
+from project.data.source import AudioSource, Samples, Split
 from project.errors import DataError
 
 
-class WavFolder(AudioDataset):
+class WavFolder(AudioSource):
     """`root/<class>/<any name>.wav`, split per class at random (seeded) into train, val and test.
 
     Every file in a class folder is read (hidden files aside), so a stray non-audio file stops the
@@ -43,10 +44,7 @@ class WavFolder(AudioDataset):
         self.test_fraction = test_fraction
         self.seed = seed
 
-    def prepare(self) -> None:
-        pass  # the files are the user's own; nothing to download
-
-    def load(self, split: Split, sample_rate: int) -> LoadedSplit:
+    def load(self, split: Split, sample_rate: int) -> Samples:
         return read_split(self._split_files()[split], sample_rate, self.root)
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:

@@ -6,9 +6,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from project.data.audio import read_audio
-from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
+from project.data.audio import read_audio, read_split
 from project.data.download import RemoteArchive, download_archive, extract_archive
+from project.data.source import AudioSource, Samples, Split
 
 URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 # The published SHA-256 of the archive (as torchaudio pins it); no MD5 is published
@@ -27,7 +27,7 @@ RECORDINGS = 105_829  # word recordings in v0.02: 84,843 train, 9,981 validation
 SPLIT_LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
 
 
-class SpeechCommands(AudioDataset):
+class SpeechCommands(AudioSource):
     """Speech Commands v2 in its official split (the archive's validation and testing lists).
 
     Args:
@@ -69,11 +69,11 @@ class SpeechCommands(AudioDataset):
         if not self.download and not (self.root / self.archive.filename).exists():
             raise FileNotFoundError(
                 f"Speech Commands not found: looked for {self.folder / SPLIT_LISTS['test']} and download is false. "
-                f"Set --data.dataset.init_args.download true, or extract {URL} into {self.folder.resolve()}."
+                f"Set --data.source.init_args.download true, or extract {URL} into {self.folder.resolve()}."
             )
         extract_archive(download_archive(self.archive, self.root, download=self.download), self.folder)
 
-    def load(self, split: Split, sample_rate: int) -> LoadedSplit:
+    def load(self, split: Split, sample_rate: int) -> Samples:
         files = self._word_files(split)
         # A different stream per split, reproducible across processes (str hashes are not)
         generator = torch.Generator().manual_seed(self.seed * 3 + ("train", "val", "test").index(split))
@@ -87,8 +87,8 @@ class SpeechCommands(AudioDataset):
         items += [(others[i], self.classes.index(UNKNOWN)) for i in chosen]
         words = read_split(items, sample_rate, self.folder)
         silence, names = self._silence(per_class, sample_rate, generator)
-        return LoadedSplit(
-            clips=words.clips + silence,
+        return Samples(
+            inputs=words.inputs + silence,
             labels=torch.cat([words.labels, torch.full((len(silence),), self.classes.index(SILENCE))]),
             names=words.names + names,
         )
@@ -112,7 +112,7 @@ class SpeechCommands(AudioDataset):
                 f"{self.folder} is incomplete: it holds {count} word recordings (v0.02 has "
                 f"{RECORDINGS}) and lacks {len(missing)} that its split lists name"
                 f"{' (' + ', '.join(missing[:3]) + ', ...)' if missing else ''}. Delete {self.folder} and run "
-                "again with download true, or set --data.dataset.init_args.expected_recordings=0 for a "
+                "again with download true, or set --data.source.init_args.expected_recordings=0 for a "
                 "subset of your own."
             )
         files = {}

@@ -6,8 +6,9 @@ from typing import Literal
 
 import torch
 
-from project.data.audio_datamodule import AudioDataset, LoadedSplit, Split, read_split
+from project.data.audio import read_split
 from project.data.download import RemoteArchive, download_and_extract
+from project.data.source import AudioSource, Samples, Split
 from project.errors import DataError
 
 VERSION = "1.0.10"
@@ -21,7 +22,7 @@ TEST_TAKES = 5
 RECORDINGS = 3000  # in release 1.0.10: 6 speakers x 10 digits x 50 takes
 
 
-class FSDD(AudioDataset):
+class FSDD(AudioSource):
     """FSDD from the tagged release on GitHub, in the usual split or with one speaker held out.
 
     Args:
@@ -80,14 +81,14 @@ class FSDD(AudioDataset):
         if not self.download and not (self.root / self.archive.filename).exists():
             raise FileNotFoundError(
                 f"FSDD not found: looked for {self.root / FOLDER / 'recordings'} and {self.root / 'recordings'}, "
-                f"and download is false. Set --data.dataset.init_args.download true, or extract {self.archive.url} "
-                f"into {self.root.resolve()}, or point --data.dataset.init_args.root at the folder holding it."
+                f"and download is false. Set --data.source.init_args.download true, or extract {self.archive.url} "
+                f"into {self.root.resolve()}, or point --data.source.init_args.root at the folder holding it."
             )
         download_and_extract(self.archive, self.root, download=self.download)
         if not self.recordings.is_dir():
             raise FileNotFoundError(f"{self.archive.url} extracted into {self.root} but has no {FOLDER}/recordings/.")
 
-    def load(self, split: Split, sample_rate: int) -> LoadedSplit:
+    def load(self, split: Split, sample_rate: int) -> Samples:
         return read_split(self._split_files()[split], sample_rate, self.recordings.parent)
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
@@ -98,7 +99,7 @@ class FSDD(AudioDataset):
                 f"{self.recordings} holds {len(files)} recordings, not the {self.expected_recordings} of FSDD "
                 f"{VERSION}: the folder is incomplete. Delete {whole} and run again with download true (or "
                 f"extract {self.archive.url} there by hand). For a subset of your own, set "
-                "--data.dataset.init_args.expected_recordings=0."
+                "--data.source.init_args.expected_recordings=0."
             )
         test, pool = [], []
         for path in files:

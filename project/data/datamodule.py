@@ -1,0 +1,230 @@
+"""One DataModule for every in-memory data set: a `Source` says what the data is; this does the rest.
+
+It owns what is the same for every data set: holding out a seeded validation split when the source
+has none, the global batch size (split over devices), resumable training loaders or a copy of the
+set on the device (`on_device`), `predict_dir`, class names and the size checks. Tables of features
+use it as it is; `ImageDataModule` and `AudioDataModule` add their inputs' transforms and readers.
+"""
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from project.data.loaders import DeviceLoader, Inputs, device_loader, host_loader, per_device_batch_size
+from project.data.ordering import augmentation_generator
+from project.data.source import Samples, Source, Split, no_labels
+from project.errors import DataError
+from project.internals import keep_batch
+
+
+class InMemoryTensors(Dataset):
+    """Inputs (N, ...) with int64 labels (N,), fetched a whole batch of indices at a time."""
+
+    def __init__(self, samples: Samples):
+        self.inputs = samples.inputs
+        self.labels = samples.labels
+        self.names = samples.names
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.inputs[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD): one gather
+        # instead of B getitems and a stack
+        index = torch.as_tensor(indices)
+        return self.inputs[index], self.labels[index]
+
+    def device_tensors(self, device: torch.device) -> tuple[Inputs, Tensor]:
+        # Moved once and kept there: later loaders (and later fits) of this DataModule reuse the copy
+        self.inputs, self.labels = self.inputs.to(device), self.labels.to(device)
+        return self.inputs, self.labels
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """A source's splits decoded into memory once, served by resumable loaders.
+
+    Args:
+        source: the data set, e.g. `class_path: project.data.FeatureFile`.
+        batch_size: global batch size, split evenly across devices so a recipe means the same on
+            1 or 8 GPUs.
+        val_size: when the source has no validation split, how much of its training split is held
+            out (seeded by `seed`) to choose the best epoch: a count (an int) or a share (a float in
+            (0, 1)). The test split is never used to choose.
+        num_workers: loader processes. The data is in memory and transformed on the device, so a
+            batch is a few copies; 0 avoids copying the set into worker processes.
+        seed: fixes the held-out validation split, the shuffle order and the augmentation stream.
+        on_device: keep the whole set on the training device and gather batches there (a
+            `DeviceLoader`): no worker and no host work per step, for nets fast enough to outrun a
+            DataLoader. Costs the set's size in device memory.
+        predict_dir: a folder of files for `predict` (by default it predicts the test split); the
+            predictions CSV names each file by its path in the folder.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        batch_size: int = 128,
+        val_size: int | float = 0.1,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        seed: int = 0,
+        on_device: bool = False,
+        predict_dir: str | Path | None = None,
+    ):
+        super().__init__()
+        if batch_size < 1:
+            raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
+        if not (val_size >= 1 if isinstance(val_size, int) else 0 < val_size < 1):
+            raise DataError(
+                f"data.val_size must be at least 1 (a count) or between 0 and 1 (a share), got {val_size}: "
+                "checkpoints pick the best epoch by validation accuracy, which needs a validation split."
+            )
+        self.save_hyperparameters(ignore=["source"])
+        self.source = source
+        self.batch_size = batch_size
+        self.val_size = val_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.seed = seed
+        self.on_device = on_device
+        self.predict_dir = Path(predict_dir) if predict_dir is not None else None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.source.classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.source.classes)
+
+    @property
+    def predict_names(self) -> list[str]:
+        """The sample behind each row of a `predict` CSV."""
+        return self.predict_set.names
+
+    def prepare_data(self) -> None:
+        self.source.prepare()
+
+    def setup(self, stage: str) -> None:
+        self.per_device_batch_size = per_device_batch_size(self.batch_size, self.trainer)
+        if stage in ("fit", "validate") and not hasattr(self, "train_set"):
+            train, val = self._load("train"), self.load_split("val")
+            train, val = self._hold_out(train) if val is None else (train, self._checked(val, "val"))
+            self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(self._named(val, "val"))
+        if stage == "predict" and self.predict_dir is not None:
+            inputs, names = self.read_predict_dir(self.predict_dir)
+            self.predict_set = self.make_dataset(Samples(inputs, no_labels(len(names)), names))
+        elif stage in ("test", "predict") and not hasattr(self, "test_set"):
+            self.test_set = self.make_dataset(self._named(self._load("test"), "test"))
+        if stage == "predict" and self.predict_dir is None:
+            self.predict_set = self.test_set
+
+    # --- what the image and audio DataModules adapt ---------------------------------------------
+
+    def load_split(self, split: Split) -> Samples | None:
+        return self.source.load(split)
+
+    def make_dataset(self, samples: Samples) -> Dataset:
+        return InMemoryTensors(samples)
+
+    def read_predict_dir(self, folder: Path) -> tuple[Inputs | list[Tensor], list[str]]:
+        raise DataError(
+            f"data.predict_dir is not supported for {type(self.source).__name__}: there is no reader for a "
+            "folder of such files. Leave it unset to predict the test split."
+        )
+
+    def augment(self, inputs: Inputs, generator: torch.Generator) -> Inputs:
+        """A training batch's inputs as the net sees them, randomness drawn from `generator` only."""
+        return self.transform(inputs)
+
+    def transform(self, inputs: Inputs) -> Inputs:
+        """An evaluation batch's inputs as the net sees them."""
+        return inputs
+
+    # --- loaders --------------------------------------------------------------------------------
+
+    def train_dataloader(self) -> DataLoader | DeviceLoader:
+        loader = self._loader(self.train_set, train=True)
+        if len(loader) == 0:
+            raise DataError(
+                f"the training split has {len(self.train_set)} samples, fewer than one batch of "
+                f"{self.per_device_batch_size} per device, so no full batch could be drawn; lower data.batch_size."
+            )
+        return loader
+
+    def val_dataloader(self) -> DataLoader | DeviceLoader:
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader | DeviceLoader:
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self) -> DataLoader | DeviceLoader:
+        return self._loader(self.predict_set)
+
+    def on_after_batch_transfer(self, batch: tuple[Inputs, Tensor], dataloader_idx: int) -> tuple[Inputs, Tensor]:
+        inputs, labels = batch
+        if self.trainer is not None and self.trainer.training:
+            return self.augment(inputs, augmentation_generator(self.trainer, self.seed, labels.device)), labels
+        return self.transform(inputs), labels
+
+    def _loader(self, dataset: Dataset, train: bool = False) -> DataLoader | DeviceLoader:
+        if self.on_device:
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            inputs, labels = dataset.device_tensors(device)
+            return device_loader(inputs, labels, self.trainer, self.per_device_batch_size, train=train, seed=self.seed)
+        return host_loader(
+            dataset,
+            self.trainer,
+            self.per_device_batch_size,
+            train=train,
+            seed=self.seed,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            collate_fn=keep_batch,
+        )
+
+    # --- splits ---------------------------------------------------------------------------------
+
+    def _load(self, split: Split) -> Samples:
+        samples = self.load_split(split)
+        if samples is None:
+            raise FileNotFoundError(
+                f"{type(self.source).__name__} has no {split} split, so there is nothing to {split} on."
+            )
+        return self._checked(samples, split)
+
+    def _checked(self, samples: Samples, split: Split) -> Samples:
+        if len(samples.labels) == 0:
+            raise DataError(
+                f"the {split} split of {type(self.source).__name__} is empty; check the data set's split settings."
+            )
+        return samples
+
+    def _hold_out(self, train: Samples) -> tuple[Samples, Samples]:
+        """(train, val): a seeded `val_size` of the training samples held out for validation."""
+        n = len(train.labels)
+        n_val = self.val_size if isinstance(self.val_size, int) else round(n * self.val_size)
+        if not 0 < n_val < n:
+            if isinstance(self.val_size, int):
+                raise DataError(
+                    f"data.val_size={self.val_size} must be between 1 and {n - 1}, the number of training "
+                    f"samples of {type(self.source).__name__} less one."
+                )
+            raise DataError(
+                f"data.val_size={self.val_size} of {n} training samples leaves {n_val} for validation and "
+                f"{n - n_val} for training; both need at least one. Add data or change data.val_size."
+            )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        return train.select(order[n_val:]), train.select(order[:n_val])
+
+    @staticmethod
+    def _named(samples: Samples, split: str) -> Samples:
+        if samples.names is not None:
+            return samples
+        return samples._replace(names=[f"{split}/{i}" for i in range(len(samples.labels))])

@@ -1,0 +1,112 @@
+"""Images held in memory as uint8 and augmented on the device: any `ImageSource` (CIFAR-10, a folder tree, yours).
+
+A batch is one gather from an (N, 3, H, W) uint8 tensor (4x less to copy than float32); random
+translation, flips and normalisation run on whatever device the batch is on
+(project/data/transforms.py), so no CPU worker sits between the data and the GPU.
+"""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from project.data.datamodule import InMemoryDataModule
+from project.data.image_files import read_predict_folder
+from project.data.source import ImageSource
+from project.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip
+from project.errors import DataError
+
+Stats = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+class ImageDataModule(InMemoryDataModule):
+    """Image classification from an `ImageSource`.
+
+    Args:
+        source: the data set, e.g. `class_path: project.data.CIFAR10`.
+        **kwargs: `InMemoryDataModule`'s (batch_size, val_size, seed, on_device, predict_dir, ...).
+            `predict_dir` images may be any size: each is resized and centre-cropped to the
+            source's `image_size`.
+        mean, std: per-channel normalisation as fractions of 255; by default the source's published
+            statistics, or else measured on the training images at setup. Saved in checkpoints, so
+            evaluating one normalises exactly as its training did.
+        translate: random translation of up to this many pixels (crop from reflect padding); 0 for none.
+        flip: "random" mirrors each image with probability 1/2 at every step; "alternating" mirrors a
+            fixed random half of the set in even epochs and the other half in odd ones, so every image
+            is seen both ways within two epochs (airbench's trick, worth most in short runs); "none"
+            for text, digits and anything else whose mirror image is another thing.
+    """
+
+    def __init__(
+        self,
+        source: ImageSource,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        translate: int = 4,
+        flip: Literal["random", "alternating", "none"] = "random",
+        **kwargs: Any,
+    ):
+        super().__init__(source, **kwargs)
+        if translate < 0:
+            raise DataError(f"data.translate (pixels) must be 0 or more, got {translate}.")
+        self.mean = mean if mean is not None else source.mean
+        self.std = std if std is not None else source.std
+        self.translate = translate
+        self.flip = flip
+        self._stats: Stats | None = None
+        if self.mean is not None and self.std is not None:
+            self._make_transforms((self.mean, self.std))
+
+    def setup(self, stage: str) -> None:
+        fresh = not hasattr(self, "train_set")
+        super().setup(stage)
+        if fresh and hasattr(self, "train_set"):
+            if self.flip == "alternating":
+                # The fixed half mirrored in even epochs; the transform mirrors the whole set in odd ones
+                flipper = torch.Generator().manual_seed(self.seed + 1)
+                self.train_set.inputs = random_flip(self.train_set.inputs, flipper)
+            if self._stats is None:
+                self._make_transforms(self._measure(self.train_set.inputs))
+
+    def sample_train_images(self, n: int) -> Tensor:
+        """The first `n` training images, normalised as the net sees them in evaluation: (n, C, H, W) float.
+
+        For nets that set a layer from data statistics before training (airbench's whitening conv). The
+        split is seeded, so every rank gets the same images and computes the same layer.
+        """
+        return self.transform(self.train_set.inputs[:n])
+
+    def read_predict_dir(self, folder: Path) -> tuple[Tensor, list[str]]:
+        return read_predict_folder(folder, self.source.image_size, self.source.skip_bad_files)
+
+    def augment(self, inputs: Tensor, generator: torch.Generator) -> Tensor:
+        self._ensure_stats()
+        return self.train_transform(inputs, generator, epoch=self.trainer.current_epoch)
+
+    def transform(self, inputs: Tensor) -> Tensor:
+        self._ensure_stats()
+        return self.eval_transform(inputs)
+
+    def state_dict(self) -> dict[str, tuple[float, ...]]:
+        return {"mean": self._stats[0], "std": self._stats[1]} if self._stats else {}
+
+    def load_state_dict(self, state: dict[str, tuple[float, ...]]) -> None:
+        if state:
+            self._make_transforms((tuple(state["mean"]), tuple(state["std"])))
+
+    def _ensure_stats(self) -> None:
+        if self._stats is None:  # evaluating without fitting and without a checkpoint's statistics
+            self._make_transforms(self._measure(self._load("train").inputs))
+
+    def _measure(self, train_images: Tensor) -> Stats:
+        """The given mean and std, or the per-channel statistics of the training images."""
+        pixels = train_images.transpose(0, 1).reshape(3, -1).float() / 255  # (C, N*H*W)
+        mean = self.mean or tuple(pixels.mean(1).tolist())
+        std = self.std or tuple(pixels.std(1).clamp_min(1e-3).tolist())
+        return mean, std
+
+    def _make_transforms(self, stats: Stats) -> None:
+        self._stats = stats
+        self.train_transform = ImageTrainTransform(*stats, pad=self.translate, flip=self.flip)
+        self.eval_transform = ImageEvalTransform(*stats)

@@ -1,0 +1,106 @@
+"""The one order in which a training run sees its data, and where it stands in it.
+
+Both loaders (the host `ResumableLoader` and the on-device `DeviceLoader`) and the benchmark's plain
+loop draw from here. The order of an epoch is a pure function of (seed, epoch), so the state a
+checkpoint needs is just `{"epoch": e, "batches_done": k}`: a resumed run skips k batches of epoch e
+and sees exactly the batches the uninterrupted run would have seen. Augmentation is a pure function
+of (seed, rank, batch count) for the same reason.
+"""
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DistributedSampler
+
+from project.errors import DataError
+from project.internals import total_batch_index
+
+
+class ShardedOrder(DistributedSampler):
+    """Which samples one rank sees in each epoch, and how many batches of it were handed out.
+
+    The same seeded permutation is drawn on every rank (seed + epoch), so the ranks agree on it without
+    communicating; rank r takes every `num_replicas`-th index starting at r. A `DistributedSampler`
+    subclass, so Lightning calls `set_epoch` on it every epoch and does not replace it with a sampler
+    of its own under DDP; a DataLoader iterates it like any sampler.
+
+    Args:
+        size: samples in the data set.
+        shuffle: a fresh permutation every epoch; otherwise the natural order.
+        drop_last: cut the tail so every rank gets the same number of samples (training, where ranks must
+            step together). Without it the ranks differ by at most one sample and every sample is seen
+            exactly once, so evaluation metrics are exact (`DistributedSampler` pads with repeats).
+        seed: the permutation of epoch e is drawn from `seed + e`.
+        num_replicas: ranks sharing the data (the trainer's world size).
+        rank: this process's rank.
+    """
+
+    def __init__(self, size: int, shuffle: bool, drop_last: bool, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise DataError(f"rank {rank} is outside 0..{num_replicas - 1} for a world of {num_replicas} processes.")
+        # DistributedSampler.__init__ is not called: it needs a Dataset and may query torch.distributed,
+        # and every attribute it would set is set here
+        self.size = size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        self.batches_done = 0  # batches of the current epoch handed out, counted by the loader
+        self.first_sample = 0  # where `__iter__` starts: past the batches a resumed run already trained on
+        self._resume: dict[str, int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning's loops before each epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.size // self.num_replicas
+        return len(range(self.rank, self.size, self.num_replicas))
+
+    def indices(self, device: torch.device | str = "cpu") -> Tensor:
+        """This rank's sample indices for the current epoch, (len(self),) int64 on `device`."""
+        if self.shuffle:
+            generator = torch.Generator(device=device).manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=generator, device=device)
+        else:
+            order = torch.arange(self.size, device=device)
+        if self.drop_last:
+            order = order[: self.size - self.size % self.num_replicas]
+        return order[self.rank :: self.num_replicas]
+
+    def __iter__(self):
+        return iter(self.indices()[self.first_sample :].tolist())
+
+    def start_epoch(self, batch_size: int) -> int:
+        """The batch a pass over the current epoch starts at: the saved position once after
+        `load_state_dict` for that epoch, else 0. Sets `batches_done` and `first_sample` to match."""
+        start = 0
+        if self._resume is not None and self._resume["epoch"] == self.epoch:
+            start = self._resume["batches_done"]
+        self._resume = None  # only the resumed epoch starts part-way
+        self.batches_done = start
+        self.first_sample = start * batch_size
+        return start
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Make the next pass over epoch `state["epoch"]` skip the batches already trained on."""
+        self.set_epoch(state["epoch"])
+        self._resume = {"epoch": state["epoch"], "batches_done": state["batches_done"]}
+
+
+def augmentation_seed(seed: int, rank: int, batch_count: int) -> int:
+    """The seed of one training step's augmentation: crops, flips and shifts are a function of where
+    the step is in the run, so they need no saved RNG state, and each DDP rank augments differently."""
+    return hash((seed, rank, batch_count)) & (2**63 - 1)
+
+
+def augmentation_generator(trainer: L.Trainer, seed: int, device: torch.device) -> torch.Generator:
+    """A generator for this training step's augmentation (see `augmentation_seed`); survives a resume."""
+    step_seed = augmentation_seed(seed, trainer.global_rank, total_batch_index(trainer) + 1)
+    return torch.Generator(device=device).manual_seed(step_seed)

@@ -1,0 +1,76 @@
+"""What a data set is to the rest of the project: a source.
+
+A source says its classes, how to get its files (`prepare`) and how to load a split into memory
+(`load`). Everything else (splitting off validation, batching, the global batch size, resumable
+loaders, the device, augmentation, `predict_dir`, size checks) is the DataModule's it is plugged
+into: `ImageDataModule`, `AudioDataModule`, or `InMemoryDataModule` as it is for tables of features.
+Adding a data set is one source file and one YAML (see the README's "Make it yours").
+"""
+
+from abc import ABC, abstractmethod
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor
+
+Split = Literal["train", "val", "test"]
+
+
+class Samples(NamedTuple):
+    """A split in memory.
+
+    inputs: one tensor (N, ...) (images uint8 (N, C, H, W), features (N, F)), or a list of N tensors
+        of different lengths (audio clips (T,)).
+    labels: int64 (N,).
+    names: what to call each sample in a predictions CSV (its file); by default `<split>/<index>`.
+    """
+
+    inputs: Tensor | list[Tensor]
+    labels: Tensor
+    names: list[str] | None = None
+
+    def select(self, index: Tensor) -> "Samples":
+        """The samples at `index` (N',) int64, in that order."""
+        inputs = self.inputs[index] if isinstance(self.inputs, Tensor) else [self.inputs[i] for i in index.tolist()]
+        names = None if self.names is None else [self.names[i] for i in index.tolist()]
+        return Samples(inputs, self.labels[index], names)
+
+
+class Source(ABC):
+    """A data set. `classes` must be known once the source is built (the CLI sizes the model from it
+    before any sample is read), so read it from folder names or a small index file, not the data."""
+
+    classes: tuple[str, ...]
+
+    def prepare(self) -> None:  # noqa: B027 (optional hook)
+        """Make the files available: download, verify, extract. Called on one process only; by
+        default nothing (the files are the user's own)."""
+
+    @abstractmethod
+    def load(self, split: Split) -> Samples | None:
+        """The split in memory, or None when the data set has no such split: a missing "val" is held
+        out of "train" by the DataModule (seeded, `data.val_size`)."""
+
+
+class ImageSource(Source):
+    """Images as uint8 (N, 3, H, W). `image_size` is the side a `predict_dir` image is resized to;
+    `mean` and `std` (per channel, as fractions of 255) are the set's known statistics, if published
+    (otherwise the DataModule measures them on the training split)."""
+
+    image_size: int
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    skip_bad_files: bool = False
+
+
+class AudioSource(Source):
+    """Mono clips of any lengths, decoded at the sample rate the DataModule (and the model) uses."""
+
+    @abstractmethod
+    def load(self, split: Split, sample_rate: int) -> Samples | None:  # type: ignore[override]
+        """The split as a list of mono clips (T,) at `sample_rate`, with labels and names."""
+
+
+def no_labels(count: int) -> Tensor:
+    """The labels of samples whose class is unknown (a `predict_dir`): -1."""
+    return torch.full((count,), -1)

@@ -1,0 +1,52 @@
+"""A fork replaces our examples with its own data: deleting the CIFAR-10 recipes, their source and their
+tests must leave the machinery tests green. Proved on a copy of the tree, with pytest in a subprocess."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The tests of the CLI, checkpoints, loaders, reports and reliability: they run on tests/recipes.py
+MACHINERY = [
+    "tests/test_datamodule.py",
+    "tests/test_device_loader.py",
+    "tests/test_internals.py",
+    "tests/test_reliability.py",
+    "tests/test_reports.py",
+]
+
+
+def _not_source(folder: str, names: list[str]) -> list[str]:
+    """Caches everywhere; git, data and logs at the top."""
+    top = {".git", "data", "logs"} if Path(folder) == ROOT else set()
+    return [name for name in names if name in top or name in {"__pycache__", ".pytest_cache", ".ruff_cache"}]
+
+
+@pytest.mark.slow
+def test_machinery_tests_pass_without_cifar10(tmp_path):
+    copy = tmp_path / "fork"
+    shutil.copytree(ROOT, copy, ignore=_not_source)
+    gone = [*copy.glob("configs/cifar10*.yaml"), copy / "project/data/sources/cifar10.py"]
+    gone += [*copy.glob("tests/*cifar*"), *copy.glob("benchmarks/cifar10*")]
+    for path in gone:
+        path.unlink()
+    exports = copy / "project/data/__init__.py"  # what a fork edits besides deleting: the package's exports
+    lines = exports.read_text().splitlines(keepends=True)
+    exports.write_text("".join(line for line in lines if "cifar10" not in line.lower()))
+    assert not list(copy.rglob("cifar10*.py")) and not list((copy / "configs").glob("cifar10*"))
+
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", *MACHINERY],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
