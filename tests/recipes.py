@@ -49,7 +49,7 @@ class TinyTable(Source):
 
 
 class TinyNet(nn.Module):
-    """(B, F) -> (B, num_classes), with BatchNorm, whose running statistics a resume must restore."""
+    """(B, F) -> (B, num_classes), with BatchNorm and dropout, whose statistics and masks a resume must replay."""
 
     def __init__(self, num_classes: int, in_features: int = 8, hidden: int = 16, dropout: float = 0.0):
         super().__init__()

@@ -146,7 +146,7 @@ def test_a_bad_leftover_archive_is_downloaded_afresh_or_refused_with_the_fix(lef
         fsdd = FSDD(data, url=url, expected_recordings=120)
         fsdd.prepare()
     assert left.read_bytes() == archive.read_bytes(), "replaced by the fresh download"
-    assert sum(len(fsdd.load(split, 8000).clips) for split in ("train", "val", "test")) == 120
+    assert sum(len(fsdd.load(split, 8000).inputs) for split in ("train", "val", "test")) == 120
     assert "unverified" in caplog.text, "the download logs the SHA-256 it got"
     assert _entries(data) == ["free-spoken-digit-dataset-1.0.10", left.name], "no temporary file or folder left"
 
@@ -175,7 +175,7 @@ def test_file_urls_work_for_local_mirrors(tmp_path):
     archive, md5 = _fsdd_release(tmp_path)
     fsdd = FSDD(tmp_path / "data", url=archive.as_uri(), md5=md5, expected_recordings=120)
     fsdd.prepare()
-    assert len(fsdd.load("test", 8000).clips) == 2 * 10 * 5
+    assert len(fsdd.load("test", 8000).inputs) == 2 * 10 * 5
 
 
 def test_a_short_fsdd_folder_is_refused_with_the_fix(tmp_path):
