@@ -166,7 +166,11 @@ def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
 
 
 def _image_folder_resume_args(root: Path, log_dir: Path) -> list[str]:
+    """The tiny recipe's training with a small ResNet on a folder of images."""
     return [
+        f"--config={TINY}",
+        "--model.net=project.models.ResNet",
+        "--model.net.init_args.channels_last=false",
         "--data=project.data.ImageDataModule",
         "--data.source=project.data.ImageFolder",
         f"--data.source.init_args.root={root}",
