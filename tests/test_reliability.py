@@ -5,6 +5,8 @@ NaN/inf loss; unsafe checkpoints; config errors; and a catalogue of bad inputs, 
 be refused with an error that names the file (the last test prints how many were tried).
 """
 
+import contextlib
+import errno
 import functools
 import hashlib
 import io
@@ -16,6 +18,7 @@ import sys
 import tarfile
 import threading
 import time
+import unittest.mock
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,9 +43,11 @@ from project.data import FSDD, ImageDataModule, ImageFolder, SpeechCommands
 from project.data.audio import read_audio
 from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
 from project.data.sources.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
+from project.errors import USER_ERROR_EXIT, run_command
 from project.runs import claim_run_folders
 from tests.archive_format import add_to_tar
-from tests.conftest import cpu_trainer_args
+from tests.cifar_format import write_cifar10
+from tests.conftest import cpu_trainer_args, tiny_cifar_args
 from tests.image_tree import truncate, write_image_tree
 from tests.recipes import TINY, tiny_args
 from tests.test_audio_model import tiny_fsdd_args
@@ -847,6 +852,241 @@ BAD_INPUTS = [
         r"huge\.wav has samples as large as 1e\+30",
     ),
     BadInput("predict on a NaN WAV", _predict_on_nan_wav, ValueError, r"mine/nan\.wav holds 4000 NaN"),
+]
+
+
+# Command-line cases, run as the shell runs them (`run_command`): each must end in exit status 2 and
+# one `error:` line (checked by `_cli`), besides naming the file, key or value.
+
+
+class Refused(Exception):
+    """The command line stopped with a user error: exit status 2, an `error:` line, no traceback."""
+
+
+def _cli(*args: str) -> None:
+    """`python -m project.cli ARGS`, in this process; raises `Refused` with its `error:` message."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            run_command(lambda: main(list(args)))
+        except SystemExit as stopped:
+            code = stopped.code
+        else:
+            return  # accepted: the catalogue reports it
+    text = stderr.getvalue()
+    found = re.search(r"^error: (.*)", text, re.MULTILINE | re.DOTALL)
+    assert code == USER_ERROR_EXIT and found and "Traceback" not in text, f"exit status {code}, stderr:\n{text}"
+    raise Refused(found.group(1))
+
+
+class TinyRuns:
+    """Checkpoints of a 1-epoch CIFAR-10 fit and a 1-epoch FSDD fit, made once, when first asked for."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    @functools.cached_property
+    def cifar_data(self) -> Path:
+        write_cifar10(self.root / "cifar", per_batch=10)
+        return self.root / "cifar"
+
+    @functools.cached_property
+    def fsdd_data(self) -> Path:
+        return write_fsdd(self.root / "fsdd", takes=7)  # FSDD's split: takes 5 and 6 train
+
+    @functools.cached_property
+    def cifar_ckpt(self) -> Path:
+        main(["fit", *_tiny_cifar(self.cifar_data, self.root / "cifar-run", epochs=1)])
+        return _last_ckpt(self.root / "cifar-run")
+
+    @functools.cached_property
+    def fsdd_ckpt(self) -> Path:
+        main(["fit", *tiny_fsdd_args(self.fsdd_data, self.root / "fsdd-run", epochs=1)])
+        return _last_ckpt(self.root / "fsdd-run")
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> TinyRuns:
+    return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
+
+
+def _tiny_cifar(data_dir: Path, log_dir: Path, epochs: int = 1) -> list[str]:
+    """45 training images in batches of 16: 2 steps an epoch (the short last batch is dropped)."""
+    return [
+        *tiny_cifar_args(data_dir, log_dir, epochs),
+        "--data.batch_size=16",
+        "--data.val_size=5",
+        "--model.net.init_args.widths=[8,8,8,8]",
+    ]
+
+
+def _config_file(tmp: Path, name: str, text: str) -> None:
+    (tmp / name).write_text(text)
+    _cli("fit", f"--config={tmp / name}", f"--data.source.init_args.root={tmp / 'data'}")
+
+
+def _fit_cifar(tmp: Path, runs: TinyRuns, *extra: str) -> None:
+    _cli("fit", *_tiny_cifar(runs.cifar_data, tmp / "logs"), *extra)
+
+
+def _without_state_dict(tmp: Path) -> None:
+    torch.save({"w": torch.ones(3)}, tmp / "weights.ckpt")
+    _cli("test", f"--data.source.init_args.root={tmp}", f"--ckpt_path={tmp / 'weights.ckpt'}")
+
+
+def _disk_full(tmp: Path, runs: TinyRuns) -> None:
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with unittest.mock.patch.object(torch, "save", no_space):
+        _fit_cifar(tmp, runs)
+
+
+BAD_INPUTS += [
+    BadInput(
+        "malformed YAML",
+        lambda t: _config_file(t, "bad.yaml", "trainer:\n  max_epochs: [1\n"),
+        Refused,
+        r"bad\.yaml, line 3.*not valid YAML: while parsing a flow sequence started on line 2",
+    ),
+    BadInput(
+        "tab-indented YAML",
+        lambda t: _config_file(t, "tabs.yaml", "trainer:\n\tmax_epochs: 1\n"),
+        Refused,
+        r"tabs\.yaml, line 2.*not valid YAML.*spaces, never tabs",
+    ),
+    BadInput("empty YAML", lambda t: _config_file(t, "empty.yaml", ""), Refused, r"config file .*empty\.yaml is empty"),
+    BadInput(
+        "YAML holding a list",
+        lambda t: _config_file(t, "list.yaml", "- trainer\n- model\n"),
+        Refused,
+        r"list\.yaml holds a list at the top level",
+    ),
+    BadInput("--config naming no file", lambda t: _cli("fit", f"--config={t / 'nope.yaml'}"), Refused, r"nope\.yaml"),
+    BadInput("unknown config key", lambda t: _cli("fit", "--model.nonexistent=1"), Refused, r"model\.nonexistent"),
+    BadInput("value of the wrong type", lambda t: _cli("fit", "--trainer.max_epochs=many"), Refused, r"max_epochs"),
+    BadInput(
+        "label_smoothing: 2.0",
+        lambda t: _cli("fit", f"--data.source.init_args.root={t}", "--model.label_smoothing=2.0"),
+        Refused,
+        r"model\.label_smoothing=2\.0 is outside \[0, 1\)",
+    ),
+    BadInput(
+        "net num_classes contradicting the data",
+        lambda t: _cli("fit", f"--data.source.init_args.root={t}", "--model.net.init_args.num_classes=5"),
+        Refused,
+        r"num_classes=5 contradicts the data, which has 10 classes",
+    ),
+    BadInput(
+        "CIFAR data missing, through the command line",
+        lambda t: _cli(
+            "fit", f"--data.source.init_args.root={t / 'nowhere'}", "--data.source.init_args.download=false"
+        ),
+        Refused,
+        r"nowhere/cifar-10-batches-py",
+    ),
+    BadInput(
+        "CIFAR batch truncated, through the command line",
+        lambda t: (
+            write_cifar10(t / "data", per_batch=10),
+            truncate(t / "data" / "cifar-10-batches-py" / "data_batch_4"),
+            _cli("fit", *_tiny_cifar(t / "data", t / "logs")),
+        ),
+        Refused,
+        r"data_batch_4 is not a readable CIFAR-10 batch",
+    ),
+    BadInput(
+        "batch larger than the data set (one-cycle schedule)",
+        lambda t, runs: _fit_cifar(t, runs, "--data.batch_size=64"),
+        Refused,
+        # The DataModule's check comes first, for every source and schedule
+        r"training split has 45 samples, fewer than one batch of 64 per device.*lower data\.batch_size",
+        needs_runs=True,
+    ),
+    BadInput(
+        "limit_train_batches=0 (one-cycle schedule)",
+        lambda t, runs: _fit_cifar(t, runs, "--trainer.limit_train_batches=0"),
+        Refused,
+        r"no training steps \(trainer\.limit_train_batches=0",
+        needs_runs=True,
+    ),
+    BadInput(
+        "4-step one-cycle run (ZeroDivisionError inside OneCycleLR)",
+        lambda t, runs: _fit_cifar(t, runs, "--trainer.max_epochs=9", "--trainer.max_steps=4"),
+        Refused,
+        r"model\.scheduler cannot be laid over this run's 4 training steps .*pct_start",
+        needs_runs=True,
+    ),
+    BadInput(
+        "audio checkpoint given to CIFAR-10 test",
+        lambda t, runs: _cli(
+            "test", f"--config={CIFAR10_CONFIG}", *_tiny_cifar(runs.cifar_data, t), f"--ckpt_path={runs.fsdd_ckpt}"
+        ),
+        Refused,
+        r"The checkpoint's network does not fit this data: .*last\.ckpt holds a RNNClassifier \(it was trained on "
+        r"inputs of shape \(B, \d+\), \(B,\)\), which fails on this data's inputs of shape \(B, 3, 32, 32\)",
+        needs_runs=True,
+    ),
+    BadInput(
+        "CIFAR-10 checkpoint given to FSDD test",
+        lambda t, runs: _cli("test", *tiny_fsdd_args(runs.fsdd_data, t, 1), f"--ckpt_path={runs.cifar_ckpt}"),
+        Refused,
+        r"The checkpoint's network does not fit this data: .*holds a ResNet \(it was trained on inputs of shape "
+        r"\(B, 3, 32, 32\)\), which fails on this data's inputs of shape \(B, \d+\), \(B,\)",
+        needs_runs=True,
+    ),
+    BadInput(
+        "--ckpt_path naming a folder",
+        lambda t, runs: _cli("test", f"--ckpt_path={runs.cifar_ckpt.parent}"),
+        Refused,
+        r"--ckpt_path .*checkpoints is a folder: name a checkpoint file; it holds .*last\.ckpt",
+        needs_runs=True,
+    ),
+    BadInput(
+        "--ckpt_path naming no file",
+        lambda t: _cli("test", f"--data.source.init_args.root={t}", f"--ckpt_path={t / 'last.ckpt'}"),
+        Refused,
+        r"--ckpt_path .*last\.ckpt: no such file",
+    ),
+    BadInput(
+        "checkpoint without state_dict",
+        _without_state_dict,
+        Refused,
+        r"weights\.ckpt is not a Lightning checkpoint: it lacks 'state_dict'",
+    ),
+    BadInput(
+        "checkpoint carrying code, through the command line",
+        lambda t: (
+            torch.save({"state_dict": {}, "x": Payload(t / "ran")}, t / "x.ckpt"),
+            _cli("test", f"--data.source.init_args.root={t}", f"--ckpt_path={t / 'x.ckpt'}"),
+        ),
+        Refused,
+        r"Refusing to load .*x\.ckpt",
+    ),
+    BadInput(
+        "checkpoint truncated, through the command line",
+        lambda t, runs: (
+            (t / "cut.ckpt").write_bytes(runs.cifar_ckpt.read_bytes()[:5000]),
+            _cli("test", f"--data.source.init_args.root={t}", f"--ckpt_path={t / 'cut.ckpt'}"),
+        ),
+        Refused,
+        r"cut\.ckpt is not a readable PyTorch checkpoint",
+        needs_runs=True,
+    ),
+    BadInput(
+        "one-cycle run resumed with a larger max_epochs",
+        lambda t, runs: _fit_cifar(t, runs, "--trainer.max_epochs=3", f"--ckpt_path={runs.cifar_ckpt}"),
+        Refused,
+        r"This run has 6 training steps, but the OneCycleLR schedule resumed from .*last\.ckpt spans 2",
+        needs_runs=True,
+    ),
+    BadInput(
+        "disk full while checkpointing",
+        _disk_full,
+        Refused,
+        r"No space left on the device holding .*checkpoints/.*\.ckpt",
+        needs_runs=True,
+    ),
 ]
 
 
