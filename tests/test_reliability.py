@@ -46,7 +46,6 @@ from project.data.sources.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
 from project.errors import USER_ERROR_EXIT, run_command
 from project.runs import claim_run_folders
 from tests.archive_format import add_to_tar
-from tests.cifar_format import write_cifar10
 from tests.conftest import cpu_trainer_args, tiny_cifar_args
 from tests.image_tree import truncate, write_image_tree
 from tests.recipes import TINY, tiny_args
@@ -879,6 +878,12 @@ def _cli(*args: str) -> None:
     raise Refused(found.group(1))
 
 
+def _write_cifar10(root: Path, per_batch: int) -> Path:
+    from tests.cifar_format import write_cifar10  # here: only the CIFAR-10 cases need it, and a fork may delete it
+
+    return write_cifar10(root, per_batch=per_batch)
+
+
 class TinyRuns:
     """Checkpoints of a 1-epoch CIFAR-10 fit and a 1-epoch FSDD fit, made once, when first asked for."""
 
@@ -887,7 +892,7 @@ class TinyRuns:
 
     @functools.cached_property
     def cifar_data(self) -> Path:
-        write_cifar10(self.root / "cifar", per_batch=10)
+        _write_cifar10(self.root / "cifar", per_batch=10)
         return self.root / "cifar"
 
     @functools.cached_property
@@ -988,7 +993,7 @@ BAD_INPUTS += [
     BadInput(
         "CIFAR batch truncated, through the command line",
         lambda t: (
-            write_cifar10(t / "data", per_batch=10),
+            _write_cifar10(t / "data", per_batch=10),
             truncate(t / "data" / "cifar-10-batches-py" / "data_batch_4"),
             _cli("fit", *_tiny_cifar(t / "data", t / "logs")),
         ),
