@@ -48,6 +48,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
         _fsync_dir(path.parent)  # make the rename itself survive a power loss
 
+    def load_checkpoint(
+        self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        """Every checkpoint Lightning loads (a path, a file:// or other URL, a SLURM requeue's hpc_ckpt) is
+        scanned first: torch's own `weights_only` guard is off when TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is set.
+        Only an explicit `weights_only=False` (a file the user trusts) skips the scan."""
+        if weights_only is not False:
+            check_checkpoint_is_safe(path)
+        kwargs = {} if map_location is None else {"map_location": map_location}
+        return super().load_checkpoint(path, weights_only=weights_only, **kwargs)
+
+
+def local_path(path: str | Path) -> Path | None:
+    """The local file behind a path or file:// URL, or None for another URL (s3://, https://, ...)."""
+    text = str(path)
+    if text.startswith("file://"):
+        return Path(text[len("file://") :])
+    return None if "://" in text else Path(text)
+
 
 def temporary_path(path: Path, pid: int | None = None) -> Path:
     """Where `AtomicCheckpointIO` writes `path` before renaming it: `.NAME.tmp-PID` beside it."""
@@ -139,8 +158,19 @@ def check_checkpoint_is_safe(path: str | Path) -> None:
     `torch.load(weights_only=True)` reads without executing anything; a file that names any other
     Python callable is refused here, before anything in it is unpickled.
     """
+    local = local_path(path)
+    if local is not None and local.is_dir():
+        raise UnsafeCheckpointError(f"{path} is a folder, not a checkpoint file; name a .ckpt file inside it.")
     try:
-        unsafe = _unsafe_globals(path)
+        if local is not None:
+            unsafe = _unsafe_globals(local)
+        else:  # a remote file is read once into memory to be scanned
+            import io
+
+            import fsspec
+
+            with fsspec.open(str(path), "rb") as f:
+                unsafe = _unsafe_globals(io.BytesIO(f.read()))
     except Exception as err:  # not a torch zip file at all: truncated, or an old pickle format
         raise UnsafeCheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({err}). It may be truncated or corrupt; use "
@@ -155,9 +185,9 @@ def check_checkpoint_is_safe(path: str | Path) -> None:
         )
 
 
-def _unsafe_globals(path: str | Path) -> list[str]:
+def _unsafe_globals(path: Path | Any) -> list[str]:
     if hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # torch >= 2.5: a scan, no loading
-        return torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        return torch.serialization.get_unsafe_globals_in_checkpoint(str(path) if isinstance(path, Path) else path)
     try:
         torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -1,6 +1,7 @@
 """The training step: any network that maps a batch to class logits, with its loss, metrics and optimizer."""
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -12,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from project import metrics
 from project.errors import CheckpointError, ConfigError
+from project.sizes import NetSpec, SizeMismatchError, build_net, data_sizes
 
 Inputs = Tensor | tuple[Tensor, ...]
 
@@ -23,9 +25,13 @@ class Classifier(L.LightningModule):
     separate arguments: audio sends `(waveforms, lengths)` so the net can ignore the padding.
 
     Args:
-        net: maps inputs to (B, num_classes) logits; chosen in YAML by class_path.
-        num_classes: linked from the DataModule by the CLI; sizes the metrics.
-        optimizer: built from the config, e.g. `class_path: torch.optim.SGD`.
+        net: maps inputs to (B, num_classes) logits; chosen in YAML by class_path. The CLI hands it over
+            unbuilt (a `NetSpec`) and it is built at `setup`, when the data's sizes fill its constructor
+            arguments of the same names (project/sizes.py); a built module is used as it is.
+            The CLI builds it at once when the data knows its sizes before `setup`.
+        num_classes: sizes the metrics; by default the data's class count, read at `setup`.
+        optimizer: built from the config, e.g. `class_path: torch.optim.SGD`; None is AdamW at its defaults
+            (configs/base.yaml states the CLI's).
         scheduler: optional; a scheduler that takes `total_steps` and is not given one (OneCycleLR)
             gets the run's length from the trainer and is stepped every batch; any other is stepped
             every epoch.
@@ -36,14 +42,14 @@ class Classifier(L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        num_classes: int,
-        optimizer: OptimizerCallable,
+        num_classes: int | None = None,
+        optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
         label_smoothing: float = 0.0,
         compile: bool = False,
     ):
         super().__init__()
-        if num_classes < 2:
+        if num_classes is not None and num_classes < 2:
             raise ConfigError(f"model.num_classes={num_classes}: a classifier needs at least 2 classes")
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(
@@ -52,16 +58,58 @@ class Classifier(L.LightningModule):
             )
         # The CLI passes net's class_path/init_args here, so a checkpoint alone rebuilds the model
         self.save_hyperparameters()
-        self.net = net
         self.optimizer = optimizer
         self.scheduler = scheduler
+        self._compile_net = compile
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self._inputs_checked = False
         self._input_shapes: str | None = None  # of the first batch, e.g. "(B, 3, 32, 32)"
-        if compile:
+        self._net_spec = None if net is None or isinstance(net, nn.Module) else net
+        if isinstance(net, nn.Module):
+            self._set_net(net)
+        if num_classes is not None:
+            self._set_metrics(num_classes)
+
+    def defer_net(self, net: NetSpec | Callable[..., nn.Module]) -> None:
+        """Build `net` at `setup` (or `build`), with the data's sizes, in place of the current one."""
+        self._net_spec = net
+        if "net" in self._modules:
+            del self._modules["net"]
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.build(data_sizes(datamodule) if datamodule is not None else {}, f"the data ({type(datamodule).__name__})")
+
+    def build(self, sizes: dict, source: str = "the data") -> None:
+        """Build what waits for the data's sizes: the net (see `net`) and the metrics. Idempotent."""
+        if self._net_spec is not None and not hasattr(self, "net"):
+            self._set_net(build_net(self._net_spec, sizes, source))
+            if isinstance(self._net_spec, NetSpec):  # the checkpoint rebuilds the net without the data
+                self.hparams["net"] = self._net_spec.config()
+        found = sizes.get("num_classes")
+        if self.hparams.num_classes is None:
+            if found is None:
+                raise SizeMismatchError(
+                    f"model.num_classes is not set and {source} gives no num_classes; "
+                    "set model.num_classes, or give the data module a `num_classes` or `sizes`."
+                )
+            self.hparams["num_classes"] = found
+            self._set_metrics(found)
+        elif found is not None and found != self.hparams.num_classes:
+            raise SizeMismatchError(
+                f"The model has {self.hparams.num_classes} classes but {source} has "
+                f"{found}: a checkpoint's network does not fit data with another class count. Evaluate it on the "
+                "data it was trained on, or remove model.num_classes."
+            )
+
+    def _set_net(self, net: nn.Module) -> None:
+        self.net = net
+        if self._compile_net:
             # In-place Module.compile keeps net's state-dict keys plain (no `_orig_mod.` prefixes),
             # so checkpoints load with or without compilation.
             self.net.compile()
+
+    def _set_metrics(self, num_classes: int) -> None:
         # validate_args=False: the checks count the distinct labels of every batch (torch.unique), a
         # host sync per step; labels out of range still fail loudly in the loss.
         self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
@@ -172,7 +220,7 @@ class Classifier(L.LightningModule):
                 )
 
     def configure_optimizers(self):
-        optimizer = self.optimizer(self.parameters())
+        optimizer = (self.optimizer or torch.optim.AdamW)(self.parameters())
         if self.scheduler is None:
             return optimizer
         if _needs_total_steps(self.scheduler):

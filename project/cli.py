@@ -1,9 +1,13 @@
-"""The command line: `python -m project.cli {fit,validate,test,predict} [--config configs/X.yaml] [--key value]`.
+"""The command line: `python -m project.cli {fit,validate,test,predict} [--config RECIPE] [--key value]`.
 
-With no --config, configs/cifar10.yaml is loaded first, so `python -m project.cli fit` trains the
-default CIFAR-10 CNN; every key can still be overridden on the command line.
+Every command starts from configs/base.yaml (no task in it); `fit` with no --config adds the default
+recipe (CIFAR-10), and a --config replaces it (project/recipes.py). Every key can still be overridden
+on the command line. The net is built once the data is set up, its sizes filled from the data
+(project/sizes.py).
 """
 
+import inspect
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +19,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
 
 from project import metrics
 from project.callbacks import (
@@ -29,20 +34,30 @@ from project.callbacks import (
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
-from project.errors import ConfigError, run_command
+from project.errors import CheckpointError, run_command
+from project.internals import freeze_cli_hparams, unrequire_arguments
 from project.parser import ProjectArgumentParser
-from project.runs import SaveRunConfig, claim_run_folders, with_run_config
+from project.recipes import prepare_args
+from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder
+from project.sizes import NetSpec, data_sizes
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "cifar10.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class Parser(ProjectArgumentParser):
+    """LightningCLI's parser, accepting a net config that leaves out arguments the data will give."""
+
+    def add_class_arguments(self, theclass: Any, nested_key: str | None = None, *args: Any, **kwargs: Any) -> list[str]:
+        # A class_path's own parser (nested_key None) for a network: every argument may be left for the
+        # data's sizes; one that nothing fills is reported when the net is built (project/sizes.py).
+        network = inspect.isclass(theclass) and issubclass(theclass, nn.Module)
+        if nested_key is None and network and not issubclass(theclass, L.LightningModule):
+            kwargs = unrequire_arguments(kwargs, set(inspect.signature(theclass).parameters))
+        return super().add_class_arguments(theclass, nested_key, *args, **kwargs)
 
 
 class CLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # The data decides how many classes there are; the network and metrics follow, so no YAML
-        # repeats a number that must silently match.
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.num_classes", "model.net.init_args.num_classes", apply_on="instantiate")
         # Always-on checkpointing: the best epoch by the monitored metric, and the latest state.
         # Two callbacks because Lightning's `save_last` only refreshes last.ckpt when the best one
         # changes, which would make a resume lose every epoch since the last improvement.
@@ -83,18 +98,47 @@ class CLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if ckpt_path:  # a clear error before Lightning's own torch.load
             check_checkpoint_path(ckpt_path, trusted=not config["weights_only"])
-        # The link from data.num_classes overwrites a net's num_classes without a word. Nets take it
-        # without a default, so a value here was given by the user: remember it to report a
-        # contradiction (see after_instantiate_classes).
-        net = (config.get("model") or {}).get("net") or {}
-        self._given_net_classes = (net.get("init_args") or {}).get("num_classes")
+        if subcommand == "fit" and ckpt_path == "last":
+            config["ckpt_path"] = self._last_of_named_run(config)
+
+    def _last_of_named_run(self, config: Any) -> str:
+        """`fit --ckpt_path last`: the newest last.ckpt of runs with this logger's name, resumed in its folder."""
+        logger = config.trainer.logger
+        init = logger.init_args if logger not in (None, False, True) else None
+        save_dir = Path(init.save_dir) if init is not None and init.get("save_dir") else Path("logs")
+        name = (init.get("name") if init is not None else None) or run_name(config)
+        found = newest_last_checkpoint(save_dir / name)
+        if found is None:
+            raise CheckpointError(
+                f"--ckpt_path last: no run named {name} under {save_dir} has a last.ckpt to resume. Start one "
+                "with `fit` (without --ckpt_path), or name a checkpoint file."
+            )
+        if init is not None and "version" in init:
+            init.version = found.parent.parent.name  # log into the resumed run's own folder
+        rank_zero_info(f"Resuming {found}")
+        return str(found)
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI would parse the checkpoint's model hyperparameters over the command line here;
+        # project/recipes.py loads them beneath it instead, so command-line keys win.
+        return
 
     def before_instantiate_classes(self) -> None:
         # The configs ask for bf16 autocast, which is what a GPU wants; on a CPU without bf16 units
         # it made the default CIFAR-10 config 18x slower (5 min vs 17 s for 8 steps, 2-core x86).
         # `accelerator: auto` means "the best this machine has", so it also picks the precision;
         # an explicit `--trainer.accelerator cpu` keeps whatever precision was asked for.
-        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config.trainer
+        logger = trainer.logger
+        init = logger.get("init_args") if hasattr(logger, "get") else None
+        if init is not None and "name" in init and not init.name:
+            init.name = run_name(config)  # a recipe that names no run logs under its data's name
+        if init is not None and init.get("experiment_name") == "lightning_logs":  # MLflow's stock name
+            init.experiment_name = run_name(config)
+        if logger is False and not trainer.get("default_root_dir"):
+            # No logger: checkpoints and the run's config still get a folder of their own
+            trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config)))
         half = str(trainer.precision).startswith(("bf16", "16"))
         if half and trainer.accelerator == "auto" and not torch.cuda.is_available():
             rank_zero_info(
@@ -103,14 +147,25 @@ class CLI(LightningCLI):
             )
             trainer.precision = "32-true"
 
-    def after_instantiate_classes(self) -> None:
-        given, found = getattr(self, "_given_net_classes", None), getattr(self.datamodule, "num_classes", None)
-        if given is not None and found is not None and given != found:
-            raise ConfigError(
-                f"model.net.init_args.num_classes={given} contradicts the data, which has {found} classes "
-                f"({type(self.datamodule).__name__}). The number of classes always comes from the data: "
-                "remove model.net.init_args.num_classes from the config or command line."
-            )
+    def instantiate_classes(self) -> None:
+        # The net is built by the Classifier once the data is set up and its sizes are known
+        # (project/sizes.py), so hand it over unbuilt.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        parsed = config.model.net
+        freeze_cli_hparams(self)
+        config.model.net = None  # jsonargparse would build it now
+        try:
+            super().instantiate_classes()
+        finally:
+            config.model.net = parsed
+        if isinstance(self.model, Classifier) and parsed is not None:
+            self.model.defer_net(NetSpec.from_config(parsed))
+        try:  # most data modules know their sizes before setup: build now, so `run=False` gives a whole model
+            sizes = data_sizes(self.datamodule)
+        except Exception:
+            return  # known at setup; the Classifier builds the net then
+        if sizes and isinstance(self.model, Classifier):
+            self.model.build(sizes, f"the data ({type(self.datamodule).__name__})")
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         trainer = super().instantiate_trainer(**kwargs)
@@ -118,6 +173,8 @@ class CLI(LightningCLI):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         plain_progress_when_not_a_terminal(trainer)
         claim_run_folders(trainer)
+        if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
+            trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
         return trainer
 
 
@@ -125,9 +182,9 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
     """Build the CLI (and run its subcommand unless `run=False`). `callbacks` join the CLI's own for this
     call only and stay out of the saved config.yaml: live objects such as the sweep's Optuna trial."""
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
-        sys.argv[1:] = with_run_config(sys.argv[1:])
+        sys.argv[1:], defaults = prepare_args(sys.argv[1:])
     else:
-        args = with_run_config(args)
+        args, defaults = prepare_args(args)
     return CLI(
         Classifier,
         L.LightningDataModule,
@@ -144,12 +201,23 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
                 *callbacks,
             ]
         },
-        parser_kwargs={cmd: {"default_config_files": [str(DEFAULT_CONFIG)]} for cmd in SUBCOMMANDS},
-        parser_class=ProjectArgumentParser,
+        parser_kwargs={cmd: {"default_config_files": defaults} for cmd in SUBCOMMANDS},
+        parser_class=Parser,
         save_config_callback=SaveRunConfig,
         args=args,
         run=run,
     )
+
+
+def run_name(config: Any) -> str:
+    """A run name from the data: its source's class (FSDD) or its data module's (CIFAR10DataModule -> cifar10)."""
+    data = config.get("data") or {}
+    init = data.get("init_args") or {}
+    source = (init.get("source") or init.get("dataset")) if hasattr(init, "get") else None
+    class_path = (source or {}).get("class_path") if hasattr(source or {}, "get") else None
+    class_path = class_path or data.get("class_path") or "run"
+    name = class_path.rsplit(".", 1)[-1].removesuffix("DataModule") or "run"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def entry() -> None:

@@ -32,6 +32,17 @@ def hpc_resume_path(trainer: L.Trainer) -> str | None:
     return trainer._checkpoint_connector._hpc_resume_path
 
 
+def freeze_cli_hparams(cli: Any) -> None:
+    """Make LightningCLI record the model's and data's hyperparameters from the config as parsed now.
+
+    Why: the CLI hands the net to the Classifier unbuilt (project/sizes.py), so it swaps the parsed
+    `model.net` for a `NetSpec` just before instantiation. LightningCLI records hyperparameters from a
+    dump of the config it makes lazily, at the first instantiation, through the private
+    `LightningCLI._dump_config` (Lightning 2.6); calling it first records the config as the user wrote it.
+    """
+    cli._dump_config()
+
+
 def restore_train_loader_state(trainer: L.Trainer) -> None:
     """Hand the checkpoint's saved training-loader `state_dict` to the loader now (a no-op when done).
 
@@ -138,6 +149,21 @@ class _InterruptMessage(logging.Filter):
             why = "stopped by SIGTERM" if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
             record.msg = f"Interrupted ({why}); saved {path}: resume with --ckpt_path {path}"
         return True
+
+
+# --- jsonargparse ----------------------------------------------------------------------------------
+
+
+def unrequire_arguments(add_kwargs: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """`add_class_arguments` keyword arguments under which the parameters `names` are not required.
+
+    Why: a net's sizes (`num_classes`, `in_features`...) come from the data after the config is parsed
+    (project/sizes.py), so the parser must accept a net config that leaves them out. jsonargparse
+    exempts exactly the targets of `link_arguments` through the private keyword `linked_targets`
+    of `add_class_arguments` (jsonargparse 4.x, `_add_signature_parameter`); a real link cannot be
+    used, because jsonargparse fails on links into builder functions (torchvision's `resnet18`).
+    """
+    return {**add_kwargs, "linked_targets": set(add_kwargs.get("linked_targets") or ()) | names}
 
 
 # --- torch ---------------------------------------------------------------------------------------

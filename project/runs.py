@@ -1,8 +1,8 @@
 """A run's folder: the config a fit saved there is its record, and later commands on the run use it.
 
-A fit writes `config.yaml` beside its checkpoints and TensorBoard events. `validate`/`test`/`predict`
-given just a checkpoint read that config back (`with_run_config`), and commands that log into the same
-folder save their own config next to it instead of being refused (`SaveRunConfig`).
+A fit writes `config.yaml` beside its checkpoints, whatever the logger (or none). `validate`/`test`/
+`predict` given just a checkpoint read that config back (project/recipes.py), and commands that log
+into the same folder save their own config next to it instead of being refused (`SaveRunConfig`).
 """
 
 import os
@@ -15,13 +15,11 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from project.internals import hpc_resume_path, logger_version_unset, set_logger_version
 
-EVALUATION_COMMANDS = ("validate", "test", "predict")
-
 
 class SaveRunConfig(SaveConfigCallback):
     """Lightning's config saving, for commands that log into an existing run's folder.
 
-    A fit writes `config.yaml`, the run's record, which evaluations read back (`with_run_config`).
+    A fit writes `config.yaml`, the run's record, which evaluations read back (project/recipes.py).
     A resume, or a validate/test/predict whose logger names the same version (e.g.
     `--trainer.logger.init_args.version baseline`), writes `resume_config.yaml` or `<command>_config.yaml`
     beside it; Lightning's own callback would stop such a command. A new fit into an existing run's
@@ -29,17 +27,27 @@ class SaveRunConfig(SaveConfigCallback):
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.already_saved:
+            return
         command = TrainerFn(stage).value  # Lightning passes the enum: "test", not "TrainerFn.TESTING"
         # trainer.ckpt_path is only set after this hook: a resume is a --ckpt_path, or a SLURM requeue's checkpoint
         requeued = SLURMEnvironment.detect() and hpc_resume_path(trainer) is not None
         continuing = command != "fit" or self.config.get("ckpt_path") is not None or requeued
-        if continuing and not self.already_saved:
-            log_dir = trainer.log_dir  # the same on every rank (broadcast)
-            taken = trainer.is_global_zero and os.path.isfile(os.path.join(log_dir, self.config_filename))
-            if trainer.strategy.broadcast(taken):
-                self.config_filename = "resume_config.yaml" if command == "fit" else f"{command}_config.yaml"
-                self.overwrite = True  # a repeated evaluation replaces its own record, never the fit's
-        super().setup(trainer, pl_module, stage)
+        folder = trainer.strategy.broadcast(str(run_folder(trainer)) if trainer.is_global_zero else None)
+        path = os.path.join(folder, self.config_filename)
+        taken = trainer.strategy.broadcast(trainer.is_global_zero and os.path.isfile(path))
+        if taken and continuing:
+            self.config_filename = "resume_config.yaml" if command == "fit" else f"{command}_config.yaml"
+            path = os.path.join(folder, self.config_filename)  # a repeated evaluation replaces its own record
+        elif taken:
+            raise RuntimeError(
+                f"{path} exists: a run already logs into {folder}. Name another run (trainer.logger's name or "
+                "version), resume this one with --ckpt_path, or delete the folder."
+            )
+        if trainer.is_global_zero:
+            os.makedirs(folder, exist_ok=True)
+            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+        self.already_saved = trainer.strategy.broadcast(True)
 
 
 def claim_run_folders(trainer: L.Trainer) -> None:
@@ -65,25 +73,25 @@ def claim_run_folders(trainer: L.Trainer) -> None:
         set_logger_version(logger, version)
 
 
-def with_run_config(args: list[str]) -> list[str]:
-    """validate/test/predict given `--ckpt_path` but no `--config` use the config.yaml that the fit
-    saved in the checkpoint's run folder, so the checkpoint alone is enough to evaluate it.
+def run_folder(trainer: L.Trainer) -> Path:
+    """The run's folder, the parent of its checkpoints/ for every logger (as ModelCheckpoint places them):
+    save_dir/name/version for TensorBoard and CSV, mlruns/<experiment>/<run> for MLflow, the trainer's
+    default_root_dir without a logger."""
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    logger = trainer.loggers[0]
+    save_dir = logger.save_dir or trainer.default_root_dir
+    version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+    return Path(save_dir) / str(logger.name) / version
 
-    This looks at the raw arguments because the run's config must be the first config file, loaded
-    before any command-line key, and LightningCLI reads its default config files when it builds the
-    parser, before any value is parsed; there is no parser hook to add a config file found from a
-    parsed value.
-    """
-    if (
-        not args
-        or args[0] not in EVALUATION_COMMANDS
-        or any(a in ("-c", "--config") or a.startswith("--config=") for a in args)
-    ):
-        return args
-    ckpt = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--ckpt_path"), None)
-    ckpt = ckpt or next((a.split("=", 1)[1] for a in args if a.startswith("--ckpt_path=")), None)
-    run_config = Path(ckpt).parent.parent / "config.yaml" if ckpt else None
-    if run_config is None or not run_config.is_file():
-        return args
-    print(f"Using the run's config {run_config} (pass --config to use another)")
-    return [args[0], "--config", str(run_config), *args[1:]]
+
+def newest_last_checkpoint(runs: Path) -> Path | None:
+    """The most recently written `<run>/checkpoints/last.ckpt` among the runs in `runs`, or None."""
+    found = [p for p in runs.glob("*/checkpoints/last.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def next_version_folder(runs: Path) -> Path:
+    """`runs/version_N` with N one above the highest there, as TensorBoard and CSV loggers number runs."""
+    numbers = [int(p.name.split("_", 1)[1]) for p in runs.glob("version_*") if p.name.split("_", 1)[1].isdigit()]
+    return runs / f"version_{max(numbers, default=-1) + 1}"

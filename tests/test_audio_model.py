@@ -162,16 +162,17 @@ def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
     assert [row.split(",")[0] for row in rows[1:]] == ["a.wav", "day2/b.wav"]
 
 
-def test_a_sample_rate_mismatch_between_data_and_model_is_an_error(tmp_path):
+def test_the_data_hands_its_sample_rate_to_the_front_end(tmp_path):
     root = write_fsdd(tmp_path / "fsdd", takes=6)
     args = tiny_fsdd_args(root, tmp_path / "logs", epochs=1)
-    with pytest.raises(ValueError, match=r"data\.sample_rate=16000 but the model's front end expects 8000 Hz"):
-        main(["fit", *args, "--data.sample_rate=16000"])
+    assert main([*args, "--data.sample_rate=16000"], run=False).model.net.sample_rate == 16000
+    with pytest.raises(ValueError, match=r"model\.net\.init_args\.sample_rate=8000 contradicts the data .*=16000"):
+        main([*args, "--data.sample_rate=16000", "--model.net.init_args.sample_rate=8000"], run=False)
 
 
 @pytest.mark.parametrize(
     ("configs", "num_classes"),
-    [(["fsdd.yaml"], 10), (["fsdd.yaml", "fsdd_speaker.yaml"], 10), (["speech_commands.yaml"], 35)],
+    [(["fsdd.yaml"], 10), (["fsdd_speaker.yaml"], 10), (["speech_commands.yaml"], 35)],
 )
 def test_audio_configs_build_their_model_and_data(configs, num_classes, tmp_path):
     given = [arg for config in configs for arg in ("--config", str(CONFIGS / config))]

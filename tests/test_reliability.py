@@ -480,7 +480,6 @@ def test_truncated_checkpoint_is_refused_clearly(tmp_path):
         ("--data.init_args.batchsize=4", "batchsize"),
         ("--trainer.max_epochs=many", "max_epochs"),
         ("--data.batch_size=abc", "batch_size"),
-        ("--model.num_classes=5", "model.num_classes"),
     ],
 )
 def test_config_error_stops_before_data_is_touched(override, named, tmp_path, capsys):
@@ -492,17 +491,17 @@ def test_config_error_stops_before_data_is_touched(override, named, tmp_path, ca
     assert not data_dir.exists(), "the data was touched before the config error was reported"
 
 
-def test_num_classes_contradicting_the_data_is_an_error(tmp_path):
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--model.net.init_args.num_classes=5", r"model\.net\.init_args\.num_classes=5 contradicts the data .*=3"),
+        ("--model.num_classes=5", r"The model has 5 classes but the data .* has 3"),
+    ],
+)
+def test_num_classes_contradicting_the_data_is_an_error(override, message, tmp_path):
     data_dir = tmp_path / "data"
-    with pytest.raises(ValueError, match=r"model\.net\.init_args\.num_classes=5 contradicts the data, which has 3"):
-        main(
-            [
-                "fit",
-                f"--config={TINY}",
-                f"--data.source.init_args.root={data_dir}",
-                "--model.net.init_args.num_classes=5",
-            ]
-        )
+    with pytest.raises(ValueError, match=message):
+        main(["fit", f"--config={TINY}", f"--data.source.init_args.root={data_dir}", override])
     assert not data_dir.exists()
 
 

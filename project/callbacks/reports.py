@@ -29,9 +29,13 @@ class ConfusionMatrixImage(L.Callback):
     shaded by its share (recall), counts written in the cells."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
         if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
             rank_zero_warn("ConfusionMatrixImage has no TensorBoardLogger to write to; nothing will be logged.")
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Here, not in `setup`: a model may learn its class count from the data only in its own setup
+        if not hasattr(self, "matrix"):
+            self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self.matrix.to(pl_module.device).update(outputs["preds"], batch[1])

@@ -1,23 +1,22 @@
-"""What a person needs when a fit ends: where the best checkpoint is, how good it is, where the
-TensorBoard run is, and the command that tests it. Also puts the final metrics next to the
+"""What a person needs when a fit ends: where the best checkpoint is, how good it is, what the loggers
+wrote and where, and the command that tests it. Also puts the final metrics next to the
 hyperparameters in TensorBoard's HPARAMS tab."""
 
 import shlex
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from project import metrics
 
 
 class RunSummary(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        log_dir = trainer.log_dir  # a broadcast from rank 0: every rank must ask
         if trainer.is_global_zero:
-            self._report(trainer, pl_module, log_dir)
+            self._report(trainer, pl_module)
 
-    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule, log_dir: str | None) -> None:
+    def _report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
         final = (
             {metrics.BEST_VAL_ACC: float(best.best_model_score)} if best and best.best_model_score is not None else {}
@@ -31,10 +30,21 @@ class RunSummary(L.Callback):
             lines.append(f"  Best {best.monitor}: {score}")
             lines.append(f"  Checkpoint:   {best.best_model_path}")
             lines.append(f"  Test it:      {test_command(best.best_model_path)}")
-        if log_dir:
-            lines.append(f"  TensorBoard:  tensorboard --logdir {log_dir}")
+        lines += [f"  {line}" for logger in trainer.loggers if (line := logged_to(logger))]
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
+
+
+def logged_to(logger: Logger) -> str | None:
+    """One line saying what `logger` wrote and how to look at it."""
+    if isinstance(logger, TensorBoardLogger):
+        return f"TensorBoard:  tensorboard --logdir {logger.log_dir}"
+    if isinstance(logger, CSVLogger):
+        return f"Metrics:      {logger.log_dir}/metrics.csv"
+    if type(logger).__name__ == "MLFlowLogger":  # mlflow is optional: no import
+        where = f"--backend-store-uri file:{logger.save_dir} " if logger.save_dir else ""
+        return f"MLflow:       mlflow ui {where}(experiment {logger.name}, run {logger.version})"
+    return f"{type(logger).__name__}: run {logger.version}"
 
 
 def test_command(checkpoint: str) -> str:

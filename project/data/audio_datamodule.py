@@ -23,7 +23,8 @@ class AudioDataModule(InMemoryDataModule):
 
     Args:
         source: the data set, and how it splits (e.g. `class_path: project.data.FSDD`).
-        sample_rate: every clip is resampled to this rate once, when loaded; must equal the model's.
+        sample_rate: every clip is resampled to this rate once, when loaded; handed to the net's `sample_rate`
+            (project/sizes.py).
         clip_seconds: pad or crop every clip to this length; None pads each batch to its longest
             clip and passes the true lengths, so no clip is cut and no compute is spent on silence.
         speed: training augmentation: largest relative change of speed and pitch (0 turns it off).
@@ -54,9 +55,10 @@ class AudioDataModule(InMemoryDataModule):
         self.train_transform = WaveformTrainTransform(sample_rate, speed=speed, max_shift=max_shift, gain_db=gain_db)
         self.eval_transform = WaveformEvalTransform()
 
-    def setup(self, stage: str) -> None:
-        self._check_model_sample_rate()
-        super().setup(stage)
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Handed to the net's constructor arguments of the same names (project/sizes.py)."""
+        return {"num_classes": self.num_classes, "sample_rate": self.sample_rate}
 
     def load_split(self, split: Split) -> Samples | None:
         return self.source.load(split, self.sample_rate)
@@ -72,14 +74,3 @@ class AudioDataModule(InMemoryDataModule):
 
     def transform(self, inputs: Waves) -> Waves:
         return self.eval_transform(*inputs)
-
-    def _check_model_sample_rate(self) -> None:
-        # The front end's mel filters are laid out for one rate; clips at another would train
-        # without error and mean something else. The model cannot see the data, so check here.
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        expected = getattr(getattr(model, "net", None), "sample_rate", None)
-        if expected is not None and expected != self.sample_rate:
-            raise DataError(
-                f"data.sample_rate={self.sample_rate} but the model's front end expects {expected} Hz; set "
-                f"model.net.init_args.sample_rate and data.sample_rate to the same rate."
-            )

@@ -79,7 +79,7 @@ class AirbenchNet(nn.Module):
     whitening filters are zero and the net sees nothing.
 
     Args:
-        num_classes: output logits (linked from the DataModule by the CLI).
+        num_classes: output logits; the data's class count replaces the default (project/sizes.py).
         in_channels: 3 for RGB.
         widths: channels of the three conv groups.
         whitening_kernel: side of the whitening filters; the layer has 2·C·k² of them (each eigenvector
@@ -97,7 +97,7 @@ class AirbenchNet(nn.Module):
 
     def __init__(
         self,
-        num_classes: int,
+        num_classes: int = 10,
         in_channels: int = 3,
         widths: tuple[int, int, int] = (64, 256, 256),
         whitening_kernel: int = 2,

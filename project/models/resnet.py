@@ -31,7 +31,7 @@ class ResNet(nn.Module):
     """Image classifier: (B, C, H, W) float images -> (B, num_classes) logits.
 
     Args:
-        num_classes: output logits (linked from the DataModule by the CLI).
+        num_classes: output logits; the data's class count replaces the default (project/sizes.py).
         in_channels: 3 for RGB.
         widths: channels of the stem and of each stage.
         residual: for each stage, whether it ends in a residual block.
@@ -42,7 +42,7 @@ class ResNet(nn.Module):
 
     def __init__(
         self,
-        num_classes: int,
+        num_classes: int = 10,
         in_channels: int = 3,
         widths: tuple[int, ...] = (64, 128, 256, 512),
         residual: tuple[bool, ...] = (True, False, True),

@@ -17,7 +17,7 @@ class RNNClassifier(nn.Module):
     frames. So a checkpoint predicts from raw waveforms, batched or one at a time.
 
     Args:
-        num_classes: linked from the DataModule by the CLI.
+        num_classes: the data's class count replaces the default (project/sizes.py).
         sample_rate: of the input waveforms; the DataModule checks that it resamples to this.
         n_mels, window_ms, hop_ms, f_min, top_db: the log-mel front end (see `LogMel`).
         n_ceps: keep this many cepstral coefficients (a DCT of the log-mel bands, as MFCCs), which
@@ -37,7 +37,7 @@ class RNNClassifier(nn.Module):
 
     def __init__(
         self,
-        num_classes: int,
+        num_classes: int = 10,
         sample_rate: int = 16000,
         n_mels: int = 40,
         window_ms: float = 25.0,

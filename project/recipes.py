@@ -1,0 +1,164 @@
+"""Which config files a command starts from, and which configs it may pick up without being asked.
+
+- Every command starts from `base.yaml`: trainer, logging, checkpointing and precision, no task.
+- `fit` with no `--config` trains the default recipe (CIFAR-10); a `--config` replaces it, never
+  merges over it. A shipped recipe is named by its name alone (`--config fsdd`) from any folder.
+- `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from the run
+  folder's `config.yaml`, or else from what the checkpoint stores (its model and data module
+  hyperparameters). Command-line keys still win.
+- A config picked up implicitly may only name classes and callables of the packages below; anything
+  else is refused, naming the key. Passing the config yourself with `--config` accepts it.
+
+The command line is looked at for the names `--config` and `--ckpt_path` only, because the files a
+command starts from must be chosen before LightningCLI builds its parser.
+"""
+
+import importlib.util
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from project.checkpoints import check_checkpoint_is_safe, local_path
+from project.errors import CheckpointError, ConfigError
+
+EVALUATION_COMMANDS = ("validate", "test", "predict")
+DEFAULT_RECIPE = "cifar10"
+TRUSTED_PACKAGES = ("project", "torch", "torchvision", "lightning", "torchmetrics")
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+class UntrustedConfigError(ConfigError):
+    """A config picked up implicitly names code outside the trusted packages."""
+
+
+class IncompleteCheckpointError(CheckpointError):
+    """A checkpoint that does not say how to rebuild its run."""
+
+
+def recipes_dir() -> Path:
+    """The shipped recipes: `project.configs` in an installed wheel, configs/ in a checkout."""
+    try:
+        spec = importlib.util.find_spec("project.configs")
+    except ModuleNotFoundError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def base_config() -> Path:
+    return recipes_dir() / "base.yaml"
+
+
+def recipe_path(name: str) -> str:
+    """A path as given if it exists, else the shipped recipe of that name (`fsdd` or `fsdd.yaml`)."""
+    if "\n" in name or ":" in name or Path(name).exists():  # a YAML string, or a file
+        return name
+    shipped = recipes_dir() / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return str(shipped) if shipped.is_file() else name
+
+
+def shipped_recipes() -> list[str]:
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml") if p.stem != "base")
+
+
+def _option(args: list[str], name: str) -> Iterator[tuple[int, str]]:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            yield i + 1, args[i + 1]
+        elif arg.startswith(name + "="):
+            yield i, arg.split("=", 1)[1]
+
+
+def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(the arguments with recipe names resolved and implicit configs inserted, the default config files)."""
+    args = list(args)
+    for i, value in list(_option(args, "--config")) + list(_option(args, "-c")):
+        resolved = recipe_path(value)
+        args[i] = resolved if args[i] == value else args[i].split("=", 1)[0] + "=" + resolved
+    command = args[0] if args else None
+    has_config = any(True for _ in _option(args, "--config")) or any(True for _ in _option(args, "-c"))
+    ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
+    if has_config or command not in (*EVALUATION_COMMANDS, "fit"):
+        return args, [str(base_config())]
+    if command in EVALUATION_COMMANDS and ckpt:
+        implicit = implicit_config(ckpt)
+        return [command, "--config", implicit, *args[1:]], [str(base_config())]
+    return args, [str(base_config()), str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")]
+
+
+def implicit_config(ckpt: str) -> str:
+    """The run's config for a checkpoint, as YAML text: the run folder's config.yaml, else the
+    checkpoint's own hyperparameters. Checked against TRUSTED_PACKAGES."""
+    local = local_path(ckpt)
+    if local is None:  # a remote checkpoint: read its hyperparameters only when it is local
+        return "{}"
+    run_config = local.parent.parent / "config.yaml"
+    config, sources = {}, []
+    if local.parent.name == "checkpoints" and run_config.is_file():
+        config = yaml.safe_load(run_config.read_text()) or {}
+        sources.append(str(run_config))
+    if local.is_file():  # the network and data the checkpoint was trained with outrank the run's config
+        config.update(checkpoint_config(local, required=not sources))
+        sources.append(f"the hyperparameters stored in {local}")
+    if not sources:
+        return "{}"
+    source = " and ".join(sources)
+    print(f"Rebuilding the run from {source} (pass --config to use another)")
+    check_trusted(config, source)
+    return yaml.safe_dump(config)
+
+
+def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:
+    """`model` and `data` config sections from a checkpoint's stored hyperparameters; with `required`,
+    a checkpoint lacking either is refused."""
+    check_checkpoint_is_safe(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [k for k in ("hyper_parameters", "datamodule_hyper_parameters") if not ckpt.get(k)]
+    if missing and required:
+        raise IncompleteCheckpointError(
+            f"{path} does not say how to rebuild its run: it has no {' and no '.join(missing)}. Pass the recipe "
+            "it was trained with: --config <recipe.yaml> (plus any keys you changed for that run)."
+        )
+    sections = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
+    return {key: _section(ckpt[stored]) for key, stored in sections.items() if ckpt.get(stored)}
+
+
+def _section(hparams: dict[str, Any]) -> dict[str, Any]:
+    hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+    if "_class_path" in hparams:
+        class_path = hparams.pop("_class_path")
+        return {"class_path": class_path, "init_args": hparams}
+    return hparams
+
+
+def check_trusted(config: Any, source: str, key: str = "") -> None:
+    """Refuse a class or callable outside TRUSTED_PACKAGES anywhere in `config`."""
+    if isinstance(config, dict):
+        for k, v in config.items():
+            check_trusted(v, source, f"{key}.{k}" if key else str(k))
+    elif isinstance(config, list):
+        for i, v in enumerate(config):
+            check_trusted(v, source, f"{key}[{i}]")
+    elif isinstance(config, str) and _DOTTED.match(config) and _names_code(config, key):
+        top = config.split(".")[0]
+        if top not in TRUSTED_PACKAGES:
+            raise UntrustedConfigError(
+                f"Refusing {key}: {config} from {source}, which was picked up without being asked for. A config "
+                f"found beside a checkpoint may only name classes and callables of {', '.join(TRUSTED_PACKAGES)}. "
+                "If you trust it, pass it yourself: --config <that file>."
+            )
+
+
+def _names_code(value: str, key: str) -> bool:
+    """A class_path always; any other dotted string when its first part is an importable module."""
+    if key.endswith("class_path"):
+        return True
+    try:
+        return importlib.util.find_spec(value.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
