@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import yaml
 
-from project.checkpoints import check_checkpoint_is_safe, local_path
+from project.checkpoints import check_checkpoint_path, local_path
 from project.errors import CheckpointError, ConfigError
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
@@ -81,22 +81,28 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
         resolved = recipe_path(value)
         args[i] = resolved if args[i] == value else args[i].split("=", 1)[0] + "=" + resolved
     command = args[0] if args else None
-    has_config = any(True for _ in _option(args, "--config")) or any(True for _ in _option(args, "-c"))
+    configs = list(_option(args, "--config")) + list(_option(args, "-c"))
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
-    if has_config or command not in (*EVALUATION_COMMANDS, "fit"):
-        return args, [str(base_config())]
+    base = [str(base_config())]
     if command in EVALUATION_COMMANDS and ckpt:
+        if configs:  # the user's recipe, as given: a checkpoint that does not fit it is refused at loading
+            return args, base
         implicit = implicit_config(ckpt)
-        return [command, "--config", implicit, *args[1:]], [str(base_config())]
-    return args, [str(base_config()), str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")]
+        if implicit is not None:
+            return [command, "--config", implicit, *args[1:]], base
+        # no usable checkpoint: the default recipe lets the command line parse, and the checkpoint path
+        # is then reported for what it is (project/checkpoints.py)
+    if configs or command not in (*EVALUATION_COMMANDS, "fit"):
+        return args, base
+    return args, [*base, str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")]
 
 
-def implicit_config(ckpt: str) -> str:
+def implicit_config(ckpt: str) -> str | None:
     """The run's config for a checkpoint, as YAML text: the run folder's config.yaml, else the
     checkpoint's own hyperparameters. Checked against TRUSTED_PACKAGES."""
     local = local_path(ckpt)
     if local is None:  # a remote checkpoint: read its hyperparameters only when it is local
-        return "{}"
+        return None
     run_config = local.parent.parent / "config.yaml"
     config, sources = {}, []
     if local.parent.name == "checkpoints" and run_config.is_file():
@@ -106,7 +112,7 @@ def implicit_config(ckpt: str) -> str:
         config.update(checkpoint_config(local, required=not sources))
         sources.append(f"the hyperparameters stored in {local}")
     if not sources:
-        return "{}"
+        return None
     source = " and ".join(sources)
     print(f"Rebuilding the run from {source} (pass --config to use another)")
     check_trusted(config, source)
@@ -116,7 +122,7 @@ def implicit_config(ckpt: str) -> str:
 def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:
     """`model` and `data` config sections from a checkpoint's stored hyperparameters; with `required`,
     a checkpoint lacking either is refused."""
-    check_checkpoint_is_safe(path)
+    check_checkpoint_path(path)  # safe, and a Lightning checkpoint at all
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     missing = [k for k in ("hyper_parameters", "datamodule_hyper_parameters") if not ckpt.get(k)]
     if missing and required:

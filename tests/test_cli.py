@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from project import metrics
 from project.checkpoints import UnsafeCheckpointError
 from project.cli import main
+from project.errors import CheckpointError
 from project.recipes import IncompleteCheckpointError, UntrustedConfigError, recipes_dir, shipped_recipes
 from project.sizes import SizeMismatchError
 from tests.conftest import cpu_trainer_args
@@ -162,7 +163,7 @@ def test_a_named_run_folder_takes_its_evaluations_and_resumes(tmp_path):
 
 def test_fit_ckpt_path_last_resumes_the_newest_run_of_that_name_in_its_folder(tmp_path):
     args = ["--config", str(write_recipe(tmp_path)), *cpu(tmp_path / "logs", 1)]
-    with pytest.raises(FileNotFoundError, match=r"no run named shapes under .* has a last\.ckpt"):
+    with pytest.raises(CheckpointError, match=r"no run named shapes under .* has a last\.ckpt"):
         main(["fit", *args, "--ckpt_path=last"])
     main(["fit", *args])
     main(["fit", *args])
