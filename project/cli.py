@@ -210,7 +210,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
 
 
 def run_name(config: Any) -> str:
-    """A run name from the data: its source's class (FSDD) or its data module's (CIFAR10DataModule -> cifar10)."""
+    """A run name from the data: its source's class (FSDD -> fsdd, ImageFolder -> image_folder), else its data module's."""
     data = config.get("data") or {}
     init = data.get("init_args") or {}
     source = (init.get("source") or init.get("dataset")) if hasattr(init, "get") else None
