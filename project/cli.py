@@ -160,6 +160,12 @@ class CLI(LightningCLI):
             config.model.net = parsed
         if isinstance(self.model, Classifier) and parsed is not None:
             self.model.defer_net(NetSpec.from_config(parsed))
+        # A checkpoint rebuilds its data module from these: every argument the config gave goes in, also
+        # those the data module leaves out of its own hyperparameters (the source, an object in Python)
+        stored = getattr(self.datamodule, "hparams", None)
+        for key, value in ((self.config_dump.get("data") or {}).get("init_args") or {}).items():
+            if stored is not None and key not in stored:
+                stored[key] = value
         try:  # most data modules know their sizes before setup: build now, so `run=False` gives a whole model
             sizes = data_sizes(self.datamodule)
         except Exception:
@@ -210,7 +216,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
 
 
 def run_name(config: Any) -> str:
-    """A run name from the data: its source's class (FSDD -> fsdd, ImageFolder -> image_folder), else its data module's."""
+    """A run name from the data: its source's class (FSDD -> fsdd), else its data module's."""
     data = config.get("data") or {}
     init = data.get("init_args") or {}
     source = (init.get("source") or init.get("dataset")) if hasattr(init, "get") else None
