@@ -55,7 +55,7 @@ def stand_in(source: str, folder: Path) -> list[str]:
 
 def test_every_shipped_recipe_is_tested():
     tested = {name for recipe in RECIPES for name in recipe}
-    assert tested == {path.name for path in CONFIGS.glob("*.yaml")}
+    assert tested == {path.name for path in CONFIGS.glob("*.yaml")} - {"base.yaml"}  # base.yaml: under every recipe
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: "+".join(r))
