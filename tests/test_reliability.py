@@ -979,7 +979,7 @@ BAD_INPUTS += [
         "net num_classes contradicting the data",
         lambda t: _cli("fit", f"--data.source.init_args.root={t}", "--model.net.init_args.num_classes=5"),
         Refused,
-        r"num_classes=5 contradicts the data \(CIFAR10DataModule\), which has num_classes=10",
+        r"num_classes=5 contradicts the data \(\w+\), which has num_classes=10",
     ),
     BadInput(
         "CIFAR data missing, through the command line",
