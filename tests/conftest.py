@@ -87,3 +87,14 @@ def serve_dir():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The whole bad-input catalogue's totals (tests/catalogue.py), over every file that holds cases."""
+    from tests.catalogue import TALLY
+
+    if TALLY["tried"]:
+        terminalreporter.write_line(
+            f"[reliability] all catalogues: bad inputs tried: {TALLY['tried']}, "
+            f"refused with a clear error: {TALLY['refused']}"
+        )

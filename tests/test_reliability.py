@@ -21,7 +21,6 @@ import time
 import unittest.mock
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -46,6 +45,7 @@ from project.data.sources.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
 from project.errors import USER_ERROR_EXIT, run_command
 from project.runs import claim_run_folders
 from tests.archive_format import add_to_tar
+from tests.catalogue import BadInput, try_all
 from tests.conftest import cpu_trainer_args, tiny_cifar_args
 from tests.image_tree import truncate, write_image_tree
 from tests.recipes import TINY, tiny_args
@@ -506,16 +506,6 @@ def test_num_classes_contradicting_the_data_is_an_error(override, message, tmp_p
 
 
 # ------------------------------------------------------------------------------- the bad-input catalogue
-
-
-@dataclass
-class BadInput:
-    name: str
-    attempt: Callable[..., object]  # given an empty folder, builds the bad input and tries to use it
-    error: type[BaseException]
-    match: str  # must name the file or folder, and what is wrong
-    needs_server: bool = False  # attempt(folder, serve_dir) with the conftest's local HTTP server
-    needs_runs: bool = False  # attempt(folder, tiny_runs): data and checkpoints of tiny fits
 
 
 def _image_setup(tmp: Path, spoil: Callable[[Path], object], **kwargs) -> None:
@@ -1095,23 +1085,11 @@ BAD_INPUTS += [
 
 def test_every_bad_input_is_refused_with_a_clear_error(tmp_path, serve_dir, tiny_runs, capsys):
     """Each case must raise its error naming the file; none may pass silently or fail some other way."""
-    failures = []
-    for i, case in enumerate(BAD_INPUTS):
-        folder = tmp_path / f"case{i}"
-        folder.mkdir()
-        try:
-            extra = [serve_dir] if case.needs_server else [tiny_runs] if case.needs_runs else []
-            case.attempt(folder, *extra)
-        except case.error as err:
-            if not re.search(case.match, str(err), re.DOTALL):
-                failures.append(f"{case.name}: message {str(err)!r} does not match {case.match!r}")
-        except Exception as err:  # a crash of the wrong kind is not a clear error
-            failures.append(f"{case.name}: {type(err).__name__}: {err}")
-        else:
-            failures.append(f"{case.name}: accepted without an error")
-        assert not (folder / "ran").exists(), f"{case.name}: a pickled payload ran"
+
+    def extras(case: BadInput) -> list:
+        return [serve_dir] if case.needs_server else [tiny_runs] if case.needs_runs else []
+
+    report = try_all(BAD_INPUTS, tmp_path, extras)
     assert not list(tmp_path.rglob("escaped*")), "an archive wrote outside its target"
-    report = f"bad inputs tried: {len(BAD_INPUTS)}, refused with a clear error: {len(BAD_INPUTS) - len(failures)}"
     with capsys.disabled():  # shown in every run's output, not only when the test fails
         print(f"\n[reliability] {report}")
-    assert not failures, "\n".join([report, *failures])

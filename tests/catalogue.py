@@ -1,0 +1,47 @@
+"""The bad-input catalogue: each case builds one bad input in an empty folder and tries to use it; it
+must end in its promised error, whose message names the file, key or value and what is wrong.
+
+Cases live beside what they test (tests/test_reliability.py, and the CIFAR-10 source's own in
+tests/test_cifar10_data.py, so a fork that deletes CIFAR-10 keeps the rest). Every catalogue adds its
+counts to one tally, which `pytest_terminal_summary` in tests/conftest.py prints at the end of the run.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+TALLY = {"tried": 0, "refused": 0}
+
+
+@dataclass
+class BadInput:
+    name: str
+    attempt: Callable[..., object]  # given an empty folder, builds the bad input and tries to use it
+    error: type[BaseException]
+    match: str  # must name the file or folder, and what is wrong
+    needs_server: bool = False  # attempt(folder, serve_dir) with the conftest's local HTTP server
+    needs_runs: bool = False  # attempt(folder, tiny_runs): data and checkpoints of tiny fits
+
+
+def try_all(cases: Sequence[BadInput], tmp_path: Path, extras: Callable[[BadInput], list] = lambda case: []) -> str:
+    """Run every case; return the report line, and fail listing each case that was not refused as promised."""
+    failures = []
+    for i, case in enumerate(cases):
+        folder = tmp_path / f"case{i}"
+        folder.mkdir()
+        try:
+            case.attempt(folder, *extras(case))
+        except case.error as err:
+            if not re.search(case.match, str(err), re.DOTALL):
+                failures.append(f"{case.name}: message {str(err)!r} does not match {case.match!r}")
+        except Exception as err:  # a crash of the wrong kind is not a clear error
+            failures.append(f"{case.name}: {type(err).__name__}: {err}")
+        else:
+            failures.append(f"{case.name}: accepted without an error")
+        assert not (folder / "ran").exists(), f"{case.name}: a pickled payload ran"
+    TALLY["tried"] += len(cases)
+    TALLY["refused"] += len(cases) - len(failures)
+    report = f"bad inputs tried: {len(cases)}, refused with a clear error: {len(cases) - len(failures)}"
+    assert not failures, "\n".join([report, *failures])
+    return report
