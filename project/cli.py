@@ -207,7 +207,11 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
                 *callbacks,
             ]
         },
-        parser_kwargs={cmd: {"default_config_files": defaults} for cmd in SUBCOMMANDS},
+        # prog: --help names the command a user types, not `cli.py` or `__main__.py`
+        parser_kwargs={
+            "prog": "python -m project.cli",
+            **{cmd: {"default_config_files": defaults} for cmd in SUBCOMMANDS},
+        },
         parser_class=Parser,
         save_config_callback=SaveRunConfig,
         args=args,

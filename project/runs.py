@@ -46,7 +46,12 @@ class SaveRunConfig(SaveConfigCallback):
             )
         if trainer.is_global_zero:
             os.makedirs(folder, exist_ok=True)
-            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+            config = self.config.clone()
+            if config.get("ckpt_path") is None:
+                # A record passed back later as `--config` after `--ckpt_path X` would reset X to null and
+                # evaluate untrained weights without a word; a run started from scratch records nothing here.
+                del config["ckpt_path"]
+            self.parser.save(config, path, skip_none=False, overwrite=True, multifile=self.multifile)
         self.already_saved = trainer.strategy.broadcast(True)
 
 

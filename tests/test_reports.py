@@ -44,13 +44,16 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys
     run = run_dir(fitted / "logs")
     ckpt = run / "checkpoints" / "last.ckpt"
     out = tmp_path / "preds.csv"
-    # The config comes first: its `ckpt_path: null` would otherwise undo an earlier --ckpt_path
     common = [
         f"--trainer.logger.init_args.save_dir={tmp_path}",
         "--trainer.enable_progress_bar=false",
     ]
     tested = main(["test", f"--config={run / 'config.yaml'}", f"--ckpt_path={ckpt}", *common])
     assert tested.trainer.callback_metrics[metrics.TEST_ACC] > 0.8, "2.4x chance: the trained weights were loaded"
+    # A run's record holds no `ckpt_path: null`, so a --config given after --ckpt_path cannot undo it
+    assert "ckpt_path" not in (run / "config.yaml").read_text()
+    reordered = main(["test", f"--ckpt_path={ckpt}", f"--config={run / 'config.yaml'}", *common])
+    assert reordered.trainer.callback_metrics[metrics.TEST_ACC] == tested.trainer.callback_metrics[metrics.TEST_ACC]
 
     predicted = main(
         ["predict", f"--config={run / 'config.yaml'}", f"--ckpt_path={ckpt}", f"--predictions.output={out}", *common]
