@@ -47,7 +47,7 @@ class SaveRunConfig(SaveConfigCallback):
         if trainer.is_global_zero:
             os.makedirs(folder, exist_ok=True)
             config = self.config.clone()
-            if config.get("ckpt_path") is None:
+            if "ckpt_path" in config and config["ckpt_path"] is None:
                 # A record passed back later as `--config` after `--ckpt_path X` would reset X to null and
                 # evaluate untrained weights without a word; a run started from scratch records nothing here.
                 del config["ckpt_path"]

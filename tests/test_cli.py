@@ -21,6 +21,7 @@ from project.recipes import IncompleteCheckpointError, UntrustedConfigError, rec
 from project.sizes import SizeMismatchError
 from tests.conftest import cpu_trainer_args
 from tests.image_tree import write_image_tree
+from tests.source_tree import copy_source_tree
 from tests.tabular import write_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -522,8 +523,10 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     console command runs. The temporary venv sees this interpreter's packages (torch, lightning...)."""
     wheels, venv, empty = tmp_path / "wheels", tmp_path / "venv", tmp_path / "empty"
     pip = [sys.executable, "-m", "pip"]
+    # Built from a copy: setuptools leaves build/ and *.egg-info in the folder it builds from
+    sources = copy_source_tree(tmp_path / "sources")
     subprocess.run(
-        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)],
+        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(sources)],
         check=True,
         cwd=tmp_path,
     )

@@ -2,14 +2,13 @@
 tests must leave the machinery tests green. Proved on a copy of the tree, with pytest in a subprocess."""
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.source_tree import copy_source_tree
+
 # The tests of the CLI, checkpoints, loaders, reports and reliability: they run on tests/recipes.py
 MACHINERY = [
     "tests/test_datamodule.py",
@@ -22,16 +21,10 @@ MACHINERY = [
 NOT_YET = ["--deselect", "tests/test_reliability.py::test_every_bad_input_is_refused_with_a_clear_error"]
 
 
-def _not_source(folder: str, names: list[str]) -> list[str]:
-    """Caches everywhere; git, data and logs at the top."""
-    top = {".git", "data", "logs"} if Path(folder) == ROOT else set()
-    return [name for name in names if name in top or name in {"__pycache__", ".pytest_cache", ".ruff_cache"}]
-
-
 @pytest.mark.slow
 def test_machinery_tests_pass_without_cifar10(tmp_path):
     copy = tmp_path / "fork"
-    shutil.copytree(ROOT, copy, ignore=_not_source)
+    copy_source_tree(copy)
     gone = [*copy.glob("configs/cifar10*.yaml"), copy / "project/data/sources/cifar10.py"]
     gone += [*copy.glob("tests/*cifar*"), *copy.glob("benchmarks/cifar10*")]
     for path in gone:
