@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from project.data import Samples, Source
+from tests.conftest import cpu_trainer_args
 
 TINY = Path(__file__).resolve().parent / "tiny.yaml"
 CLASSES = ("north", "east", "south")
@@ -67,15 +68,7 @@ class TinyNet(nn.Module):
 
 def tiny_args(log_dir: Path, epochs: int = 3) -> list[str]:
     """The tiny recipe on one CPU process, logging often (tiny runs have few steps), logs in `log_dir`."""
-    return [
-        f"--config={TINY}",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=1",
-        f"--trainer.max_epochs={epochs}",
-        "--trainer.log_every_n_steps=2",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.logger.init_args.save_dir={log_dir}",
-    ]
+    return [f"--config={TINY}", *cpu_trainer_args(log_dir, epochs)]
 
 
 def run_dir(log_dir: Path, name: str = "tiny") -> Path:
