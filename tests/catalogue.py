@@ -6,10 +6,15 @@ tests/test_cifar10_data.py, so a fork that deletes CIFAR-10 keeps the rest). Eve
 counts to one tally, which `pytest_terminal_summary` in tests/conftest.py prints at the end of the run.
 """
 
+import contextlib
+import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from project.cli import main
+from project.errors import USER_ERROR_EXIT, run_command
 
 TALLY = {"tried": 0, "refused": 0}
 
@@ -21,7 +26,28 @@ class BadInput:
     error: type[BaseException]
     match: str  # must name the file or folder, and what is wrong
     needs_server: bool = False  # attempt(folder, serve_dir) with the conftest's local HTTP server
-    needs_runs: bool = False  # attempt(folder, tiny_runs): data and checkpoints of tiny fits
+    needs_runs: bool = False  # attempt(folder, runs): data and checkpoints of tiny fits, made once per file
+
+
+class Refused(Exception):
+    """The command line stopped with a user error: exit status 2, an `error:` line, no traceback."""
+
+
+def cli(*args: str) -> None:
+    """`python -m project.cli ARGS` as the shell runs it, in this process; raises `Refused` with its
+    `error:` message. Any other ending (a traceback, another exit status) fails the case."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            run_command(lambda: main(list(args)))
+        except SystemExit as stopped:
+            code = stopped.code
+        else:
+            return  # accepted: the catalogue reports it
+    text = stderr.getvalue()
+    found = re.search(r"^error: (.*)", text, re.MULTILINE | re.DOTALL)
+    assert code == USER_ERROR_EXIT and found and "Traceback" not in text, f"exit status {code}, stderr:\n{text}"
+    raise Refused(found.group(1))
 
 
 def try_all(cases: Sequence[BadInput], tmp_path: Path, extras: Callable[[BadInput], list] = lambda case: []) -> str:

@@ -1,4 +1,5 @@
 import csv
+import functools
 import hashlib
 import pickle
 from collections.abc import Callable
@@ -14,12 +15,16 @@ from project.data.download import DownloadError, RemoteArchive, download_archive
 from project.data.loaders import DeviceLoader
 from project.data.sources import cifar10
 from tests.archive_format import add_to_tar
-from tests.catalogue import BadInput, try_all
+from tests.catalogue import BadInput, Refused, cli, try_all
 from tests.cifar_format import cifar10_data, write_cifar10, write_cifar10_archive
 from tests.conftest import tiny_cifar_args
 from tests.image_tree import truncate
 from tests.recipes import run_dir
+from tests.test_audio_model import tiny_fsdd_args
 from tests.test_reliability import Payload
+from tests.wav_format import write_fsdd
+
+CIFAR10_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar10.yaml"
 
 
 def test_reads_official_layout_with_seeded_disjoint_split(cifar_root):
@@ -196,6 +201,48 @@ def _with_pixel(data: np.ndarray, value: int) -> np.ndarray:
     return wide
 
 
+class CifarRuns:
+    """The module's CIFAR-10 fit (`fitted_cifar`) and a 1-epoch FSDD fit, made once, when first asked for."""
+
+    def __init__(self, fitted_cifar: Path, root: Path):
+        self.cifar_data = fitted_cifar / "data"
+        self.cifar_ckpt = run_dir(fitted_cifar / "logs", "cifar10") / "checkpoints" / "last.ckpt"
+        self.root = root
+
+    @functools.cached_property
+    def fsdd_data(self) -> Path:
+        return write_fsdd(self.root / "fsdd", takes=7)  # FSDD's split: takes 5 and 6 train
+
+    @functools.cached_property
+    def fsdd_ckpt(self) -> Path:
+        main(["fit", *tiny_fsdd_args(self.fsdd_data, self.root / "fsdd-run", epochs=1)])
+        return run_dir(self.root / "fsdd-run", "fsdd") / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def fitted_cifar(tmp_path_factory):
+    """One short fit of the shipped CIFAR-10 recipe, shrunk to seconds on a CPU."""
+    root = tmp_path_factory.mktemp("cifar_fit")
+    write_cifar10(root / "data", per_batch=100)
+    main(["fit", *tiny_cifar_args(root / "data", root / "logs", epochs=2)])
+    return root
+
+
+@pytest.fixture(scope="module")
+def cifar_runs(fitted_cifar, tmp_path_factory) -> CifarRuns:
+    return CifarRuns(fitted_cifar, tmp_path_factory.mktemp("cifar-runs"))
+
+
+def _tiny_cifar(data_dir: Path, log_dir: Path) -> list[str]:
+    """1 epoch in batches of 16; on `write_cifar10(per_batch=10)`'s data, 45 training images: 2 steps."""
+    return [
+        *tiny_cifar_args(data_dir, log_dir, epochs=1),
+        "--data.batch_size=16",
+        "--data.val_size=5",
+        "--model.net.init_args.widths=[8,8,8,8]",
+    ]
+
+
 CIFAR_BAD_INPUTS = [
     BadInput(
         "CIFAR folder missing, download off",
@@ -277,23 +324,56 @@ CIFAR_BAD_INPUTS = [
         ValueError,
         r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers .*shape \(9,\)",
     ),
+    # Through the command line (tests/catalogue.py's `cli`), with the default recipe: CIFAR-10
+    BadInput(
+        "CIFAR data missing, through the command line",
+        lambda t: cli("fit", f"--data.source.init_args.root={t / 'nowhere'}", "--data.source.init_args.download=false"),
+        Refused,
+        r"nowhere/cifar-10-batches-py",
+    ),
+    BadInput(
+        "CIFAR batch truncated, through the command line",
+        lambda t: (
+            write_cifar10(t / "data", per_batch=10),
+            truncate(t / "data" / "cifar-10-batches-py" / "data_batch_4"),
+            cli("fit", *_tiny_cifar(t / "data", t / "logs")),
+        ),
+        Refused,
+        r"data_batch_4 is not a readable CIFAR-10 batch",
+    ),
+    BadInput(
+        "--ckpt_path naming a folder, with no --config",
+        # the default recipe parses the command line; the folder is then reported for what it is
+        lambda t, runs: cli("test", f"--ckpt_path={runs.cifar_ckpt.parent}"),
+        Refused,
+        r"--ckpt_path .*checkpoints is a folder: name a checkpoint file; it holds .*last\.ckpt",
+        needs_runs=True,
+    ),
+    BadInput(
+        "audio checkpoint given to CIFAR-10 test",
+        lambda t, runs: cli(
+            "test", f"--config={CIFAR10_CONFIG}", *_tiny_cifar(runs.cifar_data, t), f"--ckpt_path={runs.fsdd_ckpt}"
+        ),
+        Refused,
+        # --config names the recipe to evaluate with, so the model is the recipe's and the weights do not fit it
+        r"The checkpoint's network does not fit the model built from the config: net\..*missing from the checkpoint",
+        needs_runs=True,
+    ),
+    BadInput(
+        "CIFAR-10 checkpoint given to FSDD test",
+        lambda t, runs: cli("test", *tiny_fsdd_args(runs.fsdd_data, t, 1), f"--ckpt_path={runs.cifar_ckpt}"),
+        Refused,
+        r"The checkpoint's network does not fit the model built from the config: net\..*missing from the checkpoint",
+        needs_runs=True,
+    ),
 ]
 
 
-def test_bad_cifar10_files_are_refused_with_a_clear_error(tmp_path, capsys):
+def test_bad_cifar10_files_are_refused_with_a_clear_error(tmp_path, cifar_runs, capsys):
     """The reliability catalogue's cases for the CIFAR-10 source (see tests/catalogue.py)."""
-    report = try_all(CIFAR_BAD_INPUTS, tmp_path)
+    report = try_all(CIFAR_BAD_INPUTS, tmp_path, lambda case: [cifar_runs] if case.needs_runs else [])
     with capsys.disabled():
         print(f"\n[reliability, CIFAR-10 source] {report}")
-
-
-@pytest.fixture(scope="module")
-def fitted_cifar(tmp_path_factory):
-    """One short fit of the shipped CIFAR-10 recipe, shrunk to seconds on a CPU."""
-    root = tmp_path_factory.mktemp("cifar_fit")
-    write_cifar10(root / "data", per_batch=100)
-    main(["fit", *tiny_cifar_args(root / "data", root / "logs", epochs=2)])
-    return root
 
 
 def test_testing_a_checkpoint_logs_misclassified_images(fitted_cifar, tmp_path):

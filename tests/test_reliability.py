@@ -5,7 +5,6 @@ NaN/inf loss; unsafe checkpoints; config errors; and a catalogue of bad inputs, 
 be refused with an error that names the file (the last test prints how many were tried).
 """
 
-import contextlib
 import errno
 import functools
 import hashlib
@@ -42,11 +41,10 @@ from project.data import FSDD, ImageDataModule, ImageFolder, SpeechCommands
 from project.data.audio import read_audio
 from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
 from project.data.sources.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
-from project.errors import USER_ERROR_EXIT, run_command
 from project.runs import claim_run_folders
 from tests.archive_format import add_to_tar
-from tests.catalogue import BadInput, try_all
-from tests.conftest import cpu_trainer_args, tiny_cifar_args
+from tests.catalogue import BadInput, Refused, cli, try_all
+from tests.conftest import cpu_trainer_args
 from tests.image_tree import truncate, write_image_tree
 from tests.recipes import TINY, tiny_args
 from tests.test_audio_model import tiny_fsdd_args
@@ -54,7 +52,6 @@ from tests.test_download import write_cve_2025_4517_archive
 from tests.wav_format import write_fsdd, write_speech_commands
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR10_CONFIG = ROOT / "configs" / "cifar10.yaml"
 # The tiny recipe: 100 synthetic training samples, 20 held out: 80 / batch 16 = 5 steps an epoch, 15 in 3 epochs
 STEPS_PER_EPOCH, EPOCHS = 5, 3
 
@@ -843,60 +840,25 @@ BAD_INPUTS = [
 ]
 
 
-# Command-line cases, run as the shell runs them (`run_command`): each must end in exit status 2 and
-# one `error:` line (checked by `_cli`), besides naming the file, key or value.
-
-
-class Refused(Exception):
-    """The command line stopped with a user error: exit status 2, an `error:` line, no traceback."""
-
-
-def _cli(*args: str) -> None:
-    """`python -m project.cli ARGS`, in this process; raises `Refused` with its `error:` message."""
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            run_command(lambda: main(list(args)))
-        except SystemExit as stopped:
-            code = stopped.code
-        else:
-            return  # accepted: the catalogue reports it
-    text = stderr.getvalue()
-    found = re.search(r"^error: (.*)", text, re.MULTILINE | re.DOTALL)
-    assert code == USER_ERROR_EXIT and found and "Traceback" not in text, f"exit status {code}, stderr:\n{text}"
-    raise Refused(found.group(1))
-
-
-def _write_cifar10(root: Path, per_batch: int) -> Path:
-    from tests.cifar_format import write_cifar10  # here: only the CIFAR-10 cases need it, and a fork may delete it
-
-    return write_cifar10(root, per_batch=per_batch)
+# Command-line cases, run as the shell runs them (`cli`): each must end in exit status 2 and one `error:`
+# line, besides naming the file, key or value. They use the tiny recipe (tests/recipes.py), so a fork
+# that deletes our examples keeps them; the CIFAR-10 source's own are in tests/test_cifar10_data.py.
 
 
 class TinyRuns:
-    """Checkpoints of a 1-epoch CIFAR-10 fit and a 1-epoch FSDD fit, made once, when first asked for."""
+    """A checkpoint of a 1-epoch fit of the tiny recipe, and FSDD recordings, made once, when first asked for."""
 
     def __init__(self, root: Path):
         self.root = root
 
     @functools.cached_property
-    def cifar_data(self) -> Path:
-        _write_cifar10(self.root / "cifar", per_batch=10)
-        return self.root / "cifar"
+    def ckpt(self) -> Path:
+        main(["fit", *tiny_args(self.root / "tiny-run", epochs=1)])
+        return _last_ckpt(self.root / "tiny-run")
 
     @functools.cached_property
     def fsdd_data(self) -> Path:
         return write_fsdd(self.root / "fsdd", takes=7)  # FSDD's split: takes 5 and 6 train
-
-    @functools.cached_property
-    def cifar_ckpt(self) -> Path:
-        main(["fit", *_tiny_cifar(self.cifar_data, self.root / "cifar-run", epochs=1)])
-        return _last_ckpt(self.root / "cifar-run")
-
-    @functools.cached_property
-    def fsdd_ckpt(self) -> Path:
-        main(["fit", *tiny_fsdd_args(self.fsdd_data, self.root / "fsdd-run", epochs=1)])
-        return _last_ckpt(self.root / "fsdd-run")
 
 
 @pytest.fixture(scope="module")
@@ -904,36 +866,31 @@ def tiny_runs(tmp_path_factory) -> TinyRuns:
     return TinyRuns(tmp_path_factory.mktemp("tiny-runs"))
 
 
-def _tiny_cifar(data_dir: Path, log_dir: Path, epochs: int = 1) -> list[str]:
-    """45 training images in batches of 16: 2 steps an epoch (the short last batch is dropped)."""
-    return [
-        *tiny_cifar_args(data_dir, log_dir, epochs),
-        "--data.batch_size=16",
-        "--data.val_size=5",
-        "--model.net.init_args.widths=[8,8,8,8]",
-    ]
-
-
 def _config_file(tmp: Path, name: str, text: str) -> None:
     (tmp / name).write_text(text)
-    _cli("fit", f"--config={tmp / name}", f"--data.source.init_args.root={tmp / 'data'}")
+    cli("fit", f"--config={tmp / name}", f"--data.source.init_args.root={tmp / 'data'}")
 
 
-def _fit_cifar(tmp: Path, runs: TinyRuns, *extra: str) -> None:
-    _cli("fit", *_tiny_cifar(runs.cifar_data, tmp / "logs"), *extra)
+def _fit_tiny(tmp: Path, *extra: str) -> None:
+    """1 epoch of the tiny recipe: 80 training samples in batches of 16, 5 steps."""
+    cli("fit", *tiny_args(tmp / "logs", epochs=1), *extra)
+
+
+def _test_tiny(tmp: Path, *extra: str) -> None:
+    cli("test", f"--config={TINY}", f"--data.source.init_args.root={tmp / 'data'}", *extra)
 
 
 def _without_state_dict(tmp: Path) -> None:
     torch.save({"w": torch.ones(3)}, tmp / "weights.ckpt")
-    _cli("test", f"--data.source.init_args.root={tmp}", f"--ckpt_path={tmp / 'weights.ckpt'}")
+    _test_tiny(tmp, f"--ckpt_path={tmp / 'weights.ckpt'}")
 
 
-def _disk_full(tmp: Path, runs: TinyRuns) -> None:
+def _disk_full(tmp: Path) -> None:
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with unittest.mock.patch.object(torch, "save", no_space):
-        _fit_cifar(tmp, runs)
+        _fit_tiny(tmp)
 
 
 BAD_INPUTS += [
@@ -956,88 +913,67 @@ BAD_INPUTS += [
         Refused,
         r"list\.yaml holds a list at the top level",
     ),
-    BadInput("--config naming no file", lambda t: _cli("fit", f"--config={t / 'nope.yaml'}"), Refused, r"nope\.yaml"),
-    BadInput("unknown config key", lambda t: _cli("fit", "--model.nonexistent=1"), Refused, r"model\.nonexistent"),
-    BadInput("value of the wrong type", lambda t: _cli("fit", "--trainer.max_epochs=many"), Refused, r"max_epochs"),
+    BadInput("--config naming no file", lambda t: cli("fit", f"--config={t / 'nope.yaml'}"), Refused, r"nope\.yaml"),
+    BadInput(
+        "unknown config key",
+        lambda t: cli("fit", f"--config={TINY}", "--model.nonexistent=1"),
+        Refused,
+        r"model\.nonexistent",
+    ),
+    BadInput(
+        "value of the wrong type",
+        lambda t: cli("fit", f"--config={TINY}", "--trainer.max_epochs=many"),
+        Refused,
+        r"max_epochs",
+    ),
     BadInput(
         "label_smoothing: 2.0",
-        lambda t: _cli("fit", f"--data.source.init_args.root={t}", "--model.label_smoothing=2.0"),
+        lambda t: _fit_tiny(t, "--model.label_smoothing=2.0"),
         Refused,
         r"model\.label_smoothing=2\.0 is outside \[0, 1\)",
     ),
     BadInput(
         "net num_classes contradicting the data",
-        lambda t: _cli("fit", f"--data.source.init_args.root={t}", "--model.net.init_args.num_classes=5"),
+        lambda t: _fit_tiny(t, "--model.net.init_args.num_classes=5"),
         Refused,
-        r"num_classes=5 contradicts the data \(\w+\), which has num_classes=10",
-    ),
-    BadInput(
-        "CIFAR data missing, through the command line",
-        lambda t: _cli(
-            "fit", f"--data.source.init_args.root={t / 'nowhere'}", "--data.source.init_args.download=false"
-        ),
-        Refused,
-        r"nowhere/cifar-10-batches-py",
-    ),
-    BadInput(
-        "CIFAR batch truncated, through the command line",
-        lambda t: (
-            _write_cifar10(t / "data", per_batch=10),
-            truncate(t / "data" / "cifar-10-batches-py" / "data_batch_4"),
-            _cli("fit", *_tiny_cifar(t / "data", t / "logs")),
-        ),
-        Refused,
-        r"data_batch_4 is not a readable CIFAR-10 batch",
+        r"num_classes=5 contradicts the data \(\w+\), which has num_classes=3",
     ),
     BadInput(
         "batch larger than the data set (one-cycle schedule)",
-        lambda t, runs: _fit_cifar(t, runs, "--data.batch_size=64"),
+        lambda t: _fit_tiny(t, "--data.batch_size=128"),
         Refused,
         # The DataModule's check comes first, for every source and schedule
-        r"training split has 45 samples, fewer than one batch of 64 per device.*lower data\.batch_size",
-        needs_runs=True,
+        r"training split has 80 samples, fewer than one batch of 128 per device.*lower data\.batch_size",
     ),
     BadInput(
         "limit_train_batches=0 (one-cycle schedule)",
-        lambda t, runs: _fit_cifar(t, runs, "--trainer.limit_train_batches=0"),
+        lambda t: _fit_tiny(t, "--trainer.limit_train_batches=0"),
         Refused,
         r"no training steps \(trainer\.limit_train_batches=0",
-        needs_runs=True,
     ),
     BadInput(
         "4-step one-cycle run (ZeroDivisionError inside OneCycleLR)",
-        lambda t, runs: _fit_cifar(t, runs, "--trainer.max_epochs=9", "--trainer.max_steps=4"),
+        lambda t: _fit_tiny(t, "--trainer.max_epochs=9", "--trainer.max_steps=4"),
         Refused,
         r"model\.scheduler cannot be laid over this run's 4 training steps .*pct_start",
-        needs_runs=True,
     ),
     BadInput(
-        "audio checkpoint given to CIFAR-10 test",
-        lambda t, runs: _cli(
-            "test", f"--config={CIFAR10_CONFIG}", *_tiny_cifar(runs.cifar_data, t), f"--ckpt_path={runs.fsdd_ckpt}"
-        ),
-        Refused,
-        # --config names the recipe to evaluate with, so the model is the recipe's and the weights do not fit it
-        r"The checkpoint's network does not fit the model built from the config: net\..*missing from the checkpoint",
-        needs_runs=True,
-    ),
-    BadInput(
-        "CIFAR-10 checkpoint given to FSDD test",
-        lambda t, runs: _cli("test", *tiny_fsdd_args(runs.fsdd_data, t, 1), f"--ckpt_path={runs.cifar_ckpt}"),
+        "checkpoint of another data set given to FSDD test",
+        lambda t, runs: cli("test", *tiny_fsdd_args(runs.fsdd_data, t, 1), f"--ckpt_path={runs.ckpt}"),
         Refused,
         r"The checkpoint's network does not fit the model built from the config: net\..*missing from the checkpoint",
         needs_runs=True,
     ),
     BadInput(
         "--ckpt_path naming a folder",
-        lambda t, runs: _cli("test", f"--ckpt_path={runs.cifar_ckpt.parent}"),
+        lambda t, runs: _test_tiny(t, f"--ckpt_path={runs.ckpt.parent}"),
         Refused,
         r"--ckpt_path .*checkpoints is a folder: name a checkpoint file; it holds .*last\.ckpt",
         needs_runs=True,
     ),
     BadInput(
         "--ckpt_path naming no file",
-        lambda t: _cli("test", f"--data.source.init_args.root={t}", f"--ckpt_path={t / 'last.ckpt'}"),
+        lambda t: _test_tiny(t, f"--ckpt_path={t / 'last.ckpt'}"),
         Refused,
         r"--ckpt_path .*last\.ckpt: no such file",
     ),
@@ -1051,7 +987,7 @@ BAD_INPUTS += [
         "checkpoint carrying code, through the command line",
         lambda t: (
             torch.save({"state_dict": {}, "x": Payload(t / "ran")}, t / "x.ckpt"),
-            _cli("test", f"--data.source.init_args.root={t}", f"--ckpt_path={t / 'x.ckpt'}"),
+            _test_tiny(t, f"--ckpt_path={t / 'x.ckpt'}"),
         ),
         Refused,
         r"Refusing to load .*x\.ckpt",
@@ -1059,8 +995,8 @@ BAD_INPUTS += [
     BadInput(
         "checkpoint truncated, through the command line",
         lambda t, runs: (
-            (t / "cut.ckpt").write_bytes(runs.cifar_ckpt.read_bytes()[:5000]),
-            _cli("test", f"--data.source.init_args.root={t}", f"--ckpt_path={t / 'cut.ckpt'}"),
+            (t / "cut.ckpt").write_bytes(runs.ckpt.read_bytes()[: runs.ckpt.stat().st_size // 2]),
+            _test_tiny(t, f"--ckpt_path={t / 'cut.ckpt'}"),
         ),
         Refused,
         r"cut\.ckpt is not a readable PyTorch checkpoint",
@@ -1068,9 +1004,9 @@ BAD_INPUTS += [
     ),
     BadInput(
         "one-cycle run resumed with a larger max_epochs",
-        lambda t, runs: _fit_cifar(t, runs, "--trainer.max_epochs=3", f"--ckpt_path={runs.cifar_ckpt}"),
+        lambda t, runs: _fit_tiny(t, "--trainer.max_epochs=3", f"--ckpt_path={runs.ckpt}"),
         Refused,
-        r"This run has 6 training steps, but the OneCycleLR schedule resumed from .*last\.ckpt spans 2",
+        r"This run has 15 training steps, but the OneCycleLR schedule resumed from .*last\.ckpt spans 5",
         needs_runs=True,
     ),
     BadInput(
@@ -1078,7 +1014,6 @@ BAD_INPUTS += [
         _disk_full,
         Refused,
         r"No space left on the device holding .*checkpoints/.*\.ckpt",
-        needs_runs=True,
     ),
 ]
 
