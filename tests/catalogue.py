@@ -13,9 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from project.cli import main
-from project.errors import USER_ERROR_EXIT, run_command
-
 TALLY = {"tried": 0, "refused": 0}
 
 
@@ -36,6 +33,10 @@ class Refused(Exception):
 def cli(*args: str) -> None:
     """`python -m project.cli ARGS` as the shell runs it, in this process; raises `Refused` with its
     `error:` message. Any other ending (a traceback, another exit status) fails the case."""
+    # Imported here: conftest reads TALLY at the end of every run, which must not cost a torch import
+    from project.cli import main
+    from project.errors import USER_ERROR_EXIT, run_command
+
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         try:
