@@ -422,3 +422,26 @@ def test_predict_a_folder_of_images(fitted_cifar, tmp_path):
                 f"--trainer.logger.init_args.save_dir={tmp_path}",
             ]
         )
+
+
+@pytest.mark.slow
+def test_missing_or_bad_cifar10_files_from_the_shell_have_no_traceback(tmp_path):
+    """The data errors of tests/test_user_errors.py's shell test, for CIFAR-10's files."""
+    from tests.test_user_errors import CLI, shell_errors
+
+    tiny = tiny_cifar_args(tmp_path / "data", tmp_path / "logs", epochs=1)
+    write_cifar10(tmp_path / "data", per_batch=10)
+    bad = tmp_path / "bad"
+    write_cifar10(bad, per_batch=10)
+    (bad / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"\x80\x02 cut")
+    missing = [f"--data.source.init_args.root={tmp_path / 'no'}", "--data.source.init_args.download=false"]
+    failures = shell_errors(
+        {
+            "missing data": ([*CLI, "fit", *missing], "no/cifar-10"),
+            "bad file": (
+                [*CLI, "fit", *tiny, "--data.val_size=5", f"--data.source.init_args.root={bad}"],
+                "data_batch_2 is not a readable CIFAR-10",
+            ),
+        }
+    )
+    assert not failures, "\n\n".join(failures)

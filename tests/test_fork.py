@@ -17,6 +17,7 @@ MACHINERY = [
     "tests/test_internals.py",
     "tests/test_reliability.py",
     "tests/test_reports.py",
+    "tests/test_user_errors.py",
 ]
 
 

@@ -18,8 +18,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from project.errors import DEBUG_ENV, SIGTERM_EXIT, USER_ERROR_EXIT, ConfigError, DiskFullError, run_command
-from tests.cifar_format import write_cifar10
-from tests.conftest import tiny_cifar_args
+from tests.recipes import tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +78,8 @@ class Boom(L.Callback):
 # Runs `python -m project.cli` with a full disk: every torch.save fails as a write to a full disk does
 FULL_DISK = textwrap.dedent(
     """
-    import errno, runpy, sys, torch
+    import errno, os, runpy, sys, torch
+    sys.path.insert(0, os.getcwd())  # the tests' own recipe (tests/tiny.yaml) names tests.recipes
     def save(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
     torch.save = save
@@ -89,44 +89,12 @@ FULL_DISK = textwrap.dedent(
 )
 
 
-def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
-    """name: (command line, what stderr's error line must say) for issue 12's user errors."""
-    data = tmp / "data"
-    write_cifar10(data, per_batch=10)
-    tiny = [*tiny_cifar_args(data, tmp / "logs", epochs=1), "--data.batch_size=16", "--data.val_size=5"]
-    bad = tmp / "bad"
-    write_cifar10(bad, per_batch=10)
-    (bad / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"\x80\x02 cut")
-    (tmp / "malformed.yaml").write_text("trainer:\n  max_epochs: 3\n   precision: 32\n")
-    (tmp / "empty.yaml").write_text("")
-    (tmp / "payload.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
-    cli = [sys.executable, "-m", "project.cli"]
-    return {
-        "missing data": (
-            [*cli, "fit", f"--data.source.init_args.root={tmp / 'no'}", "--data.source.init_args.download=false"],
-            "no/cifar-10",
-        ),
-        "bad config value": ([*cli, "fit", "--trainer.max_epochs=many"], "max_epochs"),
-        "malformed YAML": ([*cli, "fit", f"--config={tmp / 'malformed.yaml'}"], "malformed.yaml, line 3"),
-        "empty YAML": ([*cli, "fit", f"--config={tmp / 'empty.yaml'}"], "empty.yaml is empty"),
-        "refused checkpoint": ([*cli, "test", *tiny, f"--ckpt_path={tmp / 'payload.ckpt'}"], "payload.ckpt is not"),
-        "wrong --ckpt_path": ([*cli, "test", *tiny, f"--ckpt_path={tmp}"], "is a folder"),
-        "bad config value at construction": ([*cli, "fit", *tiny, "--model.label_smoothing=2"], "label_smoothing"),
-        "bad file": (
-            [*cli, "fit", *tiny, f"--data.source.init_args.root={bad}"],
-            "data_batch_2 is not a readable CIFAR-10",
-        ),
-        "disk full": ([sys.executable, "-c", FULL_DISK, "fit", *tiny], "No space left on the device holding"),
-    }
-
-
-@pytest.mark.slow
-def test_user_errors_from_the_shell_have_no_traceback(tmp_path):
-    """Each of issue 12's user errors in a real process: exit status 2, `error: ...`, no traceback. The
-    processes run side by side (each imports torch and Lightning, a few seconds)."""
+def shell_errors(commands: dict[str, tuple[list[str], str]]) -> list[str]:
+    """Runs each command (side by side: each imports torch and Lightning, a few seconds) and returns
+    what went wrong: an exit status other than 2, a traceback, or an `error:` line that does not say
+    what it must."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop(DEBUG_ENV, None)
-    commands = _commands(tmp_path)
     procs = {
         name: subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name, (cmd, _) in commands.items()
@@ -140,14 +108,41 @@ def test_user_errors_from_the_shell_have_no_traceback(tmp_path):
             failures.append(f"{name}: exit status {proc.returncode}, stderr:\n{err[-2000:]}")
         elif expected not in error_lines[0]:
             failures.append(f"{name}: {error_lines[0]!r} does not say {expected!r}")
+    return failures
+
+
+CLI = [sys.executable, "-m", "project.cli"]
+
+
+def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """name: (command line, what stderr's error line must say) for issue 12's user errors that are not
+    about one data set (missing and bad data files: tests/test_cifar10_data.py)."""
+    tiny = tiny_args(tmp / "logs", epochs=1)
+    (tmp / "malformed.yaml").write_text("trainer:\n  max_epochs: 3\n   precision: 32\n")
+    (tmp / "empty.yaml").write_text("")
+    (tmp / "payload.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
+    return {
+        "bad config value": ([*CLI, "fit", *tiny, "--trainer.max_epochs=many"], "max_epochs"),
+        "malformed YAML": ([*CLI, "fit", *tiny, f"--config={tmp / 'malformed.yaml'}"], "malformed.yaml, line 3"),
+        "empty YAML": ([*CLI, "fit", *tiny, f"--config={tmp / 'empty.yaml'}"], "empty.yaml is empty"),
+        "refused checkpoint": ([*CLI, "test", *tiny, f"--ckpt_path={tmp / 'payload.ckpt'}"], "payload.ckpt is not"),
+        "wrong --ckpt_path": ([*CLI, "test", *tiny, f"--ckpt_path={tmp}"], "is a folder"),
+        "bad config value at construction": ([*CLI, "fit", *tiny, "--model.label_smoothing=2"], "label_smoothing"),
+        "disk full": ([sys.executable, "-c", FULL_DISK, "fit", *tiny], "No space left on the device holding"),
+    }
+
+
+@pytest.mark.slow
+def test_user_errors_from_the_shell_have_no_traceback(tmp_path):
+    """Each of issue 12's user errors in a real process: exit status 2, `error: ...`, no traceback."""
+    failures = shell_errors(_commands(tmp_path))
     assert not failures, "\n\n".join(failures)
 
 
 @pytest.mark.slow
 def test_from_the_shell_a_bug_shows_its_traceback_and_debug_shows_a_user_errors(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    write_cifar10(tmp_path / "data", per_batch=10)
-    tiny = [*tiny_cifar_args(tmp_path / "data", tmp_path / "logs", epochs=1), "--data.val_size=5"]
+    tiny = tiny_args(tmp_path / "logs", epochs=1)
     bug = subprocess.run(
         [sys.executable, "-m", "project.cli", "fit", *tiny, f"--trainer.callbacks+={__name__}.Boom"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
