@@ -1,8 +1,9 @@
 """One DataModule for every in-memory data set: a `Source` says what the data is; this does the rest.
 
 It owns what is the same for every data set: holding out a seeded validation split when the source
-has none, the global batch size (split over devices), resumable training loaders or a copy of the
-set on the device (`on_device`), `predict_dir`, class names and the size checks. Tables of features
+has none, the folds of cross-validation (`fold`, `num_folds`), the global batch size (split over
+devices), resumable training loaders or a copy of the set on the device (`on_device`), `predict_dir`,
+class names and the size checks. Tables of features
 use it as it is; `ImageDataModule` and `AudioDataModule` add their inputs' transforms and readers.
 """
 
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from project.data.folds import assign_folds
 from project.data.loaders import DeviceLoader, Inputs, device_loader, host_loader, per_device_batch_size
 from project.data.ordering import augmentation_generator
 from project.data.source import Samples, Source, Split, no_labels
@@ -64,6 +66,15 @@ class InMemoryDataModule(L.LightningDataModule):
             DataLoader. Costs the set's size in device memory.
         predict_dir: a folder of files for `predict` (by default it predicts the test split); the
             predictions CSV names each file by its path in the folder.
+        fold, num_folds: cross-validation. Every sample the source has (its train, val and test
+            splits together: the pool) is dealt into `num_folds` folds, stratified by class and
+            fixed by `seed` (project/data/folds.py); fold `fold` is the test split, and the rest is
+            trained on, `val_size` of it held out to choose the best epoch. Saved in checkpoints, so
+            `test --ckpt_path` tests the fold the run was trained without. `python -m project.crossval`
+            runs every fold.
+        fold_groups: deal whole groups into the folds instead of stratifying by class: the name of
+            a per-sample group the source tells (its `group_keys`, e.g. "speaker"), so no group is
+            both trained and tested on. With as many folds as groups, each fold is one group.
     """
 
     def __init__(
@@ -76,6 +87,9 @@ class InMemoryDataModule(L.LightningDataModule):
         seed: int = 0,
         on_device: bool = False,
         predict_dir: str | Path | None = None,
+        fold: int | None = None,
+        num_folds: int | None = None,
+        fold_groups: str | None = None,
     ):
         super().__init__()
         if batch_size < 1:
@@ -85,6 +99,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 f"data.val_size must be at least 1 (a count) or between 0 and 1 (a share), got {val_size}: "
                 "checkpoints pick the best epoch by validation accuracy, which needs a validation split."
             )
+        check_folds(fold, num_folds, fold_groups, source)
         self.save_hyperparameters(ignore=["source"])
         self.source = source
         self.batch_size = batch_size
@@ -94,6 +109,12 @@ class InMemoryDataModule(L.LightningDataModule):
         self.seed = seed
         self.on_device = on_device
         self.predict_dir = Path(predict_dir) if predict_dir is not None else None
+        self.fold = fold
+        self.num_folds = num_folds
+        self.fold_groups = fold_groups
+        self._fold_splits: tuple[Samples, Samples] | None = None
+        # The groups in the test fold (e.g. the held-out speakers), known once the folds are dealt
+        self.held_out_groups: list[str] | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -114,14 +135,14 @@ class InMemoryDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.per_device_batch_size = per_device_batch_size(self.batch_size, self.trainer)
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
-            train, val = self._load("train"), self.load_split("val")
-            train, val = self._hold_out(train) if val is None else (train, self._checked(val, "val"))
+            train, val = self.fit_splits()
             self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(self._named(val, "val"))
         if stage == "predict" and self.predict_dir is not None:
             inputs, names = self.read_predict_dir(self.predict_dir)
             self.predict_set = self.make_dataset(Samples(inputs, no_labels(len(names)), names))
         elif stage in ("test", "predict") and not hasattr(self, "test_set"):
-            self.test_set = self.make_dataset(self._named(self._load("test"), "test"))
+            test = self._folds()[1] if self.num_folds is not None else self._named(self._load("test"), "test")
+            self.test_set = self.make_dataset(test)
         if stage == "predict" and self.predict_dir is None:
             self.predict_set = self.test_set
 
@@ -191,11 +212,39 @@ class InMemoryDataModule(L.LightningDataModule):
 
     # --- splits ---------------------------------------------------------------------------------
 
+    def fit_splits(self) -> tuple[Samples, Samples]:
+        """(train, val) as a fit sees them."""
+        if self.num_folds is not None:
+            return self._hold_out(self._folds()[0])
+        train, val = self._load("train"), self.load_split("val")
+        return self._hold_out(train) if val is None else (train, self._checked(val, "val"))
+
+    def _folds(self) -> tuple[Samples, Samples]:
+        """(the other folds, fold `fold`) of the pool: every split the source has, each sample named."""
+        if self._fold_splits is None:
+            parts = [(split, self.load_split(split)) for split in ("train", "val", "test")]
+            pool = Samples.concat([self._named(self._checked(s, split), split) for split, s in parts if s is not None])
+            groups = None
+            if self.fold_groups is not None:
+                groups = [self.source.group(self.fold_groups, name) for name in pool.names]
+            folds = assign_folds(pool.names, pool.labels, self.num_folds, self.seed, groups, self.classes)
+            held_out = folds == self.fold
+            if groups is not None:
+                self.held_out_groups = sorted({g for g, out in zip(groups, held_out.tolist(), strict=True) if out})
+            rest, test = held_out.logical_not().nonzero().squeeze(1), held_out.nonzero().squeeze(1)
+            self._fold_splits = pool.select(rest), pool.select(test)
+        return self._fold_splits
+
     def _load(self, split: Split) -> Samples:
         samples = self.load_split(split)
         if samples is None:
+            name = type(self.source).__name__
+            hint = (
+                f" Give it one (see {name}'s documentation; an image folder's is root/test/<class>/), or test on "
+                "folds of the data it has: `python -m project.crossval` (README, Cross-validation)."
+            )
             raise FileNotFoundError(
-                f"{type(self.source).__name__} has no {split} split, so there is nothing to {split} on."
+                f"{name} has no {split} split, so there is nothing to {split} on.{hint if split == 'test' else ''}"
             )
         return self._checked(samples, split)
 
@@ -228,3 +277,29 @@ class InMemoryDataModule(L.LightningDataModule):
         if samples.names is not None:
             return samples
         return samples._replace(names=[f"{split}/{i}" for i in range(len(samples.labels))])
+
+
+def check_folds(fold: int | None, num_folds: int | None, fold_groups: str | None, source: Source) -> None:
+    """Refuse fold settings that cannot work, naming the key, before any data is read."""
+    if num_folds is None:
+        if fold is not None:
+            raise DataError(f"data.fold={fold} needs data.num_folds, the number of folds the data is dealt into.")
+        if fold_groups is not None:
+            raise DataError(f"data.fold_groups={fold_groups!r} needs data.num_folds and data.fold (cross-validation).")
+        return
+    if num_folds < 2:
+        raise DataError(f"data.num_folds must be at least 2, got {num_folds}: one fold leaves nothing to train on.")
+    if fold is None:
+        raise DataError(
+            f"data.num_folds={num_folds} needs data.fold, the fold to test on (0 to {num_folds - 1}); "
+            "`python -m project.crossval` runs them all."
+        )
+    if not 0 <= fold < num_folds:
+        raise DataError(f"data.fold must be between 0 and {num_folds - 1} (data.num_folds={num_folds}), got {fold}.")
+    if fold_groups is not None and fold_groups not in source.group_keys:
+        known = f"it tells {', '.join(source.group_keys)}" if source.group_keys else "it tells none"
+        name = type(source).__name__
+        raise DataError(
+            f"data.fold_groups={fold_groups!r}: {name} cannot tell a sample's {fold_groups} ({known}). "
+            "Leave data.fold_groups unset to stratify the folds by class."
+        )

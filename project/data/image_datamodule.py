@@ -97,7 +97,7 @@ class ImageDataModule(InMemoryDataModule):
 
     def _ensure_stats(self) -> None:
         if self._stats is None:  # evaluating without fitting and without a checkpoint's statistics
-            self._make_transforms(self._measure(self._load("train").inputs))
+            self._make_transforms(self._measure(self.fit_splits()[0].inputs))
 
     def _measure(self, train_images: Tensor) -> Stats:
         """The given mean and std, or the per-channel statistics of the training images."""

@@ -35,12 +35,25 @@ class Samples(NamedTuple):
         names = None if self.names is None else [self.names[i] for i in index.tolist()]
         return Samples(inputs, self.labels[index], names)
 
+    @staticmethod
+    def concat(parts: list["Samples"]) -> "Samples":
+        """The samples of every part, in order (all named, or none)."""
+        if isinstance(parts[0].inputs, Tensor):
+            inputs = torch.cat([p.inputs for p in parts])
+        else:
+            inputs = [x for p in parts for x in p.inputs]
+        names = None if any(p.names is None for p in parts) else [n for p in parts for n in p.names]
+        return Samples(inputs, torch.cat([p.labels for p in parts]), names)
+
 
 class Source(ABC):
     """A data set. `classes` must be known once the source is built (the CLI sizes the model from it
     before any sample is read), so read it from folder names or a small index file, not the data."""
 
     classes: tuple[str, ...]
+    # The groups `group` can tell a sample's, e.g. ("speaker",): cross-validation by group (data.fold_groups)
+    # keeps each whole in one fold, so no speaker is heard in training and again in testing
+    group_keys: tuple[str, ...] = ()
 
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Make the files available: download, verify, extract. Called on one process only; by
@@ -50,6 +63,10 @@ class Source(ABC):
     def load(self, split: Split) -> Samples | None:
         """The split in memory, or None when the data set has no such split: a missing "val" is held
         out of "train" by the DataModule (seeded, `data.val_size`)."""
+
+    def group(self, key: str, name: str) -> str:
+        """The `key` group (one of `group_keys`) of the sample called `name` (its name in `Samples`)."""
+        raise NotImplementedError(f"{type(self).__name__} lists no group keys")
 
 
 class ImageSource(Source):

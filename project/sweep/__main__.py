@@ -13,8 +13,9 @@ from pathlib import Path
 
 import optuna
 
+from project.multirun import StudyError
 from project.sweep.space import SearchSpaceError, load_space
-from project.sweep.study import Interrupted, Sweep, SweepError, run
+from project.sweep.study import Interrupted, Sweep, run
 
 
 def parse(argv: list[str]) -> Sweep:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         run(parse(sys.argv[1:] if argv is None else argv))
-    except (SearchSpaceError, SweepError) as err:
+    except (SearchSpaceError, StudyError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as err:

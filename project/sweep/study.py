@@ -1,17 +1,14 @@
 """The study: where it is stored, how it resumes, when it stops, and what it writes at the end."""
 
-import contextlib
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 import sqlalchemy
-import yaml
 
 from project import metrics
-from project.cli import main
+from project.multirun import StudyError, one_device, resolved_config, save_dir
 from project.sweep import results
 from project.sweep.space import Param, check_keys
 from project.sweep.trial import retry_callback, run_trial
@@ -20,9 +17,13 @@ from project.sweep.trial import retry_callback, run_trial
 # earlier trials at that epoch. Not before 5 trials have completed (a median of fewer says little),
 # and never in a trial's first epoch, whose accuracy says more about the warm-up than about the run.
 PRUNER_STARTUP_TRIALS, PRUNER_WARMUP_EPOCHS = 5, 1
+SCALE_OUT = (
+    "To use several GPUs, start one sweep per GPU on the same study, e.g. "
+    "`CUDA_VISIBLE_DEVICES=1 python -m project.sweep ...` (see the README)."
+)
 
 
-class SweepError(ValueError):
+class SweepError(StudyError):
     pass
 
 
@@ -50,8 +51,8 @@ def run(sweep: Sweep) -> optuna.Study:
     base_args = ["fit", "--config", sweep.recipe, *sweep.overrides, f"--trainer.logger.init_args.name={sweep.study}"]
     config = resolved_config(base_args, sweep.recipe)
     check_keys(sweep.space, config, sweep.search, sweep.recipe)
-    base_args += _one_device(config)
-    study_dir = Path(_save_dir(config, sweep.recipe)) / sweep.study
+    base_args += one_device(config, SCALE_OUT)
+    study_dir = Path(save_dir(config, sweep.recipe, "the sweep")) / sweep.study
     study = _open_study(sweep, study_dir)
     _check_same_search(study, sweep, study_dir)
 
@@ -97,47 +98,6 @@ class _StopAt:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if len(results.finished(study.get_trials(deepcopy=False))) >= self.n:
             study.stop()
-
-
-def resolved_config(base_args: list[str], recipe: str) -> dict:
-    """The recipe with the overrides, as the CLI resolves it (its `--print_config`): checks them
-    before any trial, and shows which keys exist and where the logs go."""
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            main([*base_args, "--print_config"])
-    except SystemExit as exit:
-        if exit.code not in (0, None):
-            raise SweepError(f"The CLI rejected {recipe} with the given overrides (its message is above).") from None
-    return yaml.safe_load(printed.getvalue())
-
-
-def _save_dir(config: dict, recipe: str) -> str:
-    logger = config.get("trainer", {}).get("logger")
-    init_args = logger.get("init_args") if isinstance(logger, dict) else None
-    if not isinstance(init_args, dict) or "version" not in init_args:
-        raise SweepError(
-            f"{recipe}: the sweep names each trial's run folder through trainer.logger's name and version; "
-            "give the recipe a logger that has them, e.g. lightning.pytorch.loggers.TensorBoardLogger."
-        )
-    return init_args.get("save_dir") or "logs"
-
-
-def _one_device(config: dict) -> list[str]:
-    """A trial runs in this process: a multi-device strategy would start copies of the sweep command
-    itself. Several GPUs are used by running one sweep process per GPU on the shared study."""
-    trainer = config.get("trainer", {})
-    devices, nodes = trainer.get("devices"), trainer.get("num_nodes") or 1
-    if devices == "auto":
-        return ["--trainer.devices=1"]
-    one = devices in (1, "1") or (isinstance(devices, list) and len(devices) == 1)
-    if not one or nodes != 1:
-        raise SweepError(
-            f"trainer.devices={devices!r}, num_nodes={nodes}: a trial runs on one device in the sweep's own process. "
-            "To use several GPUs, start one sweep per GPU on the same study, e.g. "
-            "`CUDA_VISIBLE_DEVICES=1 python -m project.sweep ...` (see the README)."
-        )
-    return []
 
 
 def _open_study(sweep: Sweep, study_dir: Path) -> optuna.Study:

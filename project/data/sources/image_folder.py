@@ -49,11 +49,7 @@ class ImageFolder(ImageSource):
         if split == "val" and "val" not in self.roots:
             return None
         if split == "test" and "test" not in self.roots:
-            raise FileNotFoundError(
-                f"{self.root / 'test'} does not exist, so there is nothing to test or predict on. Put held-out "
-                f"images in {self.root / 'test'}/<class>/ (same class names as training), or use `validate` to "
-                "score the validation split."
-            )
+            return None  # nothing to test on (the DataModule says so), but cross-validation needs no test/
         root = self.roots[split]
         files, labels = list_images(root, self.classes, self.skip_bad_files)
         images, kept = decode_all(files, self.image_size, self.skip_bad_files)

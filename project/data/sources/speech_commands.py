@@ -40,7 +40,12 @@ class SpeechCommands(AudioSource):
         seed: fixes the `_unknown_` sample and the `_silence_` cuts.
         expected_recordings: the word folders must hold at least this many recordings, or the
             folder is refused as incomplete; v0.02 has 105,829. 0 accepts any number.
+
+    Cross-validation by speaker (`data.fold_groups: speaker`) keeps each speaker's recordings (the
+    `<speaker>_nohash_<n>.wav` files) in one fold, and the `_silence_` cuts of one noise recording.
     """
+
+    group_keys = ("speaker",)
 
     def __init__(
         self,
@@ -92,6 +97,10 @@ class SpeechCommands(AudioSource):
             labels=torch.cat([words.labels, torch.full((len(silence),), self.classes.index(SILENCE))]),
             names=words.names + names,
         )
+
+    def group(self, key: str, name: str) -> str:
+        # "<word>/<speaker>_nohash_<n>.wav", or a silence cut "_background_noise_/<file>.wav@<start>s"
+        return Path(name.split("@")[0]).name.split("_nohash_")[0]
 
     def _word_files(self, split: Split) -> dict[str, list[Path]]:
         """The recordings of every word in `split`, by word, from the archive's split lists."""

@@ -1,5 +1,6 @@
 """Your own recordings: one sub-folder of audio files per class."""
 
+import re
 from pathlib import Path
 
 import torch
@@ -22,10 +23,29 @@ class WavFolder(AudioSource):
         val_fraction: share of each class held out for validation.
         test_fraction: share of each class held out for testing.
         seed: fixes the split.
+        groups: for cross-validation by group (`data.fold_groups`): a regular expression per group
+            key, searched in each file's path below root, whose first parenthesised part is the
+            file's group; e.g. `{speaker: "([^/_]+)_[^/]*$"}` reads the speaker from `yes/anna_03.wav`.
     """
 
-    def __init__(self, root: str | Path, val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        groups: dict[str, str] | None = None,
+    ):
         self.root = Path(root)
+        self.patterns = {}
+        for key, pattern in (groups or {}).items():
+            try:
+                self.patterns[key] = re.compile(pattern)
+            except re.error as err:
+                raise DataError(f"groups.{key}: {pattern!r} is not a regular expression ({err}).") from None
+            if self.patterns[key].groups < 1:
+                raise DataError(f"groups.{key}: {pattern!r} has no (parenthesised) part to read the {key} from.")
+        self.group_keys = tuple(self.patterns)
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root.resolve()} is not a folder; point root at one sub-folder per class.")
         if val_fraction <= 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
@@ -46,6 +66,15 @@ class WavFolder(AudioSource):
 
     def load(self, split: Split, sample_rate: int) -> Samples:
         return read_split(self._split_files()[split], sample_rate, self.root)
+
+    def group(self, key: str, name: str) -> str:
+        match = self.patterns[key].search(Path(name).as_posix())
+        if match is None or match.group(1) is None:
+            raise DataError(
+                f"{self.root / name}: groups.{key} ({self.patterns[key].pattern!r}) finds no {key} in its path "
+                f"{Path(name).as_posix()!r}; fix the pattern, or rename or remove the file."
+            )
+        return match.group(1)
 
     def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
         splits: dict[Split, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}

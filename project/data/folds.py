@@ -1,0 +1,87 @@
+"""K-fold cross-validation: which of `num_folds` folds each sample of a pool is in.
+
+Stratified (the default): every class is dealt over the folds in a seeded random order, each class
+continuing where the one before stopped, so every fold holds each class's share to within one
+sample and the folds' sizes differ by at most one. Grouped (e.g. by speaker): every group lies whole
+in one fold; groups are dealt largest first (ties in a seeded random order) to the fold that holds
+fewest samples so far, so with as many folds as groups each fold is one group.
+
+The assignment depends only on the samples' keys (their names), labels, groups and the seed, never
+on the order a source lists its files in, so every fold of a study, run anywhere, sees the same
+partition.
+"""
+
+from collections import Counter
+
+import torch
+from torch import Tensor
+
+from project.errors import DataError
+
+
+def assign_folds(
+    keys: list[str],
+    labels: Tensor,
+    num_folds: int,
+    seed: int,
+    groups: list[str] | None = None,
+    classes: tuple[str, ...] = (),
+) -> Tensor:
+    """The fold (0 to num_folds - 1) of every sample: int64 (N,).
+
+    Args:
+        keys: a name per sample that does not depend on where it sits in the pool (its file).
+        labels: int64 (N,).
+        groups: a group per sample to keep whole (a speaker), or None to stratify by class.
+        classes: the class names, for messages.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's
+    if groups is None:
+        return _stratified(order, labels, num_folds, generator, classes)
+    return _grouped(order, groups, num_folds, generator)
+
+
+def _stratified(
+    order: list[int], labels: Tensor, num_folds: int, generator: torch.Generator, classes: tuple[str, ...]
+) -> Tensor:
+    folds = torch.empty(len(order), dtype=torch.int64)
+    by_class: dict[int, list[int]] = {}
+    for i in order:
+        by_class.setdefault(int(labels[i]), []).append(i)
+    dealt = 0
+    for label in sorted(by_class):
+        members = by_class[label]
+        if len(members) < num_folds:
+            name = classes[label] if 0 <= label < len(classes) else str(label)
+            raise DataError(
+                f"data.num_folds={num_folds} is more than the {len(members)} sample(s) of class {name!r}, so some "
+                "test folds would lack that class; lower data.num_folds or add samples of it."
+            )
+        shuffled = torch.randperm(len(members), generator=generator).tolist()
+        for position, j in enumerate(shuffled):
+            folds[members[j]] = (dealt + position) % num_folds
+        dealt += len(members)
+    return folds
+
+
+def _grouped(order: list[int], groups: list[str], num_folds: int, generator: torch.Generator) -> Tensor:
+    sizes = Counter(groups)
+    if len(sizes) < num_folds:
+        raise DataError(
+            f"data.num_folds={num_folds} is more than the {len(sizes)} groups of the data "
+            f"({', '.join(sorted(sizes)[:10])}{', ...' if len(sizes) > 10 else ''}), and each group stays whole in "
+            f"one fold; lower data.num_folds to {len(sizes)} or fewer."
+        )
+    names = sorted(sizes)
+    rank = dict(zip(names, torch.randperm(len(names), generator=generator).tolist(), strict=True))
+    filled = [0] * num_folds
+    fold_of = {}
+    for name in sorted(names, key=lambda n: (-sizes[n], rank[n])):
+        fold = min(range(num_folds), key=lambda f: (filled[f], f))
+        fold_of[name] = fold
+        filled[fold] += sizes[name]
+    folds = torch.empty(len(order), dtype=torch.int64)
+    for i in order:
+        folds[i] = fold_of[groups[i]]
+    return folds
