@@ -50,7 +50,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def _rows(records: list[dict[str, Any]], stats: dict[str, dict[str, float]] | None, digits: int) -> list[list[str]]:
-    names = list(dict.fromkeys(m for r in records for m in r["test"]))
+    names = sorted({m for r in records for m in r["test"]})
     rows = [["fold", "held out", "test samples", *names]]
     for r in records:
         held_out = " ".join(r.get("held_out") or [])

@@ -77,7 +77,7 @@ class CrossVal:
             text += f" --fold {fold}"  # unquoted: may be a shell variable
         if collect:
             text += " --collect"
-        return text + (" -- " + shlex.join(self.overrides) if self.overrides and not collect else "")
+        return text + (" -- " + shlex.join(self.overrides) if self.overrides else "")
 
 
 def prepare(cv: CrossVal) -> tuple[list[str], Path]:
