@@ -88,6 +88,8 @@ def prepare(cv: CrossVal) -> tuple[list[str], Path]:
     fit_args += one_device(config, SCALE_OUT)
     study_dir = Path(save_dir(config, cv.recipe, "cross-validation")) / cv.study
     recorded = study_dir / STUDY_RECORD
+    # Looked at before the record: a process starting the same study writes its record before any fold folder
+    folds_there = any(study_dir.glob("fold*"))
     if recorded.is_file():
         before = json.loads(recorded.read_text())
         changed = sorted(k for k in before.keys() | cv.about().keys() if before.get(k) != cv.about().get(k))
@@ -96,7 +98,7 @@ def prepare(cv: CrossVal) -> tuple[list[str], Path]:
                 f"Study {cv.study} ({study_dir}) was started with other settings (differences: {', '.join(changed)}; "
                 f"see {recorded}). Go on with the same ones, or start a new study with --study NAME."
             )
-    elif any(study_dir.glob("fold*")):
+    elif folds_there:
         raise StudyError(
             f"{study_dir} already holds fold folders of a study that has no {STUDY_RECORD}. Choose another "
             "--study name, or move those folders away."
