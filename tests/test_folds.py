@@ -49,7 +49,7 @@ def folds_of(make, num_folds: int) -> list[InMemoryDataModule]:
 def test_the_folds_partition_the_pool_exactly_and_each_run_uses_all_of_it():
     modules = folds_of(lambda f: InMemoryDataModule(TinyTable(), val_size=10, fold=f, num_folds=3), 3)
     pool = {f"{split}/{i}" for split in ("train", "test") for i in range(100)}  # every split the source has
-    tests = [set(dm._folds()[1].names) for dm in modules]
+    tests = [set(dm.fold_split()[1].names) for dm in modules]
     assert set().union(*tests) == pool and sum(map(len, tests)) == len(pool), "disjoint, and together the pool"
     for dm, test in zip(modules, tests, strict=True):
         train, val = dm.fit_splits()
@@ -57,7 +57,7 @@ def test_the_folds_partition_the_pool_exactly_and_each_run_uses_all_of_it():
         parts = [set(train.names), set(val.names), test]
         assert set().union(*parts) == pool and sum(map(len, parts)) == len(pool)
     # Stratified: each class's share of every fold to within one sample, fold sizes to within one
-    labels = [Counter(dm._folds()[1].labels.tolist()) for dm in modules]
+    labels = [Counter(dm.fold_split()[1].labels.tolist()) for dm in modules]
     for c in range(3):
         counts = [count[c] for count in labels]
         assert max(counts) - min(counts) <= 1, counts
@@ -83,15 +83,15 @@ def test_folds_are_fixed_by_the_seed_whatever_the_order_of_the_samples():
 
 def test_grouped_folds_keep_every_group_whole_and_balance_the_folds():
     modules = folds_of(lambda f: InMemoryDataModule(Speakers(), fold=f, num_folds=2, fold_groups="speaker"), 2)
-    speakers = [{name.split("/")[0] for name in dm._folds()[1].names} for dm in modules]
+    speakers = [{name.split("/")[0] for name in dm.fold_split()[1].names} for dm in modules]
     assert not speakers[0] & speakers[1] and speakers[0] | speakers[1] == {f"s{s}" for s in range(5)}
     assert [sorted(s) for s in speakers] == [dm.held_out_groups for dm in modules]
     # Sizes 8, 7, 6, 5, 4: largest first to the emptier fold gives 8+5+4 against 7+6
-    assert sorted(len(dm._folds()[1].names) for dm in modules) == [13, 17]
+    assert sorted(len(dm.fold_split()[1].names) for dm in modules) == [13, 17]
 
     # As many folds as groups: each fold holds out exactly one
     modules = folds_of(lambda f: InMemoryDataModule(Speakers(), fold=f, num_folds=5, fold_groups="speaker"), 5)
-    held_out = [(dm._folds(), dm.held_out_groups)[1] for dm in modules]
+    held_out = [(dm.fold_split(), dm.held_out_groups)[1] for dm in modules]
     assert all(len(groups) == 1 for groups in held_out)
     assert sorted(g for groups in held_out for g in groups) == [f"s{s}" for s in range(5)]
 
@@ -102,7 +102,7 @@ def test_fsdd_folds_by_speaker_hold_out_one_speaker_each(tmp_path):
     for fold in range(3):
         source = FSDD(root, split="speaker", download=False, expected_recordings=0)
         dm = AudioDataModule(source, sample_rate=8000, val_size=4, fold=fold, num_folds=3, fold_groups="speaker")
-        test = dm._folds()[1]
+        test = dm.fold_split()[1]
         assert len(test.names) == 20, "all ten digits x two takes of the speaker, whatever `split` says"
         assert {Path(n).name.split("_")[1] for n in test.names} == set(dm.held_out_groups)
         held_out += dm.held_out_groups
@@ -131,7 +131,7 @@ def test_a_checkpoint_carries_its_fold_and_test_evaluates_that_fold(tmp_path):
     stored = torch.load(checkpoint, weights_only=True)["datamodule_hyper_parameters"]
     assert (stored["fold"], stored["num_folds"], stored["fold_groups"]) == (2, 3, None)
     tested = cli_main(["test", f"--config={run / 'config.yaml'}", f"--ckpt_path={checkpoint}"])
-    expected = InMemoryDataModule(TinyTable(), val_size=20, fold=2, num_folds=3)._folds()[1].names
+    expected = InMemoryDataModule(TinyTable(), val_size=20, fold=2, num_folds=3).fold_split()[1].names
     assert tested.datamodule.test_set.names == expected
     assert "test/acc" in tested.trainer.callback_metrics
 
@@ -195,9 +195,19 @@ def test_a_3_fold_study_runs_end_to_end_and_resumes_after_an_interrupt(tmp_path,
     assert json.loads((study / "fold0" / "crossval_fold.json").read_text())["test"]
     assert not (study / "fold1" / "crossval_fold.json").exists() and (study / "fold1/checkpoints/last.ckpt").exists()
 
+    with pytest.raises(SystemExit) as exit:  # the summary of separate jobs, while some are missing
+        main([*command[:4], "--collect", *command[4:]])
+    assert exit.value.code == 1
+    assert "Folds 1, 2 have no test result yet" in capsys.readouterr().out
+    assert not (study / "crossval.csv").exists()
+
+    main([*command[:4], "--fold", "2", *command[4:]])  # one fold, as one job of an array would
+    assert "2 of 3 folds tested" in capsys.readouterr().out and not (study / "crossval.csv").exists()
+
     main(command)  # the same command goes on
     out = capsys.readouterr().out
-    assert "Fold 0: tested already" in out and "Fold 1: resuming its fit from" in out
+    assert "Fold 0: tested already" in out and "Fold 2: tested already" in out
+    assert "Fold 1: resuming its fit from" in out
     assert {p: p.stat().st_mtime_ns for p in (study / "fold0").rglob("*")} == first, "fold 0 was not run again"
     summary = json.loads((study / "crossval.json").read_text())
     accuracies = [fold["test"]["test/acc"] for fold in summary["folds"]]

@@ -93,7 +93,7 @@ def prepare(cv: CrossVal) -> tuple[list[str], Path]:
     if recorded.is_file():
         before = json.loads(recorded.read_text())
         changed = sorted(k for k in before.keys() | cv.about().keys() if before.get(k) != cv.about().get(k))
-        if changed:
+        if changed and folds_there:  # with no fold run yet, nothing stands in the way of other settings
             raise StudyError(
                 f"Study {cv.study} ({study_dir}) was started with other settings (differences: {', '.join(changed)}; "
                 f"see {recorded}). Go on with the same ones, or start a new study with --study NAME."
@@ -107,8 +107,9 @@ def prepare(cv: CrossVal) -> tuple[list[str], Path]:
 
 
 def record_study(cv: CrossVal, study_dir: Path) -> None:
-    if not (study_dir / STUDY_RECORD).is_file():
-        results.write_json(study_dir / STUDY_RECORD, cv.about())
+    recorded = study_dir / STUDY_RECORD
+    if not recorded.is_file() or json.loads(recorded.read_text()) != cv.about():
+        results.write_json(recorded, cv.about())
 
 
 def run_fold(cv: CrossVal, fold: int, fit_args: list[str], study_dir: Path) -> dict[str, Any]:
@@ -207,7 +208,11 @@ def run(cv: CrossVal, folds: list[int] | None = None) -> Path | None:
     record_study(cv, study_dir)
     for fold in range(cv.num_folds) if folds is None else folds:
         run_fold(cv, fold, fit_args, study_dir)
-    return collect(cv, study_dir, quiet_if_missing=folds is not None)
+    summary = collect(cv, study_dir, quiet_if_missing=folds is not None)
+    if summary is None:
+        done = sum(results.tested(results.read_record(study_dir, fold)) for fold in range(cv.num_folds))
+        print(f"\n{done} of {cv.num_folds} folds tested; the last to finish writes the summary ({study_dir}).")
+    return summary
 
 
 def collect(cv: CrossVal, study_dir: Path | None = None, quiet_if_missing: bool = False) -> Path | None:

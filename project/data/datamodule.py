@@ -141,7 +141,7 @@ class InMemoryDataModule(L.LightningDataModule):
             inputs, names = self.read_predict_dir(self.predict_dir)
             self.predict_set = self.make_dataset(Samples(inputs, no_labels(len(names)), names))
         elif stage in ("test", "predict") and not hasattr(self, "test_set"):
-            test = self._folds()[1] if self.num_folds is not None else self._named(self._load("test"), "test")
+            test = self.fold_split()[1] if self.num_folds is not None else self._named(self._load("test"), "test")
             self.test_set = self.make_dataset(test)
         if stage == "predict" and self.predict_dir is None:
             self.predict_set = self.test_set
@@ -215,11 +215,11 @@ class InMemoryDataModule(L.LightningDataModule):
     def fit_splits(self) -> tuple[Samples, Samples]:
         """(train, val) as a fit sees them."""
         if self.num_folds is not None:
-            return self._hold_out(self._folds()[0])
+            return self._hold_out(self.fold_split()[0])
         train, val = self._load("train"), self.load_split("val")
         return self._hold_out(train) if val is None else (train, self._checked(val, "val"))
 
-    def _folds(self) -> tuple[Samples, Samples]:
+    def fold_split(self) -> tuple[Samples, Samples]:
         """(the other folds, fold `fold`) of the pool: every split the source has, each sample named."""
         if self._fold_splits is None:
             parts = [(split, self.load_split(split)) for split in ("train", "val", "test")]
