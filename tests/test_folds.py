@@ -156,7 +156,7 @@ def test_bad_fold_settings_are_refused_naming_the_key(tmp_path, capsys, args, me
         run_command(lambda: cli_main(["fit", *tiny_args(tmp_path, epochs=1), *args]))
     assert exit.value.code == USER_ERROR_EXIT
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+    assert f"\nerror: {message}" in f"\n{err}" and "Traceback" not in err, err
 
 
 def test_a_shell_sees_one_line_for_too_many_groups_and_no_traceback(tmp_path):

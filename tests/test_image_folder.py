@@ -67,7 +67,7 @@ def test_train_val_test_layout(tmp_path):
 
 def test_missing_test_folder_says_what_to_do(tree):
     dm = folder_data(tree)
-    with pytest.raises(FileNotFoundError, match=r"test.*does not exist.*validate"):
+    with pytest.raises(FileNotFoundError, match=r"ImageFolder has no test split.*root/test/<class>/.*validate"):
         dm.setup("test")
 
 

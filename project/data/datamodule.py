@@ -3,8 +3,8 @@
 It owns what is the same for every data set: holding out a seeded validation split when the source
 has none, the folds of cross-validation (`fold`, `num_folds`), the global batch size (split over
 devices), resumable training loaders or a copy of the set on the device (`on_device`), `predict_dir`,
-class names and the size checks. Tables of features
-use it as it is; `ImageDataModule` and `AudioDataModule` add their inputs' transforms and readers.
+class names and the size checks. Tables of features use it as it is; `ImageDataModule` and
+`AudioDataModule` add their inputs' transforms and readers.
 """
 
 from pathlib import Path
@@ -223,7 +223,10 @@ class InMemoryDataModule(L.LightningDataModule):
         """(the other folds, fold `fold`) of the pool: every split the source has, each sample named."""
         if self._fold_splits is None:
             parts = [(split, self.load_split(split)) for split in ("train", "val", "test")]
-            pool = Samples.concat([self._named(self._checked(s, split), split) for split, s in parts if s is not None])
+            parts = [self._named(s, split) for split, s in parts if s is not None and len(s.labels)]
+            if not parts:
+                raise DataError(f"{type(self.source).__name__} holds no samples to deal into folds.")
+            pool = Samples.concat(parts)
             groups = None
             if self.fold_groups is not None:
                 groups = [self.source.group(self.fold_groups, name) for name in pool.names]
@@ -240,8 +243,9 @@ class InMemoryDataModule(L.LightningDataModule):
         if samples is None:
             name = type(self.source).__name__
             hint = (
-                f" Give it one (see {name}'s documentation; an image folder's is root/test/<class>/), or test on "
-                "folds of the data it has: `python -m project.crossval` (README, Cross-validation)."
+                f" Give it one ({name}'s documentation says how; an image folder's is root/test/<class>/), score "
+                "the validation split with `validate`, or test on folds of the data it has: `python -m "
+                "project.crossval` (README, Cross-validation)."
             )
             raise FileNotFoundError(
                 f"{name} has no {split} split, so there is nothing to {split} on.{hint if split == 'test' else ''}"

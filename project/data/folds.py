@@ -30,16 +30,16 @@ def assign_folds(
     """The fold (0 to num_folds - 1) of every sample: int64 (N,).
 
     Args:
-        keys: a name per sample that does not depend on where it sits in the pool (its file).
+        keys: a name per sample, unique, that does not depend on where it sits in the pool (its file).
         labels: int64 (N,).
         groups: a group per sample to keep whole (a speaker), or None to stratify by class.
         classes: the class names, for messages.
     """
     generator = torch.Generator().manual_seed(seed)
-    order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's
     if groups is None:
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's
         return _stratified(order, labels, num_folds, generator, classes)
-    return _grouped(order, groups, num_folds, generator)
+    return _grouped(groups, num_folds, generator)
 
 
 def _stratified(
@@ -47,8 +47,9 @@ def _stratified(
 ) -> Tensor:
     folds = torch.empty(len(order), dtype=torch.int64)
     by_class: dict[int, list[int]] = {}
+    label_of = labels.tolist()
     for i in order:
-        by_class.setdefault(int(labels[i]), []).append(i)
+        by_class.setdefault(label_of[i], []).append(i)
     dealt = 0
     for label in sorted(by_class):
         members = by_class[label]
@@ -65,7 +66,7 @@ def _stratified(
     return folds
 
 
-def _grouped(order: list[int], groups: list[str], num_folds: int, generator: torch.Generator) -> Tensor:
+def _grouped(groups: list[str], num_folds: int, generator: torch.Generator) -> Tensor:
     sizes = Counter(groups)
     if len(sizes) < num_folds:
         raise DataError(
@@ -73,7 +74,7 @@ def _grouped(order: list[int], groups: list[str], num_folds: int, generator: tor
             f"({', '.join(sorted(sizes)[:10])}{', ...' if len(sizes) > 10 else ''}), and each group stays whole in "
             f"one fold; lower data.num_folds to {len(sizes)} or fewer."
         )
-    names = sorted(sizes)
+    names = sorted(sizes)  # the groups' order, whatever the source's
     rank = dict(zip(names, torch.randperm(len(names), generator=generator).tolist(), strict=True))
     filled = [0] * num_folds
     fold_of = {}
@@ -81,7 +82,4 @@ def _grouped(order: list[int], groups: list[str], num_folds: int, generator: tor
         fold = min(range(num_folds), key=lambda f: (filled[f], f))
         fold_of[name] = fold
         filled[fold] += sizes[name]
-    folds = torch.empty(len(order), dtype=torch.int64)
-    for i in order:
-        folds[i] = fold_of[groups[i]]
-    return folds
+    return torch.tensor([fold_of[group] for group in groups], dtype=torch.int64)
