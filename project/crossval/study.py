@@ -149,12 +149,13 @@ def _fit(cv: CrossVal, fold: int, fit_args: list[str], folder: Path) -> dict[str
     if cv.checkpoint == "last":
         checkpoint = last
     else:
-        best = next(cb for cb in fitter.trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor)
-        checkpoint = Path(best.best_model_path) if best.best_model_path else None
+        callbacks = fitter.trainer.checkpoint_callbacks
+        best = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
+        checkpoint = Path(best.best_model_path) if best is not None and best.best_model_path else None
     if checkpoint is None or not checkpoint.is_file():
         raise FoldFailed(
             f"Fold {fold}: its fit left no {cv.checkpoint} checkpoint in {folder / 'checkpoints'} to test; the recipe "
-            "must validate at least once (best) and save last.ckpt (last)."
+            "must validate at least once and monitor a metric (best), and save last.ckpt (last)."
         )
     return {"fold": fold, "num_folds": cv.num_folds, "group": cv.group, "checkpoint": str(checkpoint)}
 
