@@ -159,6 +159,7 @@ def test_bad_fold_settings_are_refused_naming_the_key(tmp_path, capsys, args, me
     assert f"\nerror: {message}" in f"\n{err}" and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_a_shell_sees_one_line_for_too_many_groups_and_no_traceback(tmp_path):
     speakers = f"{__name__}.Speakers"
     command = [sys.executable, "-m", "project.cli", "fit", *tiny_args(tmp_path, epochs=1)]
@@ -167,6 +168,51 @@ def test_a_shell_sees_one_line_for_too_many_groups_and_no_traceback(tmp_path):
     assert done.returncode == USER_ERROR_EXIT, done.stderr[-2000:]
     assert "error: data.num_folds=6 is more than the 5 groups of the data (s0, s1, s2, s3, s4)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def study_command(tmp_path: Path, *extra: str) -> list[str]:
+    """A 3-fold study of the tiny recipe, logging in `tmp_path`; `extra` go to every fold's fit."""
+    return ["--config", str(TINY), "--num_folds", "3", "--", *tiny_args(tmp_path, epochs=2)[1:], *extra]
+
+
+def check_summary(study: Path) -> None:
+    """crossval.json and crossval.csv: every fold, every sample tested once, and the mean and spread."""
+    summary = json.loads((study / "crossval.json").read_text())
+    accuracies = [fold["test"]["test/acc"] for fold in summary["folds"]]
+    assert [fold["fold"] for fold in summary["folds"]] == [0, 1, 2]
+    assert sum(fold["test_samples"] for fold in summary["folds"]) == 200, "every sample tested once"
+    assert summary["mean"]["test/acc"] == pytest.approx(sum(accuracies) / 3) and summary["mean"]["test/acc"] > 0.6
+    assert summary["std"]["test/acc"] == pytest.approx(torch.tensor(accuracies).std().item())
+    rows = (study / "crossval.csv").read_text().splitlines()
+    assert rows[0].split(",")[:3] == ["fold", "held out", "test samples"] and "test/acc" in rows[0]
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2", "mean", "std", "min", "max"]
+
+
+def test_a_3_fold_study_runs_end_to_end_and_writes_the_mean_and_spread(tmp_path, capsys):
+    command = study_command(tmp_path)
+    main(command)
+    out = capsys.readouterr().out
+    study = tmp_path / "tiny_3folds"
+    check_summary(study)
+    assert "test/acc: " in out and " ± " in out
+    for fold in range(3):
+        run = study / f"fold{fold}"
+        assert (run / "config.yaml").is_file() and (run / "test_config.yaml").is_file(), "normal run folders"
+
+    main(command)  # run again: nothing to do
+    out = capsys.readouterr().out
+    assert all(f"Fold {fold}: tested already" in out for fold in range(3))
+
+    # Separate jobs: a command per fold, and a SLURM array
+    main([*command[:4], "--print-commands", *command[4:]])
+    printed = capsys.readouterr().out
+    assert "--fold 2 -- " in printed and "#SBATCH --array=0-2" in printed and "--fold $SLURM_ARRAY_TASK_ID" in printed
+
+    # Another number of folds in the same study's folder is refused: its folds would not be comparable
+    with pytest.raises(SystemExit) as exit:
+        main(["--config", str(TINY), "--num_folds", "4", "--study", "tiny_3folds", *command[4:]])
+    assert exit.value.code == USER_ERROR_EXIT
+    assert "was started with other settings (differences: num_folds" in capsys.readouterr().err
 
 
 class InterruptOnce(L.Callback):
@@ -181,11 +227,10 @@ class InterruptOnce(L.Callback):
             raise KeyboardInterrupt
 
 
-def test_a_3_fold_study_runs_end_to_end_and_resumes_after_an_interrupt(tmp_path, capsys):
-    interrupt = json.dumps({"class_path": f"{__name__}.InterruptOnce", "init_args": {"version": "fold1"}})
-    interrupt = interrupt.replace("}}", f', "marker": "{tmp_path / "interrupted"}"}}}}')
-    command = ["--config", str(TINY), "--num_folds", "3", "--", *tiny_args(tmp_path, epochs=2)[1:]]
-    command += [f"--trainer.callbacks+={interrupt}"]
+def test_an_interrupted_study_resumes_with_no_fold_lost_or_run_twice(tmp_path, capsys):
+    init_args = {"version": "fold1", "marker": str(tmp_path / "interrupted")}
+    interrupt = json.dumps({"class_path": f"{__name__}.InterruptOnce", "init_args": init_args})
+    command = study_command(tmp_path, f"--trainer.callbacks+={interrupt}")
     with pytest.raises(SystemExit) as exit:
         main(command)
     assert exit.value.code == 130
@@ -209,26 +254,6 @@ def test_a_3_fold_study_runs_end_to_end_and_resumes_after_an_interrupt(tmp_path,
     assert "Fold 0: tested already" in out and "Fold 2: tested already" in out
     assert "Fold 1: resuming its fit from" in out
     assert {p: p.stat().st_mtime_ns for p in (study / "fold0").rglob("*")} == first, "fold 0 was not run again"
-    summary = json.loads((study / "crossval.json").read_text())
-    accuracies = [fold["test"]["test/acc"] for fold in summary["folds"]]
-    assert [fold["fold"] for fold in summary["folds"]] == [0, 1, 2]
-    assert sum(fold["test_samples"] for fold in summary["folds"]) == 200, "every sample tested once"
-    assert summary["mean"]["test/acc"] == pytest.approx(sum(accuracies) / 3) and summary["mean"]["test/acc"] > 0.6
-    assert summary["std"]["test/acc"] == pytest.approx(torch.tensor(accuracies).std().item())
-    rows = (study / "crossval.csv").read_text().splitlines()
-    assert rows[0].split(",")[:3] == ["fold", "held out", "test samples"] and "test/acc" in rows[0]
-    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2", "mean", "std", "min", "max"]
-    assert "test/acc: " in out and " ± " in out
-
-    # Separate jobs: the commands, a SLURM array, and a summary of what is there
-    main([*command[:4], "--print-commands", *command[4:]])
-    printed = capsys.readouterr().out
-    assert "--fold 2 -- " in printed and "#SBATCH --array=0-2" in printed and "--fold $SLURM_ARRAY_TASK_ID" in printed
+    check_summary(study)
     main([*command[:4], "--collect", *command[4:]])
     assert "Written: " in capsys.readouterr().out
-
-    # Another number of folds in the same study's folder is refused: its folds would not be comparable
-    with pytest.raises(SystemExit) as exit:
-        main(["--config", str(TINY), "--num_folds", "4", "--study", "tiny_3folds", *command[4:]])
-    assert exit.value.code == USER_ERROR_EXIT
-    assert "was started with other settings (differences: num_folds" in capsys.readouterr().err
