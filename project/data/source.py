@@ -1,10 +1,12 @@
 """What a data set is to the rest of the project: a source.
 
 A source says its classes, how to get its files (`prepare`) and how to load a split into memory
-(`load`). Everything else (splitting off validation, batching, the global batch size, resumable
-loaders, the device, augmentation, `predict_dir`, size checks) is the DataModule's it is plugged
-into: `ImageDataModule`, `AudioDataModule`, or `InMemoryDataModule` as it is for tables of features.
-Adding a data set is one source file and one YAML (see the README's "Make it yours").
+(`load`), and may tell each sample's group (`group`, e.g. its speaker, for cross-validation that
+keeps a group whole). Everything else (splitting off validation, cross-validation folds, batching,
+the global batch size, resumable loaders, the device, augmentation, `predict_dir`, size checks) is
+the DataModule's it is plugged into: `ImageDataModule`, `AudioDataModule`, or `InMemoryDataModule`
+as it is for tables of features. Adding a data set is one source file and one YAML (see the
+README's "Make it yours").
 """
 
 from abc import ABC, abstractmethod
