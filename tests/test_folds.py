@@ -4,6 +4,7 @@ command that runs them all (`python -m project.crossval`), on the tests' own tin
 import json
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from project.cli import main as cli_main
 from project.crossval.__main__ import main
 from project.data import FSDD, AudioDataModule, InMemoryDataModule, Samples, Source, SpeechCommands, WavFolder
 from project.data.folds import assign_folds
+from project.data.sources.fsdd import SPEAKERS
 from project.errors import USER_ERROR_EXIT, DataError, run_command
+from tests.conftest import real_data_file
 from tests.recipes import TINY, TinyTable, run_dir, tiny_args
 from tests.wav_format import write_fsdd, write_wav_folder
 
@@ -107,6 +110,23 @@ def test_fsdd_folds_by_speaker_hold_out_one_speaker_each(tmp_path):
         assert {Path(n).name.split("_")[1] for n in test.names} == set(dm.held_out_groups)
         held_out += dm.held_out_groups
     assert sorted(held_out) == ["george", "lucas", "theo"]
+
+
+@pytest.mark.slow
+def test_real_fsdd_in_six_folds_by_speaker_holds_out_each_speaker_once(tmp_path):
+    with tarfile.open(real_data_file("fsdd.tar.xz")) as tar:
+        tar.extractall(tmp_path, filter="data")
+    source = FSDD(tmp_path, split="speaker", download=False)
+    data = AudioDataModule(source, sample_rate=8000, fold=0, num_folds=6, fold_groups="speaker")
+    rest, test = data.fold_split()
+    assert len(data.held_out_groups) == 1 and test.labels.bincount().tolist() == [50] * 10, "one speaker, all 500"
+    # The other folds, from the same names and groups (without decoding the recordings five more times)
+    names, labels = rest.names + test.names, torch.cat([rest.labels, test.labels])
+    groups = [source.group("speaker", name) for name in names]
+    folds = assign_folds(names, labels, 6, seed=0, groups=groups).tolist()
+    held_out = [sorted({g for g, f in zip(groups, folds, strict=True) if f == fold}) for fold in range(6)]
+    assert held_out[0] == data.held_out_groups
+    assert sorted(speakers[0] for speakers in held_out if len(speakers) == 1) == sorted(SPEAKERS)
 
 
 def test_speech_commands_and_wav_folders_tell_the_speaker(tmp_path):
