@@ -1,12 +1,15 @@
-"""The command line: `python -m project.cli {fit,validate,test,predict} [--config RECIPE] [--key value]`.
+"""The command line: `python -m project.cli {fit,validate,test,predict} [--config RECIPE] [--preset NAME]
+[--key value]`.
 
 Every command starts from configs/base.yaml (no task in it); `fit` with no --config adds the default
-recipe (CIFAR-10), and a --config replaces it (project/recipes.py). Every key can still be overridden
-on the command line. The net is built once the data is set up, its sizes filled from the data
+recipe (CIFAR-10), and a --config replaces it; presets (debug, overfit, quick, profile, csv, mlflow,
+nologger) stack over the recipe (project/recipes.py). Every key can still be overridden on the command
+line. The net is built once the data is set up, its sizes filled from the data
 (project/sizes.py).
 """
 
 import inspect
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -17,6 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
@@ -37,8 +41,8 @@ from project.classifier import Classifier
 from project.errors import CheckpointError, run_command
 from project.internals import freeze_cli_hparams, unrequire_arguments
 from project.parser import ProjectArgumentParser
-from project.recipes import prepare_args
-from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder
+from project.recipes import EVALUATION_COMMANDS, prepare_args
+from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
 from project.sizes import NetSpec, data_sizes
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -54,6 +58,15 @@ class Parser(ProjectArgumentParser):
         if nested_key is None and network and not issubclass(theclass, L.LightningModule):
             kwargs = unrequire_arguments(kwargs, set(inspect.signature(theclass).parameters))
         return super().add_class_arguments(theclass, nested_key, *args, **kwargs)
+
+    def dump(self, cfg: Any, *args: Any, **kwargs: Any) -> str:
+        # `--print_config` prints before the CLI's hooks run: show the precision that will run, not
+        # the one the recipe asked of a GPU (CLI.before_instantiate_classes)
+        trainer = cfg.get("trainer") if hasattr(cfg, "get") else None
+        if trainer is not None and cpu_precision(trainer) is not None:
+            cfg = cfg.clone()
+            cfg.trainer.precision = cpu_precision(trainer)
+        return super().dump(cfg, *args, **kwargs)
 
 
 class CLI(LightningCLI):
@@ -139,13 +152,17 @@ class CLI(LightningCLI):
         if logger is False and not trainer.get("default_root_dir"):
             # No logger: checkpoints and the run's config still get a folder of their own
             trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config)))
-        half = str(trainer.precision).startswith(("bf16", "16"))
-        if half and trainer.accelerator == "auto" and not torch.cuda.is_available():
+        if logger_class(logger).endswith(".MLFlowLogger") and "://" not in str((init or {}).get("tracking_uri")):
+            # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
+            # mlflow.yaml); MLflow >= 3.7 refuses its file store unless asked for it this way
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        fallback = cpu_precision(trainer)
+        if fallback is not None:
             rank_zero_info(
-                f"No GPU: training in 32-true instead of trainer.precision={trainer.precision}, which is many "
+                f"No GPU: training in {fallback} instead of trainer.precision={trainer.precision}, which is many "
                 "times slower on most CPUs. Pass --trainer.accelerator cpu to keep the precision you asked for."
             )
-            trainer.precision = "32-true"
+            trainer.precision = fallback
 
     def instantiate_classes(self) -> None:
         # The net is built by the Classifier once the data is set up and its sizes are known
@@ -181,6 +198,12 @@ class CLI(LightningCLI):
         claim_run_folders(trainer)
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
+        if self.subcommand in EVALUATION_COMMANDS:
+            # An evaluation saves no checkpoint. Its checkpoint callbacks would only load the fit's
+            # bookkeeping from the checkpoint, and Lightning warns that it points into another folder
+            # ("The dirpath has changed"); without them, that state is left alone.
+            trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, ModelCheckpoint)]
+        profile_in_run_folder(trainer)
         return trainer
 
 
@@ -217,6 +240,33 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         args=args,
         run=run,
     )
+
+
+def cpu_precision(trainer: Any) -> str | None:
+    """The precision that runs instead of a half precision asked for with `accelerator: auto` on a machine
+    without a GPU (see CLI.before_instantiate_classes), or None when the one asked for runs."""
+    half = str(trainer.get("precision")).startswith(("bf16", "16"))
+    if half and trainer.get("accelerator") == "auto" and not torch.cuda.is_available():
+        return "32-true"
+    return None
+
+
+def logger_class(logger: Any) -> str:
+    """The class path of a logger as configured (empty for none or `true`)."""
+    return str(logger.get("class_path") or "") if hasattr(logger, "get") else ""
+
+
+def profile_in_run_folder(trainer: L.Trainer) -> None:
+    """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml).
+
+    Lightning puts it in `trainer.log_dir`: the run folder for TensorBoard, CSV and no logger, but the
+    store's root for others (MLflow's logs/mlruns). Rank 0 only: the others do not know the folder yet.
+    """
+    profiler = trainer.profiler
+    if getattr(profiler, "dirpath", "given") is not None or not trainer.loggers or trainer.global_rank != 0:
+        return
+    if not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
+        profiler.dirpath = run_folder(trainer)
 
 
 def run_name(config: Any) -> str:

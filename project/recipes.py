@@ -8,9 +8,14 @@
   hyperparameters). Command-line keys still win.
 - A config picked up implicitly may only name classes and callables of the packages below; anything
   else is refused, naming the key. Passing the config yourself with `--config` accepts it.
+- `--preset NAME` (repeatable) stacks a preset over the recipe: it becomes a `--config` placed after the
+  recipe's, before every other key of the command line, which still wins. A preset is never the recipe:
+  `fit --preset debug` trains the default recipe, and an evaluation given `--ckpt_path` still rebuilds
+  its run from the checkpoint underneath. A config file inside a folder named `presets` passed with
+  `--config` is a preset too. `preset_path` says where a name is looked up.
 
-The command line is looked at for the names `--config` and `--ckpt_path` only, because the files a
-command starts from must be chosen before LightningCLI builds its parser.
+The command line is looked at for the names `--config`, `--preset` and `--ckpt_path` only, because the
+files a command starts from must be chosen before LightningCLI builds its parser.
 """
 
 import importlib.util
@@ -27,6 +32,7 @@ from project.errors import CheckpointError, ConfigError
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 DEFAULT_RECIPE = "cifar10"
+PRESETS = "presets"  # the folder of presets, in the shipped configs and beside a fork's recipes
 TRUSTED_PACKAGES = ("project", "torch", "torchvision", "lightning", "torchmetrics")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
@@ -62,6 +68,61 @@ def recipe_path(name: str) -> str:
     return str(shipped) if shipped.is_file() else name
 
 
+def presets_dir() -> Path:
+    return recipes_dir() / PRESETS
+
+
+def is_preset(config: str) -> bool:
+    """A `--config` value that is a preset: a file in a folder named `presets`, or in a sub-folder of one
+    (`presets/quick/cifar10.yaml`)."""
+    if "\n" in config or Path(config).suffix not in (".yaml", ".yml"):
+        return False
+    folder = Path(config).resolve().parent
+    return PRESETS in (folder.name, folder.parent.name)
+
+
+def preset_folders(recipe: str | None) -> list[Path]:
+    """Where presets are looked up: beside the recipe file (a fork's own), then the shipped ones."""
+    own = Path(recipe).resolve().parent / PRESETS if recipe and _is_file(recipe) else None
+    return list(dict.fromkeys(p for p in (own, presets_dir().resolve()) if p is not None))
+
+
+def preset_path(name: str, recipe: str | None) -> str:
+    """The config file of preset `name` stacked over the recipe file `recipe` (None: a recipe that is not a file).
+
+    The first that exists of: `presets/NAME/<recipe stem>.yaml` beside the recipe (a preset made for that
+    very recipe), `presets/NAME.yaml` beside the recipe, `presets/NAME.yaml` of the shipped configs.
+    A path to a file is used as it is.
+    """
+    if _is_file(name):
+        return name
+    stem = Path(recipe).stem if recipe and _is_file(recipe) else None
+    folders = preset_folders(recipe)
+    candidates = ([folders[0] / name / f"{stem}.yaml"] if stem else []) + [f / f"{name}.yaml" for f in folders]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        available = available_presets(recipe)
+        raise ConfigError(
+            f"--preset {name}: no such preset. Available: {', '.join(available) or 'none'} (in "
+            f"{' and '.join(map(str, folders))}), or pass a preset file's path."
+        )
+    return str(found)
+
+
+def available_presets(recipe: str | None) -> list[str]:
+    stem = Path(recipe).stem if recipe and _is_file(recipe) else None
+    names = set()
+    for i, folder in enumerate(preset_folders(recipe)):
+        names |= {p.stem for p in folder.glob("*.yaml")}
+        if i == 0 and stem:
+            names |= {p.parent.name for p in folder.glob(f"*/{stem}.yaml")}
+    return sorted(names)
+
+
+def _is_file(value: str) -> bool:
+    return "\n" not in value and Path(value).is_file()
+
+
 def shipped_recipes() -> list[str]:
     return sorted(p.stem for p in recipes_dir().glob("*.yaml") if p.stem != "base")
 
@@ -75,26 +136,56 @@ def _option(args: list[str], name: str) -> Iterator[tuple[int, str]]:
 
 
 def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """(the arguments with recipe names resolved and implicit configs inserted, the default config files)."""
-    args = list(args)
+    """(the arguments with recipe names resolved, implicit configs and presets inserted, the default config files)."""
+    args, presets = _take_presets(list(args))
     for i, value in list(_option(args, "--config")) + list(_option(args, "-c")):
         resolved = recipe_path(value)
         args[i] = resolved if args[i] == value else args[i].split("=", 1)[0] + "=" + resolved
     command = args[0] if args else None
-    configs = list(_option(args, "--config")) + list(_option(args, "-c"))
+    configs = sorted(list(_option(args, "--config")) + list(_option(args, "-c")))
+    recipes = [(i, v) for i, v in configs if not is_preset(v)]
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
     base = [str(base_config())]
-    if command in EVALUATION_COMMANDS and ckpt:
-        if configs:  # the user's recipe, as given: a checkpoint that does not fit it is refused at loading
-            return args, base
+    default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
+    if command in EVALUATION_COMMANDS and ckpt and not recipes:
         implicit = implicit_config(ckpt)
         if implicit is not None:
-            return [command, "--config", implicit, *args[1:]], base
+            args = [command, "--config", implicit, *args[1:]]
+            return _with_presets(args, presets, None, after=2), base
         # no usable checkpoint: the default recipe lets the command line parse, and the checkpoint path
         # is then reported for what it is (project/checkpoints.py)
-    if configs or command not in (*EVALUATION_COMMANDS, "fit"):
-        return args, base
-    return args, [*base, str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")]
+    if recipes or command not in (*EVALUATION_COMMANDS, "fit"):
+        # `--config X` is two arguments, `--config=X` one: the presets go right after the last recipe
+        last, value = recipes[-1] if recipes else (0, None)
+        return _with_presets(args, presets, value, after=last + 1), base
+    # the default recipe, from the default config files, lies under everything on the command line
+    return _with_presets(args, presets, default, after=1), [*base, default]
+
+
+def _take_presets(args: list[str]) -> tuple[list[str], list[str]]:
+    """(`args` without its `--preset NAME` and `--preset=NAME`, the names in order)."""
+    rest, names = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--preset":
+            if i + 1 >= len(args) or args[i + 1].startswith("-"):
+                raise ConfigError("--preset needs a name, e.g. --preset debug")
+            names.append(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--preset="):
+            names.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, names
+
+
+def _with_presets(args: list[str], presets: list[str], recipe: str | None, after: int) -> list[str]:
+    """`args` with each preset's `--config FILE` inserted at `after`, in the order given."""
+    inserted = [a for name in presets for a in ("--config", preset_path(name, recipe))]
+    return [*args[:after], *inserted, *args[after:]]
 
 
 def implicit_config(ckpt: str) -> str | None:

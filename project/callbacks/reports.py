@@ -1,13 +1,14 @@
 """TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a
 grid of misclassified test images. Both need the net's predictions, which the Classifier's
 validation and test steps return as `{"preds": (B,)}`; the work runs once per evaluation batch,
-never in the training step."""
+never in the training step, and not at all in a run without TensorBoard (another logger, none, or
+Lightning's fast_dev_run), which says so in one info line."""
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -19,6 +20,16 @@ def tensorboards(trainer: L.Trainer) -> list:
     return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
+def draws(trainer: L.Trainer, callback: L.Callback) -> bool:
+    """Whether `callback` has a TensorBoard to draw into. If not it idles, saying so in one info line;
+    quietly under fast_dev_run, which announces that it switched logging off."""
+    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+        return True
+    if not trainer.fast_dev_run:
+        rank_zero_info(f"{type(callback).__name__} draws into TensorBoard only; this run has none, so it idles.")
+    return False
+
+
 def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
     names = getattr(trainer.datamodule, "classes", None)
     return list(names) if names is not None else [str(i) for i in range(num_classes)]
@@ -28,19 +39,24 @@ class ConfusionMatrixImage(L.Callback):
     """Logs the validation confusion matrix as `val/confusion_matrix`, rows = true class, each row
     shaded by its share (recall), counts written in the cells."""
 
+    active = True
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
-            rank_zero_warn("ConfusionMatrixImage has no TensorBoardLogger to write to; nothing will be logged.")
+        if stage in ("fit", "validate"):  # the stages that validate
+            self.active = draws(trainer, self)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not in `setup`: a model may learn its class count from the data only in its own setup
-        if not hasattr(self, "matrix"):
+        if self.active and not hasattr(self, "matrix"):
             self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes).to(pl_module.device)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.matrix.to(pl_module.device).update(outputs["preds"], batch[1])
+        if self.active:
+            self.matrix.to(pl_module.device).update(outputs["preds"], batch[1])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.active:
+            return
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
         if trainer.sanity_checking:
@@ -83,13 +99,18 @@ class MisclassifiedImages(L.Callback):
 
     def __init__(self, count: int = 64):
         self.count = count
+        self.active = True
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "test":
+            self.active = draws(trainer, self)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.images, self.captions = [], []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         room = self.count - len(self.captions)
-        if room <= 0 or not trainer.is_global_zero:
+        if room <= 0 or not trainer.is_global_zero or not self.active:
             return
         images, labels = batch
         if not (isinstance(images, Tensor) and images.ndim == 4):

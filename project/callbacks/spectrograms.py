@@ -3,8 +3,8 @@ validation epoch."""
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_warn
 
+from project.callbacks.reports import draws
 from project.errors import ConfigError
 
 
@@ -19,8 +19,8 @@ class LogSpectrograms(L.Callback):
         self.count = count
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
-            rank_zero_warn("LogSpectrograms has no TensorBoardLogger to write to; no spectrograms will be logged.")
+        if stage in ("fit", "validate"):  # the stages that validate
+            draws(trainer, self)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:

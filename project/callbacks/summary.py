@@ -3,6 +3,7 @@ wrote and where, and the command that tests it. Also puts the final metrics next
 hyperparameters in TensorBoard's HPARAMS tab."""
 
 import shlex
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -30,7 +31,13 @@ class RunSummary(L.Callback):
             lines.append(f"  Best {best.monitor}: {score}")
             lines.append(f"  Checkpoint:   {best.best_model_path}")
             lines.append(f"  Test it:      {test_command(best.best_model_path)}")
-        lines += [f"  {line}" for logger in trainer.loggers if (line := logged_to(logger))]
+        if trainer.fast_dev_run:  # its loggers are stand-ins that write nothing
+            lines.append("  fast_dev_run: a check of the code; nothing was logged or saved")
+        else:
+            lines += [f"  {line}" for logger in trainer.loggers if (line := logged_to(logger))]
+        profile = profile_file(trainer, "fit")
+        if profile is not None:
+            lines.append(f"  Profile:      {profile} (written when the command ends)")
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
 
@@ -45,6 +52,17 @@ def logged_to(logger: Logger) -> str | None:
         where = f"--backend-store-uri file:{logger.save_dir} " if logger.save_dir else ""
         return f"MLflow:       mlflow ui {where}(experiment {logger.name}, run {logger.version})"
     return f"{type(logger).__name__}: run {logger.version}"
+
+
+def profile_file(trainer: L.Trainer, stage: str) -> str | None:
+    """Where a profiler given a `filename` writes its summary for `stage` (Lightning: `<stage>-<filename>.txt`
+    in its dirpath, with `-<local rank>` under several processes), or None."""
+    profiler = trainer.profiler
+    filename, dirpath = getattr(profiler, "filename", None), getattr(profiler, "dirpath", None)
+    if not filename or dirpath is None:
+        return None
+    rank = f"-{trainer.local_rank}" if trainer.world_size > 1 else ""
+    return str(Path(dirpath) / f"{stage}-{filename}{rank}.txt")
 
 
 def test_command(checkpoint: str) -> str:
