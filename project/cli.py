@@ -41,11 +41,17 @@ from project.classifier import Classifier
 from project.errors import CheckpointError, run_command
 from project.internals import freeze_cli_hparams, unrequire_arguments
 from project.parser import ProjectArgumentParser
-from project.recipes import EVALUATION_COMMANDS, prepare_args
+from project.recipes import available_presets, prepare_args, shipped_recipes
 from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
 from project.sizes import NetSpec, data_sizes
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+USAGE = (
+    "--config RECIPE picks the task: a YAML file, or a shipped recipe's name "
+    f"({', '.join(shipped_recipes())}). --preset NAME (repeatable) stacks a preset over the recipe: "
+    f"{', '.join(available_presets(None))} (configs/presets/; a recipe's own presets/ folder beside it "
+    "comes first). Any --key value still wins."
+)
 
 
 class Parser(ProjectArgumentParser):
@@ -66,6 +72,8 @@ class Parser(ProjectArgumentParser):
         if trainer is not None and cpu_precision(trainer) is not None:
             cfg = cfg.clone()
             cfg.trainer.precision = cpu_precision(trainer)
+        if "skip_none" in kwargs:  # LightningCLI's name for it; jsonargparse's deprecation would name this line
+            kwargs["skip_unset"] = kwargs.pop("skip_none")
         return super().dump(cfg, *args, **kwargs)
 
 
@@ -198,11 +206,6 @@ class CLI(LightningCLI):
         claim_run_folders(trainer)
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
-        if self.subcommand in EVALUATION_COMMANDS:
-            # An evaluation saves no checkpoint. Its checkpoint callbacks would only load the fit's
-            # bookkeeping from the checkpoint, and Lightning warns that it points into another folder
-            # ("The dirpath has changed"); without them, that state is left alone.
-            trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, ModelCheckpoint)]
         profile_in_run_folder(trainer)
         return trainer
 
@@ -233,7 +236,8 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         # prog: --help names the command a user types, not `cli.py` or `__main__.py`
         parser_kwargs={
             "prog": "python -m project.cli",
-            **{cmd: {"default_config_files": defaults} for cmd in SUBCOMMANDS},
+            "description": USAGE,
+            **{cmd: {"default_config_files": defaults, "description": USAGE} for cmd in SUBCOMMANDS},
         },
         parser_class=Parser,
         save_config_callback=SaveRunConfig,

@@ -110,6 +110,24 @@ def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) ->
     callback._save_last_checkpoint(trainer, candidates)
 
 
+def leave_checkpoint_callback_states(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:
+    """Keep the trainer's `ModelCheckpoint`s from loading their state from `checkpoint`; called from a
+    callback's `on_load_checkpoint`.
+
+    Why: an evaluation (`validate`/`test`/`predict --ckpt_path`) logs into a new folder, so its checkpoint
+    callbacks point elsewhere than the fit's did; loading their state makes Lightning warn "The dirpath
+    has changed ... won't be reloaded" on every evaluation, about bookkeeping an evaluation never uses (it
+    saves nothing). Removing the callbacks instead makes Lightning warn that the checkpoint's callbacks
+    are missing. Lightning restores callbacks in two passes over the same loaded dict: every callback's
+    `on_load_checkpoint`, then `load_state_dict` for each callback whose `state_key` is in
+    `checkpoint["callbacks"]` (`_CheckpointConnector.restore_callbacks`, Lightning 2.6); the order and the
+    shared dict are not documented. The file on disk is untouched.
+    """
+    states = checkpoint.get("callbacks") or {}
+    for callback in trainer.checkpoint_callbacks:
+        states.pop(callback.state_key, None)
+
+
 def logger_version_unset(logger: Any) -> bool:
     """True for a TensorBoardLogger or CSVLogger that will pick its `version_N` itself.
 

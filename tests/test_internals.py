@@ -20,6 +20,11 @@ PRIVATE_NAMES = [
         "_CheckpointConnector._hpc_resume_path",
         "hpc_resume_path",
     ),
+    (
+        "lightning.pytorch.trainer.connectors.checkpoint_connector",
+        "_CheckpointConnector.restore_callbacks",
+        "leave_checkpoint_callback_states",
+    ),
     ("lightning.pytorch.cli", "LightningCLI._dump_config", "freeze_cli_hparams"),
     ("lightning.pytorch.cli", "LightningCLI._parse_ckpt_path", "freeze_cli_hparams"),
     ("jsonargparse._signatures", "SignatureArguments._add_signature_parameter", "unrequire_arguments"),

@@ -1,13 +1,15 @@
 """Checkpoint folders without leftovers, and a finished fit's last step always saved."""
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 
 from project.checkpoints import remove_leftover_temporary_files
-from project.internals import save_latest_checkpoint_now
+from project.internals import leave_checkpoint_callback_states, save_latest_checkpoint_now
 
 
 class CheckpointFiles(L.Callback):
@@ -19,7 +21,13 @@ class CheckpointFiles(L.Callback):
     - A checkpoint callback without a monitor (the latest state, `last.ckpt`) that saves every
       `every_n_train_steps` misses the final step when the interval does not divide the run; it is
       saved when training ends, so a finished fit's last.ckpt is the finished model.
+    - An evaluation given a checkpoint leaves the fit's checkpoint bookkeeping in it alone: it saves
+      nothing, and the bookkeeping names the fit's folder, not this run's.
     """
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn != TrainerFn.FITTING:
+            leave_checkpoint_callback_states(trainer, checkpoint)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:

@@ -3,6 +3,7 @@ probability of every class, named as the DataModule names its classes and sample
 labels are known (predicting a test split), each row also gives the label, and the accuracy is printed."""
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,12 @@ class PredictionCSV(BasePredictionWriter):
         path = self.output or Path(trainer.log_dir or ".") / "predictions.csv"
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # fast_dev_run writes nothing unless asked to: the rows are still made, so their code is checked
+        keep = self.output is not None or not trainer.fast_dev_run
+        if keep:
+            path.parent.mkdir(parents=True, exist_ok=True)
         best_p, best = probs.max(dim=1)
-        with open(path, "w", newline="") as f:
+        with open(path, "w", newline="") if keep else io.StringIO() as f:
             writer = csv.writer(f)
             label_column = ["label"] if labels is not None else []
             writer.writerow(["sample", *label_column, "predicted", "probability", *(f"p_{name}" for name in classes)])
@@ -69,8 +73,9 @@ class PredictionCSV(BasePredictionWriter):
                 label = [_class_name(classes, int(labels[row]))] if labels is not None else []
                 probabilities = (f"{p:.6f}" for p in probs[row].tolist())
                 writer.writerow([name, *label, classes[best[row]], f"{best_p[row]:.6f}", *probabilities])
-        self.written = path
-        message = f"Predictions for {len(indices)} samples written to {path}"
+        self.written = path if keep else None
+        where = f"written to {path}" if keep else "made (fast_dev_run: not written; --predictions.output names a file)"
+        message = f"Predictions for {len(indices)} samples {where}"
         if labels is not None:
             known = labels >= 0
             self.accuracy = (best[known] == labels[known]).float().mean().item()
