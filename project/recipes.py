@@ -151,7 +151,7 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
         implicit = implicit_config(ckpt)
         if implicit is not None:
             args = [command, "--config", implicit, *args[1:]]
-            return _with_presets(args, presets, None, after=2), base
+            return _with_presets(args, presets, None, after=3), base
         # no usable checkpoint: the default recipe lets the command line parse, and the checkpoint path
         # is then reported for what it is (project/checkpoints.py)
     if recipes or command not in (*EVALUATION_COMMANDS, "fit"):

@@ -79,7 +79,9 @@ class LineProgress(ProgressBar):
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._enabled:
-            self.print(f"predict: {self.total_predict_batches_current_dataloader} batches")
+            # summed here: `total_predict_batches_current_dataloader` needs the index that only a bar
+            # tracking each batch sets, and asserts without it
+            self.print(f"predict: {sum(trainer.num_predict_batches)} batches")
 
     def _train_line(self, trainer: L.Trainer, now: float, batch_idx: int) -> str:
         steps = trainer.global_step - self._start_step
