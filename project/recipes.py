@@ -92,9 +92,10 @@ def preset_path(name: str, recipe: str | None) -> str:
 
     The first that exists of: `presets/NAME/<recipe stem>.yaml` beside the recipe (a preset made for that
     very recipe), `presets/NAME.yaml` beside the recipe, `presets/NAME.yaml` of the shipped configs.
-    A path to a file is used as it is.
+    Without a recipe file (the default recipe is one; a run rebuilt from its checkpoint, or a recipe
+    given as YAML text, is not), only the last. A path to a .yaml file is used as it is.
     """
-    if _is_file(name):
+    if name.endswith((".yaml", ".yml")) and _is_file(name):
         return name
     stem = Path(recipe).stem if recipe and _is_file(recipe) else None
     folders = preset_folders(recipe)

@@ -121,6 +121,7 @@ def test_a_recipe_s_own_preset_wins_over_the_generic_one(tmp_path):
     assert args[3:] == ["--config", str(own / "quick" / "mine.yaml"), "--config", str(own / "fork_only.yaml")]
     with pytest.raises(ConfigError, match="fork_only"):  # a fork's preset belongs to its own recipes
         preset_path("fork_only", str(TINY))
+    assert preset_path(str(own / "fork_only.yaml"), str(TINY)) == str(own / "fork_only.yaml"), "a path as given"
 
 
 def test_a_shipped_recipe_finds_its_own_quick_preset_first():
