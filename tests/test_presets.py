@@ -169,13 +169,17 @@ def test_print_config_shows_the_precision_that_runs(capsys):
     assert kept["precision"] == "bf16-mixed", "an explicit CPU keeps the precision asked for"
 
 
-def test_quick_and_profile_stack_over_the_recipe(capsys):
-    printed = _printed(["--config", str(TINY), "--preset", "quick", "--preset", "profile"], capsys)
+def test_quick_profile_and_debug_stack_over_the_recipe(tmp_path, capsys):
+    recipe = tmp_path / "big_batches.yaml"
+    recipe.write_text(TINY.read_text().replace("batch_size: 16", "batch_size: 64"))
+    printed = _printed(["--config", str(recipe), "--preset", "quick", "--preset", "profile"], capsys)
     trainer = printed["trainer"]
     assert trainer["precision"] == "32-true" and trainer["limit_train_batches"] < 1
     assert trainer["profiler"]["class_path"].endswith("SimpleProfiler")
-    assert printed["data"]["init_args"]["batch_size"] == 16, "the recipe's keys stay"
+    assert printed["data"]["init_args"]["batch_size"] == 64, "the recipe's keys stay"
     assert trainer["logger"]["init_args"]["name"] == "tiny"
+    debug = _printed(["--config", str(recipe), "--preset", "debug"], capsys)
+    assert debug["trainer"]["fast_dev_run"] == 2 and debug["data"]["init_args"]["batch_size"] == 16
 
 
 def test_debug_runs_fit_validate_test_and_predict_in_seconds_and_writes_nothing(trained, tmp_path, monkeypatch, capsys):
