@@ -548,4 +548,5 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     assert "class_path: project.data.CIFAR10" in run(str(python), "-m", "project.cli", "fit", "--print_config")
     printed = run(str(python.parent / "project"), "fit", "--config", "fsdd", "--print_config")
     assert "class_path: project.data.FSDD" in printed and "name: fsdd" in printed
+    assert "fast_dev_run: 2" in run(str(python.parent / "project"), "fit", "--preset", "debug", "--print_config")
     assert not list(empty.iterdir()), "printing a config writes nothing"
