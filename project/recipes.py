@@ -154,12 +154,20 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
             args = [command, "--config", implicit, *args[1:]]
             return _with_presets(args, presets, None, after=3), base
         # no usable checkpoint: the default recipe lets the command line parse, and the checkpoint path
-        # is then reported for what it is (project/checkpoints.py)
+        # is then reported for what it is (project/checkpoints.py); without one, it is reported here
+        if not Path(default).is_file():
+            check_checkpoint_path(ckpt, trusted=False)
     if recipes or command not in (*EVALUATION_COMMANDS, "fit"):
         # `--config X` is two arguments, `--config=X` one: the presets go right after the last recipe
         last, value = recipes[-1] if recipes else (0, None)
         return _with_presets(args, presets, value, after=last + 1), base
     # the default recipe, from the default config files, lies under everything on the command line
+    if not Path(default).is_file():  # a fork that removed it
+        raise ConfigError(
+            f"no --config given and the default recipe {default} is not there: pass --config RECIPE "
+            f"(shipped: {', '.join(shipped_recipes()) or 'none'}), or set DEFAULT_RECIPE in project/recipes.py "
+            "to your recipe's name"
+        )
     return _with_presets(args, presets, default, after=1), [*base, default]
 
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from project import metrics
+from project import metrics, recipes
 from project.cli import main
-from project.errors import USER_ERROR_EXIT, ConfigError
+from project.errors import USER_ERROR_EXIT, CheckpointError, ConfigError
 from project.recipes import DEFAULT_RECIPE, prepare_args, preset_path, presets_dir, recipes_dir
 from tests.recipes import TINY
 
@@ -247,3 +247,13 @@ def test_loggers_and_the_profile_land_in_the_run_folder(logger, trained, tmp_pat
     evaluated = Path(tested.trainer.profiler.dirpath)
     assert evaluated != folder and (evaluated / "test-profile.txt").is_file() and (evaluated / "config.yaml").is_file()
     assert metrics.TEST_ACC in tested.trainer.callback_metrics
+
+
+def test_without_the_default_recipe_a_fork_is_told_to_pass_a_config(tmp_path, monkeypatch):
+    """A fork that deletes the default recipe's file: `fit` alone names what to do, and `--ckpt_path`
+    naming a folder is still reported for what it is."""
+    monkeypatch.setattr(recipes, "DEFAULT_RECIPE", "deleted_by_the_fork")
+    with pytest.raises(ConfigError, match=r"no --config given .*deleted_by_the_fork\.yaml.*DEFAULT_RECIPE"):
+        prepare_args(["fit"])
+    with pytest.raises(CheckpointError, match="is a folder"):
+        prepare_args(["test", f"--ckpt_path={tmp_path}"])
