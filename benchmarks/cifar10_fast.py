@@ -45,6 +45,7 @@ from project.data.datamodule import InMemoryTensors
 from project.data.loaders import DeviceLoader
 from project.data.ordering import augmentation_seed
 from project.data.source import Samples
+from project.recipes import base_config
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDARD = ROOT / "configs" / "cifar10.yaml"
@@ -57,11 +58,11 @@ def sync(device: str) -> None:
 
 
 def build(configs: list[Path], args: argparse.Namespace, log_dir: str, extra: list[str]):
-    """LightningCLI's model, datamodule and trainer for `configs` (later ones override earlier ones,
-    as `fit --config` does over the default), with the data read and trimmed, ready to fit."""
+    """LightningCLI's model, datamodule and trainer for `configs` over configs/base.yaml (later ones
+    override earlier ones, as `fit --config` does), with the data read and trimmed, ready to fit."""
     accelerator = ["--trainer.accelerator=" + ("gpu" if args.device == "cuda" else "cpu"), "--trainer.devices=1"]
     overrides = [
-        *[f"--config={c}" for c in configs],
+        *[f"--config={c}" for c in [base_config(), *configs]],  # `run=False` reads no default config
         f"--data.source.init_args.root={args.data_dir}",
         "--data.source.init_args.download=false",
         *accelerator,
