@@ -21,8 +21,9 @@ What it measures, each piece built from the project's own config files and class
 3. The speaker-held-out overlay (`configs/fsdd_speaker.yaml`) through the Trainer in the same
    rotation: its seconds per epoch beside the usual recipe's.
 4. With `--to-accuracy A`: after every epoch the test accuracy is measured with the clock stopped;
-   the time to the first epoch at >= A, for the template and for the plain loop (which then run the
-   recipe's full length unless `--epochs` says otherwise).
+   the time to the first epoch at >= A, for the template and for the plain loop. Each fit stops
+   there (the one-cycle schedule still spans the recipe's `max_epochs`, or `--epochs`); s/epoch then
+   counts the epochs it ran.
 The decoded data is shared by all runs (decoding is timed once, in 1.).
 """
 
@@ -122,14 +123,16 @@ class AccuracyClock:
     def start(self) -> None:
         self.started = time.perf_counter()
 
-    def epoch_end(self, model: L.LightningModule, data, device: torch.device) -> None:
+    def epoch_end(self, model: L.LightningModule, data, device: torch.device) -> bool:
+        """Measures the test accuracy (clock stopped); True once the target is reached."""
         if self.target is None:
-            return
+            return False
         now = time.perf_counter()
         self.accuracies.append(test_accuracy(model, data, device))
         if self.reached_s is None and self.accuracies[-1] >= self.target:
             self.reached_s = now - self.started - self.paused
         self.paused += time.perf_counter() - now
+        return self.reached_s is not None
 
 
 class EpochEndClock(L.Callback):
@@ -139,7 +142,8 @@ class EpochEndClock(L.Callback):
         self.clock, self.data, self.device = clock, data, device
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self.clock.epoch_end(pl_module, self.data, self.device)
+        if self.clock.epoch_end(pl_module, self.data, self.device):
+            trainer.should_stop = True
 
 
 def lightning_run(config: Path, seed: int, args: argparse.Namespace, log_dir: str, decoded: Decoded) -> dict:
@@ -190,9 +194,10 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str, decoded: Decode
                 inputs = data.eval_transform(waves.to(device), lengths.to(device))
                 correct += (model.net(*inputs).argmax(1) == labels.to(device)).sum()
         val_acc = correct.item() / len(data.val_set)
-        clock.epoch_end(model, data, device)
+        if clock.epoch_end(model, data, device):
+            break
     fit_s = time.perf_counter() - clock.started - clock.paused
-    epochs = trainer.max_epochs
+    epochs = epoch + 1
     return {
         "seed": seed,
         "fit_s": fit_s,
