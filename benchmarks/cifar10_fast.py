@@ -160,8 +160,9 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
         train.sampler.set_epoch(epoch)
         for images, labels in train:
             step += 1
-            # What `augmentation_generator` draws on rank 0 at this step of a Lightning fit
-            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step))
+            # What `augmentation_generator` draws on rank 0 for this batch of a Lightning fit: it is
+            # called before Lightning counts the batch, so the k-th batch (from 1) draws with k - 1
+            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step - 1))
             inputs = data.train_transform(images, generator, epoch=epoch)
             with autocast:
                 loss = model.loss_fn(model.net(inputs), labels)
@@ -257,8 +258,9 @@ def standard_plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dic
         for images, labels in train:
             step += 1
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            # What `augmentation_generator` draws on rank 0 at this step of a Lightning fit
-            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step))
+            # What `augmentation_generator` draws on rank 0 for this batch of a Lightning fit: it is
+            # called before Lightning counts the batch, so the k-th batch (from 1) draws with k - 1
+            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step - 1))
             inputs = data.train_transform(images, generator, epoch=epoch)
             with autocast:
                 loss = model.loss_fn(model.net(inputs), labels)

@@ -178,8 +178,9 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str, decoded: Decode
         for (waves, lengths), labels in train:
             step += 1
             labels = labels.to(device)
-            # What `augmentation_generator` draws on rank 0 at this step of a Lightning fit
-            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step))
+            # What `augmentation_generator` draws on rank 0 for this batch of a Lightning fit: it is
+            # called before Lightning counts the batch, so the k-th batch (from 1) draws with k - 1
+            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step - 1))
             inputs = data.train_transform(waves.to(device), lengths.to(device), generator)
             loss = model.loss_fn(model.net(*inputs), labels)
             loss.backward()

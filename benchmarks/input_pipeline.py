@@ -121,7 +121,7 @@ def time_project(data: ImageDataModule, loader, device: torch.device, batches: i
     start = time.perf_counter()
     done = 0
     for step, (images, _labels) in enumerate(loader, start=1):
-        generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step))
+        generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step - 1))
         out = data.train_transform(images.to(device, non_blocking=True), generator, epoch=epoch)
         done += len(out)
         if step == batches:
@@ -188,16 +188,15 @@ def loader_share(args: argparse.Namespace, device: torch.device, log_dir: str) -
     model.to(device).train()
     optimizer = model.optimizer(model.parameters())
     loader = data.train_dataloader()
-    scheduler = model.scheduler(optimizer, total_steps=len(loader))
-    steps = min(args.share_steps + 2, len(loader))
+    scheduler = model.scheduler(optimizer, total_steps=args.share_steps + 2)
     load_s, total_s = [], []
-    batches = iter(loader)
-    for step in range(1, steps + 1):
+    batches = forever(loader)
+    for step in range(1, args.share_steps + 3):
         sync(device)
         start = time.perf_counter()
         images, labels = next(batches)
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step))
+        generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step - 1))
         inputs = data.train_transform(images, generator, epoch=0)
         sync(device)
         loaded = time.perf_counter()
@@ -219,6 +218,15 @@ def loader_share(args: argparse.Namespace, device: torch.device, log_dir: str) -
         "share": sum(load_s) / sum(total_s),
         "precision": cli.trainer.precision,
     }
+
+
+def forever(loader):
+    """The loader's batches, epoch after epoch."""
+    epoch = 0
+    while True:
+        loader.sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -93,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speech-commands", type=Path, help="Speech Commands root, as its recipe's source.root")
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
     p.add_argument("--steps", type=int, default=3, help="training steps of each fit")
+    p.add_argument("--extra", action="append", default=[], help="extra CLI override for every recipe")
     return p.parse_args(argv)
 
 
@@ -107,6 +108,7 @@ def main_benchmark(argv: list[str] | None = None) -> list[tuple[str, str, str]]:
             if extra is None:
                 rows.append((recipe, f"skipped: pass --{DATA_FLAG[recipe].replace('_', '-')}", ""))
                 continue
+            extra += args.extra
             log = Path(tmp) / f"{recipe}.log"
             peak, code = peak_rss_mb(fit_command(recipe, extra, args, tmp), log)
             if code != 0:
