@@ -163,7 +163,9 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
-        self.train_acc(logits, y)
+        # `update`, not a call: a call also computes this batch's accuracy, which only a per-step log would
+        # read; logged per epoch, the metric is computed once at the epoch's end
+        self.train_acc.update(logits, y)
         # Logged as tensors: Lightning reads them back only every `log_every_n_steps`, so no host sync per step
         self.log(metrics.TRAIN_LOSS, loss, on_step=True, on_epoch=True)
         self.log(metrics.TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
@@ -184,7 +186,7 @@ class Classifier(L.LightningModule):
     ) -> dict[str, Tensor]:
         x, y = batch
         logits = self(x)
-        accuracy(logits, y)
+        accuracy.update(logits, y)  # computed once at the epoch's end, as in training_step
         self.log(loss_name, self.loss_fn(logits, y), on_epoch=True, sync_dist=True)
         self.log(acc_name, accuracy, on_epoch=True, prog_bar=True)
         return {"preds": logits.argmax(dim=-1)}  # for callbacks (project/callbacks/reports.py)

@@ -51,7 +51,11 @@ class SaveRunConfig(SaveConfigCallback):
                 # A record passed back later as `--config` after `--ckpt_path X` would reset X to null and
                 # evaluate untrained weights without a word; a run started from scratch records nothing here.
                 del config["ckpt_path"]
-            self.parser.save(config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+            # The config was validated when it was parsed; validating it again took two thirds of the
+            # write (0.2 s of 0.3 s on a 2-core CPU), time every fit would spend before its first step
+            self.parser.save(
+                config, path, skip_none=False, overwrite=True, multifile=self.multifile, skip_validation=True
+            )
         self.already_saved = trainer.strategy.broadcast(True)
 
 
