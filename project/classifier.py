@@ -189,7 +189,8 @@ class Classifier(L.LightningModule):
         accuracy.update(logits, y)  # computed once at the epoch's end, as in training_step
         self.log(loss_name, self.loss_fn(logits, y), on_epoch=True, sync_dist=True)
         self.log(acc_name, accuracy, on_epoch=True, prog_bar=True)
-        return {"preds": logits.argmax(dim=-1)}  # for callbacks (project/callbacks/reports.py)
+        # For the report callbacks (project/callbacks/): left on the device, read only at the epoch's end
+        return {"preds": logits.argmax(dim=-1), "probs": logits.detach().float().softmax(dim=-1)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         own = self.state_dict()

@@ -143,6 +143,17 @@ def set_logger_version(logger: Any, version: int) -> None:
     logger._version = version
 
 
+def tensorboard_event_writer(writer: Any) -> Any:
+    """The `FileWriter` behind a `torch.utils.tensorboard.SummaryWriter`, to add a hand-built Summary.
+
+    Why: `SummaryWriter.add_audio` writes the legacy audio value, which has no place for a caption;
+    TensorBoard's audio plugin shows a caption only with its tensor form (audio and label side by side),
+    which torch has no method for. The private `SummaryWriter._get_file_writer` (torch 2.x) is how
+    its own `add_*` methods reach the event file; there is no public equivalent.
+    """
+    return writer._get_file_writer()
+
+
 def clean_interrupt_messages() -> None:
     """Turn the message Lightning logs when an interrupt saved a checkpoint into one readable line.
 

@@ -17,3 +17,17 @@ MONITOR_MODE = "max"
 
 # The best monitored value of a fit, shown beside the hyperparameters in TensorBoard's HPARAMS tab
 BEST_VAL_ACC = "hp/best_val_acc"
+
+# TensorBoard pictures, tables and projections (project/callbacks/). A tag ending in "/" is a prefix:
+# one tag per class or clip follows it, e.g. "val/pr_curve/cat".
+VAL_CONFUSION_MATRIX = "val/confusion_matrix"
+VAL_CONFUSION_MATRIX_NORMALIZED = "val/confusion_matrix_normalized"
+VAL_PER_CLASS = "val/per_class"
+TEST_PER_CLASS = "test/per_class"
+VAL_PR_CURVE = "val/pr_curve/"
+TEST_PR_CURVE = "test/pr_curve/"
+VAL_SPECTROGRAM = "val/spectrogram/"
+VAL_AUDIO = "val/audio/"
+TEST_MISCLASSIFIED = "test/misclassified"
+TEST_EMBEDDINGS = "test/embeddings"
+LR_FINDER = "tuner/lr_finder"

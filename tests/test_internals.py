@@ -34,6 +34,7 @@ PRIVATE_NAMES = [
     ("lightning.pytorch.callbacks", "ModelCheckpoint._monitor_candidates", "save_latest_checkpoint_now"),
     ("lightning.pytorch.callbacks", "ModelCheckpoint._save_topk_checkpoint", "save_latest_checkpoint_now"),
     ("lightning.pytorch.callbacks", "ModelCheckpoint._save_last_checkpoint", "save_latest_checkpoint_now"),
+    ("torch.utils.tensorboard", "SummaryWriter._get_file_writer", "tensorboard_event_writer"),
     ("torch", "_foreach_lerp_", "foreach_lerp_"),
     ("torch", "_foreach_copy_", "foreach_copy_"),
     ("torch.utils.data._utils.fetch", "_MapDatasetFetcher", "BATCH_FETCH_METHOD"),

@@ -82,13 +82,10 @@ def test_summary_names_the_best_checkpoint_and_the_test_command(tmp_path, capsys
     assert f"tensorboard --logdir {run_dir(tmp_path / 'logs')}" in out
 
 
-def test_confusion_matrix_picture_has_a_cell_per_pair():
+def test_confusion_matrix_picture_is_readable_at_tensorboards_size():
     counts = torch.tensor([[5, 1, 0], [0, 3, 3], [1, 0, 9]])
-    image = render_confusion_matrix(counts, ["cat", "dog", "a-long-class-name"], cell=40)
+    image = render_confusion_matrix(counts, ["cat", "dog", "a-long-class-name"])
     assert image.dtype == torch.uint8 and image.shape[0] == 3
-    assert image.shape[1] >= 3 * 40 and image.shape[2] >= 3 * 40
-    # The diagonal of a mostly-right row is darker than an empty off-diagonal cell
-    w = image.shape[2]
-    margin = w - 3 * 40 - 1
-    cell = lambda i, j: image[:, margin + i * 40 + 2, margin + j * 40 + 2].float().mean()  # noqa: E731
-    assert cell(2, 2) < cell(2, 1)
+    assert 300 <= image.shape[1] <= 1600 and 300 <= image.shape[2] <= 1700, image.shape
+    normalized = render_confusion_matrix(counts, ["cat", "dog", "a-long-class-name"], normalize=True)
+    assert normalized.shape == image.shape and not torch.equal(normalized, image), "shares, not counts, in the cells"

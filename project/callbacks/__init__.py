@@ -3,6 +3,12 @@
 - training.py: training tricks between optimizer steps (Lookahead, FreezeParameters)
 - reports.py: TensorBoard pictures of errors (ConfusionMatrixImage, MisclassifiedImages)
 - spectrograms.py: what an audio model hears (LogSpectrograms)
+- per_class.py: precision, recall, F1 and PR curves per class (PerClassMetrics)
+- embeddings.py: the test set's features in TensorBoard's projector (TestEmbeddings)
+- graph.py: the network's graph in TensorBoard, off by default (ModelGraph)
+- tuner.py: Lightning's learning-rate and batch-size finders, reporting the override to use
+  (LearningRateFinder, BatchSizeFinder; configs/presets/lr_find.yaml, batch_size.yaml)
+- figures.py, writers.py: the drawing (matplotlib) and writing (TensorBoard) the callbacks above share
 - summary.py: the end-of-fit summary (RunSummary)
 - predictions.py: `predict` writes a CSV (PredictionCSV)
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
@@ -14,6 +20,7 @@
 
 from project.callbacks.checkpoint_files import CheckpointFiles
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
+from project.callbacks.per_class import PerClassMetrics
 from project.callbacks.predictions import PredictionCSV
 from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
 from project.callbacks.randomness import StepSeededRandomness
@@ -34,6 +41,7 @@ __all__ = [
     "Lookahead",
     "MisclassifiedImages",
     "NonFiniteLossError",
+    "PerClassMetrics",
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",

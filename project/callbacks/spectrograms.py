@@ -1,29 +1,31 @@
 """Show what the audio model hears: a few log-mel spectrograms and their clips in TensorBoard, once per
-validation epoch."""
+validation epoch, each captioned with the true word and the one the model predicted."""
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
+import torch
 
-from project.callbacks.reports import draws
+from project import metrics
+from project.callbacks import figures
+from project.callbacks.writers import add_captioned_audio, class_names, has_tensorboard, tensorboards
 from project.errors import ConfigError
 
 
 class LogSpectrograms(L.Callback):
-    """Logs the log-mel features of the first `count` clips of the first validation batch.
+    """Logs the log-mel features (`val/spectrogram/<i>`, time in seconds along x, mel bands up y) and the
+    waveforms (`val/audio/<i>`) of the first `count` clips of the first validation batch, titled
+    "true: seven · predicted: three".
 
-    Needs a net with a `log_mel` front end (`RNNClassifier`) and a TensorBoardLogger. Runs on
-    global rank 0 only and reads back one small image per clip, once per validation epoch.
+    Needs a net with a `log_mel` front end (`RNNClassifier`). Idles without a TensorBoardLogger. The
+    first batch's clips are kept on the host at that batch's end (their features computed once more,
+    for `count` clips); the pictures are drawn at the validation epoch's end, on global rank 0 only.
     """
 
     def __init__(self, count: int = 4):
         self.count = count
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage in ("fit", "validate"):  # the stages that validate
-            draws(trainer, self)
+        self.kept: list | None = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
+        if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not has_tensorboard(trainer):
             return
         # Checked here, not in `setup`: the net has just run on this data, so a net for other data
         # (from a checkpoint, say) has already been reported as such by the Classifier
@@ -32,21 +34,34 @@ class LogSpectrograms(L.Callback):
                 f"LogSpectrograms needs a net with a `log_mel` front end such as RNNClassifier, got "
                 f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
             )
-        loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-        if not loggers:
-            return
         (waves, lengths), labels = batch
-        features, frames = pl_module.net.log_mel(waves[: self.count], lengths[: self.count])  # (B, T, F)
-        classes = getattr(trainer.datamodule, "classes", None)
-        clips = waves[: self.count].float().cpu()
-        for i, (image, n, label) in enumerate(
-            zip(features.float().cpu(), frames.tolist(), labels.tolist(), strict=False)
-        ):
-            image = image[:n].T.flip(0)  # (F, T), low frequencies at the bottom
-            image = (image - image.min()) / (image.max() - image.min()).clamp(min=1e-6)
-            name = classes[label] if classes is not None else str(label)
-            clip = clips[i, : int(lengths[i])].clamp(-1, 1)  # the waveform the model heard, padding cut off
-            for logger in loggers:
-                logger.experiment.add_image(f"spectrograms/{i}_{name}", image[None], trainer.global_step)
-                rate = pl_module.net.sample_rate
-                logger.experiment.add_audio(f"audio/{i}_{name}", clip[None], trainer.global_step, rate)
+        waves, lengths = waves[: self.count], lengths[: self.count]
+        with torch.no_grad():
+            features, frames = pl_module.net.log_mel(waves, lengths)  # (B, T, F), (B,)
+        self.kept = [
+            (feature[:n].cpu(), wave[:length].cpu(), int(label), int(pred))
+            for feature, n, wave, length, label, pred in zip(
+                features.float(),
+                frames.tolist(),
+                waves.float(),
+                lengths.tolist(),
+                labels[: self.count].tolist(),
+                outputs["preds"][: self.count].tolist(),
+                strict=False,
+            )
+        ]
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.kept:
+            return
+        kept, self.kept = self.kept, None
+        net = pl_module.net
+        rate = int(net.sample_rate)
+        hop = getattr(net.log_mel, "hop_length", None)
+        names = class_names(trainer, pl_module.hparams.num_classes)
+        for i, (feature, wave, label, pred) in enumerate(kept):
+            caption = f"true: {names[label]} · predicted: {names[pred]}"
+            image = figures.spectrogram(feature, hop / rate if hop else None, caption)
+            for writer in tensorboards(trainer):
+                writer.add_image(f"{metrics.VAL_SPECTROGRAM}{i}", image, trainer.global_step)
+                add_captioned_audio(writer, f"{metrics.VAL_AUDIO}{i}", wave, rate, caption, trainer.global_step)

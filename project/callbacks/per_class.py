@@ -1,0 +1,128 @@
+"""Per-class views of every evaluation, for any data (images, audio, tables): a table of precision,
+recall and F1 per class (TEXT tab) and a precision-recall curve per class (PR CURVES tab).
+
+Everything accumulates on the device in torchmetrics states of fixed size, with no host sync per
+batch: counts per class, and for the curves the binned counts at `thresholds` evenly spaced
+probabilities (the full curve of every sample would grow with the data). The states are summed over
+ranks once at the epoch's end; global rank 0 writes.
+"""
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassPrecisionRecallCurve,
+    MulticlassRecall,
+    MulticlassStatScores,
+)
+
+from project import metrics
+from project.callbacks.writers import class_names, has_tensorboard, tensorboards
+
+
+class BinnedCounts(MulticlassPrecisionRecallCurve):
+    """The binned curve's own counts, (T, C, 2, 2) indexed [threshold, class, target, predicted],
+    summed over ranks: what TensorBoard's PR-curve plugin takes."""
+
+    def compute(self) -> Tensor:  # torchmetrics syncs the states before this runs
+        return self.confmat.clone()
+
+
+class PerClassMetrics(L.Callback):
+    """Logs, after each validation epoch (`val/per_class`, `val/pr_curve/<class>`) and the test
+    (`test/per_class`, `test/pr_curve/<class>`), a markdown table of precision, recall, F1 and
+    support per class, and a one-vs-rest precision-recall curve per class.
+
+    Args:
+        pr_curves: also log the curves.
+        thresholds: points on each curve (probabilities 0..1, evenly spaced).
+    """
+
+    def __init__(self, pr_curves: bool = True, thresholds: int = 101):
+        self.pr_curves = pr_curves
+        self.thresholds = thresholds
+
+    def _start(self, pl_module: L.LightningModule) -> None:
+        if not hasattr(self, "scores"):
+            n = pl_module.hparams.num_classes
+            # validate_args=False: the checks look at the values (a host sync per batch)
+            common = {"num_classes": n, "average": None, "validate_args": False}
+            # One collection: the four share one set of counts, updated once per batch (compute groups)
+            self.scores = MetricCollection(
+                {
+                    "precision": MulticlassPrecision(**common),
+                    "recall": MulticlassRecall(**common),
+                    "f1": MulticlassF1Score(**common),
+                    "stats": MulticlassStatScores(**common),  # (C, 5): tp, fp, tn, fn, support
+                }
+            )
+            self.curve = BinnedCounts(n, thresholds=self.thresholds, validate_args=False) if self.pr_curves else None
+        for metric in (self.scores, self.curve):
+            if metric is not None:
+                metric.to(pl_module.device).reset()
+
+    def _update(self, outputs: dict, labels: Tensor) -> None:
+        self.scores.update(outputs["preds"], labels)
+        if self.curve is not None:
+            self.curve.update(outputs["probs"], labels)
+
+    def _write(self, trainer: L.Trainer, table_tag: str, curve_prefix: str) -> None:
+        results = self.scores.compute()  # every rank joins the sums over ranks
+        if self.curve is not None:
+            results["curve"] = self.curve.compute()
+        if trainer.sanity_checking or not has_tensorboard(trainer):
+            return
+        names = class_names(trainer, len(results["precision"]))
+        table = per_class_table(names, results["precision"], results["recall"], results["f1"], results["stats"][:, 4])
+        for writer in tensorboards(trainer):
+            writer.add_text(table_tag, table, trainer.global_step)
+        if "curve" not in results:
+            return
+        counts = results["curve"].cpu().double()  # (T, C, 2, 2)
+        tp, fp, fn, tn = counts[..., 1, 1], counts[..., 0, 1], counts[..., 1, 0], counts[..., 0, 0]  # (T, C)
+        precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp(min=1), 1.0)
+        recall = tp / (tp + fn).clamp(min=1)
+        for c, name in enumerate(names):
+            for writer in tensorboards(trainer):
+                writer.add_pr_curve_raw(
+                    f"{curve_prefix}{name}",
+                    tp[:, c],
+                    fp[:, c],
+                    tn[:, c],
+                    fn[:, c],
+                    precision[:, c],
+                    recall[:, c],
+                    trainer.global_step,
+                    num_thresholds=self.thresholds,
+                )
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(pl_module)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._update(outputs, batch[1])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer, metrics.VAL_PER_CLASS, metrics.VAL_PR_CURVE)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(pl_module)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._update(outputs, batch[1])
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer, metrics.TEST_PER_CLASS, metrics.TEST_PR_CURVE)
+
+
+def per_class_table(names: list[str], precision: Tensor, recall: Tensor, f1: Tensor, support: Tensor) -> str:
+    """A markdown table, one row per class, and the macro averages beneath it."""
+    lines = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for row in zip(names, precision.tolist(), recall.tolist(), f1.tolist(), support.tolist(), strict=True):
+        name, p, r, f, n = row
+        lines.append(f"| {name} | {p:.3f} | {r:.3f} | {f:.3f} | {int(n)} |")
+    mean = f"{precision.mean():.3f} precision, {recall.mean():.3f} recall, {f1.mean():.3f} F1"
+    return "\n".join(lines) + f"\n\nMacro average (classes weighted equally): {mean}."
