@@ -19,6 +19,8 @@
 """
 
 from project.callbacks.checkpoint_files import CheckpointFiles
+from project.callbacks.embeddings import TestEmbeddings
+from project.callbacks.graph import ModelGraph
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
 from project.callbacks.per_class import PerClassMetrics
 from project.callbacks.predictions import PredictionCSV
@@ -29,22 +31,27 @@ from project.callbacks.resume import ResumeLoaderPosition
 from project.callbacks.spectrograms import LogSpectrograms
 from project.callbacks.summary import RunSummary
 from project.callbacks.training import FreezeParameters, Lookahead
+from project.callbacks.tuner import BatchSizeFinder, LearningRateFinder
 
 __all__ = [
+    "BatchSizeFinder",
     "CheckpointFiles",
     "ConfusionMatrixImage",
     "FiniteLossGuard",
     "FitTimeEstimate",
     "FreezeParameters",
+    "LearningRateFinder",
     "LineProgress",
     "LogSpectrograms",
     "Lookahead",
     "MisclassifiedImages",
+    "ModelGraph",
     "NonFiniteLossError",
     "PerClassMetrics",
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",
     "StepSeededRandomness",
+    "TestEmbeddings",
     "plain_progress_when_not_a_terminal",
 ]

@@ -132,8 +132,14 @@ class InMemoryDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         self.source.prepare()
 
+    @property
+    def per_device_batch_size(self) -> int:
+        # Read from `batch_size` at every loader's build, so a changed batch size (Lightning's
+        # batch-size finder sets `batch_size`) reaches the loaders
+        return per_device_batch_size(self.batch_size, self.trainer)
+
     def setup(self, stage: str) -> None:
-        self.per_device_batch_size = per_device_batch_size(self.batch_size, self.trainer)
+        per_device_batch_size(self.batch_size, self.trainer)  # a batch that does not split over devices fails here
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
             train, val = self.fit_splits()
             self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(self._named(val, "val"))
