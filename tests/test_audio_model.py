@@ -131,8 +131,10 @@ def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
     events.Reload()
     val_acc = [e.value for e in events.Scalars(metrics.VAL_ACC)]
     assert max(val_acc) >= 0.6, f"10 synthetic classes, chance is 0.1; validation accuracy went {val_acc}"
-    assert any(tag.startswith("spectrograms/") for tag in events.Tags()["images"]), "no spectrograms in TensorBoard"
-    assert any(tag.startswith("audio/") for tag in events.Tags()["audio"]), "no audio clips in TensorBoard"
+    tags = events.Tags()
+    assert any(tag.startswith(metrics.VAL_SPECTROGRAM) for tag in tags["images"]), "no spectrograms in TensorBoard"
+    assert any(tag.startswith(metrics.VAL_AUDIO) for tag in tags["tensors"]), "no audio clips in TensorBoard"
+    assert sum(tag.startswith(metrics.VAL_PR_CURVE) for tag in tags["tensors"]) == 10, "a PR curve per digit"
 
     # The checkpoint alone predicts from raw waveforms
     tested = main([

@@ -57,7 +57,9 @@ class PerClassMetrics(L.Callback):
                     "recall": MulticlassRecall(**common),
                     "f1": MulticlassF1Score(**common),
                     "stats": MulticlassStatScores(**common),  # (C, 5): tp, fp, tn, fn, support
-                }
+                },
+                # Named, not found: finding them compares the states, a host sync at the first batch
+                compute_groups=[["precision", "recall", "f1", "stats"]],
             )
             self.curve = BinnedCounts(n, thresholds=self.thresholds, validate_args=False) if self.pr_curves else None
         for metric in (self.scores, self.curve):

@@ -14,11 +14,17 @@ import math
 
 import lightning as L
 from lightning.pytorch import callbacks
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 
 from project import metrics
 from project.callbacks import figures
 from project.callbacks.writers import tensorboards
+
+
+def report(trainer: L.Trainer, line: str) -> None:
+    """The answer on stdout, once (global rank 0), beside the run summary."""
+    if trainer.is_global_zero:
+        print(line, flush=True)
 
 
 def learning_rate_override(pl_module: L.LightningModule, lr: float) -> str:
@@ -78,9 +84,10 @@ class LearningRateFinder(callbacks.LearningRateFinder):
             image = figures.to_image(fig)
             for writer in writers:
                 writer.add_image(metrics.LR_FINDER, image, trainer.global_step)
-        rank_zero_info(
+        report(
+            trainer,
             f"Suggested learning rate: {self.suggestion:.3g}. Train with it by adding: "
-            f"{learning_rate_override(pl_module, self.suggestion)}"
+            f"{learning_rate_override(pl_module, self.suggestion)}",
         )
 
 
@@ -134,8 +141,9 @@ class BatchSizeFinder(callbacks.BatchSizeFinder):
         finally:
             trainer.strategy.lr_scheduler_configs = schedules
         trainer.should_stop = True
-        rank_zero_info(
+        report(
+            trainer,
             f"Largest batch size that fits: {self.optimal_batch_size}. Train with it by adding: "
             f"--data.batch_size {self.optimal_batch_size} (a schedule tuned for another batch size may want "
-            "its learning rate scaled with it)."
+            "its learning rate scaled with it).",
         )
