@@ -18,12 +18,12 @@ DPI = 100
 COLOUR_MAP = "magma"  # perceptually uniform, and readable in greyscale print
 
 
-def figure(width: float, height: float):
+def figure(width: float, height: float, layout: str | None = "constrained"):
     """A matplotlib Figure (inches) on an Agg canvas; matplotlib is imported only when a picture is drawn."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -51,13 +51,14 @@ def confusion_matrix(counts: Tensor, names: Sequence[str], normalize: bool = Fal
     ax = fig.add_subplot()
     shading = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(shading, ax=ax, shrink=0.8, label="share of the true class (row)")
-    ax.set_xticks(range(n), labels=names, rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center")
+    slanted = max(len(name) for name in names) > 3  # long names overlap side by side
+    ax.set_xticks(range(n), labels=names, rotation=45 if slanted else 0, ha="right" if slanted else "center")
     ax.set_yticks(range(n), labels=names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title("Confusion matrix, rows normalised" if normalize else "Confusion matrix (counts)")
-    if n <= 40:  # beyond that the numbers no longer fit their cells; the shading still reads
-        size = 10 if n <= 12 else 7 if n <= 25 else 5
+    if n <= 20:  # beyond that the numbers crowd their cells (and take seconds to draw); the shading reads
+        size = 10 if n <= 12 else 7
         for i in range(n):
             for j in range(n):
                 text = f"{shares[i, j]:.2f}" if normalize else str(int(counts[i, j]))
@@ -85,16 +86,28 @@ def spectrogram(
 
 
 def image_grid(images: Sequence[Tensor], titles: Sequence[str], columns: int = 8) -> np.ndarray:
-    """Images (C, H, W), each scaled to [0, 1] for display, in a grid with a title above each."""
-    rows = -(-len(images) // columns)
+    """Images (C, H, W), each stretched to its own range, in a grid with a title above each.
+
+    One mosaic in one axes, the titles placed over it: a subplot per image would cost ten times more
+    to draw."""
     columns = min(columns, len(images))
-    fig = figure(1.6 * columns, 1.9 * rows)
-    for k, (image, title) in enumerate(zip(images, titles, strict=True)):
-        ax = fig.add_subplot(rows, columns, k + 1)
-        picture = displayable(image)
-        ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0.0, vmax=1.0)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+    rows = -(-len(images) // columns)
+    tiles = [displayable(image) for image in images]
+    tiles = [tile if tile.ndim == 3 else np.repeat(tile[..., None], 3, axis=2) for tile in tiles]  # (H, W, 3)
+    height, width = max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)
+    gap, caption = max(2, width // 8), max(height // 2, 20)  # pixels between tiles, above each for its title
+    mosaic = np.ones((rows * (height + caption + gap), columns * (width + gap), 3))
+    for k, tile in enumerate(tiles):
+        top, left = (k // columns) * (height + caption + gap) + caption, (k % columns) * (width + gap)
+        mosaic[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
+    side = 1.5 * columns  # inches: about 150 px a tile, titles at 8 pt
+    fig = figure(side, side * mosaic.shape[0] / mosaic.shape[1], layout=None)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.imshow(mosaic, interpolation="nearest")
+    for k, title in enumerate(titles):
+        top, left = (k // columns) * (height + caption + gap) + caption, (k % columns) * (width + gap)
+        ax.text(left + width / 2, top - 1, title, ha="center", va="bottom", fontsize=8)
+    ax.axis("off")
     return to_image(fig)
 
 
