@@ -229,7 +229,8 @@ def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path
     assert isinstance(cli.trainer.optimizers[0], torch.optim.AdamW) and not cli.trainer.lr_scheduler_configs
     assert cli.model.loss_fn.label_smoothing == 0.0 and cli.trainer.logger.name == "image_folder"
     used = {type(c).__name__ for c in cli.trainer.callbacks}
-    recipe_only = {"ConfusionMatrixImage", "MisclassifiedImages", "LogSpectrograms", "Lookahead", "FreezeParameters"}
+    recipe_only = {"ConfusionMatrixImage", "MisclassifiedImages", "LogSpectrograms", "PerClassMetrics"}
+    recipe_only |= {"TestEmbeddings", "Lookahead", "FreezeParameters"}
     assert not used & recipe_only, f"only the CLI's generic callbacks, got {sorted(used)}"
     main(["test", f"--ckpt_path={runs(tmp_path / 'logs', 'image_folder')[-1] / 'checkpoints' / 'last.ckpt'}"])
 
