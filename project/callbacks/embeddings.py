@@ -37,8 +37,9 @@ class TestEmbeddings(L.Callback):
     """Logs `test/embeddings` to TensorBoard's projector at the end of `test`.
 
     The features are what the net hands its last layer: the input of `module` (a forward hook, so any
-    net works unchanged), flattened to (N, D). Only the first call of `module` per batch is kept: a net
-    that runs it more than once (test-time augmentation) shows the first view.
+    net works unchanged), flattened to (N, D). Only the first call of `module` per batch, and its first
+    rows, one per sample, are kept: a net that runs it on several views (test-time augmentation) shows
+    the first.
 
     Args:
         max_samples: the first this many test samples of global rank 0 (the projector slows down past
@@ -79,7 +80,9 @@ class TestEmbeddings(L.Callback):
         if self._hook is None or self._batch is None or room <= 0:
             return
         inputs, labels = batch
-        features = self._batch[:room]  # sizes are known on the host: no sync
+        # The first rows, one per sample: a net that stacks augmented views along the batch (airbench's
+        # test-time augmentation) puts the plain view first. Sizes are known on the host: no sync.
+        features = self._batch[: len(labels)][:room]
         self.features.append(features.reshape(len(features), -1).float().cpu())
         self.labels.append(labels[:room].cpu())
         self.preds.append(outputs["preds"][:room].cpu())
