@@ -208,3 +208,20 @@ def test_batch_size_finder_preset_prints_the_largest_batch_and_its_override(tmp_
     assert "Largest batch size that fits: 64. Train with it by adding: --data.batch_size 64" in out
     assert cli.trainer.global_step == 0
     assert not list(Path.cwd().glob(".scale_batch_size_*.ckpt"))
+
+
+def test_binned_counts_match_torchmetrics_curve_and_stay_deterministic():
+    from torchmetrics.classification import MulticlassPrecisionRecallCurve
+
+    from project.callbacks.per_class import BinnedCounts
+
+    probs, labels = torch.rand(50, 4).softmax(dim=1), torch.randint(0, 4, (50,))
+    ours = BinnedCounts(4, thresholds=11)
+    ours.update(probs[:20], labels[:20])
+    ours.update(probs[20:], labels[20:])
+    found = ours.compute()
+    reference = MulticlassPrecisionRecallCurve(4, thresholds=11)
+    reference.update(probs, labels)
+    counts = reference.confmat  # (T, C, target, predicted)
+    for key, (target, called) in {"tp": (1, 1), "fp": (0, 1), "fn": (1, 0), "tn": (0, 0)}.items():
+        assert torch.equal(found[key], counts[..., target, called]), key

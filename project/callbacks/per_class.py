@@ -9,26 +9,45 @@ ranks once at the epoch's end; global rank 0 writes.
 
 import lightning as L
 import torch
-from torch import Tensor
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassPrecisionRecallCurve,
-    MulticlassRecall,
-    MulticlassStatScores,
-)
+from torch import Tensor, nn
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall, MulticlassStatScores
 
 from project import metrics
 from project.callbacks.writers import class_names, has_tensorboard, tensorboards
 
 
-class BinnedCounts(MulticlassPrecisionRecallCurve):
-    """The binned curve's own counts, (T, C, 2, 2) indexed [threshold, class, target, predicted],
-    summed over ranks: what TensorBoard's PR-curve plugin takes."""
+class BinnedCounts(Metric):
+    """One-vs-rest counts per class at `thresholds` evenly spaced probabilities: what TensorBoard's
+    PR-curve plugin takes. Fixed-size states (T, C), summed over batches and ranks.
 
-    def compute(self) -> Tensor:  # torchmetrics syncs the states before this runs
-        return self.confmat.clone()
+    Written here rather than taken from torchmetrics' binned `MulticlassPrecisionRecallCurve`: that one
+    counts with `bincount`, which under `trainer.deterministic` becomes a (B·C·T, 4·C·T) comparison
+    table per batch (half a gigabyte for 16 clips of 10 classes at 101 thresholds). Comparisons and sums
+    are deterministic as they are.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, thresholds: int = 101):
+        super().__init__()
+        self.register_buffer("thresholds", torch.linspace(0, 1, thresholds), persistent=False)
+        for name in ("tp", "fp"):  # (T, C): predicted positive at each threshold, rightly or not
+            self.add_state(name, torch.zeros(thresholds, num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("positives", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, probs: Tensor, labels: Tensor) -> None:
+        target = nn.functional.one_hot(labels, probs.shape[1]).bool()  # (B, C)
+        called = probs.float()[None] >= self.thresholds[:, None, None]  # (T, B, C)
+        self.tp += (called & target).sum(dim=1)
+        self.fp += (called & ~target).sum(dim=1)
+        self.positives += target.sum(dim=0)
+        self.total += len(labels)
+
+    def compute(self) -> dict[str, Tensor]:
+        fn = self.positives - self.tp
+        return {"tp": self.tp, "fp": self.fp, "fn": fn, "tn": self.total - self.tp - self.fp - fn}
 
 
 class PerClassMetrics(L.Callback):
@@ -61,7 +80,7 @@ class PerClassMetrics(L.Callback):
                 # Named, not found: finding them compares the states, a host sync at the first batch
                 compute_groups=[["precision", "recall", "f1", "stats"]],
             )
-            self.curve = BinnedCounts(n, thresholds=self.thresholds, validate_args=False) if self.pr_curves else None
+            self.curve = BinnedCounts(n, self.thresholds) if self.pr_curves else None
         for metric in (self.scores, self.curve):
             if metric is not None:
                 metric.to(pl_module.device).reset()
@@ -83,8 +102,7 @@ class PerClassMetrics(L.Callback):
             writer.add_text(table_tag, table, trainer.global_step)
         if "curve" not in results:
             return
-        counts = results["curve"].cpu().double()  # (T, C, 2, 2)
-        tp, fp, fn, tn = counts[..., 1, 1], counts[..., 0, 1], counts[..., 1, 0], counts[..., 0, 0]  # (T, C)
+        tp, fp, fn, tn = (results["curve"][key].cpu().double() for key in ("tp", "fp", "fn", "tn"))  # (T, C)
         precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp(min=1), 1.0)
         recall = tp / (tp + fn).clamp(min=1)
         for c, name in enumerate(names):
