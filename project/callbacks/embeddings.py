@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
 from project.errors import ConfigError
 
 
@@ -33,7 +33,7 @@ def features_module(net: nn.Module, name: str | None) -> nn.Module:
     return linear[-1]
 
 
-class TestEmbeddings(L.Callback):
+class TestEmbeddings(TensorBoardView):
     """Logs `test/embeddings` to TensorBoard's projector at the end of `test`.
 
     The features are what the net hands its last layer: the input of `module` (a forward hook, so any

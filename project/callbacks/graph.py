@@ -4,14 +4,13 @@ which costs a forward pass and, for a large net, seconds. Add it to a recipe's t
 
 import warnings
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from project.callbacks.writers import tensorboards
+from project.callbacks.writers import TensorBoardView, tensorboards
 
 
-class ModelGraph(L.Callback):
+class ModelGraph(TensorBoardView):
     """Writes the graph of `net` once, on the first training batch of a fit (its real inputs).
 
     The trace runs in eval mode without gradients, so it moves no BatchNorm statistic and draws no
@@ -20,6 +19,7 @@ class ModelGraph(L.Callback):
     """
 
     def __init__(self):
+        super().__init__()
         self.done = False
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:

@@ -14,7 +14,7 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall, MulticlassStatScores
 
 from project import metrics
-from project.callbacks.writers import class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
 
 
 class BinnedCounts(Metric):
@@ -50,7 +50,7 @@ class BinnedCounts(Metric):
         return {"tp": self.tp, "fp": self.fp, "fn": fn, "tn": self.total - self.tp - self.fp - fn}
 
 
-class PerClassMetrics(L.Callback):
+class PerClassMetrics(TensorBoardView):
     """Logs, after each validation epoch (`val/per_class`, `val/pr_curve/<class>`) and the test
     (`test/per_class`, `test/pr_curve/<class>`), a markdown table of precision, recall, F1 and
     support per class, and a one-vs-rest precision-recall curve per class.
@@ -65,6 +65,8 @@ class PerClassMetrics(L.Callback):
         self.thresholds = thresholds
 
     def _start(self, pl_module: L.LightningModule) -> None:
+        if not self.active:
+            return
         if not hasattr(self, "scores"):
             n = pl_module.hparams.num_classes
             # validate_args=False: the checks look at the values (a host sync per batch)
@@ -86,11 +88,15 @@ class PerClassMetrics(L.Callback):
                 metric.to(pl_module.device).reset()
 
     def _update(self, outputs: dict, labels: Tensor) -> None:
+        if not self.active:
+            return
         self.scores.update(outputs["preds"], labels)
         if self.curve is not None:
             self.curve.update(outputs["probs"], labels)
 
     def _write(self, trainer: L.Trainer, table_tag: str, curve_prefix: str) -> None:
+        if not self.active:
+            return
         results = self.scores.compute()  # every rank joins the sums over ranks
         if self.curve is not None:
             results["curve"] = self.curve.compute()

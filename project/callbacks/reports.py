@@ -14,11 +14,11 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
 from project.errors import ConfigError
 
 
-class ConfusionMatrixImage(L.Callback):
+class ConfusionMatrixImage(TensorBoardView):
     """Logs the validation confusion matrix as `val/confusion_matrix`: rows the true class, columns the
     predicted one, class names on both axes, each row shaded by its share, counts in the cells.
 
@@ -31,15 +31,20 @@ class ConfusionMatrixImage(L.Callback):
         self.normalize = normalize
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.active:
+            return
         # Here, not in `setup`: a model may learn its class count from the data only in its own setup
         if not hasattr(self, "matrix"):
             self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes, validate_args=False)
         self.matrix.to(pl_module.device)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.matrix.update(outputs["preds"], batch[1])
+        if self.active:
+            self.matrix.update(outputs["preds"], batch[1])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.active:
+            return
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
         if trainer.sanity_checking or not has_tensorboard(trainer):
@@ -58,7 +63,7 @@ def render_confusion_matrix(counts: Tensor, names: list[str], normalize: bool = 
     return torch.from_numpy(figures.confusion_matrix(counts, names, normalize))
 
 
-class MisclassifiedImages(L.Callback):
+class MisclassifiedImages(TensorBoardView):
     """Logs up to `count` misclassified test images as one grid (`test/misclassified`), each titled
     with its true class, the predicted class and the probability the model gave it. For image
     inputs (B, C, H, W) only.

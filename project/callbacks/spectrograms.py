@@ -6,11 +6,11 @@ import torch
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import add_captioned_audio, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, add_captioned_audio, class_names, has_tensorboard, tensorboards
 from project.errors import ConfigError
 
 
-class LogSpectrograms(L.Callback):
+class LogSpectrograms(TensorBoardView):
     """Logs the log-mel features (`val/spectrogram/<i>`, time in seconds along x, mel bands up y) and the
     waveforms (`val/audio/<i>`) of the first `count` clips of the first validation batch, titled
     "true: seven · predicted: three".

@@ -1,8 +1,8 @@
 """Lightning's tuner from the command line: the learning-rate finder and the batch-size finder, as
 callbacks that report what they found as the override to type, then end the fit.
 
-    python -m project.cli fit --config fsdd --config configs/presets/lr_find.yaml
-    python -m project.cli fit --config fsdd --config configs/presets/batch_size.yaml
+    python -m project.cli fit --config fsdd --preset lr_find       # configs/presets/lr_find.yaml
+    python -m project.cli fit --config fsdd --preset batch_size    # configs/presets/batch_size.yaml
 
 Both end the fit once they have an answer instead of training on with it: the run's saved
 config.yaml would not state the value it trained with, so its checkpoints could not be resumed or

@@ -1,16 +1,19 @@
 """Where the TensorBoard callbacks write: the SummaryWriters of the trainer's TensorBoard loggers, and
 the class names to label their pictures with.
 
-A callback that finds no TensorBoardLogger (CSV, MLflow, `logger: false`) does nothing, silently: the
-recipes list these callbacks for everyone, and a run logged elsewhere is not a mistake.
+A callback that finds no TensorBoardLogger (CSV, MLflow, `logger: false`) idles: the recipes list
+these callbacks for everyone, and a run logged elsewhere is not a mistake. One info line says so for
+all of them, never a warning; none under fast_dev_run, which announces that it switched logging off.
 """
 
 import io
 import wave
+import weakref
 
 import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
@@ -31,6 +34,30 @@ def tensorboards(trainer: L.Trainer) -> list:
 def has_tensorboard(trainer: L.Trainer) -> bool:
     """Whether anything would be written: work done only for TensorBoard can be skipped when not."""
     return trainer.is_global_zero and any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers)
+
+
+class TensorBoardView(L.Callback):
+    """A callback that only draws into TensorBoard. `self.active` says, from `setup` on, whether this
+    run has a TensorBoardLogger; the same on every rank, so ranks that sum states together agree."""
+
+    active = True
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.active = draws(trainer)
+
+
+_told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
+
+
+def draws(trainer: L.Trainer) -> bool:
+    """Whether the run has a TensorBoard to draw into; if not, one info line naming the idle views."""
+    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+        return True
+    if not trainer.fast_dev_run and trainer not in _told:
+        _told.add(trainer)
+        idle = [type(c).__name__ for c in trainer.callbacks if isinstance(c, TensorBoardView)]
+        rank_zero_info(f"{', '.join(idle)}: these draw into TensorBoard only; this run has none, so they idle.")
+    return False
 
 
 def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
