@@ -22,7 +22,7 @@ from PIL import Image
 # The README's pictures: TensorBoard's URL fragment of each tab, `tagFilter` (a regex) narrowing it to
 # the tags worth showing. An image run (CIFAR-10) fills most; an audio run the spectrograms.
 DEFAULT_TABS = {
-    "scalars": "scalars&tagFilter=acc|loss",
+    "scalars": "scalars&tagFilter=^(train|val)/",
     "confusion_matrix": "images&tagFilter=confusion_matrix",
     "misclassified": "images&tagFilter=misclassified",
     "spectrogram": "images&tagFilter=spectrogram",
