@@ -39,7 +39,7 @@ from project.callbacks import (
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
 from project.errors import CheckpointError, run_command
-from project.internals import freeze_cli_hparams, unrequire_arguments
+from project.internals import cheap_repeated_logging, freeze_cli_hparams, unrequire_arguments
 from project.parser import ProjectArgumentParser
 from project.recipes import available_presets, prepare_args, shipped_recipes
 from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
@@ -214,6 +214,7 @@ class CLI(LightningCLI):
 def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.Callback] = ()) -> CLI:
     """Build the CLI (and run its subcommand unless `run=False`). `callbacks` join the CLI's own for this
     call only and stay out of the saved config.yaml: live objects such as the sweep's Optuna trial."""
+    cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise (project/internals.py)
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
     else:

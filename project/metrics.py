@@ -22,6 +22,8 @@ BEST_VAL_ACC = "hp/best_val_acc"
 # one tag per class or clip follows it, e.g. "val/pr_curve/cat".
 VAL_CONFUSION_MATRIX = "val/confusion_matrix"
 VAL_CONFUSION_MATRIX_NORMALIZED = "val/confusion_matrix_normalized"
+TEST_CONFUSION_MATRIX = "test/confusion_matrix"
+TEST_CONFUSION_MATRIX_NORMALIZED = "test/confusion_matrix_normalized"
 VAL_PER_CLASS = "val/per_class"
 TEST_PER_CLASS = "test/per_class"
 VAL_PR_CURVE = "val/pr_curve/"

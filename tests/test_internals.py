@@ -38,6 +38,7 @@ PRIVATE_NAMES = [
     ("torch", "_foreach_lerp_", "foreach_lerp_"),
     ("torch", "_foreach_copy_", "foreach_copy_"),
     ("torch.utils.data._utils.fetch", "_MapDatasetFetcher", "BATCH_FETCH_METHOD"),
+    ("lightning.pytorch.trainer.connectors.logger_connector.result", "_ResultMetric.to", "cheap_repeated_logging"),
 ]
 
 
@@ -206,3 +207,19 @@ def test_the_interrupt_message_is_rewritten(caplog):
         caplog.messages[-1]
         == "Interrupted (stopped by SIGTERM); saved /r/last.ckpt: resume with --ckpt_path /r/last.ckpt"
     )
+
+
+def test_repeated_logging_skips_the_move_and_still_moves_when_needed():
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _Metadata, _ResultMetric
+    from torchmetrics.classification import MulticlassAccuracy
+
+    internals.cheap_repeated_logging()
+    internals.cheap_repeated_logging()  # idempotent: one wrapper, not two
+    cpu, meta = torch.device("cpu"), torch.device("meta")
+    record = _ResultMetric(_Metadata(fx="training_step", name="train/loss"), is_tensor=True)
+    assert record.to(cpu) is record and record.value.device == cpu
+    record.to(meta)  # another device: Lightning's own move runs, state and defaults alike
+    assert record.value.device == meta and all(v.device == meta for v in record._defaults.values())
+    accuracy = _ResultMetric(_Metadata(fx="training_step", name="train/acc"), is_tensor=False)
+    accuracy.value = MulticlassAccuracy(3)
+    assert accuracy.to(cpu) is accuracy and accuracy.value.device == cpu

@@ -19,43 +19,66 @@ from project.errors import ConfigError
 
 
 class ConfusionMatrixImage(TensorBoardView):
-    """Logs the validation confusion matrix as `val/confusion_matrix`: rows the true class, columns the
-    predicted one, class names on both axes, each row shaded by its share, counts in the cells.
+    """Logs the confusion matrix of every validation epoch (`val/confusion_matrix`) and of `test`
+    (`test/confusion_matrix`): rows the true class, columns the predicted one, class names on both
+    axes, each row shaded by its share, counts in the cells.
 
     Args:
-        normalize: also log `val/confusion_matrix_normalized`, the cells showing each row's shares
+        normalize: also log `<stage>/confusion_matrix_normalized`, the cells showing each row's shares
             (per-class recall on the diagonal), which reads better when the classes differ in size.
+        validation: draw after each validation epoch. A run that validates only at its end (a speed
+            run) may leave this to `test`: matplotlib takes a few tenths of a second a picture on a
+            small CPU, time such a fit would otherwise wait for.
+        test: draw after `test`.
     """
 
-    def __init__(self, normalize: bool = False):
+    def __init__(self, normalize: bool = False, validation: bool = True, test: bool = True):
         self.normalize = normalize
+        self.validation = validation
+        self.test = test
 
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.active:
-            return
+    def _start(self, pl_module: L.LightningModule) -> None:
         # Here, not in `setup`: a model may learn its class count from the data only in its own setup
         if not hasattr(self, "matrix"):
             self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes, validate_args=False)
-        self.matrix.to(pl_module.device)
+        self.matrix.to(pl_module.device).reset()
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self.active:
-            self.matrix.update(outputs["preds"], batch[1])
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.active:
-            return
+    def _draw(self, trainer: L.Trainer, tags: tuple[str, str]) -> None:
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
         if trainer.sanity_checking or not has_tensorboard(trainer):
             return
         names = class_names(trainer, len(counts))
-        views = {metrics.VAL_CONFUSION_MATRIX: figures.confusion_matrix(counts, names)}
+        views = {tags[0]: figures.confusion_matrix(counts, names)}
         if self.normalize:
-            views[metrics.VAL_CONFUSION_MATRIX_NORMALIZED] = figures.confusion_matrix(counts, names, normalize=True)
+            views[tags[1]] = figures.confusion_matrix(counts, names, normalize=True)
         for writer in tensorboards(trainer):
             for tag, image in views.items():
                 writer.add_image(tag, image, trainer.global_step)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.active and self.validation:
+            self._start(pl_module)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.active and self.validation:
+            self.matrix.update(outputs["preds"], batch[1])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.active and self.validation:
+            self._draw(trainer, (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED))
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.active and self.test:
+            self._start(pl_module)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.active and self.test:
+            self.matrix.update(outputs["preds"], batch[1])
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.active and self.test:
+            self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED))
 
 
 def render_confusion_matrix(counts: Tensor, names: list[str], normalize: bool = False) -> Tensor:
@@ -64,19 +87,26 @@ def render_confusion_matrix(counts: Tensor, names: list[str], normalize: bool = 
 
 
 class MisclassifiedImages(TensorBoardView):
-    """Logs up to `count` misclassified test images as one grid (`test/misclassified`), each titled
-    with its true class, the predicted class and the probability the model gave it. For image
-    inputs (B, C, H, W) only.
+    """Logs up to `count` misclassified test images as one grid (`test/misclassified`), each captioned
+    with its true class and, in red beneath, the predicted class and the probability the model gave
+    it. For image inputs (B, C, H, W) only.
+
+    Args:
+        count: images in the grid, the first misclassified ones of the test set.
+        columns: images a row; three keep the captions readable at TensorBoard's default card width.
     """
 
-    def __init__(self, count: int = 32):
+    def __init__(self, count: int = 12, columns: int = 3):
+        if count < 1 or columns < 1:
+            raise ConfigError(f"MisclassifiedImages: count={count}, columns={columns}; both must be at least 1.")
         self.count = count
+        self.columns = columns
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.images, self.titles = [], []
+        self.images, self.captions = [], []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        room = self.count - len(self.titles)
+        room = self.count - len(self.captions)
         if room <= 0 or not has_tensorboard(trainer):
             return
         images, labels = batch
@@ -92,12 +122,13 @@ class MisclassifiedImages(TensorBoardView):
         confidence = outputs["probs"][wrong].float().amax(dim=-1).cpu()
         self.images.extend(images[wrong.to(images.device)].float().cpu())
         for label, pred, p in zip(labels.tolist(), preds.tolist(), confidence.tolist(), strict=True):
-            self.titles.append(f"true: {names[label]}\npredicted: {names[pred]} ({p:.2f})")
+            self.captions.append((names[label], f"{names[pred]} ({p:.2f})"))
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.images:
             return
-        grid = figures.image_grid(self.images, self.titles)
-        self.images, self.titles = [], []
+        legend = "true class; in red, the prediction (its probability)"
+        grid = figures.image_grid(self.images, self.captions, self.columns, legend)
+        self.images, self.captions = [], []
         for writer in tensorboards(trainer):
             writer.add_image(metrics.TEST_MISCLASSIFIED, grid, trainer.global_step)

@@ -62,6 +62,11 @@ class LogSpectrograms(TensorBoardView):
         for i, (feature, wave, label, pred) in enumerate(kept):
             caption = f"true: {names[label]} · predicted: {names[pred]}"
             image = figures.spectrogram(feature, hop / rate if hop else None, caption)
+            audio_tag, picture_tag = f"{metrics.VAL_AUDIO}{i}", f"{metrics.VAL_SPECTROGRAM}{i}"
+            # The same clip every epoch (the validation loader keeps its order), so its true class can
+            # title the audio card; TensorBoard cannot show the prediction of each step under a player
+            title = f"{audio_tag} · true: {names[label]}"
+            description = f"The prediction at each step is in the title of {picture_tag} (IMAGES tab), same step."
             for writer in tensorboards(trainer):
-                writer.add_image(f"{metrics.VAL_SPECTROGRAM}{i}", image, trainer.global_step)
-                add_captioned_audio(writer, f"{metrics.VAL_AUDIO}{i}", wave, rate, caption, trainer.global_step)
+                writer.add_image(picture_tag, image, trainer.global_step)
+                add_captioned_audio(writer, audio_tag, wave, rate, caption, trainer.global_step, title, description)

@@ -66,8 +66,17 @@ def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
     return [str(name) for name in names] if names is not None else [str(i) for i in range(num_classes)]
 
 
-def add_captioned_audio(writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int) -> None:
-    """A mono clip in [-1, 1] with a caption shown under its player in TensorBoard's AUDIO tab."""
+def add_captioned_audio(
+    writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int, title: str = "", description: str = ""
+) -> None:
+    """A mono clip in [-1, 1] in TensorBoard's AUDIO tab, with `caption` stored beside it.
+
+    TensorBoard (2.21) shows no per-clip caption: its audio plugin serves every clip's label as "".
+    What it shows is the card's `title` (its display name) and `description` (behind the card's info
+    button), both kept from the tag's first step only; so they should hold what stays the same from
+    step to step, such as the clip's true class. The `caption` stays in the event file for any reader
+    of the audio plugin's data.
+    """
     samples = (clip.detach().float().cpu().clamp(-1, 1).numpy() * np.iinfo(np.int16).max).astype("<i2")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
@@ -82,7 +91,7 @@ def add_captioned_audio(writer, tag: str, clip: Tensor, sample_rate: int, captio
         string_val=[buffer.getvalue(), caption.encode()],
     )
     meta = audio_metadata.create_summary_metadata(
-        display_name=tag, description="", encoding=audio_metadata.Encoding.Value("WAV")
+        display_name=title or tag, description=description, encoding=audio_metadata.Encoding.Value("WAV")
     )
     summary = Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
     tensorboard_event_writer(writer).add_summary(summary, step)
