@@ -82,7 +82,10 @@ def image_args(log_dir: Path) -> list[str]:
         "trainer": {
             "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"name": "images"}},
             "callbacks": [  # in place of tests/tiny.yaml's
-                {"class_path": "project.callbacks.ConfusionMatrixImage", "init_args": {"normalize": True}},
+                {
+                    "class_path": "project.callbacks.ConfusionMatrixImage",
+                    "init_args": {"normalize": True, "min_interval": 0},  # every epoch
+                },
                 {"class_path": "project.callbacks.MisclassifiedImages", "init_args": {"count": 8}},
                 {"class_path": "project.callbacks.ModelGraph"},
             ],

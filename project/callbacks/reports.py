@@ -26,16 +26,20 @@ class ConfusionMatrixImage(TensorBoardView):
     Args:
         normalize: also log `<stage>/confusion_matrix_normalized`, the cells showing each row's shares
             (per-class recall on the diagonal), which reads better when the classes differ in size.
-        validation: draw after each validation epoch. A run that validates only at its end (a speed
+        validation: draw after validation epochs. A run that validates only at its end (a speed
             run) may leave this to `test`: matplotlib takes a few tenths of a second a picture on a
             small CPU, time such a fit would otherwise wait for.
         test: draw after `test`.
+        min_interval: seconds of a fit between two validation pictures; a validation sooner than that
+            is counted but not drawn, and the last such is drawn when the fit ends. 0 draws every
+            validation epoch.
     """
 
-    def __init__(self, normalize: bool = False, validation: bool = True, test: bool = True):
+    def __init__(self, normalize: bool = False, validation: bool = True, test: bool = True, min_interval: float = 60.0):
         self.normalize = normalize
         self.validation = validation
         self.test = test
+        self.min_interval = min_interval
 
     def _start(self, pl_module: L.LightningModule) -> None:
         # Here, not in `setup`: a model may learn its class count from the data only in its own setup
@@ -43,18 +47,26 @@ class ConfusionMatrixImage(TensorBoardView):
             self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes, validate_args=False)
         self.matrix.to(pl_module.device).reset()
 
-    def _draw(self, trainer: L.Trainer, tags: tuple[str, str]) -> None:
+    def _draw(self, trainer: L.Trainer, tags: tuple[str, str], every_time: bool) -> None:
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
         if trainer.sanity_checking or not has_tensorboard(trainer):
             return
-        names = class_names(trainer, len(counts))
-        views = {tags[0]: figures.confusion_matrix(counts, names)}
-        if self.normalize:
-            views[tags[1]] = figures.confusion_matrix(counts, names, normalize=True)
-        for writer in tensorboards(trainer):
-            for tag, image in views.items():
-                writer.add_image(tag, image, trainer.global_step)
+        step = trainer.global_step
+
+        def draw() -> None:
+            names = class_names(trainer, len(counts))
+            views = {tags[0]: figures.confusion_matrix(counts, names)}
+            if self.normalize:
+                views[tags[1]] = figures.confusion_matrix(counts, names, normalize=True)
+            for writer in tensorboards(trainer):
+                for tag, image in views.items():
+                    writer.add_image(tag, image, step)
+
+        if every_time or self.due(trainer):
+            self.draw_now(draw)
+        else:
+            self.draw_later(draw)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.validation:
@@ -66,7 +78,7 @@ class ConfusionMatrixImage(TensorBoardView):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.validation:
-            self._draw(trainer, (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED))
+            self._draw(trainer, (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED), False)
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.test:
@@ -78,7 +90,7 @@ class ConfusionMatrixImage(TensorBoardView):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.test:
-            self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED))
+            self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED), True)
 
 
 def render_confusion_matrix(counts: Tensor, names: list[str], normalize: bool = False) -> Tensor:

@@ -17,11 +17,14 @@ class LogSpectrograms(TensorBoardView):
 
     Needs a net with a `log_mel` front end (`RNNClassifier`). Idles without a TensorBoardLogger. The
     first batch's clips are kept on the host at that batch's end (their features computed once more,
-    for `count` clips); the pictures are drawn at the validation epoch's end, on global rank 0 only.
+    for `count` clips); the pictures are drawn at the validation epoch's end, on global rank 0 only,
+    at most every `min_interval` seconds of a fit (the last one skipped is drawn when the fit ends;
+    0 draws every epoch).
     """
 
-    def __init__(self, count: int = 4):
+    def __init__(self, count: int = 4, min_interval: float = 60.0):
         self.count = count
+        self.min_interval = min_interval
         self.kept: list | None = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
@@ -54,7 +57,17 @@ class LogSpectrograms(TensorBoardView):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.kept:
             return
-        kept, self.kept = self.kept, None
+        kept, self.kept, step = self.kept, None, trainer.global_step
+
+        def work() -> None:
+            self._draw(trainer, pl_module, kept, step)
+
+        if self.due(trainer):
+            self.draw_now(work)
+        else:
+            self.draw_later(work)
+
+    def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, kept: list, step: int) -> None:
         net = pl_module.net
         rate = int(net.sample_rate)
         hop = getattr(net.log_mel, "hop_length", None)
@@ -68,5 +81,5 @@ class LogSpectrograms(TensorBoardView):
             title = f"{audio_tag} · true: {names[label]}"
             description = f"The prediction at each step is in the title of {picture_tag} (IMAGES tab), same step."
             for writer in tensorboards(trainer):
-                writer.add_image(picture_tag, image, trainer.global_step)
-                add_captioned_audio(writer, audio_tag, wave, rate, caption, trainer.global_step, title, description)
+                writer.add_image(picture_tag, image, step)
+                add_captioned_audio(writer, audio_tag, wave, rate, caption, step, title, description)
