@@ -61,9 +61,10 @@ def confusion_matrix(counts: Tensor, names: Sequence[str], normalize: bool = Fal
     ax.set_yticks(range(n), labels=names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    what = "share of the true class" if normalize else "counts"
+    numbered = n <= 20  # beyond that the numbers crowd their cells (and take seconds to draw); the shading reads
+    what = ("shares of the true class" if normalize else "counts") if numbered else "no numbers at this size"
     ax.set_title(f"Confusion matrix: {what}, shaded by the row's share", fontsize=10)
-    if n <= 20:  # beyond that the numbers crowd their cells (and take seconds to draw); the shading reads
+    if numbered:
         size = 10 if n <= 12 else 7
         for i in range(n):
             for j in range(n):
