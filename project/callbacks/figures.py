@@ -92,6 +92,10 @@ def spectrogram(
     return to_image(fig)
 
 
+TILE, CELL, FONT_PT = 96, 130, 10  # image side and cell width in pixels; caption size in points
+LINE = int(FONT_PT * DPI / 72 * 1.25)  # a caption line's height in pixels
+
+
 def image_grid(
     images: Sequence[Tensor], captions: Sequence[tuple[str, str]], columns: int = 3, legend: str = ""
 ) -> np.ndarray:
@@ -129,10 +133,6 @@ def image_grid(
     ax.set_ylim(mosaic.shape[0], 0)
     ax.axis("off")
     return to_image(fig)
-
-
-TILE, CELL, FONT_PT = 96, 130, 10  # image side and cell width in pixels; caption size in points
-LINE = int(FONT_PT * DPI / 72 * 1.25)  # a caption line's height in pixels
 
 
 def _fit(text: str, chars: int) -> str:

@@ -63,10 +63,7 @@ class ConfusionMatrixImage(TensorBoardView):
                 for tag, image in views.items():
                     writer.add_image(tag, image, step)
 
-        if every_time or self.due(trainer):
-            self.draw_now(draw)
-        else:
-            self.draw_later(draw)
+        self.draw_when_due(trainer, draw, at_once=every_time)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.validation:

@@ -62,10 +62,7 @@ class LogSpectrograms(TensorBoardView):
         def work() -> None:
             self._draw(trainer, pl_module, kept, step)
 
-        if self.due(trainer):
-            self.draw_now(work)
-        else:
-            self.draw_later(work)
+        self.draw_when_due(trainer, work)
 
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, kept: list, step: int) -> None:
         net = pl_module.net

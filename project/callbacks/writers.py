@@ -43,38 +43,38 @@ class TensorBoardView(L.Callback):
     run has a TensorBoardLogger; the same on every rank, so ranks that sum states together agree.
 
     Views that draw after every validation epoch keep to `min_interval` seconds between pictures
-    during a fit (`due`), and draw the last one they skipped when the fit ends (`on_fit_end`): the
+    during a fit (`draw_when_due`), and draw the last one they skipped when the fit ends (`on_fit_end`): the
     picture of the final model is always there. Drawing takes a few tenths of a second on a small CPU,
     nothing beside a CPU epoch of minutes, but as much as a whole epoch of a small net on a GPU.
     """
 
     active = True
     min_interval = 0.0
+    _pending = None  # the latest skipped validation's drawing, owed at the fit's end
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.active = draws(trainer)
         self._last_drawn = time.monotonic()
         self._pending = None
 
-    def due(self, trainer: L.Trainer) -> bool:
-        """Whether a validation's picture is drawn now rather than left for the fit's end."""
-        if trainer.state.fn != TrainerFn.FITTING:  # `validate` draws its one picture at once
-            return True
-        return time.monotonic() - self._last_drawn >= self.min_interval
+    def draw_when_due(self, trainer: L.Trainer, work, at_once: bool = False) -> None:
+        """Run `work` (a callable drawing one evaluation's pictures) now if `at_once`, outside a fit
+        (`validate` draws its one picture), or when `min_interval` has passed since the last picture;
+        otherwise keep it for `on_fit_end` in place of the one kept before: only the latest is owed."""
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if at_once or not fitting or time.monotonic() - self._last_drawn >= self.min_interval:
+            self._draw_now(work)
+        else:
+            self._pending = work
 
-    def draw_later(self, work) -> None:
-        """Keep `work` (a callable drawing one validation's pictures) for `on_fit_end`, replacing the
-        one kept before: only the latest validation's picture is owed."""
-        self._pending = work
-
-    def draw_now(self, work) -> None:
+    def _draw_now(self, work) -> None:
         work()
         self._pending = None
         self._last_drawn = time.monotonic()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(self, "_pending", None) is not None:
-            self.draw_now(self._pending)
+        if self._pending is not None:
+            self._draw_now(self._pending)
 
 
 _told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
