@@ -14,7 +14,10 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser
 
-from project.errors import DEBUG_ENV, USER_ERROR_EXIT, debug_enabled
+from project.config_yaml import config_problem, read_config_text, use_bounded_yaml
+from project.errors import DEBUG_ENV, USER_ERROR_EXIT, ConfigError, debug_enabled
+
+use_bounded_yaml()  # every YAML jsonargparse reads: bounded aliases and size, no duplicate keys
 
 
 class ProjectArgumentParser(LightningArgumentParser):
@@ -37,9 +40,14 @@ class ProjectArgumentParser(LightningArgumentParser):
 def config_file_problem(path: Path) -> str | None:
     """What makes `path` unusable as a config file (naming the file and line), or None if it reads as one."""
     try:
-        text = path.read_text()
+        text = read_config_text(path)
+    except ConfigError as err:
+        return str(err)
     except (OSError, UnicodeDecodeError) as err:
         return f"cannot read the config file {path}: {err}"
+    bounded = config_problem(text, str(path))  # before parsing it whole: a bomb, or a key given twice
+    if bounded is not None:
+        return bounded
     try:
         content = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:

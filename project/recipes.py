@@ -30,6 +30,7 @@ import torch
 import yaml
 
 from project.checkpoints import check_checkpoint_path, local_path
+from project.config_yaml import load_config_file
 from project.errors import CheckpointError, ConfigError
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
@@ -212,7 +213,9 @@ def implicit_config(ckpt: str) -> str | None:
     run_config = local.parent.parent / "config.yaml"
     config, sources = {}, []
     if local.parent.name == "checkpoints" and run_config.is_file():
-        config = yaml.safe_load(run_config.read_text()) or {}
+        config = load_config_file(run_config) or {}
+        if not isinstance(config, dict):
+            raise ConfigError(f"{run_config} holds a {type(config).__name__}, not a run's config: pass --config RECIPE")
         sources.append(str(run_config))
     if local.is_file():  # the network and data the checkpoint was trained with outrank the run's config
         config.update(checkpoint_config(local, required=not sources))

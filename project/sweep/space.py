@@ -18,6 +18,8 @@ from typing import Any
 import optuna
 import yaml
 
+from project.config_yaml import load_config_file
+
 # Set by the sweep for every trial (each trial's run folder); a search over them would break the study's layout
 RESERVED_KEYS = ("trainer.logger.init_args.name", "trainer.logger.init_args.version")
 
@@ -57,7 +59,7 @@ def load_space(path: str | Path) -> list[Param]:
     if not path.is_file():
         raise SearchSpaceError(f"{path}: no such search-space file (see configs/search/ for examples).")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_config_file(path)  # bounded: no YAML bomb, no duplicate key
     except yaml.YAMLError as err:
         raise SearchSpaceError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict) or not raw:
