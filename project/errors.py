@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from project.internals import clean_interrupt_messages
@@ -84,9 +85,26 @@ def as_user_error(err: BaseException) -> BaseException | None:
             return cause
         if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
             return DiskFullError(cause.filename or "the run's output folder")
+        if isinstance(cause, OSError) and cause.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and cause.filename:
+            return ConfigError(
+                f"cannot write {cause.filename}: {cause.strerror}. Choose a folder you may write to "
+                "(--trainer.logger.init_args.save_dir for the run, --predictions.output for predictions)"
+            )
+    for cause in _chain(err):
+        if isinstance(cause, MisconfigurationException):  # Lightning refusing a trainer setting the user gave
+            return ConfigError(_misconfiguration(str(cause)))
     if isinstance(err, FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return err
     return None
+
+
+def _misconfiguration(message: str) -> str:
+    if "No supported gpu backend found" in message:
+        return (
+            "trainer.accelerator=gpu, but this machine has no usable GPU (torch.cuda.is_available() is False): "
+            "use --trainer.accelerator auto (the best this machine has) or cpu"
+        )
+    return f"the trainer refused its config: {message.strip()}"
 
 
 def run_command(main: Callable[[], T]) -> T:

@@ -5,7 +5,9 @@ for `fit`). A config file that is not valid YAML, is empty, or holds something o
 keys is named with the line at fault; jsonargparse reports such files as `"<unicode string>", line 2`.
 """
 
+import difflib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,13 +23,25 @@ use_bounded_yaml()  # every YAML jsonargparse reads: bounded aliases and size, n
 
 
 class ProjectArgumentParser(LightningArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # argparse would take `--trainer.max_epoch 3` for `--trainer.max_epochs 3`: a typo must not train
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error or debug_enabled():  # a caller that catches errors, or debugging
             super().error(message, ex)
         prog = self.prog.replace(" [options]", "")
-        sys.stderr.write(f"error: {message.strip()}\n")
+        sys.stderr.write(f"error: {one_line(message)}{self._close_matches(message)}\n")
         sys.stderr.write(f"Run `{prog} --help` for the accepted keys (set {DEBUG_ENV}=1 for the details).\n")
         self.exit(USER_ERROR_EXIT)
+
+    def _close_matches(self, message: str) -> str:
+        """For an unrecognized `--key`, the accepted keys it is close to."""
+        unknown = re.findall(r"(--[\w.-]+)", message) if "unrecognized arguments" in message else []
+        options = [o for o in self._option_string_actions if o.startswith("--")]
+        close = [m for name in unknown for m in difflib.get_close_matches(name, options, n=1, cutoff=0.8)]
+        return f" (did you mean {' or '.join(dict.fromkeys(close))}?)" if close else ""
 
     def parse_path(self, path: str | os.PathLike, *args: Any, **kwargs: Any) -> Namespace:
         # Checked first: jsonargparse parses the file's text, and its errors have lost the file's name
@@ -35,6 +49,66 @@ class ProjectArgumentParser(LightningArgumentParser):
         if problem is not None:
             self.error(problem)
         return super().parse_path(path, *args, **kwargs)
+
+
+_KEY = re.compile(r'Parser key "([^"]+)"')
+_NESTED = re.compile(r"NestedArg\(key='([^']*)', val=(.*)\)\s*$", re.MULTILINE)
+_EXPECTED = re.compile(r"Expected an? (<class '[\w.]+'>|typing\.Literal\[.*\]|<class [^>]+>|\S+)")
+_PROBLEM = re.compile(r"Problem with given class_path '([^']*)':")
+_REASONS = ("No module named", "has no attribute", "is not accepted", "not a subclass", "not a class")
+
+
+def one_line(message: str) -> str:
+    """jsonargparse's account of a value that fits none of a key's types (a dozen lines naming every Union
+    member and `NestedArg(...)`) as one line: the key, the value given, and what is accepted."""
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    keys = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _KEY.search(line))]
+    if len(lines) <= 1 or not keys:
+        return " ".join(line.strip() for line in lines)
+    key = keys[0][1]
+    nested = _NESTED.search(message)
+    if nested:
+        key, value = f"{key}.{nested.group(1)}", nested.group(2)
+    else:
+        given = re.findall(r"Given value: (.*?)(?:\. Got value: .*)?$", message, re.MULTILINE)
+        got = re.findall(r"Got value: (.*)$", message, re.MULTILINE)
+        value = given[-1] if given else got[-1] if got else None
+    # what the innermost key accepts: the lines indented under its `Parser key` line
+    last, _ = keys[-1]
+    depth = _indent(lines[last])
+    block = [line for line in lines[last + 1 :]]
+    block = block[: next((i for i, line in enumerate(block) if _indent(line) <= depth), len(block))] or lines[1:]
+    accepted = list(dict.fromkeys(_type_name(m.group(1)) for line in block for m in _EXPECTED.finditer(line)))
+    accepted = [a for a in accepted if a and (a != "null" or (len(keys) == 1 and nested is None))]
+    reasons = [line.strip(" -") for line in lines if any(r in line for r in _REASONS)]
+    problem = next((m.group(1) for line in lines if (m := _PROBLEM.search(line))), None)
+    said = f"{key}={value}" if value is not None else key
+    if reasons and (not accepted or nested is None):
+        option = re.search(r"Option '([^']*)' is not accepted", reasons[0])
+        if option:
+            return f"{said}: {problem or key} has no argument {option.group(1)} (see --help for its arguments)"
+        where = f" ({problem})" if problem and problem not in reasons[0] else ""
+        return f"{said}: {reasons[0]}{where}"
+    if accepted:
+        return f"{said} is not accepted: expected {' or '.join(accepted)}"
+    return f"{said}: " + " ".join(line.strip(" -") for line in lines[1:] if "Given value" not in line)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" -"))
+
+
+def _type_name(text: str) -> str | None:
+    if text in ("path", "dot") or text.startswith("path"):
+        return None
+    if text.startswith("<class '"):
+        name = text[len("<class '") : -2].rsplit(".", 1)[-1]
+        return {"NoneType": "null", "int": "an integer", "float": "a number", "bool": "true or false"}.get(
+            name, f"a {name}"
+        )
+    if text.startswith("typing.Literal["):
+        return "one of " + text[len("typing.Literal[") : -1].replace("'", "")
+    return None
 
 
 def config_file_problem(path: Path) -> str | None:

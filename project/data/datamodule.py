@@ -94,6 +94,8 @@ class InMemoryDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
+        if num_workers < 0:
+            raise DataError(f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}.")
         if not (val_size >= 1 if isinstance(val_size, int) else 0 < val_size < 1):
             raise DataError(
                 f"data.val_size must be at least 1 (a count) or between 0 and 1 (a share), got {val_size}: "
