@@ -121,7 +121,7 @@ def _fsync_dir(folder: Path) -> None:
 LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")  # --ckpt_path values Lightning resolves itself
 
 
-def check_checkpoint_path(path: str | Path, trusted: bool = False) -> None:
+def check_checkpoint_path(path: str | Path, trusted: bool = False, resume: bool = False) -> None:
     """Raise `CheckpointError` unless `path` (a `--ckpt_path`) names a safe Lightning checkpoint file.
 
     URLs and Lightning's own names ("last", "best", ...) are left to Lightning. A `trusted` file (the
@@ -149,6 +149,16 @@ def check_checkpoint_path(path: str | Path, trusted: bool = False) -> None:
             f"{', '.join(map(repr, list(checkpoint)[:6])) or 'nothing'}). Pass a .ckpt written by a fit; a "
             "bare state_dict can be loaded with Classifier(...).load_state_dict(torch.load(path))."
         )
+    if resume and "optimizer_states" not in checkpoint:
+        raise CheckpointError(
+            f"{path} holds the weights only, no optimizer state (ModelCheckpoint(save_weights_only=true) writes "
+            "such files): `fit` cannot resume from it. Use it with validate, test or predict, or resume from the "
+            "run's last.ckpt."
+        )
+
+
+# What torch.save(..., _use_new_zipfile_serialization=False) writes first: a pickled magic number
+LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 def check_checkpoint_is_safe(path: str | Path) -> None:
@@ -161,16 +171,30 @@ def check_checkpoint_is_safe(path: str | Path) -> None:
     local = local_path(path)
     if local is not None and local.is_dir():
         raise UnsafeCheckpointError(f"{path} is a folder, not a checkpoint file; name a .ckpt file inside it.")
-    try:
-        if local is not None:
-            unsafe = _unsafe_globals(local)
-        else:  # a remote file is read once into memory to be scanned
-            import io
+    if local is not None:
+        with open(local, "rb") as f:
+            head = f.read(len(LEGACY_MAGIC))
+        if head == LEGACY_MAGIC:
+            raise UnsafeCheckpointError(
+                f"{path} is a checkpoint in torch's legacy (pre-1.6, non-zip) format, which cannot be scanned for "
+                f'code without loading it. Convert it once: python -c "import torch; torch.save(torch.load('
+                f"'{path}', weights_only=True), '{local.with_suffix('.zip.ckpt')}')\" and pass the new file."
+            )
+    else:  # a remote file is read once into memory to be scanned
+        import io
 
-            import fsspec
+        import fsspec
 
+        try:
             with fsspec.open(str(path), "rb") as f:
-                unsafe = _unsafe_globals(io.BytesIO(f.read()))
+                local = io.BytesIO(f.read())
+        except Exception as err:
+            raise CheckpointError(
+                f"Could not download --ckpt_path {path} ({type(err).__name__}: {err}): check the URL and the "
+                "network, or download the file yourself and pass its local path."
+            ) from err
+    try:
+        unsafe = _unsafe_globals(local)
     except Exception as err:  # not a torch zip file at all: truncated, or an old pickle format
         raise UnsafeCheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({err}). It may be truncated or corrupt; use "

@@ -118,7 +118,7 @@ class CLI(LightningCLI):
             config["weights_only"] = True
         ckpt_path = config.get("ckpt_path")
         if ckpt_path:  # a clear error before Lightning's own torch.load
-            check_checkpoint_path(ckpt_path, trusted=not config["weights_only"])
+            check_checkpoint_path(ckpt_path, trusted=not config["weights_only"], resume=subcommand == "fit")
         if subcommand == "fit" and ckpt_path == "last":
             config["ckpt_path"] = self._last_of_named_run(config)
 
