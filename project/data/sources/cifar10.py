@@ -95,26 +95,22 @@ def _checked_batch(path: Path, entry: dict) -> tuple[np.ndarray, Tensor]:
     """A batch's pixels as uint8 (N, 3072) and labels as int64 (N,), refusing anything a silent cast
     would change: float pixels (truncated), values outside 0..255 (wrapped), non-integer labels."""
     how_to_fix = "re-extract the official archive, or write the batch as the official format is."
-    data = np.asarray(entry["data"])
+    data = _array(entry["data"])
     if data.dtype.kind not in "iu" or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(
-            f"{path} is not a CIFAR-10 batch: 'data' must be integers of shape (N, 3072), got {data.dtype} of "
-            f"shape {data.shape}; {how_to_fix}"
+            f"{path} is not a CIFAR-10 batch: 'data' must be integers of shape (N, 3072), got {_described(data)}; "
+            f"{how_to_fix}"
         )
     if data.size and (data.min() < 0 or data.max() > 255):
         raise DataError(
             f"{path} holds pixel values from {data.min()} to {data.max()}; CIFAR-10 pixels are 0..255 (uint8): "
             f"{how_to_fix}"
         )
-    raw = entry["labels"]
-    try:
-        labels = np.asarray(raw)
-    except ValueError:  # ragged nesting
-        labels = np.asarray(raw, dtype=object)
+    labels = _array(entry["labels"])
     if labels.dtype.kind not in "iu" or labels.ndim != 1 or len(labels) != len(data):
         raise DataError(
             f"{path} is not a CIFAR-10 batch: 'labels' must be a list of {len(data)} integers (one per image), got "
-            f"{labels.dtype} values of shape {labels.shape}; {how_to_fix}"
+            f"{_described(labels)}; {how_to_fix}"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= len(CLASSES)):
         raise DataError(
@@ -122,6 +118,24 @@ def _checked_batch(path: Path, entry: dict) -> tuple[np.ndarray, Tensor]:
             "files are not CIFAR-10."
         )
     return data.astype(np.uint8, copy=False), torch.from_numpy(labels.astype(np.int64))
+
+
+def _array(raw: object) -> np.ndarray:
+    """`raw` as an array; rows of different lengths (ragged) as an object array, which the checks refuse."""
+    try:
+        return np.asarray(raw)
+    except ValueError:
+        rows = list(raw)
+        ragged = np.empty(len(rows), dtype=object)
+        for i, row in enumerate(rows):
+            ragged[i] = row
+        return ragged
+
+
+def _described(array: np.ndarray) -> str:
+    if array.dtype == object:
+        return f"{len(array)} rows of different lengths or types (ragged)"
+    return f"{array.dtype} values of shape {array.shape}"
 
 
 def _load_batch(path: Path) -> dict:
