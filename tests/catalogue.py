@@ -1,9 +1,10 @@
 """The bad-input catalogue: each case builds one bad input in an empty folder and tries to use it; it
 must end in its promised error, whose message names the file, key or value and what is wrong.
 
-Cases live beside what they test (tests/test_reliability.py, and the CIFAR-10 source's own in
-tests/test_cifar10_data.py, so a fork that deletes CIFAR-10 keeps the rest). Every catalogue adds its
-counts to one tally, which `pytest_terminal_summary` in tests/conftest.py prints at the end of the run.
+Cases live beside what they test (tests/test_reliability.py, tests/test_bad_inputs.py, and the CIFAR-10
+source's own in tests/test_cifar10_data.py, so a fork that deletes CIFAR-10 keeps the rest). Each case is
+one parametrized test (`cases`), run by `check`; every case adds to one tally, which
+`pytest_terminal_summary` in tests/conftest.py prints at the end of the run.
 """
 
 import contextlib
@@ -12,6 +13,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 TALLY = {"tried": 0, "refused": 0}
 
@@ -51,24 +54,25 @@ def cli(*args: str) -> None:
     raise Refused(found.group(1))
 
 
-def try_all(cases: Sequence[BadInput], tmp_path: Path, extras: Callable[[BadInput], list] = lambda case: []) -> str:
-    """Run every case; return the report line, and fail listing each case that was not refused as promised."""
-    failures = []
-    for i, case in enumerate(cases):
-        folder = tmp_path / f"case{i}"
-        folder.mkdir()
-        try:
-            case.attempt(folder, *extras(case))
-        except case.error as err:
-            if not re.search(case.match, str(err), re.DOTALL):
-                failures.append(f"{case.name}: message {str(err)!r} does not match {case.match!r}")
-        except Exception as err:  # a crash of the wrong kind is not a clear error
-            failures.append(f"{case.name}: {type(err).__name__}: {err}")
-        else:
-            failures.append(f"{case.name}: accepted without an error")
+def cases(bad_inputs: Sequence[BadInput]) -> list:
+    """`bad_inputs` as pytest parameters, one test id per bad input."""
+    ids = [re.sub(r"\W+", "-", case.name).strip("-") for case in bad_inputs]
+    assert len(set(ids)) == len(ids), "two bad inputs share a name"
+    return [pytest.param(case, id=i) for case, i in zip(bad_inputs, ids, strict=True)]
+
+
+def check(case: BadInput, folder: Path, *extras: object) -> None:
+    """Build and try one bad input in the empty `folder`; it must end in its promised error with a message
+    matching the case's. Counted in TALLY, which tests/conftest.py prints at the end of the run."""
+    TALLY["tried"] += 1
+    try:
+        case.attempt(folder, *extras)
+    except case.error as err:
+        assert re.search(case.match, str(err), re.DOTALL), f"message {str(err)!r} does not match {case.match!r}"
+    except Exception as err:  # a crash of the wrong kind is not a clear error
+        raise AssertionError(f"{case.name}: {type(err).__name__} instead of {case.error.__name__}: {err}") from err
+    else:
+        raise AssertionError(f"{case.name}: accepted without an error")
+    finally:
         assert not (folder / "ran").exists(), f"{case.name}: a pickled payload ran"
-    TALLY["tried"] += len(cases)
-    TALLY["refused"] += len(cases) - len(failures)
-    report = f"bad inputs tried: {len(cases)}, refused with a clear error: {len(cases) - len(failures)}"
-    assert not failures, "\n".join([report, *failures])
-    return report
+    TALLY["refused"] += 1
