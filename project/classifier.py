@@ -223,7 +223,10 @@ class Classifier(L.LightningModule):
                 )
 
     def configure_optimizers(self):
-        optimizer = (self.optimizer or torch.optim.AdamW)(self.parameters())
+        try:
+            optimizer = (self.optimizer or torch.optim.AdamW)(self.parameters())
+        except ValueError as err:  # torch checks the hyperparameters: `Invalid momentum value: -1.0`
+            raise ConfigError(f"model.optimizer refused its arguments: {err}") from err
         if self.scheduler is None:
             return optimizer
         if _needs_total_steps(self.scheduler):

@@ -38,9 +38,9 @@ from project.callbacks import (
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
-from project.errors import CheckpointError, run_command
+from project.errors import CheckpointError, ConfigError, UserError, run_command
 from project.internals import cheap_repeated_logging, freeze_cli_hparams, unrequire_arguments
-from project.parser import ProjectArgumentParser
+from project.parser import ProjectArgumentParser, check_trainer_config
 from project.recipes import available_presets, prepare_args, shipped_recipes
 from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
 from project.sizes import NetSpec, data_sizes
@@ -147,6 +147,7 @@ class CLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.trainer
+        check_trainer_config(trainer)
         logger = trainer.logger
         init = logger.get("init_args") if hasattr(logger, "get") else None
         if init is not None and "name" in init and not init.name:
@@ -200,7 +201,12 @@ class CLI(LightningCLI):
             self.model.build(sizes, f"the data ({type(self.datamodule).__name__})")
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        trainer = super().instantiate_trainer(**kwargs)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except ValueError as err:  # Lightning checks its arguments here: `strategy='nope'`, `num_nodes=0`
+            if isinstance(err, UserError):
+                raise
+            raise ConfigError(f"the trainer refused its config: {err}") from err
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         plain_progress_when_not_a_terminal(trainer)

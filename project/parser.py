@@ -55,7 +55,15 @@ _KEY = re.compile(r'Parser key "([^"]+)"')
 _NESTED = re.compile(r"NestedArg\(key='([^']*)', val=(.*)\)\s*$", re.MULTILINE)
 _EXPECTED = re.compile(r"Expected an? (<class '[\w.]+'>|typing\.Literal\[.*\]|<class [^>]+>|\S+)")
 _PROBLEM = re.compile(r"Problem with given class_path '([^']*)':")
-_REASONS = ("No module named", "has no attribute", "is not accepted", "not a subclass", "not a class")
+_REASONS = (
+    "No module named",
+    "has no attribute",
+    "is not accepted",
+    "not a subclass",
+    "does not correspond",
+    "not a class",
+    "Unable to load config",
+)
 
 
 def one_line(message: str) -> str:
@@ -109,6 +117,19 @@ def _type_name(text: str) -> str | None:
     if text.startswith("typing.Literal["):
         return "one of " + text[len("typing.Literal[") : -1].replace("'", "")
     return None
+
+
+def check_trainer_config(trainer: Any) -> None:
+    """Trainer settings Lightning accepts and then fails on mid-run (a division by zero), or ignores."""
+    at_least_one = ("accumulate_grad_batches", "check_val_every_n_epoch", "num_nodes")
+    for key in at_least_one:
+        value = trainer.get(key)
+        if isinstance(value, int) and value < 1:
+            raise ConfigError(f"trainer.{key}={value}: it must be at least 1")
+    for low, high in (("min_epochs", "max_epochs"), ("min_steps", "max_steps")):
+        least, most = trainer.get(low), trainer.get(high)
+        if isinstance(least, int) and isinstance(most, int) and most >= 0 and least > most:
+            raise ConfigError(f"trainer.{low}={least} is more than trainer.{high}={most}: lower one or raise the other")
 
 
 def config_file_problem(path: Path) -> str | None:

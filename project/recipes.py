@@ -21,6 +21,7 @@ files a command starts from must be chosen before LightningCLI builds its parser
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,7 +73,14 @@ def recipe_path(name: str) -> str:
     if "\n" in name or ":" in name or Path(name).exists():  # a YAML string, or a file
         return name
     shipped = recipes_dir() / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-    return str(shipped) if shipped.is_file() else name
+    if shipped.is_file():
+        return str(shipped)
+    if "/" not in name and os.sep not in name:  # a recipe's name, mistyped
+        raise ConfigError(
+            f"--config {name}: no such file, and no shipped recipe of that name (shipped: "
+            f"{', '.join(shipped_recipes()) or 'none'}); pass a recipe's name or a YAML file's path"
+        )
+    return name
 
 
 def presets_dir() -> Path:
