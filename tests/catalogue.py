@@ -56,7 +56,7 @@ def cli(*args: str) -> None:
 
 def cases(bad_inputs: Sequence[BadInput]) -> list:
     """`bad_inputs` as pytest parameters, one test id per bad input."""
-    ids = [re.sub(r"\W+", "-", case.name).strip("-") for case in bad_inputs]
+    ids = [re.sub(r"[^\w=.+-]+", "-", case.name).strip("-") for case in bad_inputs]
     assert len(set(ids)) == len(ids), "two bad inputs share a name"
     return [pytest.param(case, id=i) for case, i in zip(bad_inputs, ids, strict=True)]
 

@@ -2,6 +2,7 @@
 `torch.save({"features": (N, F) float tensor, "labels": (N,) int tensor}, path)`."""
 
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -53,7 +54,13 @@ def read_features(path: Path) -> Samples:
         raise FileNotFoundError(f"{path} does not exist; point data.source.init_args at your feature files.")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:  # weights_only refused an object: never unpickled
+    except pickle.UnpicklingError as err:
+        if not zipfile.is_zipfile(path):  # text or garbage, which torch's unpickler reads as opcodes
+            raise DataError(
+                f"{path} is not a feature file: torch.load cannot read it (another format, such as CSV, or a "
+                f"truncated file); write it with {FORMAT}"
+            ) from err
+        # weights_only refused an object, which was never unpickled
         raise DataError(
             f"{path} holds Python objects besides tensors (numpy arrays, say), which are not loaded: write it "
             f"with {FORMAT}"
@@ -91,7 +98,7 @@ def read_features(path: Path) -> Samples:
         if fractional.any() or not torch.isfinite(labels).all():
             row = int((fractional | ~torch.isfinite(labels)).nonzero()[0])
             raise DataError(
-                f"{path} holds labels that are not whole numbers (row {row}: {labels[row].item()}): labels are class "
+                f"{path} holds labels that are not whole numbers (row {row}: {labels[row].item():g}): labels are class "
                 "indices 0, 1, ...; save them as an integer tensor"
             )
     elif labels.dtype == torch.bool or labels.is_complex():
