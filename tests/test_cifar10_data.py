@@ -195,6 +195,14 @@ def _rewrite_batch(folder: Path, **changes: object) -> None:
         pickle.dump(entry, f, protocol=2)
 
 
+def _drop_labels(path: Path) -> None:
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="latin1")
+    del entry["labels"]
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+
+
 def _with_pixel(data: np.ndarray, value: int) -> np.ndarray:
     wide = data.astype(np.int16)
     wide[0, 0] = value
@@ -323,6 +331,34 @@ CIFAR_BAD_INPUTS = [
         lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, labels=lambda ls: ls[:-1])),
         ValueError,
         r"data_batch_2 is not a CIFAR-10 batch: 'labels' must be a list of 10 integers .*shape \(9,\)",
+    ),
+    BadInput(
+        "CIFAR batch with ragged image rows",
+        lambda t: _cifar_setup(
+            t, lambda f: _rewrite_batch(f, data=lambda d: [list(row[: 3072 - i % 2]) for i, row in enumerate(d)])
+        ),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'data' must be integers of shape \(N, 3072\), got 10 rows of "
+        r"different lengths or types \(ragged\)",
+    ),
+    BadInput(
+        "CIFAR batch with 3-D image data",
+        lambda t: _cifar_setup(t, lambda f: _rewrite_batch(f, data=lambda d: d.reshape(len(d), 3, 1024))),
+        ValueError,
+        r"data_batch_2 is not a CIFAR-10 batch: 'data' must be integers of shape \(N, 3072\), got uint8 values of "
+        r"shape \(10, 3, 1024\)",
+    ),
+    BadInput(
+        "CIFAR batch without labels",
+        lambda t: _cifar_setup(t, lambda f: _drop_labels(f / "data_batch_3")),
+        ValueError,
+        r"data_batch_3 is not a CIFAR-10 batch: expected a dict with 'data' and 'labels'",
+    ),
+    BadInput(
+        "CIFAR batch holding a list",
+        lambda t: _cifar_setup(t, lambda f: (f / "data_batch_4").write_bytes(pickle.dumps([1, 2, 3], protocol=2))),
+        ValueError,
+        r"data_batch_4 is not a CIFAR-10 batch: expected a dict with 'data' and 'labels'",
     ),
     # Through the command line (tests/catalogue.py's `cli`), with the default recipe: CIFAR-10
     BadInput(
