@@ -10,17 +10,21 @@ input that shows it; those through the command line use the tiny recipe (tests/r
 
 import errno
 import itertools
+import os
 import re
+import signal
 import unittest.mock
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import yaml
 
+from project.cli import main
 from project.config_yaml import MAX_CONFIG_BYTES
 from project.data import FeatureFiles
-from project.errors import ConfigError, DataError
+from project.errors import ConfigError, DataError, run_command
 from project.sweep.space import load_space
 from tests.catalogue import BadInput, Refused, cases, check, cli
 from tests.recipes import TINY, tiny_args
@@ -347,6 +351,7 @@ OPTIONS = [  # (name, extra arguments to a tiny fit, what the one line must say)
         r"data\.batch_siz='4': project\.data\.InMemoryDataModule has no argument batch_siz",
     ),
     ("abbreviated --seed 1", ["--seed", "1"], r"unrecognized arguments: --seed 1"),
+    ("abbreviated --conf", ["--conf", str(TINY)], r"unrecognized arguments: --conf .*tiny\.yaml"),
     ("unknown top-level key", ["--foo=1"], r"unrecognized arguments: --foo=1"),
     ("unknown model key", ["--model.nonexistent=1"], r"unrecognized arguments: --model\.nonexistent=1"),
     (
@@ -847,7 +852,58 @@ PATHS = [
     ),
 ]
 
-BAD_INPUTS = TRUST + YAML_FILES + CLI_OPTIONS + FEATURE_FILES + CHECKPOINTS + PATHS
+# -------------------------------------------------------------------------------------------- signals
+
+
+class Stopped(Exception):
+    """A fit stopped by a signal: its exit status, and the checkpoint it left."""
+
+
+class SignalAt(L.Callback):
+    """Sends `signal.SIGTERM` to this process at the end of training step `step`, or in validation."""
+
+    def __init__(self, step: int | None):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_validation_batch_end(self, trainer, *args) -> None:
+        if self.step is None and not trainer.sanity_checking:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _terminated(t: Path, step: int | None) -> None:
+    """SIGTERM (what `kill`, a scheduler or a spot reclaim sends) mid-fit: the fit must stop with 143, as a
+    process killed by it would, and leave a resumable last.ckpt; the one line it prints is issue 23's."""
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        run_command(lambda: main(["fit", *tiny_args(t / "logs", epochs=2)], callbacks=[SignalAt(step)]))
+    except SystemExit as stopped:
+        saved = sorted((t / "logs").rglob("last.ckpt"))
+        steps = [torch.load(p, weights_only=True)["global_step"] for p in saved]
+        raise Stopped(f"exit status {stopped.code}, saved {saved} at steps {steps}") from None
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+
+
+SIGNALS = [
+    BadInput(
+        "SIGTERM at training step 2",
+        lambda t: _terminated(t, 2),
+        Stopped,
+        r"exit status 143, saved \[.*checkpoints/last\.ckpt'\)\] at steps \[2\]",
+    ),
+    BadInput(
+        "SIGTERM during validation",
+        lambda t: _terminated(t, None),
+        Stopped,
+        r"exit status 143, saved \[.*checkpoints/last\.ckpt'\)\] at steps \[5\]",
+    ),
+]
+
+BAD_INPUTS = TRUST + YAML_FILES + CLI_OPTIONS + FEATURE_FILES + CHECKPOINTS + PATHS + SIGNALS
 
 
 @pytest.mark.parametrize("case", cases(BAD_INPUTS))
