@@ -12,7 +12,7 @@ REFUSED = [
     "torch.os",
     "torch.sys.modules",
     "torch.hub.sys",
-    "torchvision.io.os.system",
+    "torchvision.datasets.utils.os.system",
     "lightning.pytorch.cli.os",
     "lightning.pytorch.cli.os.system",
     "torch.serialization.pickle.loads",
@@ -28,7 +28,6 @@ REFUSED = [
     "importlib.import_module",
     "shutil.rmtree",
     "tests.recipes.TinyNet",
-    "torch.no_such_thing",
 ]
 ACCEPTED = [
     "torch.optim.SGD",
@@ -56,6 +55,12 @@ def test_a_name_resolving_outside_the_trusted_packages_is_refused(name, key):
 @pytest.mark.parametrize("name", ACCEPTED)
 def test_a_name_defined_in_a_trusted_package_is_accepted(name):
     check_trusted({"model": {"net": {"class_path": name}}, "hook": name}, "rf/config.yaml")
+
+
+def test_a_class_path_that_names_nothing_is_refused_but_a_plain_dotted_string_is_not():
+    with pytest.raises(UntrustedConfigError, match=r"Refusing model\.net\.class_path: torch\.no_such_thing"):
+        check_trusted({"model": {"net": {"class_path": "torch.no_such_thing"}}}, "rf/config.yaml")
+    check_trusted({"trainer": {"logger": {"init_args": {"name": "torch.v2"}}}}, "rf/config.yaml")
 
 
 def test_the_project_trusts_itself_by_its_own_name():
