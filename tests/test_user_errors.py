@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from project.errors import DEBUG_ENV, SIGTERM_EXIT, USER_ERROR_EXIT, ConfigError, DiskFullError, run_command
 from tests.recipes import tiny_args
+from tests.test_bad_inputs import bomb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,6 +122,7 @@ def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
     (tmp / "malformed.yaml").write_text("trainer:\n  max_epochs: 3\n   precision: 32\n")
     (tmp / "empty.yaml").write_text("")
     (tmp / "payload.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp / "bomb.yaml").write_text(bomb())
     return {
         "bad config value": ([*CLI, "fit", *tiny, "--trainer.max_epochs=many"], "max_epochs"),
         "malformed YAML": ([*CLI, "fit", *tiny, f"--config={tmp / 'malformed.yaml'}"], "malformed.yaml, line 3"),
@@ -129,6 +131,11 @@ def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "wrong --ckpt_path": ([*CLI, "test", *tiny, f"--ckpt_path={tmp}"], "is a folder"),
         "bad config value at construction": ([*CLI, "fit", *tiny, "--model.label_smoothing=2"], "label_smoothing"),
         "disk full": ([sys.executable, "-c", FULL_DISK, "fit", *tiny], "No space left on the device holding"),
+        # issue 24's
+        "abbreviated key": ([*CLI, "fit", *tiny, "--trainer.max_epoch", "3"], "did you mean --trainer.max_epochs"),
+        "GPU asked of a machine without one": ([*CLI, "fit", *tiny, "--trainer.accelerator=gpu"], "no usable GPU"),
+        "union dump": ([*CLI, "fit", *tiny, "--data.batch_size", "abc"], "data.batch_size='abc' is not accepted"),
+        "YAML bomb": ([*CLI, "fit", *tiny, f"--config={tmp / 'bomb.yaml'}"], "bomb.yaml: its aliases"),
     }
 
 
