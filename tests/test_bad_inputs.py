@@ -49,6 +49,11 @@ def _fit(t: Path, *extra: str) -> None:
     cli("fit", *tiny_args(t / "logs", epochs=1), *extra)
 
 
+def _test_tiny(t: Path, *extra: str) -> None:
+    """`test` with the tiny recipe, logs under the case's folder."""
+    cli("test", f"--config={TINY}", f"--trainer.logger.init_args.save_dir={t / 'logs'}", *extra)
+
+
 def _config(t: Path, text: str, name: str = "bad.yaml", *extra: str) -> None:
     (t / name).write_text(text)
     _fit(t, f"--config={t / name}", *extra)
@@ -692,7 +697,7 @@ def _legacy(t: Path) -> None:
         t / "old.ckpt",
         _use_new_zipfile_serialization=False,
     )
-    cli("test", f"--config={TINY}", f"--ckpt_path={t / 'old.ckpt'}", f"--trainer.logger.init_args.save_dir={t}")
+    _test_tiny(t, f"--ckpt_path={t / 'old.ckpt'}")
 
 
 class _Payload:
@@ -731,7 +736,7 @@ CHECKPOINTS = [
         "empty checkpoint file",
         lambda t: (
             (t / "empty.ckpt").write_bytes(b""),
-            cli("test", f"--config={TINY}", f"--ckpt_path={t / 'empty.ckpt'}"),
+            _test_tiny(t, f"--ckpt_path={t / 'empty.ckpt'}"),
         ),
         Refused,
         r"empty\.ckpt is not a readable PyTorch checkpoint",
@@ -740,14 +745,14 @@ CHECKPOINTS = [
         "text file as --ckpt_path",
         lambda t: (
             (t / "notes.ckpt").write_text("best run\n"),
-            cli("test", f"--config={TINY}", f"--ckpt_path={t / 'notes.ckpt'}"),
+            _test_tiny(t, f"--ckpt_path={t / 'notes.ckpt'}"),
         ),
         Refused,
         r"notes\.ckpt is not a readable PyTorch checkpoint",
     ),
     BadInput(
         "a config as --ckpt_path",
-        lambda t: cli("test", f"--config={TINY}", f"--ckpt_path={TINY}"),
+        lambda t: _test_tiny(t, f"--ckpt_path={TINY}"),
         Refused,
         r"tiny\.yaml is not a readable PyTorch checkpoint",
     ),
@@ -766,7 +771,7 @@ CHECKPOINTS = [
     ),
     BadInput(
         "file:// --ckpt_path of a missing file",
-        lambda t: cli("test", f"--config={TINY}", f"--ckpt_path={(t / 'gone.ckpt').as_uri()}"),
+        lambda t: _test_tiny(t, f"--ckpt_path={(t / 'gone.ckpt').as_uri()}"),
         Refused,
         r"gone\.ckpt",
     ),
