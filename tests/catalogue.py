@@ -76,3 +76,27 @@ def check(case: BadInput, folder: Path, *extras: object) -> None:
     finally:
         assert not (folder / "ran").exists(), f"{case.name}: a pickled payload ran"
     TALLY["refused"] += 1
+
+
+def try_all(cases: Sequence[BadInput], tmp_path: Path, extras: Callable[[BadInput], list] = lambda case: []) -> str:
+    """Run every case in one test; return the report line, and fail listing each case that was not refused as
+    promised. Prefer one test per case (`cases` and `check`); this is for a catalogue not yet split up."""
+    failures = []
+    for i, case in enumerate(cases):
+        folder = tmp_path / f"case{i}"
+        folder.mkdir()
+        try:
+            case.attempt(folder, *extras(case))
+        except case.error as err:
+            if not re.search(case.match, str(err), re.DOTALL):
+                failures.append(f"{case.name}: message {str(err)!r} does not match {case.match!r}")
+        except Exception as err:  # a crash of the wrong kind is not a clear error
+            failures.append(f"{case.name}: {type(err).__name__}: {err}")
+        else:
+            failures.append(f"{case.name}: accepted without an error")
+        assert not (folder / "ran").exists(), f"{case.name}: a pickled payload ran"
+    TALLY["tried"] += len(cases)
+    TALLY["refused"] += len(cases) - len(failures)
+    report = f"bad inputs tried: {len(cases)}, refused with a clear error: {len(cases) - len(failures)}"
+    assert not failures, "\n".join([report, *failures])
+    return report
