@@ -2,17 +2,21 @@
 Commands, a folder of WAVs, yours). Clips keep their true lengths, so a batch is padded only to its
 longest clip and the network can ignore the padding."""
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import soundfile
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from project.data.audio import AudioClips, read_audio_folder
+from project.data.audio import AudioClips, pad_clips, read_audio, read_audio_folder
 from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTransform
 from project.data.datamodule import InMemoryDataModule
 from project.data.source import AudioSource, Samples, Split
+from project.data.streaming import StreamedFiles
 from project.errors import DataError
 
 Waves = tuple[Tensor, Tensor]  # (waveforms (B, T), lengths (B,))
@@ -60,11 +64,37 @@ class AudioDataModule(InMemoryDataModule):
         """Handed to the net's constructor arguments of the same names (project/sizes.py)."""
         return {"num_classes": self.num_classes, "sample_rate": self.sample_rate}
 
-    def load_split(self, split: Split) -> Samples | None:
+    def read_split(self, split: Split) -> Samples | None:
         return self.source.load(split, self.sample_rate)
 
     def make_dataset(self, samples: Samples) -> Dataset:
+        if not self.in_memory:
+            return StreamedFiles(samples, self.decoder(), batch=partial(pad_clips, length=self.clip_samples))
         return AudioClips(samples.inputs, samples.labels, self.clip_samples, samples.names)
+
+    def decoder(self) -> Callable[[Path], Tensor]:
+        return partial(read_clip, sample_rate=self.sample_rate)
+
+    def memory_bytes(self, files: Samples) -> int:
+        # float16 clips at `sample_rate`, from each file's header (no samples read)
+        total = 0
+        for path in files.inputs:
+            try:
+                info = soundfile.info(str(path))
+            except (soundfile.LibsndfileError, RuntimeError, OSError):
+                continue  # reading it fails with the file's name, and why
+            total += 2 * round(info.frames * self.sample_rate / max(info.samplerate, 1))
+        return total
+
+    def list_predict_dir(self, folder: Path) -> tuple[list[Path], list[str]]:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data.predict_dir {folder.resolve()} does not exist; point it at your recordings.")
+        files = [
+            path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        ]
+        return files, [str(path.relative_to(folder)) for path in files]
 
     def read_predict_dir(self, folder: Path) -> tuple[list[Tensor], list[str]]:
         return read_audio_folder(folder, self.sample_rate)
@@ -74,3 +104,8 @@ class AudioDataModule(InMemoryDataModule):
 
     def transform(self, inputs: Waves) -> Waves:
         return self.eval_transform(*inputs)
+
+
+def read_clip(path: Path, sample_rate: int) -> Tensor:
+    """A file as the in-memory path holds it: mono float16 (T,) at `sample_rate`."""
+    return read_audio(path, sample_rate).to(torch.float16)
