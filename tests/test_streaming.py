@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from project.cli import main
 from project.data import AudioDataModule, ImageDataModule, ImageFolder, WavFolder, streaming
 from project.data.loaders import ResumableLoader
 from project.data.sources.cifar10 import CIFAR10
@@ -125,3 +126,40 @@ def test_a_source_without_files_cannot_stream(tmp_path):
 def test_streaming_cannot_live_on_the_device(tree):
     with pytest.raises(DataError, match=r"data.on_device .* data.in_memory true"):
         images(tree, in_memory=False, on_device=True)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_unreadable_file_met_while_streaming_is_one_line(tmp_path, workers):
+    root = write_image_tree(tmp_path, per_class=4)
+    (root / "square" / "001.jpg").write_bytes(b"not a jpeg")
+    data = images(root, in_memory=False, num_workers=workers, batch_size=1, val_size=1)
+    data.setup("fit")
+    with pytest.raises(DataError, match=r"square/001.jpg is not a readable image") as caught:
+        for batch in data.val_dataloader():
+            data.on_after_batch_transfer(batch, 0)
+        for batch in data.train_dataloader():
+            data.on_after_batch_transfer(batch, 0)
+    assert "Traceback" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_streamed_fit_resumes_bit_exact_after_ctrl_c_with_workers(tmp_path):
+    """Chosen in the config (`--data.in_memory=false`), decoded by 2 workers: stopped by Ctrl-C inside
+    the second epoch and resumed, the same weights, optimizer state and metrics as an uninterrupted run."""
+    from tests.test_reliability import (
+        EPOCHS,
+        _assert_same_run,
+        _image_folder_resume_args,
+        _last_ckpt,
+        _resume_after_interrupt,
+    )
+
+    root = write_image_tree(tmp_path / "images", per_class=10)
+
+    def args(log_dir):
+        return [*_image_folder_resume_args(root, log_dir), "--data.in_memory=false", "--data.num_workers=2"]
+
+    full = main(["fit", *args(tmp_path / "full")])
+    assert isinstance(full.datamodule.train_set, streaming.StreamedFiles)
+    last = torch.load(_last_ckpt(tmp_path / "full"), map_location="cpu", weights_only=True)
+    _assert_same_run(_resume_after_interrupt(args, 4, tmp_path), (full, last), steps=3 * EPOCHS)

@@ -245,6 +245,8 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._loader(self.predict_set)
 
     def on_after_batch_transfer(self, batch: tuple[Inputs, Tensor], dataloader_idx: int) -> tuple[Inputs, Tensor]:
+        if isinstance(batch, DataError):  # a file a streaming worker could not read (StreamedFiles)
+            raise batch
         inputs, labels = batch
         if self.trainer is not None and self.trainer.training:
             return self.augment(inputs, augmentation_generator(self.trainer, self.seed, labels.device)), labels

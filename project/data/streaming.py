@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from project.data.source import Samples
 from project.errors import DataError
@@ -75,7 +75,15 @@ class StreamedFiles(Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[Any, Tensor]:
         # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD), in a worker
-        return self.batch([self.item(i) for i in indices]), self.labels[torch.as_tensor(indices)]
+        try:
+            decoded = [self.item(i) for i in indices]
+        except DataError as err:
+            if get_worker_info() is None:
+                raise
+            # Raised here it would reach the user inside the worker's traceback; handed over as the
+            # batch, the DataModule raises it in the main process as the one line it is
+            return err
+        return self.batch(decoded), self.labels[torch.as_tensor(indices)]
 
 
 def available_memory() -> int | None:
