@@ -54,6 +54,13 @@ class AudioDataModule(InMemoryDataModule):
             raise DataError(f"data.sample_rate must be a positive number of samples per second, got {sample_rate}.")
         if clip_seconds is not None and clip_seconds <= 0:
             raise DataError(f"data.clip_seconds must be positive or null (variable length), got {clip_seconds}.")
+        written = getattr(
+            source, "chunk_sample_rate", None
+        )  # LitData chunks hold clips at the rate they were written at
+        if written is not None and written != sample_rate:
+            raise DataError(
+                f"data.sample_rate is {sample_rate} but the chunks' clips are at {written} Hz; set it to {written}."
+            )
         self.sample_rate = sample_rate
         self.clip_samples = None if clip_seconds is None else round(clip_seconds * sample_rate)
         self.train_transform = WaveformTrainTransform(sample_rate, speed=speed, max_shift=max_shift, gain_db=gain_db)
@@ -69,8 +76,11 @@ class AudioDataModule(InMemoryDataModule):
 
     def make_dataset(self, samples: Samples) -> Dataset:
         if not self.in_memory:
-            return StreamedFiles(samples, self.decoder(), batch=partial(pad_clips, length=self.clip_samples))
+            return StreamedFiles(samples, self.decoder(), self.batch_inputs())
         return AudioClips(samples.inputs, samples.labels, self.clip_samples, samples.names)
+
+    def batch_inputs(self) -> Callable[[list[Tensor]], Waves]:
+        return partial(pad_clips, length=self.clip_samples)
 
     def decoder(self) -> Callable[[Path], Tensor]:
         return partial(read_clip, sample_rate=self.sample_rate)

@@ -107,6 +107,15 @@ class InMemoryDataModule(L.LightningDataModule):
                 "checkpoints pick the best epoch by validation accuracy, which needs a validation split."
             )
         check_folds(fold, num_folds, fold_groups, source)
+        if hasattr(source, "served_split"):  # LitData chunks (project/data/chunks.py)
+            name = type(source).__name__
+            if in_memory:
+                raise DataError(f"{name} streams its chunks: set data.in_memory false.")
+            if num_folds is not None:
+                raise DataError(
+                    f"{name}'s splits are the chunks' own, so it cannot deal folds; cross-validate on the files "
+                    "(data.in_memory false streams them) or optimize each fold into its own folder."
+                )
         if on_device and not in_memory:
             raise DataError(
                 "data.on_device keeps the data set on the device, so it needs data.in_memory true; "
@@ -153,6 +162,9 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         per_device_batch_size(self.batch_size, self.trainer)  # a batch that does not split over devices fails here
+        if hasattr(self.source, "served_split"):
+            self._setup_served(stage)
+            return
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
             train, val = self.fit_splits()
             self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(self._named(val, "val"))
@@ -166,6 +178,26 @@ class InMemoryDataModule(L.LightningDataModule):
             test = self.fold_split()[1] if self.num_folds is not None else self._named(self._load("test"), "test")
             self.test_set = self.make_dataset(test)
         if stage == "predict" and self.predict_dir is None:
+            self.predict_set = self.test_set
+
+    def _setup_served(self, stage: str) -> None:
+        """The splits of a source that serves its own (LitData chunks): nothing to read or hold out here."""
+        name = type(self.source).__name__
+        splits = {split: self.source.served_split(split) for split in ("train", "val", "test")}
+        for split, needed in (("train", stage == "fit"), ("val", stage in ("fit", "validate"))):
+            if needed and splits[split] is None:
+                raise DataError(f"{name} has no {split} split; optimize the data again with one.")
+        self.train_set, self.val_set = splits["train"], splits["val"]
+        if stage in ("test", "predict"):
+            if splits["test"] is None:
+                raise FileNotFoundError(f"{name} has no test split, so there is nothing to {stage} on.")
+            self.test_set = splits["test"]
+        if stage == "predict" and self.predict_dir is not None:
+            files, names = self.list_predict_dir(self.predict_dir)
+            self.predict_set = StreamedFiles(
+                Samples(files, no_labels(len(names)), names), self.decoder(), self.batch_inputs()
+            )
+        elif stage == "predict":
             self.predict_set = self.test_set
 
     # --- what the image and audio DataModules adapt ---------------------------------------------
@@ -208,7 +240,13 @@ class InMemoryDataModule(L.LightningDataModule):
         )
 
     def make_dataset(self, samples: Samples) -> Dataset:
-        return InMemoryTensors(samples) if self.in_memory else StreamedFiles(samples, self.decoder())
+        return (
+            InMemoryTensors(samples) if self.in_memory else StreamedFiles(samples, self.decoder(), self.batch_inputs())
+        )
+
+    def batch_inputs(self) -> Callable[[list[Tensor]], Inputs]:
+        """A batch's decoded samples -> its inputs, as the in-memory path hands them over."""
+        return torch.stack
 
     def read_predict_dir(self, folder: Path) -> tuple[Inputs | list[Tensor], list[str]]:
         raise DataError(
@@ -253,6 +291,14 @@ class InMemoryDataModule(L.LightningDataModule):
         return self.transform(inputs), labels
 
     def _loader(self, dataset: Dataset, train: bool = False) -> DataLoader | DeviceLoader:
+        if hasattr(dataset, "loader"):  # LitData's own loader: its sharding, shuffling and saved position
+            return dataset.loader(
+                self.per_device_batch_size,
+                train=train,
+                seed=self.seed,
+                num_workers=self.num_workers,
+                batch=self.batch_inputs(),
+            )
         if self.on_device:
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             inputs, labels = dataset.device_tensors(device)
