@@ -106,6 +106,7 @@ def test_wav_folder_chunks_hold_the_clips_at_their_rate(tmp_path):
     [
         ({}, "streams its chunks: set data.in_memory false"),
         ({"num_folds": 2, "fold": 0, "in_memory": False}, "cannot deal folds"),
+        ({"flip": "alternating", "in_memory": False}, "use flip: random"),
     ],
 )
 def test_chunk_settings_that_cannot_work_are_refused(chunks, kwargs, message):

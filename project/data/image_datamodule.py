@@ -57,6 +57,11 @@ class ImageDataModule(InMemoryDataModule):
         super().__init__(source, **kwargs)
         if translate < 0:
             raise DataError(f"data.translate (pixels) must be 0 or more, got {translate}.")
+        if flip == "alternating" and hasattr(source, "served_split"):
+            raise DataError(
+                f"data.flip=alternating mirrors a fixed half of the set by index, which {type(source).__name__}'s "
+                "chunk-wise shuffling does not keep; use flip: random."
+            )
         self.mean = mean if mean is not None else source.mean
         self.std = std if std is not None else source.std
         self.translate = translate
