@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSES = tuple(f"class{i}" for i in range(10))
 SIZE = 64
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+MODES = ("streamed", "in memory", "LitData")
 
 
 def make_folder(root: Path, count: int) -> Path:
@@ -69,14 +70,37 @@ def data_args(folder: Path, in_memory: bool, workers: int, batch: int) -> list[s
     ]
 
 
-def peak_rss_mb(folder: Path, in_memory: bool, args: argparse.Namespace) -> float:
+def litdata_args(chunks: Path, workers: int, batch: int) -> list[str]:
+    return [
+        "--data=project.data.ImageDataModule",
+        "--data.source=project.data.LitDataImages",
+        f"--data.source.init_args.input_dir={chunks}",
+        "--data.in_memory=false",
+        f"--data.num_workers={workers}",
+        f"--data.batch_size={batch}",
+    ]
+
+
+def convert(folder: Path, chunks: Path, args: argparse.Namespace) -> float | None:
+    """Seconds `python -m project.data.optimize` took, or None when the chunks were kept from a previous run."""
+    from project.data.optimize import main as optimize
+
+    if (chunks / "project.json").is_file():
+        return None
+    start = time.perf_counter()
+    data = data_args(folder, False, args.workers, args.batch)
+    optimize([*data, f"--output_dir={chunks}", f"--num_workers={args.workers}"])
+    return time.perf_counter() - start
+
+
+def peak_rss_mb(data: list[str], args: argparse.Namespace) -> float:
     log_dir = Path(args.root) / "logs"
     command = [
         sys.executable,
         "-m",
         "project.cli",
         "fit",
-        *data_args(folder, in_memory, args.workers, 64),
+        *data,
         "--model.net.init_args.widths=[16,32,64,128]",
         "--trainer.accelerator=cpu",
         "--trainer.devices=1",
@@ -159,6 +183,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="training batches of each fit for peak RSS")
     parser.add_argument("--repeats", type=int, default=3, help="alternating passes timed; the best of each is kept")
     parser.add_argument("--no-rss", action="store_true", help="skip the fits (peak RSS)")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="the fits for peak RSS")
+    parser.add_argument("--no-throughput", action="store_true", help="only the fits")
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
 
@@ -173,17 +199,24 @@ def main() -> None:
         row(f"generate {n:,} JPEGs", f"{time.perf_counter() - start:.0f} s (0 when kept from a previous run)")
     rss = {}
     for n in [] if args.no_rss else args.sizes:
-        for in_memory in (False, True):
-            rss[n, in_memory] = peak_rss_mb(folders[n], in_memory, args)
-            row(
-                f"peak RSS, fit, {n:,} images, {'in memory' if in_memory else 'streamed'}",
-                f"{rss[n, in_memory]:.0f} MB",
-            )
+        for mode in args.modes:
+            if mode == "LitData":
+                chunks = Path(args.root) / f"chunks{n}"
+                took = convert(folders[n], chunks, args)
+                if took is not None:
+                    row(f"convert {n:,} images to LitData chunks, {args.workers} workers", f"{took:.0f} s")
+                data = litdata_args(chunks, args.workers, 64)
+            else:
+                data = data_args(folders[n], mode == "in memory", args.workers, 64)
+            rss[n, mode] = peak_rss_mb(data, args)
+            row(f"peak RSS, fit, {n:,} images, {mode}", f"{rss[n, mode]:.0f} MB")
     if len(args.sizes) > 1 and not args.no_rss:
         small, large = min(args.sizes), max(args.sizes)
-        for in_memory in (False, True):
-            ratio = rss[large, in_memory] / rss[small, in_memory]
-            row(f"peak RSS {large:,} / {small:,}, {'in memory' if in_memory else 'streamed'}", f"{ratio:.2f}x")
+        for mode in args.modes:
+            row(f"peak RSS {large:,} / {small:,}, {mode}", f"{rss[large, mode] / rss[small, mode]:.2f}x")
+    if args.no_throughput:
+        print_table(rows)
+        return
 
     folder = folders[min(args.sizes)]
     data = streamed(folder, args)
@@ -201,22 +234,11 @@ def main() -> None:
     row("streamed / torchvision", f"{ours / theirs:.2f}x")
 
     from project.data import LitDataImages
-    from project.data.optimize import main as optimize
 
     chunks = Path(args.root) / f"chunks{min(args.sizes)}"
-    if not (chunks / "project.json").is_file():
-        start = time.perf_counter()
-        optimize(
-            [
-                *data_args(folder, False, args.workers, args.batch),
-                f"--output_dir={chunks}",
-                f"--num_workers={args.workers}",
-            ]
-        )
-        row(
-            f"convert {min(args.sizes):,} images to LitData chunks, {args.workers} workers",
-            f"{time.perf_counter() - start:.0f} s",
-        )
+    took = convert(folder, chunks, args)
+    if took is not None:
+        row(f"convert {min(args.sizes):,} images to LitData chunks, {args.workers} workers", f"{took:.0f} s")
     lit = streamed(folder, args, LitDataImages(str(chunks)))
     best = max(images_per_second(lit.train_dataloader(), augment, args.batches) for _ in range(args.repeats))
     row(f"images/s, LitData chunks, {args.workers} workers", f"{best:.0f}")
@@ -233,6 +255,10 @@ def main() -> None:
     del iterator
     row(f"LitData: first batch fresh / resumed at batch {half}", f"{fresh:.2f} s / {resumed:.2f} s")
 
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
     print(f"\n| measure ({os.cpu_count()} CPUs, shared with other jobs) | value |\n| --- | --- |")
     for name, value in rows:
         print(f"| {name} | {value} |")
