@@ -71,6 +71,15 @@ def test_chunks_serve_the_images_the_files_hold(tree, chunks):
     assert images(batches) == images([(memory.train_set.inputs, None)])
 
 
+def test_sample_train_images_reads_the_first_chunked_images(chunks):
+    """For nets that set a layer from data (airbench's whitening): the first n training images, normalised."""
+    data = ImageDataModule(LitDataImages(str(chunks)), in_memory=False, batch_size=3)
+    data.setup("fit")
+    images = data.sample_train_images(5)
+    assert images.shape == (5, 3, 8, 8) and images.dtype == torch.float32
+    assert torch.equal(images, data.sample_train_images(5))
+
+
 def test_litdata_loader_resumes_mid_epoch_exactly(chunks):
     data = ImageDataModule(LitDataImages(str(chunks)), in_memory=False, batch_size=3, num_workers=2)
     data.setup("fit")
@@ -125,6 +134,7 @@ def test_a_folder_that_is_not_chunks_is_named(tmp_path):
         LitDataImages(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_fit_test_and_predict_from_chunks_through_the_cli(chunks, tmp_path):
     args = [
         "--data=project.data.ImageDataModule",

@@ -115,6 +115,15 @@ class ImageDataModule(InMemoryDataModule):
         """The first `n` images of an in-memory or streamed set, uint8 (n, C, H, W)."""
         if isinstance(dataset, StreamedFiles):
             return torch.stack([dataset.item(i) for i in range(min(n, len(dataset)))])
+        if hasattr(dataset, "loader"):  # LitData chunks: the first n in their reading order
+            loader = dataset.loader(min(n, 256), train=False, seed=0, num_workers=0, batch=torch.stack)
+            images, count = [], 0
+            for inputs, _ in loader:
+                images.append(inputs)
+                count += len(inputs)
+                if count >= n:
+                    break
+            return torch.cat(images)[:n]
         return dataset.inputs[:n]
 
     def _stats_images(self, dataset: Any) -> Tensor:
