@@ -107,7 +107,7 @@ class ImageDataModule(InMemoryDataModule):
             raise FileNotFoundError(
                 f"data.predict_dir {folder.resolve()} does not exist; point it at a folder of images."
             )
-        files = find_image_files(folder)
+        files = find_image_files(folder, self.source.skip_bad_files)  # other files; unreadable images stop the run
         return files, [str(path.relative_to(folder)) for path in files]
 
     @staticmethod
