@@ -51,6 +51,8 @@ class PredictionCSV(BasePredictionWriter):
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions, batch_indices):
         probs = torch.cat([p.float().cpu() for p in predictions])  # (N, C)
         indices = flatten_batch_indices(batch_indices)
+        if len(indices) != len(probs):  # a loader Lightning cannot take indices from (LitData's): in served order
+            indices = list(range(len(probs)))
         labels = torch.cat(self._labels).cpu() if self._labels else None
         if labels is not None and (len(labels) != len(probs) or not (labels >= 0).any()):
             labels = None  # not one label per prediction, or none known: nothing to compare

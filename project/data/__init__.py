@@ -1,4 +1,5 @@
 from project.data.audio_datamodule import AudioDataModule
+from project.data.chunks import LitDataAudio, LitDataImages
 from project.data.datamodule import InMemoryDataModule
 from project.data.image_datamodule import ImageDataModule
 from project.data.source import AudioSource, ImageSource, Samples, Source
@@ -19,6 +20,8 @@ __all__ = [
     "ImageFolder",
     "ImageSource",
     "InMemoryDataModule",
+    "LitDataAudio",
+    "LitDataImages",
     "Samples",
     "Source",
     "SpeechCommands",

@@ -2,17 +2,21 @@
 Commands, a folder of WAVs, yours). Clips keep their true lengths, so a batch is padded only to its
 longest clip and the network can ignore the padding."""
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import soundfile
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from project.data.audio import AudioClips, read_audio_folder
+from project.data.audio import AudioClips, pad_clips, read_audio, read_audio_folder
 from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTransform
 from project.data.datamodule import InMemoryDataModule
 from project.data.source import AudioSource, Samples, Split
+from project.data.streaming import StreamedFiles
 from project.errors import DataError
 
 Waves = tuple[Tensor, Tensor]  # (waveforms (B, T), lengths (B,))
@@ -50,6 +54,13 @@ class AudioDataModule(InMemoryDataModule):
             raise DataError(f"data.sample_rate must be a positive number of samples per second, got {sample_rate}.")
         if clip_seconds is not None and clip_seconds <= 0:
             raise DataError(f"data.clip_seconds must be positive or null (variable length), got {clip_seconds}.")
+        written = getattr(
+            source, "chunk_sample_rate", None
+        )  # LitData chunks hold clips at the rate they were written at
+        if written is not None and written != sample_rate:
+            raise DataError(
+                f"data.sample_rate is {sample_rate} but the chunks' clips are at {written} Hz; set it to {written}."
+            )
         self.sample_rate = sample_rate
         self.clip_samples = None if clip_seconds is None else round(clip_seconds * sample_rate)
         self.train_transform = WaveformTrainTransform(sample_rate, speed=speed, max_shift=max_shift, gain_db=gain_db)
@@ -60,11 +71,40 @@ class AudioDataModule(InMemoryDataModule):
         """Handed to the net's constructor arguments of the same names (project/sizes.py)."""
         return {"num_classes": self.num_classes, "sample_rate": self.sample_rate}
 
-    def load_split(self, split: Split) -> Samples | None:
+    def read_split(self, split: Split) -> Samples | None:
         return self.source.load(split, self.sample_rate)
 
     def make_dataset(self, samples: Samples) -> Dataset:
+        if not self.in_memory:
+            return StreamedFiles(samples, self.decoder(), self.batch_inputs())
         return AudioClips(samples.inputs, samples.labels, self.clip_samples, samples.names)
+
+    def batch_inputs(self) -> Callable[[list[Tensor]], Waves]:
+        return partial(pad_clips, length=self.clip_samples)
+
+    def decoder(self) -> Callable[[Path], Tensor]:
+        return partial(read_clip, sample_rate=self.sample_rate)
+
+    def memory_bytes(self, files: Samples) -> int:
+        # float16 clips at `sample_rate`, from each file's header (no samples read)
+        total = 0
+        for path in files.inputs:
+            try:
+                info = soundfile.info(str(path))
+            except (soundfile.LibsndfileError, RuntimeError, OSError):
+                continue  # reading it fails with the file's name, and why
+            total += 2 * round(info.frames * self.sample_rate / max(info.samplerate, 1))
+        return total
+
+    def list_predict_dir(self, folder: Path) -> tuple[list[Path], list[str]]:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data.predict_dir {folder.resolve()} does not exist; point it at your recordings.")
+        files = [
+            path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        ]
+        return files, [str(path.relative_to(folder)) for path in files]
 
     def read_predict_dir(self, folder: Path) -> tuple[list[Tensor], list[str]]:
         return read_audio_folder(folder, self.sample_rate)
@@ -74,3 +114,8 @@ class AudioDataModule(InMemoryDataModule):
 
     def transform(self, inputs: Waves) -> Waves:
         return self.eval_transform(*inputs)
+
+
+def read_clip(path: Path, sample_rate: int) -> Tensor:
+    """A file as the in-memory path holds it: mono float16 (T,) at `sample_rate`."""
+    return read_audio(path, sample_rate).to(torch.float16)

@@ -7,6 +7,7 @@ class names and the size checks. Tables of features use it as it is; `ImageDataM
 `AudioDataModule` add their inputs' transforms and readers.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +19,7 @@ from project.data.folds import assign_folds
 from project.data.loaders import DeviceLoader, Inputs, device_loader, host_loader, per_device_batch_size
 from project.data.ordering import augmentation_generator
 from project.data.source import Samples, Source, Split, no_labels
+from project.data.streaming import StreamedFiles, check_fits
 from project.errors import DataError
 from project.internals import keep_batch
 
@@ -72,6 +74,10 @@ class InMemoryDataModule(L.LightningDataModule):
             trained on, `val_size` of it held out to choose the best epoch. Saved in checkpoints, so
             `test --ckpt_path` tests the fold the run was trained without. `python -m project.crossval`
             runs every fold.
+        in_memory: decode every sample into memory at setup (the default), or, with false, stream
+            each from its file when its batch is fetched, in `num_workers` worker processes, so memory
+            stays flat however large the set (docs/data.md). Splits, folds, order, resume, names and
+            augmentation are the same either way. Needs a source that lists its files (`listing`).
         fold_groups: deal whole groups into the folds instead of stratifying by class: the name of
             a per-sample group the source tells (its `group_keys`, e.g. "speaker"), so no group is
             both trained and tested on. With as many folds as groups, each fold is one group.
@@ -90,6 +96,7 @@ class InMemoryDataModule(L.LightningDataModule):
         fold: int | None = None,
         num_folds: int | None = None,
         fold_groups: str | None = None,
+        in_memory: bool = True,
     ):
         super().__init__()
         if batch_size < 1:
@@ -102,6 +109,20 @@ class InMemoryDataModule(L.LightningDataModule):
                 "checkpoints pick the best epoch by validation accuracy, which needs a validation split."
             )
         check_folds(fold, num_folds, fold_groups, source)
+        if hasattr(source, "served_split"):  # LitData chunks (project/data/chunks.py)
+            name = type(source).__name__
+            if in_memory:
+                raise DataError(f"{name} streams its chunks: set data.in_memory false.")
+            if num_folds is not None:
+                raise DataError(
+                    f"{name}'s splits are the chunks' own, so it cannot deal folds; cross-validate on the files "
+                    "(data.in_memory false streams them) or optimize each fold into its own folder."
+                )
+        if on_device and not in_memory:
+            raise DataError(
+                "data.on_device keeps the data set on the device, so it needs data.in_memory true; "
+                "set one of them false."
+            )
         self.save_hyperparameters(ignore=["source"])
         self.source = source
         self.batch_size = batch_size
@@ -114,6 +135,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.fold = fold
         self.num_folds = num_folds
         self.fold_groups = fold_groups
+        self.in_memory = in_memory
         self._fold_splits: tuple[Samples, Samples] | None = None
         # The groups in the test fold (e.g. the held-out speakers), known once the folds are dealt
         self.held_out_groups: list[str] | None = None
@@ -142,11 +164,17 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         per_device_batch_size(self.batch_size, self.trainer)  # a batch that does not split over devices fails here
+        if hasattr(self.source, "served_split"):
+            self._setup_served(stage)
+            return
         if stage in ("fit", "validate") and not hasattr(self, "train_set"):
             train, val = self.fit_splits()
             self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(self._named(val, "val"))
         if stage == "predict" and self.predict_dir is not None:
-            inputs, names = self.read_predict_dir(self.predict_dir)
+            if self.in_memory:
+                inputs, names = self.read_predict_dir(self.predict_dir)
+            else:
+                inputs, names = self.list_predict_dir(self.predict_dir)
             self.predict_set = self.make_dataset(Samples(inputs, no_labels(len(names)), names))
         elif stage in ("test", "predict") and not hasattr(self, "test_set"):
             test = self.fold_split()[1] if self.num_folds is not None else self._named(self._load("test"), "test")
@@ -154,13 +182,73 @@ class InMemoryDataModule(L.LightningDataModule):
         if stage == "predict" and self.predict_dir is None:
             self.predict_set = self.test_set
 
+    def _setup_served(self, stage: str) -> None:
+        """The splits of a source that serves its own (LitData chunks): nothing to read or hold out here."""
+        name = type(self.source).__name__
+        splits = {split: self.source.served_split(split) for split in ("train", "val", "test")}
+        for split, needed in (("train", stage == "fit"), ("val", stage in ("fit", "validate"))):
+            if needed and splits[split] is None:
+                raise DataError(f"{name} has no {split} split; optimize the data again with one.")
+        self.train_set, self.val_set = splits["train"], splits["val"]
+        if stage in ("test", "predict"):
+            if splits["test"] is None:
+                raise FileNotFoundError(f"{name} has no test split, so there is nothing to {stage} on.")
+            self.test_set = splits["test"]
+        if stage == "predict" and self.predict_dir is not None:
+            files, names = self.list_predict_dir(self.predict_dir)
+            self.predict_set = StreamedFiles(
+                Samples(files, no_labels(len(names)), names), self.decoder(), self.batch_inputs()
+            )
+        elif stage == "predict":
+            self.predict_set = self.test_set
+
     # --- what the image and audio DataModules adapt ---------------------------------------------
 
     def load_split(self, split: Split) -> Samples | None:
+        """The split decoded into memory, or its files listed when streaming (`in_memory` false)."""
+        try:
+            files = self.source.listing(split)
+        except NotImplementedError:
+            if not self.in_memory:
+                raise DataError(
+                    f"data.in_memory is false but {type(self.source).__name__} cannot be streamed: it does not list "
+                    "its files (`listing`). Set data.in_memory true, or convert it to LitData chunks "
+                    "(`python -m project.data.optimize`, docs/data.md)."
+                ) from None
+            files = None
+        if not self.in_memory:
+            return files
+        if files is not None:
+            check_fits(self.memory_bytes(files), f"the {split} split of {type(self.source).__name__}")
+        return self.read_split(split)
+
+    def read_split(self, split: Split) -> Samples | None:
         return self.source.load(split)
 
+    def memory_bytes(self, files: Samples) -> int:
+        """About how many bytes `files` take once decoded into memory."""
+        return sum(Path(path).stat().st_size for path in files.inputs)
+
+    def decoder(self) -> Callable[[Path], Tensor]:
+        """One file -> its tensor as the in-memory path holds it; module-level, for worker processes."""
+        name = type(self).__name__
+        raise DataError(f"{name} has no reader for single files, so it cannot stream; set data.in_memory true.")
+
+    def list_predict_dir(self, folder: Path) -> tuple[list[Path], list[str]]:
+        """The files under `folder` that `read_predict_dir` would read, not read, with their names."""
+        raise DataError(
+            f"data.predict_dir is not supported for {type(self.source).__name__} when streaming; "
+            "set data.in_memory true."
+        )
+
     def make_dataset(self, samples: Samples) -> Dataset:
-        return InMemoryTensors(samples)
+        return (
+            InMemoryTensors(samples) if self.in_memory else StreamedFiles(samples, self.decoder(), self.batch_inputs())
+        )
+
+    def batch_inputs(self) -> Callable[[list[Tensor]], Inputs]:
+        """A batch's decoded samples -> its inputs, as the in-memory path hands them over."""
+        return torch.stack
 
     def read_predict_dir(self, folder: Path) -> tuple[Inputs | list[Tensor], list[str]]:
         raise DataError(
@@ -197,12 +285,22 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._loader(self.predict_set)
 
     def on_after_batch_transfer(self, batch: tuple[Inputs, Tensor], dataloader_idx: int) -> tuple[Inputs, Tensor]:
+        if isinstance(batch, DataError):  # a file a streaming worker could not read (StreamedFiles)
+            raise batch
         inputs, labels = batch
         if self.trainer is not None and self.trainer.training:
             return self.augment(inputs, augmentation_generator(self.trainer, self.seed, labels.device)), labels
         return self.transform(inputs), labels
 
     def _loader(self, dataset: Dataset, train: bool = False) -> DataLoader | DeviceLoader:
+        if hasattr(dataset, "loader"):  # LitData's own loader: its sharding, shuffling and saved position
+            return dataset.loader(
+                self.per_device_batch_size,
+                train=train,
+                seed=self.seed,
+                num_workers=self.num_workers,
+                batch=self.batch_inputs(),
+            )
         if self.on_device:
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             inputs, labels = dataset.device_tensors(device)

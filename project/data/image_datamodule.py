@@ -5,6 +5,8 @@ translation, flips and normalisation run on whatever device the batch is on
 (project/data/transforms.py), so no CPU worker sits between the data and the GPU.
 """
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,12 +14,16 @@ import torch
 from torch import Tensor
 
 from project.data.datamodule import InMemoryDataModule
-from project.data.image_files import read_predict_folder
-from project.data.source import ImageSource
+from project.data.image_files import decode_image_file, find_image_files, read_predict_folder
+from project.data.source import ImageSource, Samples
+from project.data.streaming import StreamedFiles
 from project.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip
 from project.errors import DataError
 
 Stats = tuple[tuple[float, ...], tuple[float, ...]]
+# Streamed images whose statistics are measured (no mean/std given or published): this many of the
+# training split, decoded once at setup, instead of every image as in memory
+STATS_SAMPLE = 2048
 
 
 class ImageDataModule(InMemoryDataModule):
@@ -29,7 +35,8 @@ class ImageDataModule(InMemoryDataModule):
             `predict_dir` images may be any size: each is resized and centre-cropped to the
             source's `image_size`.
         mean, std: per-channel normalisation as fractions of 255; by default the source's published
-            statistics, or else measured on the training images at setup. Saved in checkpoints, so
+            statistics, or else measured on the training images at setup (when streaming, on the
+            first 2,048 of the seeded training split). Saved in checkpoints, so
             evaluating one normalises exactly as its training did.
         translate: random translation of up to this many pixels (crop from reflect padding); 0 for none.
         flip: "random" mirrors each image with probability 1/2 at every step; "alternating" mirrors a
@@ -50,6 +57,11 @@ class ImageDataModule(InMemoryDataModule):
         super().__init__(source, **kwargs)
         if translate < 0:
             raise DataError(f"data.translate (pixels) must be 0 or more, got {translate}.")
+        if flip == "alternating" and hasattr(source, "served_split"):
+            raise DataError(
+                f"data.flip=alternating mirrors a fixed half of the set by index, which {type(source).__name__}'s "
+                "chunk-wise shuffling does not keep; use flip: random."
+            )
         self.mean = mean if mean is not None else source.mean
         self.std = std if std is not None else source.std
         self.translate = translate
@@ -65,9 +77,13 @@ class ImageDataModule(InMemoryDataModule):
             if self.flip == "alternating":
                 # The fixed half mirrored in even epochs; the transform mirrors the whole set in odd ones
                 flipper = torch.Generator().manual_seed(self.seed + 1)
-                self.train_set.inputs = random_flip(self.train_set.inputs, flipper)
+                if isinstance(self.train_set, StreamedFiles):
+                    # The same draws as random_flip's, applied to each image as it is decoded
+                    self.train_set.mirrored = torch.rand(len(self.train_set), generator=flipper) < 0.5
+                else:
+                    self.train_set.inputs = random_flip(self.train_set.inputs, flipper)
             if self._stats is None:
-                self._make_transforms(self._measure(self.train_set.inputs))
+                self._make_transforms(self._measure(self._stats_images(self.train_set)))
 
     def sample_train_images(self, n: int) -> Tensor:
         """The first `n` training images, normalised as the net sees them in evaluation: (n, C, H, W) float.
@@ -75,10 +91,44 @@ class ImageDataModule(InMemoryDataModule):
         For nets that set a layer from data statistics before training (airbench's whitening conv). The
         split is seeded, so every rank gets the same images and computes the same layer.
         """
-        return self.transform(self.train_set.inputs[:n])
+        return self.transform(self._first_images(self.train_set, n))
 
     def read_predict_dir(self, folder: Path) -> tuple[Tensor, list[str]]:
         return read_predict_folder(folder, self.source.image_size, self.source.skip_bad_files)
+
+    def decoder(self) -> Callable[[Path], Tensor]:
+        return partial(decode_image_file, size=self.source.image_size)
+
+    def memory_bytes(self, files: Samples) -> int:
+        return len(files.labels) * 3 * self.source.image_size**2  # uint8 (N, 3, S, S)
+
+    def list_predict_dir(self, folder: Path) -> tuple[list[Path], list[str]]:
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"data.predict_dir {folder.resolve()} does not exist; point it at a folder of images."
+            )
+        files = find_image_files(folder, self.source.skip_bad_files)  # other files; unreadable images stop the run
+        return files, [str(path.relative_to(folder)) for path in files]
+
+    @staticmethod
+    def _first_images(dataset: Any, n: int) -> Tensor:
+        """The first `n` images of an in-memory or streamed set, uint8 (n, C, H, W)."""
+        if isinstance(dataset, StreamedFiles):
+            return torch.stack([dataset.item(i) for i in range(min(n, len(dataset)))])
+        if hasattr(dataset, "loader"):  # LitData chunks: the first n in their reading order
+            loader = dataset.loader(min(n, 256), train=False, seed=0, num_workers=0, batch=torch.stack)
+            images, count = [], 0
+            for inputs, _ in loader:
+                images.append(inputs)
+                count += len(inputs)
+                if count >= n:
+                    break
+            return torch.cat(images)[:n]
+        return dataset.inputs[:n]
+
+    def _stats_images(self, dataset: Any) -> Tensor:
+        """The training images the statistics are measured on: all in memory, a sample when streaming."""
+        return self._first_images(dataset, STATS_SAMPLE) if isinstance(dataset, StreamedFiles) else dataset.inputs
 
     def augment(self, inputs: Tensor, generator: torch.Generator) -> Tensor:
         self._ensure_stats()
@@ -97,7 +147,7 @@ class ImageDataModule(InMemoryDataModule):
 
     def _ensure_stats(self) -> None:
         if self._stats is None:  # evaluating without fitting and without a checkpoint's statistics
-            self._make_transforms(self._measure(self.fit_splits()[0].inputs))
+            self._make_transforms(self._measure(self._stats_images(self.make_dataset(self.fit_splits()[0]))))
 
     def _measure(self, train_images: Tensor) -> Stats:
         """The given mean and std, or the per-channel statistics of the training images."""

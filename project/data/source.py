@@ -66,6 +66,13 @@ class Source(ABC):
         """The split in memory, or None when the data set has no such split: a missing "val" is held
         out of "train" by the DataModule (seeded, `data.val_size`)."""
 
+    def listing(self, split: Split) -> Samples | None:
+        """The split's files, not read: `Samples` whose inputs are file paths, named by file (None when
+        the data set has no such split). Lets the DataModule stream the split from disk
+        (`data.in_memory: false`) and tell its size in memory before decoding it. Optional: a source
+        without files of its own (one archive, one table) only loads."""
+        raise NotImplementedError
+
     def group(self, key: str, name: str) -> str:
         """The `key` group (one of `group_keys`) of the sample called `name` (its name in `Samples`)."""
         raise NotImplementedError(f"{type(self).__name__} lists no group keys")

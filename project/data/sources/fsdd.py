@@ -9,6 +9,7 @@ import torch
 from project.data.audio import read_split
 from project.data.download import RemoteArchive, download_and_extract
 from project.data.source import AudioSource, Samples, Split
+from project.data.streaming import listing
 from project.errors import DataError
 
 VERSION = "1.0.10"
@@ -94,6 +95,9 @@ class FSDD(AudioSource):
 
     def load(self, split: Split, sample_rate: int) -> Samples:
         return read_split(self._split_files()[split], sample_rate, self.recordings.parent)
+
+    def listing(self, split: Split) -> Samples:
+        return listing(self._split_files()[split], self.recordings.parent)
 
     def group(self, key: str, name: str) -> str:
         return NAME.fullmatch(Path(name).name)["speaker"]  # every name was checked when its split was read

@@ -19,6 +19,7 @@ import torch
 
 from project.data.image_files import decode_all, find_image_files
 from project.data.source import ImageSource, Samples, Split
+from project.data.streaming import listing
 from project.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -44,23 +45,29 @@ class ImageFolder(ImageSource):
         self.roots = find_split_roots(self.root)
         self.classes = find_classes(self.roots["train"])
 
+    def listing(self, split: Split) -> Samples | None:
+        """A split's image files, each named by its path below root."""
+        if split not in self.roots:
+            return None  # nothing to test on (the DataModule says so), but cross-validation needs no test/
+        files, labels = list_images(self.roots[split], self.classes, self.skip_bad_files)
+        return listing(list(zip(files, labels, strict=True)), self.root)
+
     def load(self, split: Split) -> Samples | None:
         """Decode every image of a split: uint8 (N, 3, S, S) and int64 labels (N,)."""
-        if split == "val" and "val" not in self.roots:
+        files = self.listing(split)
+        if files is None:
             return None
-        if split == "test" and "test" not in self.roots:
-            return None  # nothing to test on (the DataModule says so), but cross-validation needs no test/
         root = self.roots[split]
-        files, labels = list_images(root, self.classes, self.skip_bad_files)
-        images, kept = decode_all(files, self.image_size, self.skip_bad_files)
+        images, kept = decode_all(files.inputs, self.image_size, self.skip_bad_files)
         if not images:
             raise DataError(f"No readable image is left in {root}; see the warnings above for each file.")
-        kept_labels = [labels[i] for i in kept]
+        kept_labels = files.labels[kept].tolist()
         missing = set(range(len(self.classes))) - set(kept_labels)
         if split == "train" and missing:
             names = ", ".join(str(root / self.classes[i]) for i in sorted(missing))
             raise DataError(f"No readable image is left in {names}; every class needs training images.")
-        return Samples(torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64))
+        names = [files.names[i] for i in kept]
+        return Samples(torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64), names)
 
 
 def find_split_roots(root: Path) -> dict[str, Path]:

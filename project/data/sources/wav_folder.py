@@ -7,6 +7,7 @@ import torch
 
 from project.data.audio import read_split
 from project.data.source import AudioSource, Samples, Split
+from project.data.streaming import listing
 from project.errors import DataError
 
 
@@ -66,6 +67,9 @@ class WavFolder(AudioSource):
 
     def load(self, split: Split, sample_rate: int) -> Samples:
         return read_split(self._split_files()[split], sample_rate, self.root)
+
+    def listing(self, split: Split) -> Samples:
+        return listing(self._split_files()[split], self.root)
 
     def group(self, key: str, name: str) -> str:
         match = self.patterns[key].search(Path(name).as_posix())
