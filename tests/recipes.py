@@ -35,6 +35,10 @@ class TinyTable(Source):
         self.features = features
         self.root = root
 
+    @property
+    def input_sizes(self) -> dict[str, int]:
+        return {"in_features": self.features}
+
     def prepare(self) -> None:
         if self.root is not None:
             Path(self.root).mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,9 @@ class ImageFolder(ImageSource):
         if split == "train" and missing:
             names = ", ".join(str(root / self.classes[i]) for i in sorted(missing))
             raise DataError(f"No readable image is left in {names}; every class needs training images.")
-        return Samples(torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64))
+        # A predictions CSV names each sample by its file, relative to the root given (e.g. test/cat/001.jpg)
+        names = [files[i].relative_to(self.root).as_posix() for i in kept]
+        return Samples(torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64), names)
 
 
 def find_split_roots(root: Path) -> dict[str, Path]:
