@@ -155,3 +155,11 @@ def test_sixteen_bit_greyscale_keeps_its_brightness(tmp_path):
     image = decode_image_file(tmp_path / "grey16.png", size=8)
     assert image.shape == (3, 8, 8) and image.dtype == torch.uint8
     assert image.unique().tolist() == [40000 >> 8], "scaled to 8 bits, not clipped at 255"
+
+
+def test_samples_are_named_by_their_file_relative_to_the_root(tmp_path):
+    """A predictions CSV names each image by its file, not `test/0`."""
+    for split in ("train", "test"):
+        write_image_tree(tmp_path / split, per_class=2)
+    names = ImageFolder(tmp_path).load("test").names
+    assert names[:2] == ["test/circle/000.png", "test/circle/001.jpg"]
