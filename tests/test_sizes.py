@@ -117,7 +117,7 @@ def test_any_network_trains_on_images_from_the_command_line(net, tmp_path):
     # over the tiny recipe, whose TinyNet arguments must not reach the new class
     cli = main(["fit", *tiny_args(tmp_path, 1), "--config", data, *net, "--trainer.fast_dev_run=1"])
     assert cli.trainer.global_step == 1
-    assert cli.model.net(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+    assert cli.model.net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
     assert cli.model.hparams.net["init_args"]["num_classes"] == 2
 
 
