@@ -153,7 +153,8 @@ def rename(root: Path, new: str) -> list[str]:
 def _with_former_name(init: str, old: str) -> str:
     match = re.search(r"(?m)^FORMER_NAMES = \((.*)\)$", init)
     names = [n.strip().strip("\"'") for n in match[1].split(",") if n.strip()] if match else []
-    line = "FORMER_NAMES = (" + "".join(f'"{n}", ' for n in [*names, old]).rstrip(" ") + ")"
+    quoted = [f'"{n}"' for n in [*names, old]]
+    line = f"FORMER_NAMES = ({quoted[0]},)" if len(quoted) == 1 else f"FORMER_NAMES = ({', '.join(quoted)})"
     return init[: match.start()] + line + init[match.end() :] if match else init + f"\n{line}\n"
 
 
