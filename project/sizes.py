@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from jsonargparse import ArgumentParser, Namespace
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from project.errors import ConfigError
@@ -37,6 +38,8 @@ def data_sizes(datamodule: Any) -> dict[str, Any]:
     if sizes is not None:
         return dict(sizes)
     num_classes = getattr(datamodule, "num_classes", None)
+    if num_classes is None:
+        _tell_missing(datamodule, "sizes", "the net and metrics get no sizes from it and need them in the config")
     return {} if num_classes is None else {"num_classes": num_classes}
 
 
@@ -252,3 +255,44 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
             if key not in _NET_KEYS and key != "help":
                 state["keys"].add(key)
     return state["class_path"], state["keys"]
+
+
+# --- what the rest of the project reads of a data module ------------------------------------------
+#
+# Any LightningDataModule works. These optional attributes make more of the project work with it, and
+# each is read here only; one that a data module lacks is named once per run, in one line:
+#   classes: a name per class            -> predictions CSV, confusion matrix, per-class table name classes
+#   sizes (or num_classes)               -> the net's size arguments and the metrics (see above)
+#   predict_names: a name per predicted sample -> the predictions CSV's `sample` column
+# The project's own data modules (project/data/datamodule.py) have all of them, and folds
+# (`fold`, `num_folds`) for `python -m project.crossval`.
+
+_told: set[tuple[type, str]] = set()
+
+
+def _tell_missing(datamodule: Any, name: str, lost: str) -> None:
+    key = (type(datamodule), name)
+    if datamodule is None or key in _told:
+        return
+    _told.add(key)
+    rank_zero_info(
+        f"{type(datamodule).__name__} has no `{name}`: {lost}. Add it to the data module to change that "
+        "(the data module protocol: project/sizes.py)."
+    )
+
+
+def class_names(datamodule: Any, num_classes: int) -> list[str]:
+    """The data's class names (its `classes`), else the class indices as text."""
+    names = getattr(datamodule, "classes", None)
+    if names is None:
+        _tell_missing(datamodule, "classes", "classes are named by their index")
+        return [str(i) for i in range(num_classes)]
+    return [str(name) for name in names]
+
+
+def predict_names(datamodule: Any) -> list[str] | None:
+    """The name of each predicted sample (its `predict_names`), or None: the CSV numbers them."""
+    names = getattr(datamodule, "predict_names", None)
+    if names is None:
+        _tell_missing(datamodule, "predict_names", "predictions.csv numbers its samples")
+    return names
