@@ -108,6 +108,7 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
             "--data.source.init_args.image_size=16",
             "--data.batch_size=6",
             "--data.val_size=0.25",
+            "--model.net=project.models.ResNet",  # not the default recipe's net, which a fork may change
             "--model.net.init_args.widths=[8,8,8,8]",
             "--trainer.precision=32-true",
             "--trainer.accelerator=cpu",
