@@ -77,7 +77,7 @@ def test_a_renamed_and_stripped_copy_passes_ruff_and_its_tests(tmp_path):
         copy,
         sys.executable,
         "-c",
-        f"import {PACKAGE}.cli, digitsnet.cli; assert {PACKAGE}.cli.main is digitsnet.cli.main",
+        f"import digitsnet.cli, {PACKAGE}.cli; assert {PACKAGE}.cli.main is digitsnet.cli.main",
     )
     tests = ["tests/test_recipes.py", "tests/test_sizes.py", "tests/test_plain_datamodule.py"]
     result = _run(copy, sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests, timeout=1200)
