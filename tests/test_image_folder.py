@@ -94,6 +94,18 @@ def test_class_left_without_readable_images_is_an_error(tmp_path):
         folder_data(tree, skip_bad_files=True, val_fraction=0.2).setup("fit")
 
 
+# The net and training of an image task, stated here: the default recipe is a fork's to change
+IMAGE_TASK = """
+model:
+  net: {class_path: project.models.ResNet}
+  optimizer: {class_path: torch.optim.SGD, init_args: {lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}}
+  scheduler:
+    class_path: torch.optim.lr_scheduler.OneCycleLR
+    init_args: {max_lr: 0.2, pct_start: 0.25, anneal_strategy: linear, div_factor: 25.0, final_div_factor: 1000.0}
+  label_smoothing: 0.2
+"""
+
+
 def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
     """The user's flow: fit on train/ (validation split off it), then `test --ckpt_path` on test/,
     normalised with the statistics saved in the checkpoint; the head is sized from the folders."""
@@ -102,13 +114,14 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
     cli = main(
         [
             "fit",
+            "--config",
+            IMAGE_TASK,
             "--data=project.data.ImageDataModule",
             "--data.source=project.data.ImageFolder",
             f"--data.source.init_args.root={tmp_path / 'images'}",
             "--data.source.init_args.image_size=16",
             "--data.batch_size=6",
             "--data.val_size=0.25",
-            "--model.net=project.models.ResNet",  # not the default recipe's net, which a fork may change
             "--model.net.init_args.widths=[8,8,8,8]",
             "--trainer.precision=32-true",
             "--trainer.accelerator=cpu",
