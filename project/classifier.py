@@ -142,8 +142,19 @@ class Classifier(L.LightningModule):
         try:
             out = self.net(*x) if isinstance(x, tuple | list) else self.net(x)
         except (RuntimeError, TypeError, ValueError) as err:
-            if ckpt_path is None or isinstance(err, torch.OutOfMemoryError):
+            if isinstance(err, torch.OutOfMemoryError):
                 raise
+            if ckpt_path is None:
+                if not _is_shape_error(err):
+                    raise
+                built = getattr(self._net_spec, "init_args", None)
+                raise SizeMismatchError(
+                    f"model.net ({type(self.net).__name__}"
+                    + (f", built with {_size_args(built)}" if built else "")
+                    + f") does not fit the data's inputs of shape {_shapes(x)}: {err}. Give the net the data's sizes "
+                    "(name its constructor arguments like the data module's `sizes`, project/sizes.py) or fix "
+                    "model.net.init_args."
+                ) from err
             trained_on = f" (it was trained on inputs of shape {self._input_shapes})" if self._input_shapes else ""
             raise CheckpointError(
                 f"The checkpoint's network does not fit this data: {ckpt_path} holds a "
@@ -269,6 +280,20 @@ def _shapes(x: Inputs) -> str:
         else type(t).__name__
         for t in tensors
     )
+
+
+def _is_shape_error(err: Exception) -> bool:
+    """An error torch raises for a tensor of the wrong shape (a net made for other inputs), not a bug."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and any(
+        s in text for s in ("shapes cannot be multiplied", "size mismatch", "Expected", "channels", "must match")
+    )
+
+
+def _size_args(init_args: dict[str, Any]) -> str:
+    """The net's arguments that set a size, e.g. "in_features=16"."""
+    shown = {k: v for k, v in init_args.items() if isinstance(v, int) and not isinstance(v, bool)}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "its defaults"
 
 
 def _needs_total_steps(scheduler: LRSchedulerCallable) -> bool:

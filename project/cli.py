@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -43,7 +44,7 @@ from project.internals import cheap_repeated_logging, freeze_cli_hparams, unrequ
 from project.parser import ProjectArgumentParser, check_trainer_config
 from project.recipes import available_presets, prepare_args, shipped_recipes
 from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
-from project.sizes import NetSpec, data_sizes
+from project.sizes import NetSpec, data_sizes, net_args_given
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 USAGE = (
@@ -78,6 +79,12 @@ class Parser(ProjectArgumentParser):
 
 
 class CLI(LightningCLI):
+    def __init__(self, *args: Any, default_config_files: Sequence[str] = (), **kwargs: Any):
+        # Read again to tell which net arguments the user gave (project/sizes.py, `net_args_given`)
+        self._default_config_files = list(default_config_files)
+        self._args: list[str] = []
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-on checkpointing: the best epoch by the monitored metric, and the latest state.
         # Two callbacks because Lightning's `save_last` only refreshes last.ckpt when the best one
@@ -107,6 +114,7 @@ class CLI(LightningCLI):
         parser.add_lightning_class_args(PredictionCSV, "predictions")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self._args = list(sys.argv[1:] if args is None else args if isinstance(args, list | tuple) else [])
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is None:
@@ -186,7 +194,13 @@ class CLI(LightningCLI):
         finally:
             config.model.net = parsed
         if isinstance(self.model, Classifier) and parsed is not None:
-            self.model.defer_net(NetSpec.from_config(parsed))
+            class_path, given = net_args_given(self._default_config_files, self._args)
+            # A source this cannot read (another class than the one parsed): the keys off their defaults
+            known = class_path is not None and class_path.rsplit(".", 1)[-1] == parsed.class_path.rsplit(".", 1)[-1]
+            spec = NetSpec.from_config(parsed, given if known else None)
+            self.model.defer_net(spec)
+            # The run's config.yaml states the net as it is built: what was given (and the sizes, once known)
+            parsed.init_args = Namespace(spec.init_args)
         # A checkpoint rebuilds its data module from these: every argument the config gave goes in, also
         # those the data module leaves out of its own hyperparameters (the source, an object in Python)
         stored = getattr(self.datamodule, "hparams", None)
@@ -249,6 +263,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         },
         parser_class=Parser,
         save_config_callback=SaveRunConfig,
+        default_config_files=defaults,
         args=args,
         run=run,
     )

@@ -16,10 +16,13 @@ A net of your own takes part by naming its arguments like the sizes: `num_classe
 
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import ArgumentParser, Namespace
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from project.errors import ConfigError
@@ -35,6 +38,8 @@ def data_sizes(datamodule: Any) -> dict[str, Any]:
     if sizes is not None:
         return dict(sizes)
     num_classes = getattr(datamodule, "num_classes", None)
+    if num_classes is None:
+        _tell_missing(datamodule, "sizes", "the net and metrics get no sizes from it and need them in the config")
     return {} if num_classes is None else {"num_classes": num_classes}
 
 
@@ -64,25 +69,33 @@ def _defaults(class_path: str) -> dict[str, Any]:
 class NetSpec:
     """A network not built yet: its class path (or builder function) and the arguments the user gave.
 
-    `build(sizes)` fills every constructor argument named like a size that the user left unset or at
-    its default, and builds the net; `config()` is then the complete `{class_path, init_args}`.
+    `init_args` are only those given (on the command line, in a config, or by a checkpoint), also where
+    one equals the constructor's default: the constructor's own defaults stay its business, so a class
+    switched on the command line never inherits values meant for another. `build(sizes)` fills every
+    constructor argument named like a size that was not given, refuses a given one that contradicts the
+    data, and builds the net; `config()` is then the complete `{class_path, init_args}`.
     """
 
     def __init__(self, class_path: str, init_args: Mapping[str, Any] | None = None):
         self.class_path = class_path
-        defaults = _plain(_defaults(class_path))
-        self.init_args = {**defaults, **_plain(dict(init_args or {}))}
-        self.given = {k for k, v in self.init_args.items() if k not in defaults or defaults[k] != v}
+        self.init_args = _plain(dict(init_args or {}))
+        self.given = set(self.init_args)
 
     @classmethod
-    def from_config(cls, config: Any) -> "NetSpec":
-        """From the `{class_path, init_args}` of a parsed config (a Namespace or a dict)."""
+    def from_config(cls, config: Any, given: set[str] | None = None) -> "NetSpec":
+        """From the `{class_path, init_args}` of a parsed config (a Namespace or a dict). `given`: the
+        init_args keys the user gave; None keeps those that differ from the constructor's defaults (for a
+        config whose sources are unknown)."""
         if isinstance(config, Namespace):
             config = config.as_dict()
-        return cls(config["class_path"], config.get("init_args"))
+        init_args = _plain(dict(config.get("init_args") or {}))
+        if given is None:
+            defaults = _plain(_defaults(config["class_path"]))
+            given = {k for k, v in init_args.items() if k not in defaults or defaults[k] != v}
+        return cls(config["class_path"], {k: v for k, v in init_args.items() if k in given})
 
     def accepts(self, name: str) -> bool:
-        return name in self.init_args
+        return name in self.init_args or name in _parameters(self.class_path)
 
     def build(self, sizes: Mapping[str, Any], source: str = "the data") -> nn.Module:
         for name, value in sizes.items():
@@ -101,8 +114,8 @@ class NetSpec:
                 f"model.net ({self.class_path}) needs {', '.join(missing)}, which neither the config nor {source} "
                 f"gives (it gives {', '.join(sorted(sizes)) or 'no sizes'}). Set model.net.init_args.{missing[0]}."
             )
-        # A builder taking **kwargs that jsonargparse could not follow (torchvision's mobilenet_v3_small) is
-        # offered the class count too; it is dropped again if the builder refuses it.
+        # A builder taking **kwargs that jsonargparse could not follow (torchvision's mobilenet_v3_small,
+        # timm's create_model) is offered the class count too; it is dropped again if the builder refuses it.
         offered = {} if "num_classes" in self.init_args or not _takes_kwargs(self.class_path) else dict(sizes)
         offered = {k: v for k, v in offered.items() if k == "num_classes"}
         try:
@@ -113,15 +126,34 @@ class NetSpec:
         return self._instantiate(self.init_args)
 
     def _instantiate(self, init_args: dict[str, Any]) -> nn.Module:
-        parser = _net_parser()
-        cfg = parser.parse_object({"net": {"class_path": self.class_path, "init_args": init_args}})
-        net = parser.instantiate_classes(cfg).net
+        # jsonargparse checks and converts the arguments it knows (nested class_paths become objects);
+        # those it cannot see (a builder's untyped **kwargs) go to the constructor as they are
+        target = _import(self.class_path)
+        known = _parameters(self.class_path)
+        parser = ArgumentParser(exit_on_error=False)
+        if inspect.isclass(target):
+            parser.add_method_arguments(target, "__init__", "net", fail_untyped=False)
+        else:
+            parser.add_function_arguments(target, "net", fail_untyped=False)
+        kwargs = {k: v for k, v in init_args.items() if k in known}
+        cfg = parser.parse_object({"net": kwargs}, defaults=False)
+        built = parser.instantiate_classes(cfg).get("net") or {}
+        built = built.as_dict() if isinstance(built, Namespace) else dict(built)
+        built = {k: v for k, v in built.items() if k in kwargs}
+        net = target(**built, **{k: v for k, v in init_args.items() if k not in known})
+        if not isinstance(net, nn.Module):
+            raise ConfigError(f"model.net ({self.class_path}) built a {type(net).__name__}, not a torch.nn.Module.")
         if init_args is not self.init_args:
             self.init_args = dict(init_args)
         return net
 
     def config(self) -> dict[str, Any]:
         return {"class_path": self.class_path, "init_args": dict(self.init_args)}
+
+
+def _parameters(class_path: str) -> set[str]:
+    """The constructor arguments jsonargparse sees (a builder's **kwargs followed where it can be)."""
+    return set(_defaults(class_path)) | set(_required(class_path))
 
 
 def _required(class_path: str) -> list[str]:
@@ -164,3 +196,103 @@ def build_net(
         return net.build(sizes, source)
     params = inspect.signature(net).parameters
     return net(**{k: v for k, v in sizes.items() if k in params})
+
+
+_NET = "--model.net"
+_NET_KEYS = ("class_path", "init_args", "dict_kwargs", "__path__")
+
+
+def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[str | None, set[str]]:
+    """(the net's class path, the init_args keys given for it) from the config files and the command
+    line, in the order jsonargparse reads them. A source that names another class starts the keys over:
+    jsonargparse carries the earlier class's arguments over to a new one where their names fit, and
+    those were never given for it. (None, set()) when no source names the net."""
+    state: dict[str, Any] = {"class_path": None, "keys": set()}
+
+    def apply(net: Any) -> None:
+        if isinstance(net, str):
+            net = {"class_path": net}
+        if not isinstance(net, Mapping):
+            return
+        keys = set(net.get("init_args") or {}) | {k for k in net if k not in _NET_KEYS}
+        class_path = net.get("class_path")
+        if class_path and class_path != state["class_path"]:
+            state["class_path"], state["keys"] = class_path, keys
+        else:
+            state["keys"] |= keys
+
+    def from_file_or_text(value: str, section: tuple[str, ...]) -> Any:
+        path = Path(value)
+        try:
+            content = yaml.safe_load(path.read_text() if path.is_file() else value)
+        except (OSError, yaml.YAMLError):
+            return None
+        for key in section:
+            content = content.get(key) if isinstance(content, Mapping) else None
+        return content
+
+    for path in config_files:
+        apply(from_file_or_text(str(path), ("model", "net")))
+    args = list(args)
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if not name.startswith("-"):
+            continue
+        if not eq:
+            value = args[i + 1] if i + 1 < len(args) else ""
+        if name in ("--config", "-c"):
+            apply(from_file_or_text(value, ("model", "net")))
+        elif name == "--model":
+            apply(from_file_or_text(value, ("net",)))
+        elif name == _NET:
+            apply(from_file_or_text(value, ()))
+        elif name == f"{_NET}.class_path":
+            apply({"class_path": value})
+        elif name == f"{_NET}.init_args":
+            apply({"init_args": from_file_or_text(value, ())})
+        elif name.startswith(_NET + "."):
+            key = name.removeprefix(_NET + ".").removeprefix("init_args.").split(".")[0]
+            if key not in _NET_KEYS and key != "help":
+                state["keys"].add(key)
+    return state["class_path"], state["keys"]
+
+
+# --- what the rest of the project reads of a data module ------------------------------------------
+#
+# Any LightningDataModule works. These optional attributes make more of the project work with it, and
+# each is read here only; one that a data module lacks is named once per run, in one line:
+#   classes: a name per class            -> predictions CSV, confusion matrix, per-class table name classes
+#   sizes (or num_classes)               -> the net's size arguments and the metrics (see above)
+#   predict_names: a name per predicted sample -> the predictions CSV's `sample` column
+# The project's own data modules (project/data/datamodule.py) have all of them, and folds
+# (`fold`, `num_folds`) for `python -m project.crossval`.
+
+_told: set[tuple[type, str]] = set()
+
+
+def _tell_missing(datamodule: Any, name: str, lost: str) -> None:
+    key = (type(datamodule), name)
+    if datamodule is None or key in _told:
+        return
+    _told.add(key)
+    rank_zero_info(
+        f"{type(datamodule).__name__} has no `{name}`: {lost}. Add it to the data module to change that "
+        "(the data module protocol: project/sizes.py)."
+    )
+
+
+def class_names(datamodule: Any, num_classes: int) -> list[str]:
+    """The data's class names (its `classes`), else the class indices as text."""
+    names = getattr(datamodule, "classes", None)
+    if names is None:
+        _tell_missing(datamodule, "classes", "classes are named by their index")
+        return [str(i) for i in range(num_classes)]
+    return [str(name) for name in names]
+
+
+def predict_names(datamodule: Any) -> list[str] | None:
+    """The name of each predicted sample (its `predict_names`), or None: the CSV numbers them."""
+    names = getattr(datamodule, "predict_names", None)
+    if names is None:
+        _tell_missing(datamodule, "predict_names", "predictions.csv numbers its samples")
+    return names

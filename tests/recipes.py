@@ -7,6 +7,7 @@ line: `tests/tiny.yaml` states the whole task.
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -14,6 +15,7 @@ from project.data import Samples, Source
 from tests.conftest import cpu_trainer_args
 
 TINY = Path(__file__).resolve().parent / "tiny.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CLASSES = ("north", "east", "south")
 
 
@@ -34,6 +36,10 @@ class TinyTable(Source):
         self.sizes = {"train": train, "test": test}
         self.features = features
         self.root = root
+
+    @property
+    def input_sizes(self) -> dict[str, int]:
+        return {"in_features": self.features}
 
     def prepare(self) -> None:
         if self.root is not None:
@@ -64,6 +70,13 @@ class TinyNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+def needs_recipe(name: str) -> pytest.MarkDecorator:
+    """Skip a test of a shipped example recipe in a fork that removed it (`python -m project.fork
+    remove-examples`), saying so in the summary."""
+    missing = not (CONFIGS / f"{name}.yaml").is_file()
+    return pytest.mark.skipif(missing, reason=f"configs/{name}.yaml is not here (removed with the examples)")
 
 
 def tiny_args(log_dir: Path, epochs: int = 3) -> list[str]:

@@ -21,6 +21,7 @@ from project.recipes import IncompleteCheckpointError, UntrustedConfigError, rec
 from project.sizes import SizeMismatchError
 from tests.conftest import cpu_trainer_args
 from tests.image_tree import write_image_tree
+from tests.recipes import needs_recipe
 from tests.source_tree import copy_source_tree
 from tests.tabular import write_table
 
@@ -235,6 +236,7 @@ def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path
     main(["test", f"--ckpt_path={runs(tmp_path / 'logs', 'image_folder')[-1] / 'checkpoints' / 'last.ckpt'}"])
 
 
+@needs_recipe("cifar10")
 def test_fit_without_a_config_is_the_cifar10_recipe_and_a_config_replaces_it(tmp_path, capsys):
     default = _resolved([], capsys)
     assert default["model"]["net"]["class_path"] == "project.models.ResNet"
@@ -246,6 +248,7 @@ def test_fit_without_a_config_is_the_cifar10_recipe_and_a_config_replaces_it(tmp
     assert own["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.StepLR"
 
 
+@needs_recipe("fsdd")
 def test_a_shipped_recipe_is_named_without_its_path_from_any_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert _resolved(["--config", "fsdd"], capsys)["trainer"]["logger"]["init_args"]["name"] == "fsdd"

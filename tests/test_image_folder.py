@@ -94,6 +94,18 @@ def test_class_left_without_readable_images_is_an_error(tmp_path):
         folder_data(tree, skip_bad_files=True, val_fraction=0.2).setup("fit")
 
 
+# The net and training of an image task, stated here: the default recipe is a fork's to change
+IMAGE_TASK = """
+model:
+  net: {class_path: project.models.ResNet}
+  optimizer: {class_path: torch.optim.SGD, init_args: {lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}}
+  scheduler:
+    class_path: torch.optim.lr_scheduler.OneCycleLR
+    init_args: {max_lr: 0.2, pct_start: 0.25, anneal_strategy: linear, div_factor: 25.0, final_div_factor: 1000.0}
+  label_smoothing: 0.2
+"""
+
+
 def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
     """The user's flow: fit on train/ (validation split off it), then `test --ckpt_path` on test/,
     normalised with the statistics saved in the checkpoint; the head is sized from the folders."""
@@ -102,6 +114,8 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
     cli = main(
         [
             "fit",
+            "--config",
+            IMAGE_TASK,
             "--data=project.data.ImageDataModule",
             "--data.source=project.data.ImageFolder",
             f"--data.source.init_args.root={tmp_path / 'images'}",
@@ -155,3 +169,11 @@ def test_sixteen_bit_greyscale_keeps_its_brightness(tmp_path):
     image = decode_image_file(tmp_path / "grey16.png", size=8)
     assert image.shape == (3, 8, 8) and image.dtype == torch.uint8
     assert image.unique().tolist() == [40000 >> 8], "scaled to 8 bits, not clipped at 255"
+
+
+def test_samples_are_named_by_their_file_relative_to_the_root(tmp_path):
+    """A predictions CSV names each image by its file, not `test/0`."""
+    for split in ("train", "test"):
+        write_image_tree(tmp_path / split, per_class=2)
+    names = ImageFolder(tmp_path).load("test").names
+    assert names[:2] == ["test/circle/000.png", "test/circle/001.jpg"]

@@ -202,7 +202,7 @@ def test_the_command_line_prints_errors_without_a_traceback(tmp_path):
     assert "Did you mean model.net.init_args.hidden?" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("name", ["cifar10", "fsdd"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs" / "search").glob("*.yaml")))
 def test_the_shipped_search_spaces_fit_their_recipes(name, tmp_path):
     """Every key of configs/search/NAME.yaml exists in configs/NAME.yaml (checked as a sweep checks it)."""
     from project.sweep.space import check_keys, load_space

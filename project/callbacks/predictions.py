@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
 from project.internals import flatten_batch_indices
+from project.sizes import class_names, predict_names
 
 
 class PredictionCSV(BasePredictionWriter):
@@ -56,8 +57,8 @@ class PredictionCSV(BasePredictionWriter):
         labels = torch.cat(self._labels).cpu() if self._labels else None
         if labels is not None and (len(labels) != len(probs) or not (labels >= 0).any()):
             labels = None  # not one label per prediction, or none known: nothing to compare
-        classes = list(getattr(trainer.datamodule, "classes", range(probs.shape[1])))
-        sample_names = getattr(trainer.datamodule, "predict_names", None)
+        classes = class_names(trainer.datamodule, probs.shape[1])
+        sample_names = predict_names(trainer.datamodule)
         path = self.output or Path(trainer.log_dir or ".") / "predictions.csv"
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}.rank{trainer.global_rank}{path.suffix}")

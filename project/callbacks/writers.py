@@ -23,6 +23,7 @@ from tensorboard.plugins.audio import metadata as audio_metadata
 from torch import Tensor
 
 from project.internals import tensorboard_event_writer
+from project.sizes import class_names as data_class_names
 
 
 def tensorboards(trainer: L.Trainer) -> list:
@@ -93,8 +94,7 @@ def draws(trainer: L.Trainer) -> bool:
 
 def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
     """The data's class names (its `classes`), else the class indices as text."""
-    names = getattr(trainer.datamodule, "classes", None) if trainer.datamodule is not None else None
-    return [str(name) for name in names] if names is not None else [str(i) for i in range(num_classes)]
+    return data_class_names(trainer.datamodule, num_classes)
 
 
 def add_captioned_audio(

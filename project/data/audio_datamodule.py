@@ -69,7 +69,7 @@ class AudioDataModule(InMemoryDataModule):
     @property
     def sizes(self) -> dict[str, int]:
         """Handed to the net's constructor arguments of the same names (project/sizes.py)."""
-        return {"num_classes": self.num_classes, "sample_rate": self.sample_rate}
+        return {**super().sizes, "sample_rate": self.sample_rate}
 
     def read_split(self, split: Split) -> Samples | None:
         return self.source.load(split, self.sample_rate)

@@ -9,6 +9,7 @@ class names and the size checks. Tables of features use it as it is; `ImageDataM
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -147,6 +148,12 @@ class InMemoryDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.source.classes)
+
+    @property
+    def sizes(self) -> dict[str, Any]:
+        """Handed to the net's constructor arguments of the same names (project/sizes.py): the class
+        count and what the source tells of its inputs (`Source.input_sizes`)."""
+        return {"num_classes": self.num_classes, **self.source.input_sizes}
 
     @property
     def predict_names(self) -> list[str]:

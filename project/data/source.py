@@ -10,7 +10,7 @@ README's "Make it yours").
 """
 
 from abc import ABC, abstractmethod
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
@@ -57,6 +57,12 @@ class Source(ABC):
     # keeps each whole in one fold, so no speaker is heard in training and again in testing
     group_keys: tuple[str, ...] = ()
 
+    @property
+    def input_sizes(self) -> dict[str, Any]:
+        """The sizes of one input that a net may take as constructor arguments of the same names
+        (project/sizes.py), known once the source is built; e.g. a table's `in_features`."""
+        return {}
+
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Make the files available: download, verify, extract. Called on one process only; by
         default nothing (the files are the user's own)."""
@@ -87,6 +93,12 @@ class ImageSource(Source):
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
     skip_bad_files: bool = False
+
+    @property
+    def input_sizes(self) -> dict[str, Any]:
+        # Under the names torchvision-style (`in_channels`) and timm (`in_chans`, `img_size`) nets use
+        size = self.image_size
+        return {"in_channels": 3, "in_chans": 3, "img_size": size, "image_size": size}
 
 
 class AudioSource(Source):

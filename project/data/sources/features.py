@@ -28,13 +28,23 @@ class FeatureFiles(Source):
     ):
         self.files = {"train": train, "val": val, "test": test}
         # Read now: the CLI sizes the model from the classes before any split is loaded
-        labels = read_features(Path(train)).labels
-        self.classes = tuple(classes or (str(i) for i in range(int(labels.max()) + 1)))
+        samples = read_features(Path(train))
+        self.classes = tuple(classes or (str(i) for i in range(int(samples.labels.max()) + 1)))
+        self.in_features = samples.inputs.shape[1]
+
+    @property
+    def input_sizes(self) -> dict[str, int]:
+        return {"in_features": self.in_features}
 
     def load(self, split: Split) -> Samples | None:
         if self.files[split] is None:
             return None
         samples = read_features(Path(self.files[split]))
+        if samples.inputs.shape[1] != self.in_features:
+            raise DataError(
+                f"{self.files[split]} has {samples.inputs.shape[1]} feature columns but the training file "
+                f"{self.files['train']} has {self.in_features}: every split needs the same columns."
+            )
         if samples.labels.max() >= len(self.classes):
             raise DataError(
                 f"{self.files[split]} has labels up to {int(samples.labels.max())}, beyond the {len(self.classes)} "

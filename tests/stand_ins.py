@@ -1,0 +1,34 @@
+"""Synthetic stand-ins for the data sets recipes read, keyed by the source's class path: each writes a
+small copy of the data into a folder and returns the command-line overrides that point a recipe at it.
+
+tests/test_recipes.py trains every recipe in configs/ a few steps on the stand-in of its source. The
+stand-ins are gathered from every `tests/stand_ins*.py` module's `STAND_INS`: a fork adds its own in a
+module of its own (`tests/stand_ins_mine.py`), and a recipe whose source has none is reported as
+skipped, not failed. These are for the generic sources; our examples' are in `stand_ins_examples.py`.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from tests.image_tree import write_image_tree
+
+StandIn = Callable[[Path], list[str]]
+
+
+def feature_files(folder: Path) -> list[str]:
+    folder.mkdir(parents=True)
+    for split in ("train", "test"):
+        torch.save({"features": torch.randn(60, 16), "labels": torch.arange(60) % 3}, folder / f"{split}.pt")
+    files = {split: folder / f"{split}.pt" for split in ("train", "test")}
+    return [f"--data.source.init_args.{split}={path}" for split, path in files.items()]
+
+
+def image_folder(folder: Path) -> list[str]:
+    for split in ("train", "test"):
+        write_image_tree(folder / split, per_class=6)
+    return [f"--data.source.init_args.root={folder}", "--data.val_size=3"]
+
+
+STAND_INS: dict[str, StandIn] = {"project.data.FeatureFiles": feature_files, "project.data.ImageFolder": image_folder}
