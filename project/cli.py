@@ -34,6 +34,7 @@ from project.callbacks import (
     ResumeLoaderPosition,
     RunSummary,
     StepSeededRandomness,
+    StopBetweenSteps,
     plain_progress_when_not_a_terminal,
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
@@ -231,6 +232,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
                 StepSeededRandomness(),
+                StopBetweenSteps(),
                 CheckpointFiles(),
                 *callbacks,
             ]

@@ -14,6 +14,7 @@
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
 - checkpoint_files.py: no leftovers of cut-short writes; a fit's final step saved (CheckpointFiles)
 - resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
+- stopping.py: interrupts stop between two steps and save that step's whole state (StopBetweenSteps)
 - randomness.py: every random draw of a training step resumable (StepSeededRandomness)
 - progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
 """
@@ -29,6 +30,7 @@ from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
 from project.callbacks.resume import ResumeLoaderPosition
 from project.callbacks.spectrograms import LogSpectrograms
+from project.callbacks.stopping import StopBetweenSteps
 from project.callbacks.summary import RunSummary
 from project.callbacks.training import FreezeParameters, Lookahead
 from project.callbacks.tuner import BatchSizeFinder, LearningRateFinder
@@ -52,6 +54,7 @@ __all__ = [
     "ResumeLoaderPosition",
     "RunSummary",
     "StepSeededRandomness",
+    "StopBetweenSteps",
     "TestEmbeddings",
     "plain_progress_when_not_a_terminal",
 ]
