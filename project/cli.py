@@ -43,7 +43,15 @@ from project.errors import CheckpointError, run_command
 from project.internals import cheap_repeated_logging, freeze_cli_hparams, unrequire_arguments
 from project.parser import ProjectArgumentParser
 from project.recipes import available_presets, prepare_args, shipped_recipes
-from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
+from project.runs import (
+    SaveRunConfig,
+    claim_run_folders,
+    continue_run,
+    newest_last_checkpoint,
+    next_version_folder,
+    resolve_data_paths,
+    run_folder,
+)
 from project.sizes import NetSpec, data_sizes
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -122,6 +130,8 @@ class CLI(LightningCLI):
             check_checkpoint_path(ckpt_path, trusted=not config["weights_only"])
         if subcommand == "fit" and ckpt_path == "last":
             config["ckpt_path"] = self._last_of_named_run(config)
+        if subcommand == "fit" and config.get("ckpt_path"):
+            continue_run(config)
 
     def _last_of_named_run(self, config: Any) -> str:
         """`fit --ckpt_path last`: the newest last.ckpt of runs with this logger's name, resumed in its folder."""
@@ -150,6 +160,7 @@ class CLI(LightningCLI):
         trainer = config.trainer
         logger = trainer.logger
         init = logger.get("init_args") if hasattr(logger, "get") else None
+        resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
         if init is not None and "name" in init and not init.name:
             init.name = run_name(config)  # a recipe that names no run logs under its data's name
         if init is not None and init.get("experiment_name") == "lightning_logs":  # MLflow's stock name

@@ -33,6 +33,7 @@ from project.errors import CheckpointError, ConfigError
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 DEFAULT_RECIPE = "cifar10"
 PRESETS = "presets"  # the folder of presets, in the shipped configs and beside a fork's recipes
+RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of its run's config.yaml (project/runs.py)
 TRUSTED_PACKAGES = ("project", "torch", "torchvision", "lightning", "torchmetrics")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
@@ -148,6 +149,12 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
     base = [str(base_config())]
     default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
+    if command == "fit" and ckpt and ckpt != "last" and not recipes:
+        # a resume continues the run as it was made (recipe, presets, command line), in its own folder
+        resumed = resume_config(ckpt)
+        if resumed is not None:
+            args = [command, "--config", resumed, *args[1:]]
+            return _with_presets(args, presets, None, after=3), base
     if command in EVALUATION_COMMANDS and ckpt and not recipes:
         implicit = implicit_config(ckpt)
         if implicit is not None:
@@ -208,6 +215,10 @@ def implicit_config(ckpt: str) -> str | None:
     if local.parent.name == "checkpoints" and run_config.is_file():
         config = yaml.safe_load(run_config.read_text()) or {}
         sources.append(str(run_config))
+    elif local.is_file() and (stored := stored_run_config(local)) is not None:
+        # a checkpoint copied away from its run folder brings its run's config: run name, views, trainer
+        config = stored
+        sources.append(f"the run config stored in {local}")
     if local.is_file():  # the network and data the checkpoint was trained with outrank the run's config
         config.update(checkpoint_config(local, required=not sources))
         sources.append(f"the hyperparameters stored in {local}")
@@ -217,6 +228,38 @@ def implicit_config(ckpt: str) -> str | None:
     print(f"Rebuilding the run from {source} (pass --config to use another)")
     check_trusted(config, source)
     return yaml.safe_dump(config)
+
+
+def resume_config(ckpt: str) -> str | None:
+    """`fit --ckpt_path X`'s config, as YAML text: the whole config of the run X belongs to (its folder's
+    config.yaml, else the one stored in X), logging into that run's own folder; None for a checkpoint
+    that has neither (the command line then says what to train)."""
+    local = local_path(ckpt)
+    if local is None or not local.is_file():
+        return None
+    folder = run_folder_of(local)
+    if folder is not None:
+        config, source = yaml.safe_load((folder / "config.yaml").read_text()) or {}, str(folder / "config.yaml")
+    else:
+        config, source = stored_run_config(local), f"the run config stored in {local}"
+        if config is None:
+            return None
+    check_trusted(config, source)
+    print(f"Resuming the run of {source} (pass --config to train another config from this checkpoint)")
+    return yaml.safe_dump(config)
+
+
+def run_folder_of(ckpt: Path) -> Path | None:
+    """The run folder a checkpoint lies in (`<run>/checkpoints/X.ckpt` beside `<run>/config.yaml`), or None."""
+    folder = ckpt.resolve().parent.parent
+    return folder if ckpt.resolve().parent.name == "checkpoints" and (folder / "config.yaml").is_file() else None
+
+
+def stored_run_config(ckpt: Path) -> dict[str, Any] | None:
+    """The whole run config a fit stored in its checkpoints (`project.runs.SaveRunConfig`), or None."""
+    check_checkpoint_path(ckpt)
+    text = torch.load(ckpt, map_location="cpu", weights_only=True).get(RUN_CONFIG_KEY)
+    return (yaml.safe_load(text) or None) if isinstance(text, str) else None
 
 
 def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:

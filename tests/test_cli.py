@@ -139,7 +139,7 @@ def test_evaluating_on_other_data_happens_only_when_named(trained, tmp_path):
 def test_a_checkpoint_without_its_hyperparameters_is_refused_saying_what_is_missing(trained, tmp_path):
     root, _, _ = trained
     ckpt = torch.load(runs(root / "logs")[0] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    del ckpt["datamodule_hyper_parameters"]
+    del ckpt["datamodule_hyper_parameters"], ckpt["run_config"]  # a checkpoint of another program
     torch.save(ckpt, tmp_path / "bare.ckpt")
     with pytest.raises(IncompleteCheckpointError, match=r"no datamodule_hyper_parameters.*--config"):
         main(["test", f"--ckpt_path={tmp_path / 'bare.ckpt'}"])

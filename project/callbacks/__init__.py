@@ -13,7 +13,8 @@
 - predictions.py: `predict` writes a CSV (PredictionCSV)
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
 - checkpoint_files.py: no leftovers of cut-short writes; a fit's final step saved (CheckpointFiles)
-- resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
+- resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition); a new run from another's
+  weights (StartFromWeights)
 - stopping.py: interrupts stop between two steps and save that step's whole state (StopBetweenSteps)
 - randomness.py: every random draw of a training step resumable (StepSeededRandomness)
 - progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
@@ -28,7 +29,7 @@ from project.callbacks.predictions import PredictionCSV
 from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
 from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
-from project.callbacks.resume import ResumeLoaderPosition
+from project.callbacks.resume import ResumeLoaderPosition, StartFromWeights
 from project.callbacks.spectrograms import LogSpectrograms
 from project.callbacks.stopping import StopBetweenSteps
 from project.callbacks.summary import RunSummary
@@ -53,6 +54,7 @@ __all__ = [
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",
+    "StartFromWeights",
     "StepSeededRandomness",
     "StopBetweenSteps",
     "TestEmbeddings",
