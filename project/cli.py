@@ -40,13 +40,14 @@ from project.callbacks import (
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
 from project.errors import CheckpointError, run_command
-from project.internals import cheap_repeated_logging, freeze_cli_hparams, unrequire_arguments
+from project.internals import cheap_repeated_logging, freeze_cli_hparams, hpc_resume_path, unrequire_arguments
 from project.parser import ProjectArgumentParser
-from project.recipes import available_presets, prepare_args, shipped_recipes
+from project.recipes import available_presets, prepare_args, recipe_run_name, shipped_recipes
 from project.runs import (
     SaveRunConfig,
     claim_run_folders,
     continue_run,
+    hold_run_folder,
     newest_last_checkpoint,
     next_version_folder,
     resolve_data_paths,
@@ -87,6 +88,10 @@ class Parser(ProjectArgumentParser):
 
 
 class CLI(LightningCLI):
+    def __init__(self, *args: Any, recipe_run_name: str | None = None, **kwargs: Any):
+        self.recipe_run_name = recipe_run_name  # kept when a preset swaps the logger (project/recipes.py)
+        super().__init__(*args, **kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-on checkpointing: the best epoch by the monitored metric, and the latest state.
         # Two callbacks because Lightning's `save_last` only refreshes last.ckpt when the best one
@@ -138,7 +143,7 @@ class CLI(LightningCLI):
         logger = config.trainer.logger
         init = logger.init_args if logger not in (None, False, True) else None
         save_dir = Path(init.save_dir) if init is not None and init.get("save_dir") else Path("logs")
-        name = (init.get("name") if init is not None else None) or run_name(config)
+        name = (init.get("name") if init is not None else None) or run_name(config, self.recipe_run_name)
         found = newest_last_checkpoint(save_dir / name)
         if found is None:
             raise CheckpointError(
@@ -162,12 +167,12 @@ class CLI(LightningCLI):
         init = logger.get("init_args") if hasattr(logger, "get") else None
         resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
         if init is not None and "name" in init and not init.name:
-            init.name = run_name(config)  # a recipe that names no run logs under its data's name
+            init.name = run_name(config, self.recipe_run_name)  # a recipe that names no run: its data's name
         if init is not None and init.get("experiment_name") == "lightning_logs":  # MLflow's stock name
-            init.experiment_name = run_name(config)
+            init.experiment_name = run_name(config, self.recipe_run_name)
         if logger is False and not trainer.get("default_root_dir"):
             # No logger: checkpoints and the run's config still get a folder of their own
-            trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config)))
+            trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config, self.recipe_run_name)))
         uri = (init or {}).get("tracking_uri")
         if logger_class(logger).endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
             # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
@@ -217,6 +222,9 @@ class CLI(LightningCLI):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         plain_progress_when_not_a_terminal(trainer)
         claim_run_folders(trainer)
+        if self.subcommand == "fit":
+            config = self.config[self.subcommand]
+            hold_run_folder(trainer, resuming=bool(config.get("ckpt_path")) or hpc_resume_path(trainer) is not None)
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
         profile_in_run_folder(trainer)
@@ -231,6 +239,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
     else:
         args, defaults = prepare_args(args)
+    name = recipe_run_name(sys.argv[1:] if args is None else args, defaults)
     return CLI(
         Classifier,
         L.LightningDataModule,
@@ -258,6 +267,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         save_config_callback=SaveRunConfig,
         args=args,
         run=run,
+        recipe_run_name=name,
     )
 
 
@@ -288,8 +298,11 @@ def profile_in_run_folder(trainer: L.Trainer) -> None:
         profiler.dirpath = run_folder(trainer)
 
 
-def run_name(config: Any) -> str:
-    """A run name from the data: its source's class (FSDD -> fsdd), else its data module's."""
+def run_name(config: Any, recipe: str | None = None) -> str:
+    """The run's name when its logger names none: the recipe's (`recipe`), else from the data: its
+    source's class (FSDD -> fsdd), else its data module's."""
+    if recipe:
+        return recipe
     data = config.get("data") or {}
     init = data.get("init_args") or {}
     source = (init.get("source") or init.get("dataset")) if hasattr(init, "get") else None

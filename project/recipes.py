@@ -178,6 +178,24 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
     return _with_presets(args, presets, default, after=1), [*base, default]
 
 
+def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
+    """The run name the recipe gives its logger (`trainer.logger.init_args.name`), read from the config
+    files before presets stack over them: a preset that swaps the logger (mlflow, nologger) keeps it."""
+    configs = [*defaults, *(v for _, v in sorted([*_option(args, "--config"), *_option(args, "-c")]))]
+    name = None
+    for config in configs:
+        if is_preset(config):
+            continue
+        try:
+            text = Path(config).read_text() if _is_file(config) else config
+            logger = ((yaml.safe_load(text) or {}).get("trainer") or {}).get("logger")
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # reported when the config is parsed
+        given = (logger.get("init_args") or {}).get("name") if isinstance(logger, dict) else None
+        name = given if isinstance(given, str) and given else name
+    return name
+
+
 def _take_presets(args: list[str]) -> tuple[list[str], list[str]]:
     """(`args` without its `--preset NAME` and `--preset=NAME`, the names in order)."""
     rest, names = [], []

@@ -5,15 +5,18 @@ A fit writes `config.yaml` beside its checkpoints, whatever the logger (or none)
 into the same folder save their own config next to it instead of being refused (`SaveRunConfig`).
 """
 
+import atexit
 import json
 import os
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.trainer.states import TrainerFn
 
@@ -68,7 +71,7 @@ class SaveRunConfig(SaveConfigCallback):
             self.config_filename = "resume_config.yaml" if command == "fit" else f"{command}_config.yaml"
             path = os.path.join(folder, self.config_filename)  # a repeated evaluation replaces its own record
         elif taken:
-            raise RuntimeError(
+            raise ConfigError(
                 f"{path} exists: a run already logs into {folder}. Name another run (trainer.logger's name or "
                 "version), resume this one with --ckpt_path, or delete the folder."
             )
@@ -239,3 +242,105 @@ def _same(a: Any, b: Any) -> bool:
 def _shown(value: Any) -> str:
     """A value as the command line takes it: YAML's flow style without spaces ([8,16,16], null)."""
     return json.dumps(_normal(value), separators=(",", ":")) if not isinstance(value, str) else value
+
+
+LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it: the fit's process id
+
+
+class RunFolderLock(L.Callback):
+    """A fit holds its run folder (`hold_run_folder`) until it ends; one that fails or is stopped before its
+    first training step removes the folder it created, so failed starts leave no empty `version_N`."""
+
+    def __init__(self, folder: Path, created: bool):
+        self.folder = folder
+        self.created = created
+        self.stepped = False
+        self._discard = False
+        atexit.register(self._at_exit)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.stepped = True
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self.created and not self.stepped:
+            self._discard = True
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.release()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.release()
+
+    def release(self) -> None:
+        lock = self.folder / LOCK_FILE
+        if _lock_holder(lock) == os.getpid():
+            lock.unlink(missing_ok=True)
+
+    def _at_exit(self) -> None:
+        if self._discard:  # loggers finalized after the exception may have written into it again
+            shutil.rmtree(self.folder, ignore_errors=True)
+        else:
+            self.release()
+
+
+def hold_run_folder(trainer: L.Trainer, resuming: bool) -> None:
+    """Claim a fit's run folder for this process before anything is written into it.
+
+    Refused, in one line: a new fit into a run folder that already holds a run (a named version used
+    twice), and any fit into a folder another living process on this machine is fitting. A lock file
+    whose process is gone (killed) is taken over. Rank 0 only; loggers whose folder is known only once
+    they start (MLflow) are not held.
+    """
+    if trainer.global_rank != 0:
+        return
+    if trainer.loggers and not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
+        return
+    folder = run_folder(trainer).absolute()
+    lock = folder / LOCK_FILE
+    holder = _lock_holder(lock)
+    if holder is not None and holder != os.getpid() and _alive(holder):
+        raise ConfigError(
+            f"{folder} is being written by another fit (process {holder}, still running): wait for it to end, or "
+            "name another run (--trainer.logger.init_args.version NAME)."
+        )
+    if not resuming and (folder / "config.yaml").is_file():
+        raise ConfigError(
+            f"{folder} already holds a run (its config.yaml): name another run (--trainer.logger.init_args.version "
+            "NAME), resume this one with --ckpt_path, or delete the folder."
+        )
+    created = not folder.exists() or not any(p.name != LOCK_FILE for p in folder.iterdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_lock(lock, holder)
+    trainer.callbacks.append(RunFolderLock(folder, created))
+
+
+def _write_lock(lock: Path, stale: int | None) -> None:
+    """Create the lock atomically (O_EXCL); a stale one, of a process no longer running, is replaced."""
+    if stale is not None:
+        lock.unlink(missing_ok=True)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:  # another fit created it between the check and here
+        holder = _lock_holder(lock)
+        raise ConfigError(
+            f"{lock.parent} is being written by another fit (process {holder}): wait for it to end, or name "
+            "another run (--trainer.logger.init_args.version NAME)."
+        ) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def _lock_holder(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from project import metrics
 from project.checkpoints import UnsafeCheckpointError
 from project.cli import main
-from project.errors import CheckpointError
+from project.errors import CheckpointError, ConfigError
 from project.recipes import IncompleteCheckpointError, UntrustedConfigError, recipes_dir, shipped_recipes
 from project.sizes import SizeMismatchError
 from tests.conftest import cpu_trainer_args
@@ -158,7 +158,7 @@ def test_a_named_run_folder_takes_its_evaluations_and_resumes(tmp_path):
     first_epoch = next((run / "checkpoints").glob("best-epoch000-*.ckpt"))
     resumed = main(["fit", *args, f"--ckpt_path={first_epoch}"])
     assert resumed.trainer.current_epoch == 2 and (run / "resume_config.yaml").is_file()
-    with pytest.raises(RuntimeError, match=r"a run already logs into"):
+    with pytest.raises(ConfigError, match=r"already holds a run"):
         main(["fit", *args])
 
 
