@@ -183,3 +183,38 @@ def test_process_lock_is_released_after_a_fit(in_tmp):
     main(["fit", "--config", "features", *_cpu(1)])
     assert not list((in_tmp / "logs").rglob(".fit.lock"))
     assert os.getpid()  # the same process may fit again into a new folder
+
+
+class RunAway(torch.nn.Module):
+    """A net whose weights run away to 1e30 at training call `away` (the loss stays finite) and whose loss
+    becomes NaN from training call `nan` on: the divergence the NaN guard meets in practice."""
+
+    def __init__(self, num_classes: int, in_features: int = 8, away: int = 7, nan: int = 13):
+        super().__init__()
+        self.linear = torch.nn.Linear(in_features, num_classes)
+        self.away, self.nan, self.calls = away, nan, 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == self.away:
+                with torch.no_grad():
+                    self.linear.weight.fill_(1e30)
+        logits = self.linear(x)
+        return logits * float("nan") if self.training and self.calls >= self.nan else logits
+
+
+def test_nan_guard_names_the_checkpoint_before_the_divergence(tmp_path):
+    """The last checkpoint before the NaN holds finite but ruined weights: the message says so and names
+    the best one, from before the divergence, with the command that starts from it."""
+    from project.callbacks import NonFiniteLossError
+    from tests.recipes import tiny_args
+
+    net = [f"--model.net={__name__}.RunAway", "--model.scheduler=null"]
+    with pytest.raises(NonFiniteLossError) as stopped:
+        main(["fit", *tiny_args(tmp_path, epochs=3), *net])
+    message = str(stopped.value)
+    best = next((tmp_path / "tiny" / "version_0" / "checkpoints").glob("best-*step5.ckpt"))
+    assert "has weights up to 1.0e+30 (already diverging)" in message, message
+    assert f"Start a new run from {best} " in message and "StartFromWeights" in message, message
+    assert torch.load(best, weights_only=True)["state_dict"]["net.linear.weight"].abs().max() < 1e3
