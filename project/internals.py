@@ -228,6 +228,26 @@ class _InterruptMessage(logging.Filter):
         return True
 
 
+# --- Optuna --------------------------------------------------------------------------------------
+
+
+def fail_running_trial(study: Any, trial: Any) -> Any:
+    """Mark a `running` trial of `study` failed; returns it as it is now, or None if it had ended already.
+
+    Why: a sweep restarted on the host where a trial's process was killed knows at once that the trial is
+    dead; Optuna's public `fail_stale_trials` fails a trial only once its heartbeat is older than the grace
+    period (two intervals), by the steps used here: the private `Study._storage`,
+    `FrozenTrial._trial_id` and the storage's `set_trial_state_values` and `get_trial` (Optuna 4).
+    """
+    import optuna
+
+    try:
+        study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    return study._storage.get_trial(trial._trial_id)
+
+
 # --- jsonargparse ----------------------------------------------------------------------------------
 
 
