@@ -151,7 +151,9 @@ def test_cifar_format_stopped_mid_step_resumes_exactly(signum, tmp_path):
     write_cifar10(tmp_path / "data", per_batch=40)  # 200 training images, 100 held out: 2 steps an epoch
 
     def args(log_dir: Path) -> list[str]:
-        return [*tiny_cifar_args(tmp_path / "data", log_dir, epochs=EPOCHS), "--trainer.deterministic=true"]
+        # the recipe named: the resume then takes it, not the first run's config (which names SignalAt)
+        recipe = ["--config=cifar10", *tiny_cifar_args(tmp_path / "data", log_dir, epochs=EPOCHS)]
+        return [*recipe, "--trainer.deterministic=true"]
 
     _assert_resumes_exactly(args, signum, 2, 2, tmp_path)
 
