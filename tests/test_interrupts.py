@@ -4,6 +4,9 @@ run resumed from it ends bit-identical to one never interrupted (per signal, per
 import functools
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,3 +205,34 @@ def test_slurm_requeue_signal_mid_step_saves_that_step_whole(tmp_path, monkeypat
     hpc = _load(next(Path(tmp_path).glob("hpc_ckpt_*.ckpt")))
     assert hpc["global_step"] == 4
     assert hpc["loops"]["fit_loop"]["state_dict"]["combined_loader"][0] == {"epoch": 0, "batches_done": 4}
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_fit_saves_its_step_and_exits_130(tmp_path):
+    """`python -m project.cli fit` given SIGINT (what Ctrl-C sends) mid-run: one line naming the saved
+    checkpoint, status 130 (what a shell expects), no traceback; the printed command resumes it."""
+    root = Path(__file__).resolve().parents[1]
+    args = [*tiny_args(tmp_path / "logs", epochs=1000), "--data.batch_size=8"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "project.cli", "fit", *args],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "logs").rglob("last.ckpt")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "Received SIGINT" in output, output[-3000:]
+    last = _last(tmp_path / "logs")
+    saved = _load(last)
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["batches_done"] == saved["global_step"] % 10
+    assert f"Interrupted (stopped by SIGINT); saved {last}" in output or saved["global_step"] % 10 == 0, output
