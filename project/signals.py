@@ -81,8 +81,10 @@ def install() -> dict[int, Any]:
     if not main_thread():
         return {}
     _owner = os.getpid()
-    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-    for s in STOP_SIGNALS:
+    # An ignored signal stays ignored: a shell starts background jobs with SIGINT ignored, so that Ctrl-C
+    # in the terminal does not reach them
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+    for s in previous:
         signal.signal(s, _handle)
     return previous
 
