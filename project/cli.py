@@ -35,15 +35,25 @@ from project.callbacks import (
     ResumeLoaderPosition,
     RunSummary,
     StepSeededRandomness,
+    StopBetweenSteps,
     plain_progress_when_not_a_terminal,
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
 from project.errors import CheckpointError, ConfigError, UserError, run_command
-from project.internals import cheap_repeated_logging, freeze_cli_hparams, unrequire_arguments
+from project.internals import cheap_repeated_logging, freeze_cli_hparams, hpc_resume_path, unrequire_arguments
 from project.parser import ProjectArgumentParser, check_trainer_config
-from project.recipes import available_presets, prepare_args, shipped_recipes
-from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
+from project.recipes import available_presets, prepare_args, recipe_run_name, shipped_recipes
+from project.runs import (
+    SaveRunConfig,
+    claim_run_folders,
+    continue_run,
+    hold_run_folder,
+    newest_last_checkpoint,
+    next_version_folder,
+    resolve_data_paths,
+    run_folder,
+)
 from project.sizes import NetSpec, data_sizes, net_args_given
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -79,10 +89,17 @@ class Parser(ProjectArgumentParser):
 
 
 class CLI(LightningCLI):
-    def __init__(self, *args: Any, default_config_files: Sequence[str] = (), **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        default_config_files: Sequence[str] = (),
+        recipe_run_name: str | None = None,
+        **kwargs: Any,
+    ):
         # Read again to tell which net arguments the user gave (project/sizes.py, `net_args_given`)
         self._default_config_files = list(default_config_files)
         self._args: list[str] = []
+        self.recipe_run_name = recipe_run_name  # kept when a preset swaps the logger (project/recipes.py)
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -129,13 +146,15 @@ class CLI(LightningCLI):
             check_checkpoint_path(ckpt_path, trusted=not config["weights_only"], resume=subcommand == "fit")
         if subcommand == "fit" and ckpt_path == "last":
             config["ckpt_path"] = self._last_of_named_run(config)
+        if subcommand == "fit" and config.get("ckpt_path"):
+            continue_run(config)
 
     def _last_of_named_run(self, config: Any) -> str:
         """`fit --ckpt_path last`: the newest last.ckpt of runs with this logger's name, resumed in its folder."""
         logger = config.trainer.logger
         init = logger.init_args if logger not in (None, False, True) else None
         save_dir = Path(init.save_dir) if init is not None and init.get("save_dir") else Path("logs")
-        name = (init.get("name") if init is not None else None) or run_name(config)
+        name = (init.get("name") if init is not None else None) or run_name(config, self.recipe_run_name)
         found = newest_last_checkpoint(save_dir / name)
         if found is None:
             raise CheckpointError(
@@ -158,13 +177,14 @@ class CLI(LightningCLI):
         check_trainer_config(trainer)
         logger = trainer.logger
         init = logger.get("init_args") if hasattr(logger, "get") else None
+        resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
         if init is not None and "name" in init and not init.name:
-            init.name = run_name(config)  # a recipe that names no run logs under its data's name
+            init.name = run_name(config, self.recipe_run_name)  # a recipe that names no run: its data's name
         if init is not None and init.get("experiment_name") == "lightning_logs":  # MLflow's stock name
-            init.experiment_name = run_name(config)
+            init.experiment_name = run_name(config, self.recipe_run_name)
         if logger is False and not trainer.get("default_root_dir"):
             # No logger: checkpoints and the run's config still get a folder of their own
-            trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config)))
+            trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config, self.recipe_run_name)))
         uri = (init or {}).get("tracking_uri")
         if logger_class(logger).endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
             # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
@@ -225,6 +245,9 @@ class CLI(LightningCLI):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         plain_progress_when_not_a_terminal(trainer)
         claim_run_folders(trainer)
+        if self.subcommand == "fit":
+            config = self.config[self.subcommand]
+            hold_run_folder(trainer, resuming=bool(config.get("ckpt_path")) or hpc_resume_path(trainer) is not None)
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
         profile_in_run_folder(trainer)
@@ -239,6 +262,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
     else:
         args, defaults = prepare_args(args)
+    name = recipe_run_name(sys.argv[1:] if args is None else args, defaults)
     return CLI(
         Classifier,
         L.LightningDataModule,
@@ -251,6 +275,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
                 StepSeededRandomness(),
+                StopBetweenSteps(),
                 CheckpointFiles(),
                 *callbacks,
             ]
@@ -266,6 +291,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         default_config_files=defaults,
         args=args,
         run=run,
+        recipe_run_name=name,
     )
 
 
@@ -296,8 +322,11 @@ def profile_in_run_folder(trainer: L.Trainer) -> None:
         profiler.dirpath = run_folder(trainer)
 
 
-def run_name(config: Any) -> str:
-    """A run name from the data: its source's class (FSDD -> fsdd), else its data module's."""
+def run_name(config: Any, recipe: str | None = None) -> str:
+    """The run's name when its logger names none: the recipe's (`recipe`), else from the data: its
+    source's class (FSDD -> fsdd), else its data module's."""
+    if recipe:
+        return recipe
     data = config.get("data") or {}
     init = data.get("init_args") or {}
     source = (init.get("source") or init.get("dataset")) if hasattr(init, "get") else None

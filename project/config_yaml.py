@@ -115,8 +115,12 @@ def read_config_text(path: Path) -> str:
 
 def load_config_file(path: Path) -> Any:
     """`yaml.safe_load` of the config file `path` once it passed the checks above."""
-    text = read_config_text(path)
-    problem = config_problem(text, str(path))
+    return load_config_text(read_config_text(path), str(path))
+
+
+def load_config_text(text: str, source: str) -> Any:
+    """`yaml.safe_load` of config `text` (from `source`, named in the error) once it passed the checks above."""
+    problem = config_problem(text, source)
     if problem is not None:
         raise ConfigError(problem)
     return yaml.safe_load(text)

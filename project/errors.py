@@ -20,6 +20,7 @@ from typing import TypeVar
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from project import signals
 from project.internals import clean_interrupt_messages
 
 DEBUG_ENV = "PROJECT_DEBUG"
@@ -110,14 +111,24 @@ def _misconfiguration(message: str) -> str:
 def run_command(main: Callable[[], T]) -> T:
     """Run the command line's `main`, turning a user error into one line on stderr and a non-zero exit.
 
-    A fit stopped by SIGTERM (after saving last.ckpt) exits with 143, as a process killed by the signal
-    would, so that `fit && test` does not go on with an unfinished run; Lightning exits with 0.
+    A command stopped by SIGINT or SIGTERM, at any stage, exits with 130 or 143, as a process killed by the
+    signal would, so that `fit && test` does not go on with an unfinished run (project/signals.py).
     """
     clean_interrupt_messages()
+    signals.forget()
+    previous = signals.install()
     try:
-        return main()
-    except SIGTERMException:
-        sys.exit(SIGTERM_EXIT)
+        result = main()
+    except (SIGTERMException, signals.Stopped) as stop:
+        # after a checkpoint saved between two steps (SIGTERMException), or at once (Stopped)
+        signum = getattr(stop, "signum", None) or signals.received() or signal.SIGTERM
+        if isinstance(stop, signals.Stopped):
+            print(f"Stopped by {signals.signal_name(signum)}.", file=sys.stderr)
+        sys.exit(signals.exit_status(signum))
+    except SystemExit:
+        if signals.received():
+            sys.exit(signals.exit_status(signals.received()))
+        raise
     except Exception as err:
         user_error = as_user_error(err)
         if user_error is None or debug_enabled():
@@ -128,3 +139,8 @@ def run_command(main: Callable[[], T]) -> T:
         print(f"error: {message}", file=sys.stderr)
         print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
+    finally:
+        signals.restore(previous)
+    if signals.received():  # a fit that had finished its last step when the signal came
+        sys.exit(signals.exit_status(signals.received()))
+    return result

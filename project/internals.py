@@ -56,6 +56,18 @@ def restore_train_loader_state(trainer: L.Trainer) -> None:
     trainer.fit_loop._load_combined_loader_states()
 
 
+def request_stop_after_this_step(trainer: L.Trainer) -> None:
+    """Make the training loop stop after the step in progress, as Lightning does for a SIGTERM.
+
+    Why: Lightning's own SIGTERM handler sets `_SignalConnector.received_sigterm`; the training epoch
+    loop reads it (as `trainer.received_sigterm`) once the step has finished and raises
+    `SIGTERMException`, and the checkpoint saved on that exception holds one step's whole state. There
+    is no public way to ask for the same stop for another signal (Ctrl-C, SLURM's requeue signal);
+    the attribute is private (Lightning 2.6).
+    """
+    trainer._signal_connector.received_sigterm = True
+
+
 def total_batch_index(trainer: L.Trainer) -> int:
     """Training batches started so far in the whole run, counted from 0 (survives a resume).
 
@@ -207,9 +219,33 @@ class _InterruptMessage(logging.Filter):
         found = self.PATTERN.fullmatch(str(record.msg).strip())
         if found and not record.args:
             kind, message, path = found.groups()
-            why = "stopped by SIGTERM" if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
+            from project import signals  # here: project.signals leans on this module
+
+            # Lightning's SIGTERMException also ends a fit that another signal asked to stop (project/signals.py)
+            stopped = f"stopped by {signals.signal_name(signals.received())}"
+            why = stopped if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
             record.msg = f"Interrupted ({why}); saved {path}: resume with --ckpt_path {path}"
         return True
+
+
+# --- Optuna --------------------------------------------------------------------------------------
+
+
+def fail_running_trial(study: Any, trial: Any) -> Any:
+    """Mark a `running` trial of `study` failed; returns it as it is now, or None if it had ended already.
+
+    Why: a sweep restarted on the host where a trial's process was killed knows at once that the trial is
+    dead; Optuna's public `fail_stale_trials` fails a trial only once its heartbeat is older than the grace
+    period (two intervals), by the steps used here: the private `Study._storage`,
+    `FrozenTrial._trial_id` and the storage's `set_trial_state_values` and `get_trial` (Optuna 4).
+    """
+    import optuna
+
+    try:
+        study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    return study._storage.get_trial(trial._trial_id)
 
 
 # --- jsonargparse ----------------------------------------------------------------------------------

@@ -31,12 +31,13 @@ import torch
 import yaml
 
 from project.checkpoints import check_checkpoint_path, local_path
-from project.config_yaml import load_config_file
+from project.config_yaml import load_config_file, load_config_text
 from project.errors import CheckpointError, ConfigError
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 DEFAULT_RECIPE = "cifar10"
 PRESETS = "presets"  # the folder of presets, in the shipped configs and beside a fork's recipes
+RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of its run's config.yaml (project/runs.py)
 # This package by its own name, so a renamed fork trusts itself and keeps its runs loadable
 PROJECT_PACKAGE = __name__.split(".")[0]
 TRUSTED_PACKAGES = (PROJECT_PACKAGE, "torch", "torchvision", "lightning", "torchmetrics")
@@ -163,6 +164,12 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
     base = [str(base_config())]
     default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
+    if command == "fit" and ckpt and ckpt != "last" and not recipes:
+        # a resume continues the run as it was made (recipe, presets, command line), in its own folder
+        resumed = resume_config(ckpt)
+        if resumed is not None:
+            args = [command, "--config", resumed, *args[1:]]
+            return _with_presets(args, presets, None, after=3), base
     if command in EVALUATION_COMMANDS and ckpt and not recipes:
         implicit = implicit_config(ckpt)
         if implicit is not None:
@@ -184,6 +191,24 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
             "to your recipe's name"
         )
     return _with_presets(args, presets, default, after=1), [*base, default]
+
+
+def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
+    """The run name the recipe gives its logger (`trainer.logger.init_args.name`), read from the config
+    files before presets stack over them: a preset that swaps the logger (mlflow, nologger) keeps it."""
+    configs = [*defaults, *(v for _, v in sorted([*_option(args, "--config"), *_option(args, "-c")]))]
+    name = None
+    for config in configs:
+        if is_preset(config):
+            continue
+        try:
+            text = Path(config).read_text() if _is_file(config) else config
+            logger = ((yaml.safe_load(text) or {}).get("trainer") or {}).get("logger")
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # reported when the config is parsed
+        given = (logger.get("init_args") or {}).get("name") if isinstance(logger, dict) else None
+        name = given if isinstance(given, str) and given else name
+    return name
 
 
 def _take_presets(args: list[str]) -> tuple[list[str], list[str]]:
@@ -225,6 +250,10 @@ def implicit_config(ckpt: str) -> str | None:
         if not isinstance(config, dict):
             raise ConfigError(f"{run_config} holds a {type(config).__name__}, not a run's config: pass --config RECIPE")
         sources.append(str(run_config))
+    elif local.is_file() and (stored := stored_run_config(local)) is not None:
+        # a checkpoint copied away from its run folder brings its run's config: run name, views, trainer
+        config = stored
+        sources.append(f"the run config stored in {local}")
     if local.is_file():  # the network and data the checkpoint was trained with outrank the run's config
         config.update(checkpoint_config(local, required=not sources))
         sources.append(f"the hyperparameters stored in {local}")
@@ -234,6 +263,38 @@ def implicit_config(ckpt: str) -> str | None:
     print(f"Rebuilding the run from {source} (pass --config to use another)")
     check_trusted(config, source)
     return yaml.safe_dump(config)
+
+
+def resume_config(ckpt: str) -> str | None:
+    """`fit --ckpt_path X`'s config, as YAML text: the whole config of the run X belongs to (its folder's
+    config.yaml, else the one stored in X), logging into that run's own folder; None for a checkpoint
+    that has neither (the command line then says what to train)."""
+    local = local_path(ckpt)
+    if local is None or not local.is_file():
+        return None
+    folder = run_folder_of(local)
+    if folder is not None:
+        config, source = load_config_file(folder / "config.yaml") or {}, str(folder / "config.yaml")
+    else:
+        config, source = stored_run_config(local), f"the run config stored in {local}"
+        if config is None:
+            return None
+    check_trusted(config, source)
+    print(f"Resuming the run of {source} (pass --config to train another config from this checkpoint)")
+    return yaml.safe_dump(config)
+
+
+def run_folder_of(ckpt: Path) -> Path | None:
+    """The run folder a checkpoint lies in (`<run>/checkpoints/X.ckpt` beside `<run>/config.yaml`), or None."""
+    folder = ckpt.resolve().parent.parent
+    return folder if ckpt.resolve().parent.name == "checkpoints" and (folder / "config.yaml").is_file() else None
+
+
+def stored_run_config(ckpt: Path) -> dict[str, Any] | None:
+    """The whole run config a fit stored in its checkpoints (`project.runs.SaveRunConfig`), or None."""
+    check_checkpoint_path(ckpt)
+    text = torch.load(ckpt, map_location="cpu", weights_only=True).get(RUN_CONFIG_KEY)
+    return (load_config_text(text, f"the run config stored in {ckpt}") or None) if isinstance(text, str) else None
 
 
 def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:

@@ -223,3 +223,10 @@ def test_repeated_logging_skips_the_move_and_still_moves_when_needed():
     accuracy = _ResultMetric(_Metadata(fx="training_step", name="train/acc"), is_tensor=False)
     accuracy.value = MulticlassAccuracy(3)
     assert accuracy.to(cpu) is accuracy and accuracy.value.device == cpu
+
+
+def test_request_stop_after_this_step_sets_what_the_training_loop_reads():
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    assert trainer.received_sigterm is False
+    internals.request_stop_after_this_step(trainer)
+    assert trainer.received_sigterm is True, "rewrite project.internals.request_stop_after_this_step"

@@ -233,7 +233,7 @@ def test_loggers_and_the_profile_land_in_the_run_folder(logger, trained, tmp_pat
     expected = {
         "tensorboard": tmp_path / "logs" / "tiny" / "version_0",
         "csv": tmp_path / "logs" / "tiny" / "version_0",
-        "nologger": tmp_path / "logs" / "tiny_table" / "version_0",
+        "nologger": tmp_path / "logs" / "tiny" / "version_0",  # the recipe names its runs, whatever the logger
     }
     if logger == "mlflow":
         assert folder.parent.parent == Path("logs/mlruns") and (folder.parent / "meta.yaml").is_file()

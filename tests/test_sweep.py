@@ -211,3 +211,23 @@ def test_the_shipped_search_spaces_fit_their_recipes(name, tmp_path):
     space = load_space(ROOT / "configs" / "search" / f"{name}.yaml")
     config = resolved_config(["fit", "--config", str(ROOT / "configs" / f"{name}.yaml")], name)
     check_keys(space, config, f"configs/search/{name}.yaml", f"configs/{name}.yaml")
+
+
+def test_a_trial_whose_process_died_on_this_host_is_rerun_at_the_next_start(tmp_path):
+    """Killed (SIGKILL) long before its heartbeat goes stale: the next start of the same command fails it
+    and runs its values again, instead of finishing the study without it."""
+    from project.sweep.study import _rerun_dead_trials
+    from project.sweep.trial import this_process
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=3600)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    killed = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1.0)})
+    killed.set_user_attr("process", {**this_process(), "pid": int(dead.stdout)})
+    alive = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1.0)})
+    alive.set_user_attr("process", this_process())  # this very process: still running
+    _rerun_dead_trials(study)
+    trials = by_number(study)
+    assert trials[0].state == TrialState.FAIL and trials[1].state == TrialState.RUNNING
+    assert trials[2].state == TrialState.WAITING and trials[2].params == trials[0].params
+    assert trials[2].system_attrs["retry_history"] == [0]

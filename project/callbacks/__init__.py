@@ -13,7 +13,9 @@
 - predictions.py: `predict` writes a CSV (PredictionCSV)
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
 - checkpoint_files.py: no leftovers of cut-short writes; a fit's final step saved (CheckpointFiles)
-- resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
+- resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition); a new run from another's
+  weights (StartFromWeights)
+- stopping.py: interrupts stop between two steps and save that step's whole state (StopBetweenSteps)
 - randomness.py: every random draw of a training step resumable (StepSeededRandomness)
 - progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
 """
@@ -27,8 +29,9 @@ from project.callbacks.predictions import PredictionCSV
 from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
 from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
-from project.callbacks.resume import ResumeLoaderPosition
+from project.callbacks.resume import ResumeLoaderPosition, StartFromWeights
 from project.callbacks.spectrograms import LogSpectrograms
+from project.callbacks.stopping import StopBetweenSteps
 from project.callbacks.summary import RunSummary
 from project.callbacks.training import FreezeParameters, Lookahead
 from project.callbacks.tuner import BatchSizeFinder, LearningRateFinder
@@ -51,7 +54,9 @@ __all__ = [
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",
+    "StartFromWeights",
     "StepSeededRandomness",
+    "StopBetweenSteps",
     "TestEmbeddings",
     "plain_progress_when_not_a_terminal",
 ]

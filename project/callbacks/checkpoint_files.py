@@ -1,5 +1,6 @@
 """Checkpoint folders without leftovers, and a finished fit's last step always saved."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ class CheckpointFiles(L.Callback):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn != TrainerFn.FITTING:
             leave_checkpoint_callback_states(trainer, checkpoint)
+            return
+        # A resume in the run's own folder, named another way (relative, absolute, from another folder):
+        # the same folder, so the callbacks keep their bookkeeping and Lightning does not warn of a change
+        states = checkpoint.get("callbacks") or {}
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            saved, now = (state or {}).get("dirpath"), getattr(callback, "dirpath", None)
+            if saved and now and saved != now and _same_folder(saved, now):
+                state["dirpath"] = now
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -45,3 +55,10 @@ class CheckpointFiles(L.Callback):
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.monitor is None:
                 save_latest_checkpoint_now(callback, trainer)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -4,9 +4,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from project.errors import UserError
 from project.internals import total_batch_index
+
+DIVERGED = 1e6  # weights this large have run away (trained weights are rarely beyond 1e2)
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -59,6 +62,11 @@ class FiniteLossGuard(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         self._check(trainer)
+        # Weights can run away for many steps while the loss stays finite (1e30 is finite): remember how
+        # large the saved ones were, for the message that names the checkpoint to start again from.
+        # One host sync per checkpoint, which writes to disk anyway.
+        scales = [p.detach().abs().max() for p in pl_module.parameters() if p.numel()]
+        self._saved_scale = (trainer.global_step, float(torch.stack(scales).max())) if scales else None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, NonFiniteLossError):
@@ -85,5 +93,31 @@ class FiniteLossGuard(L.Callback):
             f"was stopped at batch {total_batch_index(trainer)}. "
             "No checkpoint was written after the bad batch. Usual causes: a learning rate too high (lower "
             "--model.optimizer.init_args.lr or the scheduler's max_lr), fp16 overflow (use bf16-mixed or "
-            "32-true precision), or NaN/inf in the inputs. Resume from the last checkpoint after the fix."
+            f"32-true precision), or NaN/inf in the inputs. {self._where_to_start(trainer)}"
+        )
+
+    def _where_to_start(self, trainer: L.Trainer) -> str:
+        """Which checkpoint to start again from, with the fix: the best by the monitored metric, which
+        precedes the divergence, rather than the latest, whose weights may already have run away."""
+        from project.runs import run_folder  # here: project.runs is not needed by the guard otherwise
+
+        callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+        best = next((c.best_model_path for c in callbacks if c.monitor and c.best_model_path), "")
+        # the latest state: a monitor-less callback's file (last.ckpt), else a `save_last` link
+        last = next((c.best_model_path for c in callbacks if not c.monitor and c.best_model_path), "")
+        last = last or next((c.last_model_path for c in callbacks if c.last_model_path), "")
+        scale = getattr(self, "_saved_scale", None)
+        latest = ""
+        if last and scale is not None:
+            step, size = scale
+            state = "already diverging" if not size < DIVERGED else "finite"
+            latest = f"The latest checkpoint, {last} (step {step}), has weights up to {size:.1e} ({state}). "
+        start = best or (last if scale is None or scale[1] < DIVERGED else "")
+        if not start:
+            return latest + "No checkpoint before the divergence is left: start a new run with the fix."
+        config = run_folder(trainer) / "config.yaml"
+        return (
+            f"{latest}Start a new run from {start} with the fix (a resume keeps the settings that diverged): "
+            f"python -m project.cli fit --config {config} <the fix> "
+            f"--trainer.callbacks+=project.callbacks.StartFromWeights --trainer.callbacks.checkpoint={start}"
         )

@@ -1,7 +1,12 @@
-"""Exact mid-epoch resume: the training loader continues from the batch the checkpoint was saved at."""
+"""Exact mid-epoch resume: the training loader continues from the batch the checkpoint was saved at; and a
+new run started from another run's weights."""
 
 import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
 
+from project.checkpoints import check_checkpoint_path
+from project.errors import CheckpointError
 from project.internals import restore_train_loader_state
 
 
@@ -18,3 +23,35 @@ class ResumeLoaderPosition(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         restore_train_loader_state(trainer)
+
+
+class StartFromWeights(L.Callback):
+    """Starts a new run from the trained weights of another run's checkpoint (its `state_dict` only: the
+    optimizer, schedule, step and data position start afresh). A resume (`--ckpt_path`) ignores it.
+
+    `fit --trainer.callbacks+=project.callbacks.StartFromWeights --trainer.callbacks.checkpoint=X` is how
+    a run continues under settings a resume refuses (another batch size, split, seed or schedule).
+
+    Args:
+        checkpoint: the checkpoint file whose weights the network starts from; loaded as data only.
+    """
+
+    def __init__(self, checkpoint: str):
+        self.checkpoint = checkpoint
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path is not None:
+            return
+        check_checkpoint_path(self.checkpoint)
+        state = torch.load(self.checkpoint, map_location=pl_module.device, weights_only=True).get("state_dict")
+        if not state:
+            raise CheckpointError(f"{self.checkpoint} holds no weights (state_dict) to start from.")
+        try:
+            pl_module.load_state_dict(state)
+        except RuntimeError as err:  # the network built here is not the checkpoint's
+            first = str(err).strip().splitlines()[1:2] or [str(err)]
+            raise CheckpointError(
+                f"{self.checkpoint}'s weights do not fit the network of this run: {first[0].strip()} "
+                "Build the same network (model.net) as the checkpoint's run."
+            ) from err
+        rank_zero_info(f"Starting from the weights of {self.checkpoint}")

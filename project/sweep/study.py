@@ -6,12 +6,14 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from optuna.trial import TrialState
 
 from project import metrics
+from project.internals import fail_running_trial
 from project.multirun import StudyError, one_device, resolved_config, save_dir
 from project.sweep import results
 from project.sweep.space import Param, check_keys
-from project.sweep.trial import retry_callback, run_trial
+from project.sweep.trial import is_dead_here, retry_callback, run_trial
 
 # Optuna's median pruner: a trial is stopped when its value at an epoch is worse than the median of
 # earlier trials at that epoch. Not before 5 trials have completed (a median of fewer says little),
@@ -55,6 +57,7 @@ def run(sweep: Sweep) -> optuna.Study:
     study_dir = Path(save_dir(config, sweep.recipe, "the sweep")) / sweep.study
     study = _open_study(sweep, study_dir)
     _check_same_search(study, sweep, study_dir)
+    _rerun_dead_trials(study)
 
     done = len(results.finished(study.get_trials(deepcopy=False)))
     if done < sweep.trials:
@@ -85,6 +88,19 @@ def run(sweep: Sweep) -> optuna.Study:
     else:
         print(f"\nBest config: {best}\nTrain it:    python -m project.cli fit --config {best}")
     return study
+
+
+def _rerun_dead_trials(study: optuna.Study) -> None:
+    """Mark failed, and queue to run again, the trials still `running` whose process on this host is gone
+    (killed): waiting for their heartbeat to go stale would let this start finish the study without them."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not is_dead_here(trial.user_attrs.get("process")):
+            continue
+        failed = fail_running_trial(study, trial)
+        if failed is None:
+            continue  # another process got there first
+        retry_callback()(study, failed)
+        print(f"Trial {trial.number}'s process is gone: marked failed, and its values run again.")
 
 
 class _StopAt:

@@ -8,15 +8,18 @@ be refused by the Trainer as not a callback).
 """
 
 import gc
+import os
 import signal
+import socket
 from pathlib import Path
 
 import lightning as L
 import optuna
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna_integration import PyTorchLightningPruningCallback
 
-from project import metrics
+from project import metrics, signals
 from project.cli import main
 from project.sweep.space import Param, cli_args
 
@@ -24,6 +27,35 @@ from project.sweep.space import Param, cli_args
 # often: a trial that brings its process down every time (e.g. the kernel's OOM killer) is then
 # recorded as failed instead of being retried at every resume.
 MAX_RETRIES = 2
+
+
+def this_process() -> dict[str, object]:
+    """This process, told apart from a later one that reuses its id by its start time."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid())}
+
+
+def is_dead_here(process: object) -> bool:
+    """Whether `process` (a trial's `this_process()`) ran on this host and is no longer running."""
+    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+        return False  # another machine's: its heartbeat tells
+    pid = process.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return process.get("started") is not None and _start_time(pid) != process.get("started")
+
+
+def _start_time(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (Linux), or None where /proc does not say."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
@@ -59,7 +91,8 @@ class TrialRecorder(L.Callback):
             self.best = value if self.best is None else better(self.best, value)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.interrupted = isinstance(exception, KeyboardInterrupt)
+        # Ctrl-C stops a fit between two steps through Lightning's SIGTERMException (project/signals.py)
+        self.interrupted = isinstance(exception, KeyboardInterrupt | SIGTERMException | signals.Stopped)
 
 
 def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> float:
@@ -67,6 +100,8 @@ def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> 
     failed and the study goes on), `optuna.TrialPruned` when pruned, KeyboardInterrupt when interrupted."""
     params = {param.key: param.suggest(trial) for param in space}
     trial.set_user_attr("run_dir", None)  # a retry starts with its predecessor's attributes
+    # Who runs it: a later start of the sweep on this host re-runs it at once if this process is gone
+    trial.set_user_attr("process", this_process())
     args = [*base_args, *cli_args(params), f"--trainer.logger.init_args.version=trial_{trial.number}"]
     recorder = TrialRecorder(trial)
     pruning = PyTorchLightningPruningCallback(trial, monitor=metrics.MONITOR)
@@ -79,7 +114,7 @@ def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> 
         error = f"the CLI rejected this trial's values (exit code {exit.code}; its message is printed above)"
         trial.set_user_attr("error", error)
         raise TrialFailed(error) from None
-    except KeyboardInterrupt:  # outside the fit (while the data or model were set up)
+    except (KeyboardInterrupt, signals.Stopped):  # outside the fit (while the data or model were set up)
         raise _interrupted(trial) from None
     except optuna.TrialPruned:
         raise

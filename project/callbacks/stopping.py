@@ -1,0 +1,80 @@
+"""Interrupts stop a fit between two steps, so the checkpoint they leave is one step's whole state."""
+
+import signal
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+
+from project import signals
+
+
+class StopBetweenSteps(L.Callback):
+    """Makes every interrupt of a fit save one step's state, or nothing.
+
+    - SIGINT (Ctrl-C) and SIGTERM stop after the step in progress (`project.signals`); before the first
+      training step and after the last they stop at once.
+    - SLURM's requeue signal (SIGUSR1, under Lightning's SLURM plugin) is held until the step in progress
+      has ended; the plugin then saves its `hpc_ckpt_N.ckpt` and requeues. Run at once, in the middle of a
+      step, it saved the weights of one step with the loader position of the next.
+    - A fit that fails or is stopped before its first training step saves no checkpoint (nothing was
+      trained; a resumed run's last.ckpt is left as it was), so it is not reported as an interrupted run.
+      A second signal, which stops in the middle of a step, saves nothing either.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._requeue_handler: Any = None
+        self._requeue_pending: int | None = None
+        self._first_step: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._first_step = None
+        # Before Lightning registers its own SIGTERM handler, which calls the one it finds (this one) too
+        if stage == "fit" and not self._previous and signals.main_thread():
+            self._previous = signals.install()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_step = trainer.global_step
+        signals.training_steps(trainer)
+        requeue = signal.getsignal(signal.SIGUSR1)
+        if callable(requeue) and signals.main_thread():  # Lightning's SLURM plugin registered it just before
+            self._requeue_handler = requeue
+            signal.signal(signal.SIGUSR1, self._hold_requeue)
+
+    def _hold_requeue(self, signum: int, frame: Any) -> None:
+        self._requeue_pending = signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self._requeue_pending is not None and self._requeue_handler is not None:
+            signum, self._requeue_pending = self._requeue_pending, None
+            self._requeue_handler(signum, None)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._end_of_steps()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._end_of_steps()
+        untrained = self._first_step is None or trainer.global_step == self._first_step
+        if untrained or isinstance(exception, signals.Stopped):
+            # Checkpoint callbacks run after this one (Lightning puts them last)
+            for callback in trainer.checkpoint_callbacks:
+                if getattr(callback, "save_on_exception", False):
+                    callback.save_on_exception = False
+                    if not untrained:
+                        rank_zero_info(
+                            f"Stopped in the middle of a step: {callback.last_model_path or 'nothing'} "
+                            "is the last checkpoint saved"
+                        )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._end_of_steps()
+        if self._previous:
+            signals.restore(self._previous)
+            self._previous = {}
+
+    def _end_of_steps(self) -> None:
+        signals.training_steps(None)
+        if self._requeue_handler is not None and signals.main_thread():
+            signal.signal(signal.SIGUSR1, self._requeue_handler)
+            self._requeue_handler = None

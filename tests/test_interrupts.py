@@ -1,0 +1,238 @@
+"""Interrupts: a signal that arrives in the middle of a training step saves that step's whole state, and a
+run resumed from it ends bit-identical to one never interrupted (per signal, per kind of data)."""
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from project import signals
+from project.cli import main
+from project.errors import run_command
+from tests.conftest import cpu_trainer_args
+from tests.recipes import TINY, tiny_args
+
+EPOCHS = 3
+
+
+class SignalAt(L.Callback):
+    """Sends this process `signum` once step `step` has its batch and is running: the middle of a step,
+    where most of a real run's time (and so most Ctrl-C presses) falls."""
+
+    def __init__(self, signum: int, step: int):
+        self.signum, self.step = signum, step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+def _last(log_dir: Path) -> Path:
+    found = sorted(log_dir.rglob("last.ckpt"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _fit_stopped_by(signum: int, step: int, args: list[str]) -> None:
+    init = f'{{"signum": {signum}, "step": {step}}}'
+    callback = f'--trainer.callbacks+={{"class_path": "{__name__}.SignalAt", "init_args": {init}}}'
+    handlers = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
+    signals.forget()
+    try:
+        with pytest.raises(SIGTERMException):  # what Lightning raises to stop between two steps
+            main(["fit", *args, callback])
+        assert signals.received() == signum
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        signals.forget()
+
+
+def _assert_resumes_exactly(
+    args: Callable[[Path], list[str]], signum: int, step: int, per_epoch: int, tmp_path: Path
+) -> None:
+    """Fit `args` (`per_epoch` steps an epoch), once whole and once stopped by `signum` in the middle of
+    step `step` (counted from 0) then resumed."""
+    main(["fit", *args(tmp_path / "full")])
+    full = _load(_last(tmp_path / "full"))
+    _fit_stopped_by(signum, step, args(tmp_path / "part"))
+    last = _last(tmp_path / "part")
+    saved = _load(last)
+    # the step in progress when the signal came is finished and saved with the loader position after it
+    assert saved["global_step"] == step + 1
+    loader = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
+    assert loader == {"epoch": (step + 1) // per_epoch, "batches_done": (step + 1) % per_epoch}
+    main(["fit", *args(tmp_path / "resumed"), f"--ckpt_path={last}"])
+    resumed = _load(_last(tmp_path / "resumed"))
+    assert resumed["global_step"] == full["global_step"]
+    differ = [k for k, v in full["state_dict"].items() if not torch.equal(v, resumed["state_dict"][k])]
+    assert not differ, f"{len(differ)}/{len(full['state_dict'])} tensors differ after resume: {differ[:5]}"
+    states = zip(
+        full["optimizer_states"][0]["state"].values(), resumed["optimizer_states"][0]["state"].values(), strict=True
+    )
+    for a, b in states:
+        assert all(torch.equal(a[k], b[k]) for k in a), "optimizer state differs"
+    assert full["lr_schedulers"] == resumed["lr_schedulers"]
+
+
+def _table(log_dir: Path) -> list[str]:
+    return [*tiny_args(log_dir, epochs=EPOCHS), "--trainer.deterministic=true"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_table_stopped_mid_step_resumes_exactly(signum, tmp_path):
+    """5 steps an epoch; the signal comes in the middle of the 7th step (the second epoch's second)."""
+    _assert_resumes_exactly(_table, signum, 6, 5, tmp_path)
+
+
+def _images(root: Path, log_dir: Path) -> list[str]:
+    return [
+        f"--config={TINY}",
+        "--model.net=project.models.ResNet",
+        "--model.net.init_args.channels_last=false",
+        "--model.net.init_args.widths=[8,8,8,8]",
+        "--data=project.data.ImageDataModule",
+        "--data.source=project.data.ImageFolder",
+        f"--data.source.init_args.root={root}",
+        "--data.source.init_args.image_size=16",
+        "--data.batch_size=6",
+        "--data.val_size=0.25",
+        "--trainer.precision=32-true",
+        "--trainer.deterministic=true",
+        *cpu_trainer_args(log_dir, EPOCHS),
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_image_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
+    from tests.image_tree import write_image_tree
+
+    root = write_image_tree(tmp_path / "images", per_class=10)  # 22 / 6 = 3 steps an epoch
+    _assert_resumes_exactly(functools.partial(_images, root), signum, 4, 3, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_wav_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
+    """FSDD's layout and recipe, dropout and SpecAugment on."""
+    from tests.test_audio_model import tiny_fsdd_args
+    from tests.wav_format import write_fsdd
+
+    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=8)
+
+    def args(log_dir: Path) -> list[str]:
+        return [
+            *tiny_fsdd_args(root, log_dir, epochs=EPOCHS),
+            "--model.net.init_args.dropout=0.3",
+            "--model.net.init_args.freq_masks=2",
+            "--trainer.deterministic=true",
+        ]
+
+    _assert_resumes_exactly(args, signum, 3, 3, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cifar_format_stopped_mid_step_resumes_exactly(signum, tmp_path):
+    from tests.cifar_format import write_cifar10
+    from tests.conftest import tiny_cifar_args
+
+    write_cifar10(tmp_path / "data", per_batch=40)  # 200 training images, 100 held out: 2 steps an epoch
+
+    def args(log_dir: Path) -> list[str]:
+        # the recipe named: the resume then takes it, not the first run's config (which names SignalAt)
+        recipe = ["--config=cifar10", *tiny_cifar_args(tmp_path / "data", log_dir, epochs=EPOCHS)]
+        return [*recipe, "--trainer.deterministic=true"]
+
+    _assert_resumes_exactly(args, signum, 2, 2, tmp_path)
+
+
+def test_a_signal_outside_the_steps_stops_at_once_with_the_shells_status(capsys):
+    """Ctrl-C while the command line is parsed: no traceback, status 130; SIGTERM: 143."""
+
+    def parse_then_signal(signum: int):
+        def command():
+            os.kill(os.getpid(), signum)
+            raise AssertionError("the signal must stop the command")
+
+        return command
+
+    for signum, status in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        with pytest.raises(SystemExit) as stopped:
+            run_command(parse_then_signal(signum))
+        assert stopped.value.code == status
+        assert f"Stopped by {signal.Signals(signum).name}." in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_slurm_requeue_signal_mid_step_saves_that_step_whole(tmp_path, monkeypatch):
+    """SIGUSR1 (`#SBATCH --signal=SIGUSR1@90`) in the middle of a step: Lightning's SLURM plugin saves
+    its hpc checkpoint once the step has ended, with the loader position after it."""
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir()
+    scontrol.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "requeued"}\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{scontrol.parent}{os.pathsep}{os.environ['PATH']}")
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_PROCID": "0"}
+    for name, value in {**slurm, "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGUSR1, *signals.STOP_SIGNALS)}
+    try:
+        cli = main(
+            [*_table(tmp_path / "logs"), f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=8"], run=False
+        )
+        cli.trainer.callbacks.append(SignalAt(signal.SIGUSR1, 3))
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    assert (tmp_path / "requeued").read_text().split() == ["requeue", "4242"]
+    hpc = _load(next(Path(tmp_path).glob("hpc_ckpt_*.ckpt")))
+    assert hpc["global_step"] == 4
+    assert hpc["loops"]["fit_loop"]["state_dict"]["combined_loader"][0] == {"epoch": 0, "batches_done": 4}
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_fit_saves_its_step_and_exits_130(tmp_path):
+    """`python -m project.cli fit` given SIGINT (what Ctrl-C sends) mid-run: one line naming the saved
+    checkpoint, status 130 (what a shell expects), no traceback; the printed command resumes it."""
+    root = Path(__file__).resolve().parents[1]
+    args = [*tiny_args(tmp_path / "logs", epochs=1000), "--data.batch_size=8"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "project.cli", "fit", *args],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "logs").rglob("last.ckpt")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "Received SIGINT" in output, output[-3000:]
+    last = _last(tmp_path / "logs")
+    saved = _load(last)
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["batches_done"] == saved["global_step"] % 10
+    assert f"Interrupted (stopped by SIGINT); saved {last}" in output or saved["global_step"] % 10 == 0, output
