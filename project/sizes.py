@@ -25,6 +25,7 @@ from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from project.config_yaml import load_config_file, load_config_text
 from project.errors import ConfigError
 
 
@@ -224,8 +225,8 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
     def from_file_or_text(value: str, section: tuple[str, ...]) -> Any:
         path = Path(value)
         try:
-            content = yaml.safe_load(path.read_text() if path.is_file() else value)
-        except (OSError, yaml.YAMLError):
+            content = load_config_file(path) if path.is_file() else load_config_text(value, "--config")
+        except (OSError, yaml.YAMLError, ConfigError):
             return None
         for key in section:
             content = content.get(key) if isinstance(content, Mapping) else None
