@@ -204,7 +204,7 @@ def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
         try:
             content = load_config_file(Path(config)) if _is_file(config) else load_config_text(config, "--config")
             logger = ((content or {}).get("trainer") or {}).get("logger")
-        except (OSError, yaml.YAMLError, AttributeError, ConfigError):
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, ConfigError):
             continue  # reported when the config is parsed
         given = (logger.get("init_args") or {}).get("name") if isinstance(logger, dict) else None
         name = given if isinstance(given, str) and given else name

@@ -24,6 +24,7 @@ from project.config_yaml import load_config_file
 from project.errors import ConfigError
 from project.internals import hpc_resume_path, logger_version_unset, set_logger_version
 from project.recipes import RUN_CONFIG_KEY, run_folder_of, stored_run_config
+from project.sizes import net_defaults
 
 # What a run computes: a resume that changes one of these would not continue the run but make another
 # (a different order, split, batch or network from the same step on), so it is refused
@@ -199,7 +200,8 @@ def _same_logger(made: dict[str, Any], config: Any) -> bool:
 def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path | None) -> None:
     from project.cli import cpu_precision  # the precision the run really had, on a machine without a GPU
 
-    was, now = _leaves(made), _leaves(config.as_dict())
+    now_tree = config.as_dict()
+    was, now = _leaves(_with_net_defaults(made, now_tree)), _leaves(now_tree)
     if cpu_precision(config.trainer) is not None:
         now["trainer.precision"] = cpu_precision(config.trainer)
     for key in sorted(was.keys() | now.keys()):
@@ -216,6 +218,18 @@ def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path |
             f"python -m project.cli fit {recipe} {given} --trainer.callbacks+=project.callbacks.StartFromWeights "
             f"--trainer.callbacks.checkpoint={shlex.quote(str(ckpt))}"
         )
+
+
+def _with_net_defaults(made: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """`made` with its net's unset arguments at their defaults, as a parsed config has them: a run's
+    config.yaml records only the net arguments given (project/sizes.py). Only for the class the command
+    line already imported, so nothing of a run folder's config is imported here."""
+    net = (made.get("model") or {}).get("net")
+    class_path = net.get("class_path") if isinstance(net, dict) else None
+    if not class_path or class_path != ((now.get("model") or {}).get("net") or {}).get("class_path"):
+        return made
+    filled = {**net_defaults(class_path), **(net.get("init_args") or {})}
+    return {**made, "model": {**made["model"], "net": {**net, "init_args": filled}}}
 
 
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:

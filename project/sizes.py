@@ -55,7 +55,7 @@ def _import(class_path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _defaults(class_path: str) -> dict[str, Any]:
+def net_defaults(class_path: str) -> dict[str, Any]:
     """The constructor's defaults as jsonargparse resolves them (a builder function's `**kwargs`
     followed to the class it builds, as for torchvision's `resnet18`)."""
     target = _import(class_path)
@@ -91,7 +91,7 @@ class NetSpec:
             config = config.as_dict()
         init_args = _plain(dict(config.get("init_args") or {}))
         if given is None:
-            defaults = _plain(_defaults(config["class_path"]))
+            defaults = _plain(net_defaults(config["class_path"]))
             given = {k for k, v in init_args.items() if k not in defaults or defaults[k] != v}
         return cls(config["class_path"], {k: v for k, v in init_args.items() if k in given})
 
@@ -154,7 +154,7 @@ class NetSpec:
 
 def _parameters(class_path: str) -> set[str]:
     """The constructor arguments jsonargparse sees (a builder's **kwargs followed where it can be)."""
-    return set(_defaults(class_path)) | set(_required(class_path))
+    return set(net_defaults(class_path)) | set(_required(class_path))
 
 
 def _required(class_path: str) -> list[str]:
@@ -226,7 +226,7 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
         path = Path(value)
         try:
             content = load_config_file(path) if path.is_file() else load_config_text(value, "--config")
-        except (OSError, yaml.YAMLError, ConfigError):
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
             return None
         for key in section:
             content = content.get(key) if isinstance(content, Mapping) else None
