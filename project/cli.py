@@ -34,14 +34,14 @@ from project.callbacks import (
     ResumeLoaderPosition,
     RunSummary,
     StepSeededRandomness,
-    plain_progress_when_not_a_terminal,
+    readable_progress,
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
 from project.errors import CheckpointError, run_command
 from project.internals import cheap_repeated_logging, freeze_cli_hparams, unrequire_arguments
 from project.parser import ProjectArgumentParser
-from project.recipes import available_presets, prepare_args, shipped_recipes
+from project.recipes import available_presets, prepare_args, presets_in, shipped_recipes
 from project.runs import SaveRunConfig, claim_run_folders, newest_last_checkpoint, next_version_folder, run_folder
 from project.sizes import NetSpec, data_sizes
 
@@ -203,7 +203,7 @@ class CLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        plain_progress_when_not_a_terminal(trainer)
+        readable_progress(trainer)
         claim_run_folders(trainer)
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
@@ -227,7 +227,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
             "callbacks": [
                 LearningRateMonitor(logging_interval="step"),
                 RunSummary(),
-                FitTimeEstimate(),
+                FitTimeEstimate(presets=presets_in(sys.argv[1:] if args is None else args)),
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
                 StepSeededRandomness(),

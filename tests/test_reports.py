@@ -53,6 +53,7 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys
         "--trainer.enable_progress_bar=false",
     ]
     tested = main(["test", f"--config={run / 'config.yaml'}", f"--ckpt_path={ckpt}", *common])
+    assert f"Test\n  TensorBoard:  tensorboard --logdir {tested.trainer.logger.log_dir}" in capsys.readouterr().out
     assert tested.trainer.callback_metrics[metrics.TEST_ACC] > 0.8, "2.4x chance: the trained weights were loaded"
     # A run's record holds no `ckpt_path: null`, so a --config given after --ckpt_path cannot undo it
     assert "ckpt_path" not in (run / "config.yaml").read_text()
@@ -74,15 +75,19 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys
     accuracy = sum(row["label"] == row["predicted"] for row in rows) / len(rows)
     writer = next(c for c in predicted.trainer.callbacks if hasattr(c, "accuracy"))
     assert writer.accuracy == pytest.approx(accuracy), "the printed accuracy is the CSV's"
-    assert f"accuracy {accuracy:.4f} on the 100 with a known label" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"accuracy {accuracy:.4f} on the 100 with a known label" in printed
+    assert f"written to {out}" in printed, "predict says where it wrote"
 
 
-def test_summary_names_the_best_checkpoint_and_the_test_command(tmp_path, capsys):
+def test_summary_names_the_best_checkpoint_and_the_next_commands(tmp_path, capsys):
     main(["fit", *tiny_args(tmp_path / "logs", epochs=1), "--data.val_size=40"])
     out = capsys.readouterr().out
     best = next((run_dir(tmp_path / "logs") / "checkpoints").glob("best-*.ckpt"))
     assert f"Best {metrics.VAL_ACC}:" in out
+    assert "Trained:      1 epoch, " in out
     assert f"python -m project.cli test --ckpt_path {best}" in out
+    assert f"python -m project.cli predict --ckpt_path {best}" in out
     assert f"tensorboard --logdir {run_dir(tmp_path / 'logs')}" in out
 
 

@@ -15,7 +15,8 @@
 - checkpoint_files.py: no leftovers of cut-short writes; a fit's final step saved (CheckpointFiles)
 - resume.py: exact mid-epoch resume of the training loader (ResumeLoaderPosition)
 - randomness.py: every random draw of a training step resumable (StepSeededRandomness)
-- progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
+- progress.py: plain progress lines off a terminal, a rich bar in one, and the fit's expected time
+  (LineProgress, TerminalProgress, FitTimeEstimate)
 """
 
 from project.callbacks.checkpoint_files import CheckpointFiles
@@ -24,7 +25,7 @@ from project.callbacks.graph import ModelGraph
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
 from project.callbacks.per_class import PerClassMetrics
 from project.callbacks.predictions import PredictionCSV
-from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
+from project.callbacks.progress import FitTimeEstimate, LineProgress, TerminalProgress, readable_progress
 from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
 from project.callbacks.resume import ResumeLoaderPosition
@@ -52,6 +53,7 @@ __all__ = [
     "ResumeLoaderPosition",
     "RunSummary",
     "StepSeededRandomness",
+    "TerminalProgress",
     "TestEmbeddings",
-    "plain_progress_when_not_a_terminal",
+    "readable_progress",
 ]
