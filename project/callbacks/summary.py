@@ -29,7 +29,9 @@ class RunSummary(L.Callback):
         )
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.log_hyperparams(pl_module.hparams, final)
+                # keys of Lightning's own bookkeeping (`_instantiator`) are no hyperparameter: no column for them
+                shown = {k: v for k, v in pl_module.hparams.items() if not k.startswith("_")}
+                logger.log_hyperparams(shown, final)
         done = trainer.fit_loop.epoch_progress.current.completed
         lines = ["Run summary", f"  Trained:      {done} epoch{'s' * (done != 1)}, {trainer.global_step} steps"]
         if best is not None and best.best_model_path:
