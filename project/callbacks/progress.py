@@ -122,6 +122,15 @@ class TerminalProgress(RichProgressBar):
             items["v_num"] = str(items["v_num"])
         return items
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        # Lightning logs "`Trainer.fit` stopped: ..." right after the last epoch, past the live bar's
+        # line: end the bar first so that message starts a line of its own
+        last_epoch = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+        last_step = trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps
+        if last_epoch or last_step or trainer.should_stop:
+            stop_rich_bar(self)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         stop_rich_bar(self)
 
