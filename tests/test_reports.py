@@ -38,6 +38,18 @@ def test_fit_logs_confusion_matrices_and_final_hparams(fitted, capsys):
     final = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
     assert image.step == final
     assert metrics.BEST_VAL_ACC in tags["scalars"], "the HPARAMS tab needs the final metric"
+    assert not [tag for tag in tags["scalars"] if tag.startswith("hp/")], "no card of its own above the curves"
+
+
+def test_hparams_table_has_no_bookkeeping_columns(fitted):
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    events = EventAccumulator(str(run_dir(fitted / "logs")), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    columns = set(HParamsPluginData.FromString(content).session_start_info.hparams)
+    assert "net" in columns or any(c.startswith("net") for c in columns), columns
+    assert not [c for c in columns if c.startswith("_")], columns
 
 
 def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys):
