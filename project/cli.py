@@ -11,9 +11,11 @@ line. The net is built once the data is set up, its sizes filled from the data
 import inspect
 import os
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from textwrap import fill
 from typing import Any
 
 import lightning as L
@@ -36,14 +38,15 @@ from project.callbacks import (
     RunSummary,
     StepSeededRandomness,
     StopBetweenSteps,
-    plain_progress_when_not_a_terminal,
+    readable_progress,
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
 from project.errors import CheckpointError, ConfigError, UserError, run_command
+from project.help import COMMANDS, KeepLines, asks_for_help, fit_help
 from project.internals import cheap_repeated_logging, freeze_cli_hparams, hpc_resume_path, unrequire_arguments
 from project.parser import ProjectArgumentParser, check_trainer_config
-from project.recipes import available_presets, prepare_args, recipe_run_name, shipped_recipes
+from project.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
 from project.runs import (
     SaveRunConfig,
     claim_run_folders,
@@ -64,6 +67,9 @@ USAGE = (
     "comes first). Any --key value still wins."
 )
 
+# LightningCLI's synopsis lists every option (60 lines): the list after it does that once
+FIT_USAGE = "python -m project.cli fit [--config RECIPE] [--preset NAME ...] [--KEY VALUE ...]"
+
 
 class Parser(ProjectArgumentParser):
     """LightningCLI's parser, accepting a net config that leaves out arguments the data will give."""
@@ -75,6 +81,19 @@ class Parser(ProjectArgumentParser):
         if nested_key is None and network and not issubclass(theclass, L.LightningModule):
             kwargs = unrequire_arguments(kwargs, set(inspect.signature(theclass).parameters))
         return super().add_class_arguments(theclass, nested_key, *args, **kwargs)
+
+    def add_subcommands(self, *args: Any, **kwargs: Any) -> Any:
+        # LightningCLI lists each command with the first line of the Trainer method's docstring, cut
+        # mid-sentence for `test` and `predict`: ours say what each does here, in full
+        subcommands = super().add_subcommands(*args, **kwargs)
+        add = subcommands.add_subcommand
+
+        def add_with_our_help(name: str, parser: Any, **add_kwargs: Any) -> Any:
+            add_kwargs["help"] = COMMANDS.get(name, add_kwargs.get("help"))
+            return add(name, parser, **add_kwargs)
+
+        subcommands.add_subcommand = add_with_our_help
+        return subcommands
 
     def dump(self, cfg: Any, *args: Any, **kwargs: Any) -> str:
         # `--print_config` prints before the CLI's hooks run: show the precision that will run, not
@@ -243,7 +262,7 @@ class CLI(LightningCLI):
             raise ConfigError(f"the trainer refused its config: {err}") from err
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        plain_progress_when_not_a_terminal(trainer)
+        readable_progress(trainer)
         claim_run_folders(trainer)
         if self.subcommand == "fit":
             config = self.config[self.subcommand]
@@ -262,7 +281,11 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
     else:
         args, defaults = prepare_args(args)
-    name = recipe_run_name(sys.argv[1:] if args is None else args, defaults)
+    given = sys.argv[1:] if args is None else args
+    name = recipe_run_name(given, defaults)
+    width = min(100, shutil.get_terminal_size().columns - 2)
+    usage = fill(USAGE, width)  # KeepLines leaves the lines as given
+    fit_description = f"{usage}\n\n{fit_help(given, defaults, width)}" if asks_for_help(given) else usage
     return CLI(
         Classifier,
         L.LightningDataModule,
@@ -271,7 +294,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
             "callbacks": [
                 LearningRateMonitor(logging_interval="step"),
                 RunSummary(),
-                FitTimeEstimate(),
+                FitTimeEstimate(presets=presets_in(given)),
                 FiniteLossGuard(),
                 ResumeLoaderPosition(),
                 StepSeededRandomness(),
@@ -283,8 +306,15 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         # prog: --help names the command a user types, not `cli.py` or `__main__.py`
         parser_kwargs={
             "prog": "python -m project.cli",
-            "description": USAGE,
-            **{cmd: {"default_config_files": defaults, "description": USAGE} for cmd in SUBCOMMANDS},
+            "description": usage,
+            # the subcommands' parsers take the main one's formatter (jsonargparse)
+            "formatter_class": KeepLines,
+            **{cmd: {"default_config_files": defaults, "description": usage} for cmd in SUBCOMMANDS},
+            "fit": {
+                "default_config_files": defaults,
+                "description": fit_description,
+                "usage": FIT_USAGE,
+            },
         },
         parser_class=Parser,
         save_config_callback=SaveRunConfig,

@@ -330,3 +330,10 @@ def numpy_pickle_module(module: str) -> str:
     if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
         return module.replace("numpy.core", "numpy._core", 1)
     return module
+
+
+def stop_rich_bar(bar: Any) -> None:
+    """End a RichProgressBar's live display now, as its `teardown` would, so that nothing printed after
+    training (the run summary) is followed by the bar drawn once more. `_stop_progress` also marks the
+    display for a fresh start should the same trainer run another stage."""
+    bar._stop_progress()

@@ -15,8 +15,9 @@ TEST_ACC = "test/acc"
 MONITOR = VAL_ACC
 MONITOR_MODE = "max"
 
-# The best monitored value of a fit, shown beside the hyperparameters in TensorBoard's HPARAMS tab
-BEST_VAL_ACC = "hp/best_val_acc"
+# The best monitored value of a fit, shown beside the hyperparameters in TensorBoard's HPARAMS tab; under
+# `val/` so that its one point sits with the validation curves, not on a card of its own above them
+BEST_VAL_ACC = "val/best_acc"
 
 # TensorBoard pictures, tables and projections (project/callbacks/). A tag ending in "/" is a prefix:
 # one tag per class or clip follows it, e.g. "val/pr_curve/cat".

@@ -211,6 +211,15 @@ def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
     return name
 
 
+def presets_in(args: list[str]) -> list[str]:
+    """The names of the presets a prepared command line stacks (`presets/quick.yaml` and
+    `presets/quick/<recipe>.yaml` are both `quick`), in order."""
+    configs = [v for _, v in sorted(list(_option(args, "--config")) + list(_option(args, "-c")))]
+    folders = [Path(v).resolve().parent for v in configs if is_preset(v)]
+    stems = [Path(v).stem for v in configs if is_preset(v)]
+    return [stem if folder.name == PRESETS else folder.name for folder, stem in zip(folders, stems, strict=True)]
+
+
 def _take_presets(args: list[str]) -> tuple[list[str], list[str]]:
     """(`args` without its `--preset NAME` and `--preset=NAME`, the names in order)."""
     rest, names = [], []

@@ -38,6 +38,18 @@ def test_fit_logs_confusion_matrices_and_final_hparams(fitted, capsys):
     final = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
     assert image.step == final
     assert metrics.BEST_VAL_ACC in tags["scalars"], "the HPARAMS tab needs the final metric"
+    assert not [tag for tag in tags["scalars"] if tag.startswith("hp/")], "no card of its own above the curves"
+
+
+def test_hparams_table_has_no_bookkeeping_columns(fitted):
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    events = EventAccumulator(str(run_dir(fitted / "logs")), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    columns = set(HParamsPluginData.FromString(content).session_start_info.hparams)
+    assert "net" in columns or any(c.startswith("net") for c in columns), columns
+    assert not [c for c in columns if c.startswith("_")], columns
 
 
 def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys):
@@ -53,6 +65,7 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys
         "--trainer.enable_progress_bar=false",
     ]
     tested = main(["test", f"--config={run / 'config.yaml'}", f"--ckpt_path={ckpt}", *common])
+    assert f"Test\n  TensorBoard:  tensorboard --logdir {tested.trainer.logger.log_dir}" in capsys.readouterr().out
     assert tested.trainer.callback_metrics[metrics.TEST_ACC] > 0.8, "2.4x chance: the trained weights were loaded"
     # A run's record holds no `ckpt_path: null`, so a --config given after --ckpt_path cannot undo it
     assert "ckpt_path" not in (run / "config.yaml").read_text()
@@ -74,15 +87,19 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys
     accuracy = sum(row["label"] == row["predicted"] for row in rows) / len(rows)
     writer = next(c for c in predicted.trainer.callbacks if hasattr(c, "accuracy"))
     assert writer.accuracy == pytest.approx(accuracy), "the printed accuracy is the CSV's"
-    assert f"accuracy {accuracy:.4f} on the 100 with a known label" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"accuracy {accuracy:.4f} on the 100 with a known label" in printed
+    assert f"written to {out}" in printed, "predict says where it wrote"
 
 
-def test_summary_names_the_best_checkpoint_and_the_test_command(tmp_path, capsys):
+def test_summary_names_the_best_checkpoint_and_the_next_commands(tmp_path, capsys):
     main(["fit", *tiny_args(tmp_path / "logs", epochs=1), "--data.val_size=40"])
     out = capsys.readouterr().out
     best = next((run_dir(tmp_path / "logs") / "checkpoints").glob("best-*.ckpt"))
     assert f"Best {metrics.VAL_ACC}:" in out
+    assert "Trained:      1 epoch, " in out
     assert f"python -m project.cli test --ckpt_path {best}" in out
+    assert f"python -m project.cli predict --ckpt_path {best}" in out
     assert f"tensorboard --logdir {run_dir(tmp_path / 'logs')}" in out
 
 

@@ -229,3 +229,11 @@ def test_binned_counts_match_torchmetrics_curve_and_stay_deterministic():
     counts = reference.confmat  # (T, C, target, predicted)
     for key, (target, called) in {"tp": (1, 1), "fp": (0, 1), "fn": (1, 0), "tn": (0, 0)}.items():
         assert torch.equal(found[key], counts[..., target, called]), key
+
+
+def test_spectrogram_clips_are_spread_over_the_validation_batches():
+    from project.callbacks import LogSpectrograms
+
+    assert LogSpectrograms(count=4).picks(10) == {0: 1, 2: 1, 5: 1, 7: 1}
+    assert LogSpectrograms(count=4).picks(2) == {0: 2, 1: 2}, "fewer batches than clips: several from each"
+    assert LogSpectrograms(count=4).picks(0) == {0: 4}, "a loader of unknown length: the first batch"

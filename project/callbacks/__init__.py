@@ -17,7 +17,8 @@
   weights (StartFromWeights)
 - stopping.py: interrupts stop between two steps and save that step's whole state (StopBetweenSteps)
 - randomness.py: every random draw of a training step resumable (StepSeededRandomness)
-- progress.py: plain progress lines off a terminal, and the fit's expected time (LineProgress, FitTimeEstimate)
+- progress.py: plain progress lines off a terminal, a rich bar in one, and the fit's expected time
+  (LineProgress, TerminalProgress, FitTimeEstimate)
 """
 
 from project.callbacks.checkpoint_files import CheckpointFiles
@@ -26,7 +27,7 @@ from project.callbacks.graph import ModelGraph
 from project.callbacks.nan_guard import FiniteLossGuard, NonFiniteLossError
 from project.callbacks.per_class import PerClassMetrics
 from project.callbacks.predictions import PredictionCSV
-from project.callbacks.progress import FitTimeEstimate, LineProgress, plain_progress_when_not_a_terminal
+from project.callbacks.progress import FitTimeEstimate, LineProgress, TerminalProgress, readable_progress
 from project.callbacks.randomness import StepSeededRandomness
 from project.callbacks.reports import ConfusionMatrixImage, MisclassifiedImages
 from project.callbacks.resume import ResumeLoaderPosition, StartFromWeights
@@ -57,6 +58,7 @@ __all__ = [
     "StartFromWeights",
     "StepSeededRandomness",
     "StopBetweenSteps",
+    "TerminalProgress",
     "TestEmbeddings",
-    "plain_progress_when_not_a_terminal",
+    "readable_progress",
 ]

@@ -2,21 +2,25 @@
 
 Lightning's default bar (rich) redraws one terminal line in place. Sent to a file (CI, SLURM, `nohup`),
 it prints nothing for minutes and then `0.00it/s`. `LineProgress` prints plain lines instead, and
-`plain_progress_when_not_a_terminal` puts it in place of the default bar when stdout is not a terminal.
+`readable_progress` puts it in place of the default bar when stdout is not a terminal, and in a terminal
+a rich bar that keeps to its own lines (`TerminalProgress`). Epochs are numbered from 0 everywhere, as the
+bar and the checkpoint names number them.
 """
 
 import math
+import os
 import sys
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
-from lightning.pytorch.utilities import rank_zero_info
 
 from project.errors import ConfigError
+from project.internals import stop_rich_bar
 
 
 def format_duration(seconds: float) -> str:
@@ -88,7 +92,8 @@ class LineProgress(ProgressBar):
         rate = steps / max(now - self._start, 1e-9)
         total = trainer.estimated_stepping_batches
         left = (total - trainer.global_step) / rate if rate > 0 and math.isfinite(total) else math.inf
-        epochs = f"/{trainer.max_epochs}" if trainer.max_epochs not in (None, -1) else ""
+        # numbered as the bar and the checkpoint names: from 0, out of the last epoch's number
+        epochs = f"/{trainer.max_epochs - 1}" if trainer.max_epochs not in (None, -1) else ""
         batches = self.total_train_batches
         of_batches = f"/{batches}" if isinstance(batches, int) or math.isfinite(batches) else ""
         return (
@@ -107,14 +112,37 @@ class LineProgress(ProgressBar):
         return ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(shown.items()))
 
 
-def plain_progress_when_not_a_terminal(trainer: L.Trainer) -> None:
-    """Swap Lightning's rich bar for `LineProgress` when stdout is not a terminal.
+class TerminalProgress(RichProgressBar):
+    """Lightning's rich bar for a terminal, showing the run's version as the integer it is and ending its
+    live display when training ends, so the run summary is the last thing on the screen."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        if "v_num" in items:  # the bar formats every number as a float: `4.000`
+            items["v_num"] = str(items["v_num"])
+        return items
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        # Lightning logs "`Trainer.fit` stopped: ..." right after the last epoch, past the live bar's
+        # line: end the bar first so that message starts a line of its own
+        last_epoch = trainer.max_epochs not in (None, -1) and trainer.current_epoch + 1 >= trainer.max_epochs
+        last_step = trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps
+        if last_epoch or last_step or trainer.should_stop:
+            stop_rich_bar(self)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        stop_rich_bar(self)
+
+
+def readable_progress(trainer: L.Trainer) -> None:
+    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one.
 
     A bar the user chose otherwise (TQDM, or their own) is left alone.
     """
     bar = trainer.progress_bar_callback
-    if type(bar) is RichProgressBar and not sys.stdout.isatty():
-        trainer.callbacks[trainer.callbacks.index(bar)] = LineProgress()
+    if type(bar) is RichProgressBar:
+        trainer.callbacks[trainer.callbacks.index(bar)] = TerminalProgress() if sys.stdout.isatty() else LineProgress()
 
 
 class FitTimeEstimate(L.Callback):
@@ -127,13 +155,25 @@ class FitTimeEstimate(L.Callback):
     Args:
         after_steps: steps measured before the estimate is printed.
         warn_above_minutes: when the estimate is longer and no GPU is in use, say how to shorten it.
+        short_preset: the preset that sizes a recipe for a CPU (`--preset quick`), named in the hint;
+            None where there is none.
+        presets: the presets this run stacks (the CLI passes them): a run already on `short_preset` is
+            never told to switch to it.
     """
 
-    def __init__(self, after_steps: int = 5, warn_above_minutes: float = 15.0):
+    def __init__(
+        self,
+        after_steps: int = 5,
+        warn_above_minutes: float = 15.0,
+        short_preset: str | None = "quick",
+        presets: Sequence[str] = (),
+    ):
         if after_steps < 1:
             raise ConfigError(f"after_steps must be at least 1, got {after_steps}.")
         self.after_steps = after_steps
         self.warn_above_minutes = warn_above_minutes
+        self.short_preset = short_preset
+        self.presets = list(presets)
         self.estimate_s: float | None = None
         self._first_step: int | None = None
         self._clock = 0.0
@@ -155,25 +195,62 @@ class FitTimeEstimate(L.Callback):
         per_step = (self._now(pl_module) - self._clock) / measured
         remaining = trainer.estimated_stepping_batches - trainer.global_step
         self.estimate_s = per_step * remaining if math.isfinite(remaining) else math.inf
-        self._report(trainer, per_step, remaining)
+        if trainer.is_global_zero:
+            for line in self.report(trainer.strategy.root_device.type == "cpu", per_step, remaining):
+                print_beside_bar(trainer, line)
 
-    def _report(self, trainer: L.Trainer, per_step: float, remaining: float) -> None:
+    def report(self, on_cpu: bool, per_step: float, remaining: float) -> list[str]:
+        """The lines to print once `estimate_s` is known."""
         if not math.isfinite(self.estimate_s):
-            rank_zero_info(f"Training runs at {per_step:.3f} s a step; the run has no fixed length to estimate.")
-            return
-        rank_zero_info(
+            return [f"Training runs at {per_step:.3f} s a step; the run has no fixed length to estimate."]
+        lines = [
             f"Expected training time left on this machine: {format_duration(self.estimate_s)} "
             f"({remaining:.0f} steps at {per_step:.3f} s a step; validation comes on top)."
-        )
-        on_cpu = trainer.strategy.root_device.type == "cpu"
-        if on_cpu and self.estimate_s > 60 * self.warn_above_minutes:
-            rank_zero_info(
-                "This recipe is sized for a GPU. To see it work on this CPU in minutes, stop it (Ctrl-C) and run "
-                "fewer epochs or a smaller net, e.g. --trainer.max_epochs 2 --trainer.limit_train_batches 50."
+        ]
+        if not on_cpu or self.estimate_s <= 60 * self.warn_above_minutes:
+            return lines
+        busy = machine_load()
+        if busy is not None:
+            lines.append(
+                f"This machine is busy (load {busy[0]:.1f} on {busy[1]} cores): other programs are taking the CPU, "
+                "so this run is slower than it would be on an idle machine."
             )
+        if self.short_preset is not None and self.short_preset in self.presets:
+            return lines  # already the CPU-sized run: there is no shorter one to point to
+        short = (
+            f"--preset {self.short_preset} (the recipe sized for a CPU)"
+            if self.short_preset
+            else "--trainer.max_epochs 2 --trainer.limit_train_batches 50"
+        )
+        lines.append(
+            f"This recipe is sized for a GPU. For a run of minutes on this CPU, stop it (Ctrl-C) and add {short}."
+        )
+        return lines
 
     @staticmethod
     def _now(pl_module: L.LightningModule) -> float:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)  # twice a fit: the step kernels run asynchronously
         return time.monotonic()
+
+
+def machine_load(busy_above: float = 1.5) -> tuple[float, int] | None:
+    """(the last minute's load average, the cores) when other work crowds the CPU, else None.
+
+    A fit keeps about one run queue entry per core busy by itself, so only a load well above the core
+    count says that something else is running."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+    cores = os.cpu_count() or 1
+    return (load, cores) if load > busy_above * cores else None
+
+
+def print_beside_bar(trainer: L.Trainer, line: str) -> None:
+    """A line of its own above a progress bar drawn in place (the bar's own `print`), a plain line otherwise."""
+    bar = trainer.progress_bar_callback
+    if bar is not None and bar.is_enabled:
+        bar.print(line)
+    else:
+        print(line)

@@ -12,12 +12,13 @@ from project.errors import ConfigError
 
 class LogSpectrograms(TensorBoardView):
     """Logs the log-mel features (`val/spectrogram/<i>`, time in seconds along x, mel bands up y) and the
-    waveforms (`val/audio/<i>`) of the first `count` clips of the first validation batch, titled
-    "true: seven · predicted: three".
+    waveforms (`val/audio/<i>`) of `count` clips spread over the validation set (the first clip of
+    batches evenly apart, so a set ordered by class shows several classes; the same clips every epoch),
+    titled "true: 7 · predicted: 1" with the data's class names.
 
     Needs a net with a `log_mel` front end (`RNNClassifier`). Idles without a TensorBoardLogger. The
     first batch's clips are kept on the host at that batch's end (their features computed once more,
-    for `count` clips); the pictures are drawn at the validation epoch's end, on global rank 0 only,
+    for `count` clips, one host sync each); the pictures are drawn at the validation epoch's end, on global rank 0 only,
     at most every `min_interval` seconds of a fit (the last one skipped is drawn when the fit ends;
     0 draws every epoch).
     """
@@ -27,8 +28,17 @@ class LogSpectrograms(TensorBoardView):
         self.min_interval = min_interval
         self.kept: list | None = None
 
+    def picks(self, batches: int) -> dict[int, int]:
+        """{batch index: clips taken from it}: `count` clips from batches evenly apart over `batches`."""
+        chosen = [i * batches // self.count for i in range(self.count)] if batches else [0] * self.count
+        return {b: chosen.count(b) for b in chosen}
+
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if batch_idx != 0 or dataloader_idx != 0 or trainer.sanity_checking or not has_tensorboard(trainer):
+        if dataloader_idx != 0 or trainer.sanity_checking or not has_tensorboard(trainer):
+            return
+        batches = trainer.num_val_batches[0] if trainer.num_val_batches else 0
+        take = self.picks(int(batches) if batches != float("inf") else 0).get(batch_idx, 0)
+        if not take:
             return
         # Checked here, not in `setup`: the net has just run on this data, so a net for other data
         # (from a checkpoint, say) has already been reported as such by the Classifier
@@ -37,19 +47,21 @@ class LogSpectrograms(TensorBoardView):
                 f"LogSpectrograms needs a net with a `log_mel` front end such as RNNClassifier, got "
                 f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
             )
+        if batch_idx == min(self.picks(int(batches) if batches != float("inf") else 0)):
+            self.kept = []  # the first picked batch of this validation
         (waves, lengths), labels = batch
-        waves, lengths = waves[: self.count], lengths[: self.count]
+        waves, lengths = waves[:take], lengths[:take]
         with torch.no_grad():
             features, frames = pl_module.net.log_mel(waves, lengths)  # (B, T, F), (B,)
-        self.kept = [
+        self.kept = (self.kept or []) + [
             (feature[:n].cpu(), wave[:length].cpu(), int(label), int(pred))
             for feature, n, wave, length, label, pred in zip(
                 features.float(),
                 frames.tolist(),
                 waves.float(),
                 lengths.tolist(),
-                labels[: self.count].tolist(),
-                outputs["preds"][: self.count].tolist(),
+                labels[:take].tolist(),
+                outputs["preds"][:take].tolist(),
                 strict=False,
             )
         ]

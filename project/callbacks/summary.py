@@ -1,5 +1,6 @@
 """What a person needs when a fit ends: where the best checkpoint is, how good it is, what the loggers
-wrote and where, and the command that tests it. Also puts the final metrics next to the
+wrote and where, and the commands that come next (test, predict, TensorBoard). `test` too says where it
+logged. Also puts the final metrics next to the
 hyperparameters in TensorBoard's HPARAMS tab."""
 
 import shlex
@@ -17,6 +18,10 @@ class RunSummary(L.Callback):
         if trainer.is_global_zero:
             self._report(trainer, pl_module)
 
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking:
+            print("\n".join(["Test", *where_logged(trainer)]))
+
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
         final = (
@@ -24,22 +29,32 @@ class RunSummary(L.Callback):
         )
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.log_hyperparams(pl_module.hparams, final)
-        lines = ["Run summary", f"  Stopped at:   epoch {trainer.current_epoch}, step {trainer.global_step}"]
+                # keys of Lightning's own bookkeeping (`_instantiator`) are no hyperparameter: no column for them
+                shown = {k: v for k, v in pl_module.hparams.items() if not k.startswith("_")}
+                logger.log_hyperparams(shown, final)
+        done = trainer.fit_loop.epoch_progress.current.completed
+        lines = ["Run summary", f"  Trained:      {done} epoch{'s' * (done != 1)}, {trainer.global_step} steps"]
         if best is not None and best.best_model_path:
             score = f"{best.best_model_score:.4f}" if best.best_model_score is not None else "n/a"
             lines.append(f"  Best {best.monitor}: {score}")
             lines.append(f"  Checkpoint:   {best.best_model_path}")
             lines.append(f"  Test it:      {test_command(best.best_model_path)}")
-        if trainer.fast_dev_run:  # its loggers are stand-ins that write nothing
-            lines.append("  fast_dev_run: a check of the code; nothing was logged or saved")
-        else:
-            lines += [f"  {line}" for logger in trainer.loggers if (line := logged_to(logger))]
+            lines.append(f"  Predict:      {test_command(best.best_model_path, 'predict')}")
+        lines += where_logged(trainer)
         profile = profile_file(trainer, "fit")
         if profile is not None:
             lines.append(f"  Profile:      {profile} (written when the command ends)")
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
+
+
+def where_logged(trainer: L.Trainer) -> list[str]:
+    """Indented lines saying where the loggers wrote and how to look."""
+    if trainer.fast_dev_run:  # its loggers are stand-ins that write nothing
+        return ["  fast_dev_run: a check of the code; nothing was logged or saved"]
+    if not trainer.loggers:
+        return [f"  Logged:       nothing (no logger); files in {trainer.default_root_dir}"]
+    return [f"  {line}" for logger in trainer.loggers if (line := logged_to(logger))]
 
 
 def logged_to(logger: Logger) -> str | None:
@@ -65,6 +80,6 @@ def profile_file(trainer: L.Trainer, stage: str) -> str | None:
     return str(Path(dirpath) / f"{stage}-{filename}{rank}.txt")
 
 
-def test_command(checkpoint: str) -> str:
-    """`python -m project.cli test` for a checkpoint; the CLI finds the run's config.yaml beside it."""
-    return shlex.join(["python", "-m", "project.cli", "test", "--ckpt_path", checkpoint])
+def test_command(checkpoint: str, command: str = "test") -> str:
+    """`python -m project.cli test` (or `predict`) for a checkpoint; the CLI finds the run's config.yaml beside it."""
+    return shlex.join(["python", "-m", "project.cli", command, "--ckpt_path", checkpoint])
