@@ -209,6 +209,10 @@ class CLI(LightningCLI):
             # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
             # mlflow.yaml); MLflow >= 3.7 refuses its file store unless asked for it this way
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            if uri is None and init.get("save_dir"):
+                # MLflow keeps one store per URI for the process: a relative one would stay tied to the
+                # folder of the first run (a sweep or a test that changes folder then finds no store)
+                init.save_dir = str(Path(init.save_dir).resolve())
         # The configs ask for bf16 autocast, which is what a GPU wants; on a CPU without bf16 units
         # it made the default CIFAR-10 config 18x slower (5 min vs 17 s for 8 steps, 2-core x86).
         # `accelerator: auto` means "the best this machine has", so it also picks the precision;
