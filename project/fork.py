@@ -99,8 +99,9 @@ def _patterns(old: str, new: str, modules: list[str], toml: bool) -> list[tuple[
     # only the package's own modules: a local variable `project.append(...)` is not one
     module = "|".join(re.escape(m) for m in sorted(modules, key=len, reverse=True))
     patterns = [
-        # module paths and file paths: project.cli, project/cli.py (not pyproject.toml, not [project.scripts])
-        (rf"(?<![\w./\[-]){word}(?=[./](?:{module})\b)", new),
+        # module paths and file paths: project.cli, project/cli.py, and in a regex project\.cli
+        # (not pyproject.toml, not [project.scripts])
+        (rf"(?<![\w./\[-]){word}(?=\\?[./](?:{module})\b)", new),
         (rf"(?<=\bfrom ){word}(?= import\b)", new),
         (rf"(?m)(?<=^import ){word}\b", new),
         (rf"(?<=[\"'`]){word}(?=\*?[\"'`])", new),  # "project", `project`, "project*"

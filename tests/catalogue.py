@@ -27,6 +27,7 @@ class BadInput:
     match: str  # must name the file or folder, and what is wrong
     needs_server: bool = False  # attempt(folder, serve_dir) with the conftest's local HTTP server
     needs_runs: bool = False  # attempt(folder, runs): data and checkpoints of tiny fits, made once per file
+    recipe: str = ""  # the shipped example recipe the case uses: skipped, saying so, in a fork that removed it
 
 
 class Refused(Exception):
@@ -56,9 +57,14 @@ def cli(*args: str) -> None:
 
 def cases(bad_inputs: Sequence[BadInput]) -> list:
     """`bad_inputs` as pytest parameters, one test id per bad input."""
+    from tests.recipes import needs_recipe  # imports torch, which conftest's import of TALLY must not cost
+
     ids = [re.sub(r"[^\w=.+-]+", "-", case.name).strip("-") for case in bad_inputs]
     assert len(set(ids)) == len(ids), "two bad inputs share a name"
-    return [pytest.param(case, id=i) for case, i in zip(bad_inputs, ids, strict=True)]
+    return [
+        pytest.param(case, id=i, marks=[needs_recipe(case.recipe)] if case.recipe else [])
+        for case, i in zip(bad_inputs, ids, strict=True)
+    ]
 
 
 def check(case: BadInput, folder: Path, *extras: object) -> None:

@@ -25,11 +25,13 @@ OLD = "pro" + "ject"  # spelled so that a rename of this tree leaves these cases
         ("import {old}\n", "import mynet\n"),
         ("class_path: {old}.models.ResNet", "class_path: mynet.models.ResNet"),
         ("see {old}/cli.py", "see mynet/cli.py"),
+        (r"match=r'{old}\.data\.Source has no'", r"match=r'mynet\.data\.Source has no'"),
         ('TRUSTED = ("{old}", "torch")', 'TRUSTED = ("mynet", "torch")'),
         ("{old} fit --config fsdd", "mynet fit --config fsdd"),
         # what is not the package stays
         ("{old}.append(rate)", "{old}.append(rate)"),
         ("the {old}. A template", "the {old}. A template"),
+        (r"match=r'{old}\.json does not exist'", r"match=r'{old}\.json does not exist'"),
         ("pyproject.toml and https://pypi.org/{old}/x", "pyproject.toml and https://pypi.org/{old}/x"),
     ],
 )

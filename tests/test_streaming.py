@@ -4,12 +4,27 @@ import pytest
 import torch
 
 from project.cli import main
-from project.data import AudioDataModule, ImageDataModule, ImageFolder, WavFolder, streaming
+from project.data import AudioDataModule, ImageDataModule, ImageFolder, ImageSource, Samples, WavFolder, streaming
 from project.data.loaders import ResumableLoader
-from project.data.sources.cifar10 import CIFAR10
 from project.errors import DataError
 from tests.image_tree import write_image_tree
+from tests.recipes import needs_recipe
 from tests.wav_format import write_wav_folder
+
+try:  # our example; gone in a fork that removed it (python -m project.fork remove-examples)
+    from project.data.sources.cifar10 import CIFAR10
+except ImportError:
+    CIFAR10 = None
+
+
+class UnlistedImages(ImageSource):
+    """Images that come as one decoded set (as from one archive), with no files to list."""
+
+    classes = ("a", "b")
+    image_size = 8
+
+    def load(self, split: str) -> Samples | None:
+        return Samples(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
 
 
 def images(root, **kwargs) -> ImageDataModule:
@@ -117,9 +132,18 @@ def test_memory_unknown_is_not_a_refusal(tree, monkeypatch):
     images(tree).setup("fit")
 
 
-def test_a_source_without_files_cannot_stream(tmp_path):
-    data = ImageDataModule(CIFAR10(tmp_path, download=False), in_memory=False)
-    with pytest.raises(DataError, match=r"CIFAR10 cannot be streamed.*data.in_memory true"):
+@pytest.mark.parametrize(
+    "unlisted",
+    [
+        pytest.param(lambda root: UnlistedImages(), id="UnlistedImages"),
+        pytest.param(lambda root: CIFAR10(root, download=False), id="CIFAR10", marks=needs_recipe("cifar10")),
+    ],
+)
+def test_a_source_without_files_cannot_stream(unlisted, tmp_path):
+    source = unlisted(tmp_path)
+    data = ImageDataModule(source, in_memory=False)
+    name = type(source).__name__
+    with pytest.raises(DataError, match=rf"{name} cannot be streamed.*data.in_memory true"):
         data.setup("fit")
 
 

@@ -131,7 +131,8 @@ def _yaml_hint(output_dir: str, meta: dict[str, Any]) -> str:
     return (
         f"Wrote {', '.join(f'{n} {s}' for s, n in meta['splits'].items())} samples to {output_dir}. Train from it "
         "(or from its copy at s3://...) with:\ndata:\n  init_args:\n    source:\n"
-        f"      class_path: project.data.{source}\n      init_args:\n        input_dir: {Path(output_dir).resolve()}\n"
+        f"      class_path: project.data.{source}\n"
+        f"      init_args:\n        input_dir: {Path(output_dir).resolve()}\n"
         f"    in_memory: false{rate}"
     )
 
