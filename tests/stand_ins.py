@@ -27,7 +27,7 @@ def feature_files(folder: Path) -> list[str]:
 
 def image_folder(folder: Path) -> list[str]:
     for split in ("train", "test"):
-        write_image_tree(folder / split, per_class=6)
+        write_image_tree(folder / split, per_class=8)  # 24 - 3 held out: 2 full batches of 8
     return [f"--data.source.init_args.root={folder}", "--data.val_size=3"]
 
 

@@ -142,6 +142,7 @@ def test_fit_test_and_predict_from_chunks_through_the_cli(chunks, tmp_path):
         f"--data.source.init_args.input_dir={chunks}",
         "--data.in_memory=false",
         "--data.batch_size=6",
+        "--model.net=project.models.ResNet",  # its own net, not the default recipe's
         "--model.net.init_args.widths=[8,8,8,8]",
         "--trainer.precision=32-true",
         "--trainer.accelerator=cpu",

@@ -522,6 +522,8 @@ def test_the_wheel_lists_every_package():
 
 
 @pytest.mark.slow
+@needs_recipe("cifar10")  # the default recipe it prints
+@needs_recipe("fsdd")
 def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     """`pip install .` (a wheel, not editable): the recipes ship inside it, named from any folder, and the
     console command runs. The temporary venv sees this interpreter's packages (torch, lightning...)."""
@@ -547,7 +549,8 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
-    where = run(str(python), "-c", "import project; print(project.__file__)")
+    package = main.__module__.split(".")[0]  # the package's name, whatever a fork renamed it to
+    where = run(str(python), "-c", f"import {package}; print({package}.__file__)")
     assert str(site) in where, f"the installed copy must be used, not the checkout: {where}"
     assert "class_path: project.data.CIFAR10" in run(str(python), "-m", "project.cli", "fit", "--print_config")
     printed = run(str(python.parent / "project"), "fit", "--config", "fsdd", "--print_config")
