@@ -19,7 +19,7 @@ from project import signals
 from project.cli import main
 from project.errors import run_command
 from tests.conftest import cpu_trainer_args
-from tests.recipes import TINY, tiny_args
+from tests.recipes import TINY, needs_recipe, tiny_args
 
 EPOCHS = 3
 
@@ -126,6 +126,7 @@ def test_image_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
 
 
 @pytest.mark.slow
+@needs_recipe("fsdd")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_wav_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
     """FSDD's layout and recipe, dropout and SpecAugment on."""
@@ -146,6 +147,7 @@ def test_wav_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
 
 
 @pytest.mark.slow
+@needs_recipe("cifar10")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cifar_format_stopped_mid_step_resumes_exactly(signum, tmp_path):
     from tests.cifar_format import write_cifar10
