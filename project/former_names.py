@@ -34,4 +34,6 @@ def alias_former_names(package: str, former: tuple[str, ...]) -> None:
     """Let each of `former` (the package's names before a rename) import as `package`."""
     for old in former:
         if old != package and not any(isinstance(f, _FormerName) and f.old == old for f in sys.meta_path):
-            sys.meta_path.append(_FormerName(old, package))
+            # ahead of the finders of installed packages: an old copy still installed under that name must
+            # not answer for it
+            sys.meta_path.insert(0, _FormerName(old, package))

@@ -274,7 +274,10 @@ def test_slurm_requeue_saves_requeues_and_resumes(tmp_path, monkeypatch):
             signal.signal(sig, handler)
     assert (tmp_path / "requeued").read_text().split() == ["requeue", "4242"]
     hpc = list(Path(cli.trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"))
-    assert hpc and torch.load(hpc[0], weights_only=True)["global_step"] == 3
+    # The signal came after step 3's end hooks of StopBetweenSteps had run: held to the end of step 4, whole
+    saved = torch.load(hpc[0], weights_only=True)
+    assert saved["global_step"] == 4
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]["batches_done"] == 4 % STEPS_PER_EPOCH
     # The requeued job: the same command, no --ckpt_path; Lightning picks up the hpc checkpoint itself
     again = main([*args, "--trainer.max_steps=8"], run=False)
     again.trainer.fit(again.model, datamodule=again.datamodule)
