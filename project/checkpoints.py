@@ -83,7 +83,7 @@ def remove_leftover_temporary_files(folder: str | Path, only_dead_writers: bool 
     deleted = []
     for tmp in Path(folder).glob(".*.tmp-*"):
         pid = tmp.name.rsplit(".tmp-", 1)[1]
-        if not pid.isdigit() or int(pid) == os.getpid() or (only_dead_writers and _is_running(int(pid))):
+        if not pid.isdigit() or int(pid) == os.getpid() or (only_dead_writers and is_running(int(pid))):
             continue
         try:
             tmp.unlink()
@@ -93,7 +93,8 @@ def remove_leftover_temporary_files(folder: str | Path, only_dead_writers: bool 
     return deleted
 
 
-def _is_running(pid: int) -> bool:
+def is_running(pid: int) -> bool:
+    """Whether process `pid` is alive on this host."""
     if os.name == "nt":  # os.kill(pid, 0) would terminate it there: assume it is running
         return True
     try:

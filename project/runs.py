@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.trainer.states import TrainerFn
 
-from project.checkpoints import local_path
+from project.checkpoints import is_running, local_path
 from project.config_yaml import load_config_file
 from project.errors import ConfigError
 from project.internals import hpc_resume_path, logger_version_unset, set_logger_version
@@ -311,7 +311,7 @@ def hold_run_folder(trainer: L.Trainer, resuming: bool) -> None:
     folder = run_folder(trainer).absolute()
     lock = folder / LOCK_FILE
     holder = _lock_holder(lock)
-    if holder is not None and holder != os.getpid() and _alive(holder):
+    if holder is not None and holder != os.getpid() and is_running(holder):
         raise ConfigError(
             f"{folder} is being written by another fit (process {holder}, still running): wait for it to end, or "
             "name another run (--trainer.logger.init_args.version NAME)."
@@ -348,13 +348,4 @@ def _lock_holder(lock: Path) -> int | None:
         return int(lock.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
     return True

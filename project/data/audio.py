@@ -103,6 +103,14 @@ def read_audio_folder(folder: Path, sample_rate: int) -> tuple[list[Tensor], lis
     """Every file under `folder` (recursively, sorted; hidden files aside) as mono clips at
     `sample_rate`, with each file's path relative to `folder` as its name. A file that is not audio
     stops the load with its name."""
+    files, names = list_audio_folder(folder)
+    if not files:
+        raise DataError(f"data.predict_dir {folder.resolve()} holds no files.")
+    return [read_audio(path, sample_rate) for path in files], names
+
+
+def list_audio_folder(folder: Path) -> tuple[list[Path], list[str]]:
+    """Every file under `folder` (recursively, sorted; hidden files aside), and its path relative to `folder`."""
     if not folder.is_dir():
         raise FileNotFoundError(f"data.predict_dir {folder.resolve()} does not exist; point it at your recordings.")
     files = [
@@ -110,9 +118,7 @@ def read_audio_folder(folder: Path, sample_rate: int) -> tuple[list[Tensor], lis
         for path in sorted(folder.rglob("*"))
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     ]
-    if not files:
-        raise DataError(f"data.predict_dir {folder.resolve()} holds no files.")
-    return [read_audio(path, sample_rate) for path in files], [str(path.relative_to(folder)) for path in files]
+    return files, [str(path.relative_to(folder)) for path in files]
 
 
 def resample(wave: Tensor, orig_rate: int, new_rate: int, zero_crossings: int = 32, rolloff: float = 0.95) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from project.data.audio import AudioClips, pad_clips, read_audio, read_audio_folder
+from project.data.audio import AudioClips, list_audio_folder, pad_clips, read_audio, read_audio_folder
 from project.data.audio_transforms import WaveformEvalTransform, WaveformTrainTransform
 from project.data.datamodule import InMemoryDataModule
 from project.data.source import AudioSource, Samples, Split
@@ -97,14 +97,7 @@ class AudioDataModule(InMemoryDataModule):
         return total
 
     def list_predict_dir(self, folder: Path) -> tuple[list[Path], list[str]]:
-        if not folder.is_dir():
-            raise FileNotFoundError(f"data.predict_dir {folder.resolve()} does not exist; point it at your recordings.")
-        files = [
-            path
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-        ]
-        return files, [str(path.relative_to(folder)) for path in files]
+        return list_audio_folder(folder)
 
     def read_predict_dir(self, folder: Path) -> tuple[list[Tensor], list[str]]:
         return read_audio_folder(folder, self.sample_rate)
