@@ -1,0 +1,156 @@
+"""The README and docs/ say only what is so: every relative link reaches a file (and its heading), every
+project path they name exists, and every `python -m project...` command they show names a module and config
+files that exist and, for `project.cli`, options its parser accepts (parsed with `--print_config`, nothing run)."""
+
+import contextlib
+import importlib.util
+import io
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from project.cli import main
+from tests.test_readme_example import example_files, write_into_package
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").glob("*.md"))]
+COMMAND_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # BENCHMARKS.md's read /tmp data
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+PATH = re.compile(r"`((?:project|configs|tests|benchmarks|docs)/[\w./-]*)`")
+PLACEHOLDER = re.compile(r"[<>*{}]|NAME|\.\.\.")  # `configs/presets/quick/<recipe>.yaml`: a pattern, not a file
+# Values that point at a checkpoint or a folder of the user's: dropped before parsing (no run, no checkpoint here)
+USER_VALUES = ("--ckpt_path",)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+
+
+def prose(page: Path) -> str:
+    """The page without its `# <path>` example files, which name files a fork would create."""
+    return re.sub(r"```(?:python|yaml)\n# \S+\n.*?```", "", page.read_text(), flags=re.S)
+
+
+def test_every_relative_link_reaches_a_file_and_its_heading():
+    broken = []
+    for page in PAGES:
+        for target in LINK.findall(page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not checked offline
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_every_project_path_named_exists():
+    examples = {path for page in PAGES for path in example_files(page)}
+    missing = []
+    for page in PAGES:
+        for path in PATH.findall(prose(page)):
+            if PLACEHOLDER.search(path) or path in examples:
+                continue
+            if not (ROOT / path.rstrip(".")).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {path}")
+    assert not missing, "\n".join(missing)
+
+
+def shown_commands() -> dict[tuple[str, ...], str]:
+    """Every `python -m project.X ...` shown in a page's shell blocks or inline code, as its arguments
+    (module first), mapped to where it was first seen."""
+    found: dict[tuple[str, ...], str] = {}
+    for page in COMMAND_PAGES:
+        text = page.read_text()
+        blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
+        lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+        lines += re.findall(r"`(python -m project\.[^`]+)`", text)
+        for line in lines:
+            for part in re.split(r"&&|;|\||(?<![>&])&(?!&)", line):
+                start = re.search(r"(?:python )?-m (project\.[\w.]+)(.*)", part)
+                if start is None:
+                    continue
+                try:
+                    args = shlex.split(start.group(2), comments=True)
+                except ValueError:  # an unclosed quote: kept, to fail by name
+                    args = [f"(unreadable: {start.group(2).strip()})"]
+                args = args[: next((i for i, a in enumerate(args) if a.startswith(("2>", ">"))), len(args))]
+                found.setdefault((start.group(1), *args), page.name)
+    return found
+
+
+def config_problem(value: str) -> str | None:
+    """Why a `--config`/`--search`/`--preset` value cannot be checked here, or is wrong: None when it exists."""
+    if "/" not in value and not value.endswith(".yaml"):
+        return None if (ROOT / "configs" / f"{value}.yaml").exists() else f"no shipped recipe {value}"
+    if value.startswith("configs/"):
+        return None if (ROOT / value).exists() else f"{value} does not exist"
+    return "skip"  # a file of the user's (my_recipe.yaml, a run's config.yaml): not here to parse
+
+
+def parse_problem(argv: list[str]) -> str | None:
+    """What `python -m project.cli ARGV --print_config` refuses (its last lines), or None when it parses."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), pytest.raises(SystemExit) as exit:
+        main([*argv, "--print_config"])
+    return None if exit.value.code == 0 else " ".join(out.getvalue().strip().splitlines()[-2:])
+
+
+def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path):
+    # The docs' example files (a network, a callback) are written where a fork would put them
+    for page in COMMAND_PAGES:
+        for path, text in example_files(page).items():
+            if path.startswith("project/") and path.endswith(".py"):
+                write_into_package(monkeypatch, tmp_path / Path(path).parent.name, path, text)
+    monkeypatch.chdir(ROOT)  # the commands are shown as run from the repository root
+    monkeypatch.setattr("sys.argv", ["python -m project.cli"])  # Lightning warns when both argv and args are given
+    wrong, skipped = [], []
+    groups: dict[tuple[str, ...], list[tuple[list[str], str]]] = {}
+    for (module, *args), page in shown_commands().items():
+        shown = f"{page}: python -m {module} {' '.join(args)}"
+        if importlib.util.find_spec(module) is None:
+            wrong.append(f"{shown}: no module {module}")
+            continue
+        values = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "--search")]
+        values += [f"configs/presets/{args[i + 1]}.yaml" for i, a in enumerate(args[:-1]) if a == "--preset"]
+        problems = [p for p in map(config_problem, values) if p]
+        if any(p != "skip" for p in problems):
+            wrong += [f"{shown}: {p}" for p in problems if p != "skip"]
+            continue
+        if module != "project.cli" or not args:
+            continue  # other modules' own options are checked by their tests; the module and files are checked here
+        if problems or any("$" in a for a in args):
+            skipped.append(f"{shown}: names a file or value of the user's")
+            continue
+        argv = [a for i, a in enumerate(args) if a not in USER_VALUES and (i == 0 or args[i - 1] not in USER_VALUES)]
+        argv = [a for a in argv if not a.startswith(tuple(f"{u}=" for u in USER_VALUES)) and a != "--help"]
+        argv = [re.sub(r"^configs/(\w+)\.yaml$", r"\1", a) for a in argv]  # a shipped recipe by path or by name
+        # One parse per subcommand and config files: their other options are parsed together first
+        pairs = [tuple(argv[i : i + 2]) for i, a in enumerate(argv) if a in ("--config", "--preset")]
+        key = (argv[0], *(v for pair in pairs for v in pair))
+        rest = [
+            a
+            for i, a in enumerate(argv[1:], 1)
+            if a not in ("--config", "--preset") and argv[i - 1] not in ("--config", "--preset")
+        ]
+        groups.setdefault(key, []).append((rest, shown))
+    for (subcommand, *configs), commands in groups.items():
+        together = [a for rest, _ in commands for a in rest]
+        if len(commands) > 1 and parse_problem([subcommand, *configs, *together]) is None:
+            continue
+        for rest, shown in commands:  # apart, to name the command at fault
+            if problem := parse_problem([subcommand, *configs, *rest]):
+                wrong.append(f"{shown}: {problem}")
+    print(f"{len(groups)} parses; skipped (need a file or value of the user's):", *skipped, sep="\n  ")
+    assert not wrong, "\n".join(wrong)
+    assert len(groups) >= 5, "the docs show fewer project.cli commands than expected: is the extraction broken?"
