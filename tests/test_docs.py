@@ -6,7 +6,9 @@ import contextlib
 import importlib.util
 import io
 import re
+import runpy
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,16 @@ def parse_problem(argv: list[str]) -> str | None:
     return None if exit.value.code == 0 else " ".join(out.getvalue().strip().splitlines()[-2:])
 
 
+def help_of(module: str, subcommand: str | None) -> str:
+    """What `python -m MODULE [SUBCOMMAND] --help` prints."""
+    out = io.StringIO()
+    argv = [module, *([subcommand] if subcommand else []), "--help"]
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", argv)
+        runpy.run_module(module, run_name="__main__", alter_sys=False)
+    return out.getvalue()
+
+
 def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path):
     # The docs' example files (a network, a callback) are written where a fork would put them
     for page in COMMAND_PAGES:
@@ -127,8 +139,17 @@ def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path)
         if any(p != "skip" for p in problems):
             wrong += [f"{shown}: {p}" for p in problems if p != "skip"]
             continue
-        if module != "project.cli" or not args:
-            continue  # other modules' own options are checked by their tests; the module and files are checked here
+        if module != "project.cli":  # an argparse command: each option it is shown with is in its --help
+            subcommand = args[0] if args and not args[0].startswith("-") else None
+            ours = args[: args.index("--")] if "--" in args else args  # after `--`: the fits' own keys
+            known = help_of(module, subcommand)
+            wrong += [f"{shown}: {o} is not in its --help" for o in ours if o.startswith("--") and o not in known]
+            if "--" not in args or problems:
+                continue
+            # after `--`: keys for every fit of a sweep or cross-validation, checked as `fit --config RECIPE KEYS`
+            args = ["fit", "--config", args[args.index("--config") + 1], *args[args.index("--") + 1 :]]
+        if not args:
+            continue  # the program named in prose
         if problems or any("$" in a for a in args):
             skipped.append(f"{shown}: names a file or value of the user's")
             continue
