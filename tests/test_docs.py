@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from project.cli import main
 from tests.test_readme_example import example_files, write_into_package
@@ -142,8 +143,12 @@ def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path)
         if module != "project.cli":  # an argparse command: each option it is shown with is in its --help
             subcommand = args[0] if args and not args[0].startswith("-") else None
             ours = args[: args.index("--")] if "--" in args else args  # after `--`: the fits' own keys
-            known = help_of(module, subcommand)
-            wrong += [f"{shown}: {o} is not in its --help" for o in ours if o.startswith("--") and o not in known]
+            known = set(re.findall(r"--[\w-]+", help_of(module, subcommand)))
+            wrong += [
+                f"{shown}: {o} is not in its --help"
+                for o in ours
+                if o.startswith("--") and o.split("=")[0] not in known
+            ]
             if "--" not in args or problems:
                 continue
             # after `--`: keys for every fit of a sweep or cross-validation, checked as `fit --config RECIPE KEYS`
@@ -165,6 +170,14 @@ def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path)
             if a not in ("--config", "--preset") and argv[i - 1] not in ("--config", "--preset")
         ]
         groups.setdefault(key, []).append((rest, shown))
+    # A page's YAML config snippets (not its `# <path>` files) parse stacked over a recipe
+    for page in COMMAND_PAGES:
+        for i, block in enumerate(re.findall(r"```yaml\n(?!# \S+\n)(.*?)```", page.read_text(), flags=re.S)):
+            snippet = yaml.safe_load(block)
+            if isinstance(snippet, dict) and set(snippet) <= {"seed_everything", "trainer", "model", "data"}:
+                (tmp_path / f"{page.stem}_{i}.yaml").write_text(block)
+                key = ("fit", "--config", "cifar10", "--config", str(tmp_path / f"{page.stem}_{i}.yaml"))
+                groups[key] = [([], f"{page.name}: its YAML block {i + 1}")]
     for (subcommand, *configs), commands in groups.items():
         together = [a for rest, _ in commands for a in rest]
         if len(commands) > 1 and parse_problem([subcommand, *configs, *together]) is None:
