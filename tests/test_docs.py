@@ -69,6 +69,20 @@ def test_every_project_path_named_exists():
     assert not missing, "\n".join(missing)
 
 
+def test_the_readme_tree_names_what_exists():
+    tree = re.search(r"## The project\n.*?```text\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert tree, "the README's tree of the project (a text block under 'The project') is missing"
+    parents: list[str] = []
+    missing = []
+    for line in tree.group(1).splitlines():
+        depth = (len(line) - len(line.lstrip())) // 2
+        name = line.split()[0]
+        parents = [*parents[:depth], name.rstrip("/")]
+        if "*" not in name and not (ROOT / "/".join(parents)).exists():
+            missing.append("/".join(parents))
+    assert not missing, f"the README's tree names what does not exist: {missing}"
+
+
 def shown_commands() -> dict[tuple[str, ...], str]:
     """Every `python -m project.X ...` shown in a page's shell blocks or inline code, as its arguments
     (module first), mapped to where it was first seen."""
