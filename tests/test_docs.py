@@ -83,6 +83,12 @@ def test_the_readme_tree_names_what_exists():
     assert not missing, f"the README's tree names what does not exist: {missing}"
 
 
+def test_the_readme_test_command_is_what_ci_runs():
+    readme = re.search(r"Run the tests.*?```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert readme and readme.group(1) == ci[-1], ".ci/run's last command and the README's test command differ"
+
+
 def shown_commands() -> dict[tuple[str, ...], str]:
     """Every `python -m project.X ...` shown in a page's shell blocks or inline code, as its arguments
     (module first), mapped to where it was first seen."""
