@@ -73,8 +73,8 @@ class Classifier(L.LightningModule):
     def defer_net(self, net: NetSpec | Callable[..., nn.Module]) -> None:
         """Build `net` at `setup` (or `build`), with the data's sizes, in place of the current one."""
         self._net_spec = net
-        if "net" in self._modules:
-            del self._modules["net"]
+        if hasattr(self, "net"):
+            del self.net
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -138,7 +138,10 @@ class Classifier(L.LightningModule):
 
     def _first_forward(self, x: Inputs) -> Tensor:
         """The first batch after loading a checkpoint: a net that fails on it was made for other data."""
-        ckpt_path = self._trainer.ckpt_path if self._trainer is not None else None
+        try:
+            ckpt_path = self.trainer.ckpt_path
+        except RuntimeError:  # not attached to a trainer: called directly
+            ckpt_path = None
         try:
             out = self.net(*x) if isinstance(x, tuple | list) else self.net(x)
         except (RuntimeError, TypeError, ValueError) as err:
