@@ -16,39 +16,21 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from project.data.folds import assign_folds
-from project.data.loaders import DeviceLoader, Inputs, device_loader, host_loader, per_device_batch_size
+from project.data.chunks import check_served, served_splits
+from project.data.loaders import (
+    DeviceLoader,
+    InMemoryTensors,
+    Inputs,
+    device_loader,
+    host_loader,
+    per_device_batch_size,
+)
 from project.data.ordering import augmentation_generator
 from project.data.source import Samples, Source, Split, no_labels
+from project.data.splits import check_folds, hold_out, named, nonempty, split_folds
 from project.data.streaming import StreamedFiles, check_fits
 from project.errors import DataError
 from project.internals import keep_batch
-
-
-class InMemoryTensors(Dataset):
-    """Inputs (N, ...) with int64 labels (N,), fetched a whole batch of indices at a time."""
-
-    def __init__(self, samples: Samples):
-        self.inputs = samples.inputs
-        self.labels = samples.labels
-        self.names = samples.names
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.inputs[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
-        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD): one gather
-        # instead of B getitems and a stack
-        index = torch.as_tensor(indices)
-        return self.inputs[index], self.labels[index]
-
-    def device_tensors(self, device: torch.device) -> tuple[Inputs, Tensor]:
-        # Moved once and kept there: later loaders (and later fits) of this DataModule reuse the copy
-        self.inputs, self.labels = self.inputs.to(device), self.labels.to(device)
-        return self.inputs, self.labels
 
 
 class InMemoryDataModule(L.LightningDataModule):
@@ -110,15 +92,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 "checkpoints pick the best epoch by validation accuracy, which needs a validation split."
             )
         check_folds(fold, num_folds, fold_groups, source)
-        if hasattr(source, "served_split"):  # LitData chunks (project/data/chunks.py)
-            name = type(source).__name__
-            if in_memory:
-                raise DataError(f"{name} streams its chunks: set data.in_memory false.")
-            if num_folds is not None:
-                raise DataError(
-                    f"{name}'s splits are the chunks' own, so it cannot deal folds; cross-validate on the files "
-                    "(data.in_memory false streams them) or optimize each fold into its own folder."
-                )
+        check_served(source, in_memory, num_folds)
         if on_device and not in_memory:
             raise DataError(
                 "data.on_device keeps the data set on the device, so it needs data.in_memory true; "
@@ -171,12 +145,12 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         per_device_batch_size(self.batch_size, self.trainer)  # a batch that does not split over devices fails here
-        if hasattr(self.source, "served_split"):
-            self._setup_served(stage)
-            return
-        if stage in ("fit", "validate") and not hasattr(self, "train_set"):
+        if hasattr(self.source, "served_split"):  # LitData chunks: nothing to read or hold out here
+            for split, served in served_splits(self.source, stage).items():
+                setattr(self, f"{split}_set", served)
+        elif stage in ("fit", "validate") and not hasattr(self, "train_set"):
             train, val = self.fit_splits()
-            self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(self._named(val, "val"))
+            self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(named(val, "val"))
         if stage == "predict" and self.predict_dir is not None:
             if self.in_memory:
                 inputs, names = self.read_predict_dir(self.predict_dir)
@@ -184,29 +158,9 @@ class InMemoryDataModule(L.LightningDataModule):
                 inputs, names = self.list_predict_dir(self.predict_dir)
             self.predict_set = self.make_dataset(Samples(inputs, no_labels(len(names)), names))
         elif stage in ("test", "predict") and not hasattr(self, "test_set"):
-            test = self.fold_split()[1] if self.num_folds is not None else self._named(self._load("test"), "test")
+            test = self.fold_split()[1] if self.num_folds is not None else named(self._load("test"), "test")
             self.test_set = self.make_dataset(test)
         if stage == "predict" and self.predict_dir is None:
-            self.predict_set = self.test_set
-
-    def _setup_served(self, stage: str) -> None:
-        """The splits of a source that serves its own (LitData chunks): nothing to read or hold out here."""
-        name = type(self.source).__name__
-        splits = {split: self.source.served_split(split) for split in ("train", "val", "test")}
-        for split, needed in (("train", stage == "fit"), ("val", stage in ("fit", "validate"))):
-            if needed and splits[split] is None:
-                raise DataError(f"{name} has no {split} split; optimize the data again with one.")
-        self.train_set, self.val_set = splits["train"], splits["val"]
-        if stage in ("test", "predict"):
-            if splits["test"] is None:
-                raise FileNotFoundError(f"{name} has no test split, so there is nothing to {stage} on.")
-            self.test_set = splits["test"]
-        if stage == "predict" and self.predict_dir is not None:
-            files, names = self.list_predict_dir(self.predict_dir)
-            self.predict_set = StreamedFiles(
-                Samples(files, no_labels(len(names)), names), self.decoder(), self.batch_inputs()
-            )
-        elif stage == "predict":
             self.predict_set = self.test_set
 
     # --- what the image and audio DataModules adapt ---------------------------------------------
@@ -328,27 +282,20 @@ class InMemoryDataModule(L.LightningDataModule):
     def fit_splits(self) -> tuple[Samples, Samples]:
         """(train, val) as a fit sees them."""
         if self.num_folds is not None:
-            return self._hold_out(self.fold_split()[0])
+            return hold_out(self.fold_split()[0], self.val_size, self.seed, self.source)
         train, val = self._load("train"), self.load_split("val")
-        return self._hold_out(train) if val is None else (train, self._checked(val, "val"))
+        if val is None:
+            return hold_out(train, self.val_size, self.seed, self.source)
+        return train, nonempty(val, "val", self.source)
 
     def fold_split(self) -> tuple[Samples, Samples]:
         """(the other folds, fold `fold`) of the pool: every split the source has, each sample named."""
         if self._fold_splits is None:
-            parts = [(split, self.load_split(split)) for split in ("train", "val", "test")]
-            parts = [self._named(s, split) for split, s in parts if s is not None and len(s.labels)]
-            if not parts:
-                raise DataError(f"{type(self.source).__name__} holds no samples to deal into folds.")
-            pool = Samples.concat(parts)
-            groups = None
-            if self.fold_groups is not None:
-                groups = [self.source.group(self.fold_groups, name) for name in pool.names]
-            folds = assign_folds(pool.names, pool.labels, self.num_folds, self.seed, groups, self.classes)
-            held_out = folds == self.fold
-            if groups is not None:
-                self.held_out_groups = sorted({g for g, out in zip(groups, held_out.tolist(), strict=True) if out})
-            rest, test = held_out.logical_not().nonzero().squeeze(1), held_out.nonzero().squeeze(1)
-            self._fold_splits = pool.select(rest), pool.select(test)
+            parts = {split: self.load_split(split) for split in ("train", "val", "test")}
+            rest, test, self.held_out_groups = split_folds(
+                parts, self.num_folds, self.fold, self.seed, self.source, self.fold_groups
+            )
+            self._fold_splits = rest, test
         return self._fold_splits
 
     def _load(self, split: Split) -> Samples:
@@ -363,60 +310,4 @@ class InMemoryDataModule(L.LightningDataModule):
             raise FileNotFoundError(
                 f"{name} has no {split} split, so there is nothing to {split} on.{hint if split == 'test' else ''}"
             )
-        return self._checked(samples, split)
-
-    def _checked(self, samples: Samples, split: Split) -> Samples:
-        if len(samples.labels) == 0:
-            raise DataError(
-                f"the {split} split of {type(self.source).__name__} is empty; check the data set's split settings."
-            )
-        return samples
-
-    def _hold_out(self, train: Samples) -> tuple[Samples, Samples]:
-        """(train, val): a seeded `val_size` of the training samples held out for validation."""
-        n = len(train.labels)
-        n_val = self.val_size if isinstance(self.val_size, int) else round(n * self.val_size)
-        if not 0 < n_val < n:
-            if isinstance(self.val_size, int):
-                raise DataError(
-                    f"data.val_size={self.val_size} must be between 1 and {n - 1}, the number of training "
-                    f"samples of {type(self.source).__name__} less one."
-                )
-            raise DataError(
-                f"data.val_size={self.val_size} of {n} training samples leaves {n_val} for validation and "
-                f"{n - n_val} for training; both need at least one. Add data or change data.val_size."
-            )
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        return train.select(order[n_val:]), train.select(order[:n_val])
-
-    @staticmethod
-    def _named(samples: Samples, split: str) -> Samples:
-        if samples.names is not None:
-            return samples
-        return samples._replace(names=[f"{split}/{i}" for i in range(len(samples.labels))])
-
-
-def check_folds(fold: int | None, num_folds: int | None, fold_groups: str | None, source: Source) -> None:
-    """Refuse fold settings that cannot work, naming the key, before any data is read."""
-    if num_folds is None:
-        if fold is not None:
-            raise DataError(f"data.fold={fold} needs data.num_folds, the number of folds the data is dealt into.")
-        if fold_groups is not None:
-            raise DataError(f"data.fold_groups={fold_groups!r} needs data.num_folds and data.fold (cross-validation).")
-        return
-    if num_folds < 2:
-        raise DataError(f"data.num_folds must be at least 2, got {num_folds}: one fold leaves nothing to train on.")
-    if fold is None:
-        raise DataError(
-            f"data.num_folds={num_folds} needs data.fold, the fold to test on (0 to {num_folds - 1}); "
-            "`python -m project.crossval` runs them all."
-        )
-    if not 0 <= fold < num_folds:
-        raise DataError(f"data.fold must be between 0 and {num_folds - 1} (data.num_folds={num_folds}), got {fold}.")
-    if fold_groups is not None and fold_groups not in source.group_keys:
-        known = f"it tells {', '.join(source.group_keys)}" if source.group_keys else "it tells none"
-        name = type(source).__name__
-        raise DataError(
-            f"data.fold_groups={fold_groups!r}: {name} cannot tell a sample's {fold_groups} ({known}). "
-            "Leave data.fold_groups unset to stratify the folds by class."
-        )
+        return nonempty(samples, split, self.source)

@@ -12,10 +12,37 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from project.data.ordering import ShardedOrder
+from project.data.source import Samples
 from project.errors import DataError
 from project.internals import expose_epoch_sampler
 
 Inputs = Tensor | tuple[Tensor, ...]
+
+
+class InMemoryTensors(Dataset):
+    """Inputs (N, ...) with int64 labels (N,), fetched a whole batch of indices at a time."""
+
+    def __init__(self, samples: Samples):
+        self.inputs = samples.inputs
+        self.labels = samples.labels
+        self.names = samples.names
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.inputs[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD): one gather
+        # instead of B getitems and a stack
+        index = torch.as_tensor(indices)
+        return self.inputs[index], self.labels[index]
+
+    def device_tensors(self, device: torch.device) -> tuple[Inputs, Tensor]:
+        # Moved once and kept there: later loaders (and later fits) of this DataModule reuse the copy
+        self.inputs, self.labels = self.inputs.to(device), self.labels.to(device)
+        return self.inputs, self.labels
 
 
 class ResumableLoader(DataLoader):
