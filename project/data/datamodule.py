@@ -1,9 +1,5 @@
-"""One DataModule for every in-memory data set: a `Source` says what the data is; this does the rest.
-
-It owns what is the same for every data set: holding out a seeded validation split when the source
-has none, the folds of cross-validation (`fold`, `num_folds`), the global batch size (split over
-devices), resumable training loaders or a copy of the set on the device (`on_device`), `predict_dir`,
-class names and the size checks. Tables of features use it as it is; `ImageDataModule` and
+"""One DataModule for every data set held in memory or streamed: a `Source` says what the data is; this
+does what is the same for every data set. Tables of features use it as it is; `ImageDataModule` and
 `AudioDataModule` add their inputs' transforms and readers.
 """
 
@@ -27,43 +23,36 @@ from project.data.loaders import (
 )
 from project.data.ordering import augmentation_generator
 from project.data.source import Samples, Source, Split, no_labels
-from project.data.splits import check_folds, hold_out, named, nonempty, split_folds
+from project.data.splits import check_folds, hold_out, named, nonempty, present, split_folds
 from project.data.streaming import StreamedFiles, check_fits
 from project.errors import DataError
 from project.internals import keep_batch
 
 
 class InMemoryDataModule(L.LightningDataModule):
-    """A source's splits decoded into memory once, served by resumable loaders.
+    """A source's splits decoded into memory once (or streamed), served by resumable loaders.
 
     Args:
         source: the data set, e.g. `class_path: project.data.FeatureFile`.
-        batch_size: global batch size, split evenly across devices so a recipe means the same on
-            1 or 8 GPUs.
-        val_size: when the source has no validation split, how much of its training split is held
-            out (seeded by `seed`) to choose the best epoch: a count (an int) or a share (a float in
-            (0, 1)). The test split is never used to choose.
-        num_workers: loader processes. The data is in memory and transformed on the device, so a
-            batch is a few copies; 0 avoids copying the set into worker processes.
+        batch_size: global batch size, split evenly across devices (a recipe means the same on 1 or 8 GPUs).
+        val_size: when the source has no validation split, how much of its training split is held out
+            (seeded) to choose the best epoch: a count (int) or a share (float in (0, 1)). Never the test split.
+        num_workers: loader processes; 0 (the data is in memory, transformed on the device) copies nothing
+            into workers.
         seed: fixes the held-out validation split, the shuffle order and the augmentation stream.
-        on_device: keep the whole set on the training device and gather batches there (a
-            `DeviceLoader`): no worker and no host work per step, for nets fast enough to outrun a
-            DataLoader. Costs the set's size in device memory.
-        predict_dir: a folder of files for `predict` (by default it predicts the test split); the
-            predictions CSV names each file by its path in the folder.
-        fold, num_folds: cross-validation. Every sample the source has (its train, val and test
-            splits together: the pool) is dealt into `num_folds` folds, stratified by class and
-            fixed by `seed` (project/data/folds.py); fold `fold` is the test split, and the rest is
-            trained on, `val_size` of it held out to choose the best epoch. Saved in checkpoints, so
-            `test --ckpt_path` tests the fold the run was trained without. `python -m project.crossval`
+        on_device: keep the whole set on the training device and gather batches there (a `DeviceLoader`):
+            no host work per step, for nets that outrun a DataLoader; costs the set's size in device memory.
+        predict_dir: a folder of files for `predict` (by default the test split), named by their paths in it.
+        fold, num_folds: cross-validation. The source's train, val and test splits together are dealt into
+            `num_folds` folds, stratified by class and fixed by `seed` (project/data/folds.py); fold `fold`
+            is the test split, the rest is trained on, `val_size` of it held out. Saved in checkpoints, so
+            `test --ckpt_path` tests the fold the run was trained without; `python -m project.crossval`
             runs every fold.
-        in_memory: decode every sample into memory at setup (the default), or, with false, stream
-            each from its file when its batch is fetched, in `num_workers` worker processes, so memory
-            stays flat however large the set (docs/data.md). Splits, folds, order, resume, names and
-            augmentation are the same either way. Needs a source that lists its files (`listing`).
-        fold_groups: deal whole groups into the folds instead of stratifying by class: the name of
-            a per-sample group the source tells (its `group_keys`, e.g. "speaker"), so no group is
-            both trained and tested on. With as many folds as groups, each fold is one group.
+        in_memory: decode every sample into memory at setup, or (false) stream each from its file in
+            `num_workers` workers so memory stays flat (docs/data.md); splits, folds, order, resume and
+            augmentation are the same either way. Streaming needs a source that lists its files (`listing`).
+        fold_groups: deal whole groups (a name in the source's `group_keys`, e.g. "speaker") into the folds
+            instead of stratifying by class, so no group is both trained and tested on.
     """
 
     def __init__(
@@ -255,27 +244,14 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset, train: bool = False) -> DataLoader | DeviceLoader:
         if hasattr(dataset, "loader"):  # LitData's own loader: its sharding, shuffling and saved position
-            return dataset.loader(
-                self.per_device_batch_size,
-                train=train,
-                seed=self.seed,
-                num_workers=self.num_workers,
-                batch=self.batch_inputs(),
-            )
+            size, workers = self.per_device_batch_size, self.num_workers
+            return dataset.loader(size, train=train, seed=self.seed, num_workers=workers, batch=self.batch_inputs())
         if self.on_device:
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             inputs, labels = dataset.device_tensors(device)
             return device_loader(inputs, labels, self.trainer, self.per_device_batch_size, train=train, seed=self.seed)
-        return host_loader(
-            dataset,
-            self.trainer,
-            self.per_device_batch_size,
-            train=train,
-            seed=self.seed,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            collate_fn=keep_batch,
-        )
+        workers = {"num_workers": self.num_workers, "pin_memory": self.pin_memory, "collate_fn": keep_batch}
+        return host_loader(dataset, self.trainer, self.per_device_batch_size, train=train, seed=self.seed, **workers)
 
     # --- splits ---------------------------------------------------------------------------------
 
@@ -299,15 +275,4 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._fold_splits
 
     def _load(self, split: Split) -> Samples:
-        samples = self.load_split(split)
-        if samples is None:
-            name = type(self.source).__name__
-            hint = (
-                f" Give it one ({name}'s documentation says how; an image folder's is root/test/<class>/), score "
-                "the validation split with `validate`, or test on folds of the data it has: `python -m "
-                "project.crossval` (README, Cross-validation)."
-            )
-            raise FileNotFoundError(
-                f"{name} has no {split} split, so there is nothing to {split} on.{hint if split == 'test' else ''}"
-            )
-        return nonempty(samples, split, self.source)
+        return nonempty(present(self.load_split(split), split, self.source), split, self.source)

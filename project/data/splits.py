@@ -41,6 +41,21 @@ def named(samples: Samples, split: str) -> Samples:
     return samples._replace(names=[f"{split}/{i}" for i in range(len(samples.labels))])
 
 
+def present(samples: Samples | None, split: Split, source: Source) -> Samples:
+    """`samples`, refusing a split the source does not have."""
+    if samples is not None:
+        return samples
+    name = type(source).__name__
+    hint = (
+        f" Give it one ({name}'s documentation says how; an image folder's is root/test/<class>/), score "
+        "the validation split with `validate`, or test on folds of the data it has: `python -m "
+        "project.crossval` (README, Cross-validation)."
+    )
+    raise FileNotFoundError(
+        f"{name} has no {split} split, so there is nothing to {split} on.{hint if split == 'test' else ''}"
+    )
+
+
 def nonempty(samples: Samples, split: Split, source: Source) -> Samples:
     if len(samples.labels) == 0:
         raise DataError(f"the {split} split of {type(source).__name__} is empty; check the data set's split settings.")
