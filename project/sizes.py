@@ -1,17 +1,11 @@
-"""A data module hands sizes to the net: numbers only the data knows (class count, input features,
-sample rate, vocabulary size) fill the network's constructor arguments of the same names.
+"""A data module hands sizes to the net: numbers only the data knows (class count, input features, sample
+rate) fill the network's constructor arguments of the same names.
 
-- A data module states what it knows as `sizes`, a dict read after its `setup` (so a size may come
-  from reading the data). Without one, its `num_classes` attribute is used.
-- The network is given as a recipe, not an instance: `NetSpec` (class path or builder function plus
-  the arguments the user gave). `Classifier.setup` builds it once the data is set up, filling each
-  constructor argument named like a size that the user did not give. A default (torchvision's
-  `num_classes=1000`) is not a value given; a given value that contradicts the data is refused.
-- The filled arguments are stored in the checkpoint's hyperparameters, so a checkpoint rebuilds the
-  same network without its data.
-
-A net of your own takes part by naming its arguments like the sizes: `num_classes`, `in_features`,
-`sample_rate`... A data module of your own adds a size by returning it from `sizes`.
+A data module states them as `sizes` (read after its `setup`; else its `num_classes`). The net is given
+as a `NetSpec` (class path plus the arguments the user gave) and built once the data is set up: every
+constructor argument named like a size and not given is filled; a given one that contradicts the data
+is refused (a default such as torchvision's `num_classes=1000` is not given). The filled arguments go
+into the checkpoint's hyperparameters, so a checkpoint rebuilds the same net without its data.
 """
 
 import importlib
@@ -44,12 +38,6 @@ def data_sizes(datamodule: Any) -> dict[str, Any]:
     return {} if num_classes is None else {"num_classes": num_classes}
 
 
-def _net_parser() -> ArgumentParser:
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--net", type=nn.Module)
-    return parser
-
-
 def _import(class_path: str) -> Any:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -64,7 +52,7 @@ def net_defaults(class_path: str) -> dict[str, Any]:
         parser.add_class_arguments(target, "net", fail_untyped=False)
     else:
         parser.add_function_arguments(target, "net", fail_untyped=False)
-    return {k: v for k, v in parser.get_defaults().as_dict().get("net", {}).items()}
+    return dict(parser.get_defaults().as_dict().get("net", {}))
 
 
 class NetSpec:
@@ -132,7 +120,7 @@ class NetSpec:
         target = _import(self.class_path)
         known = _parameters(self.class_path)
         parser = ArgumentParser(exit_on_error=False)
-        if inspect.isclass(target):
+        if inspect.isclass(target):  # the method's arguments, not the class: instantiating must not build it
             parser.add_method_arguments(target, "__init__", "net", fail_untyped=False)
         else:
             parser.add_function_arguments(target, "net", fail_untyped=False)
@@ -157,11 +145,15 @@ def _parameters(class_path: str) -> set[str]:
     return set(net_defaults(class_path)) | set(_required(class_path))
 
 
-def _required(class_path: str) -> list[str]:
+def _signature(class_path: str) -> list[inspect.Parameter]:
     try:
-        params = inspect.signature(_import(class_path)).parameters.values()
-    except (TypeError, ValueError):
+        return list(inspect.signature(_import(class_path)).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature
         return []
+
+
+def _required(class_path: str) -> list[str]:
+    params = _signature(class_path)
     return [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
@@ -180,11 +172,7 @@ def _plain(value: Any) -> Any:
 
 
 def _takes_kwargs(class_path: str) -> bool:
-    try:
-        params = inspect.signature(_import(class_path)).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind is p.VAR_KEYWORD for p in params)
+    return any(p.kind is p.VAR_KEYWORD for p in _signature(class_path))
 
 
 def build_net(
