@@ -13,6 +13,7 @@ import numpy as np
 import soundfile
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from project.data.source import Samples
@@ -179,6 +180,7 @@ class AudioClips(Dataset):
         self.labels = labels
         self.length = length
         self.names = names if names is not None else [str(i) for i in range(len(clips))]
+        self._on_device: tuple[tuple[Tensor, Tensor], Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -195,7 +197,7 @@ class AudioClips(Dataset):
 
     def device_tensors(self, device: torch.device) -> tuple[tuple[Tensor, Tensor], Tensor]:
         """The whole set on `device`, padded to `length` or the longest clip: ((waves (N, T), lengths (N,)), labels)."""
-        if getattr(self, "_on_device", None) is None or self._on_device[1].device != device:
+        if self._on_device is None or self._on_device[1].device != device:
             waves, lengths = pad_clips(self.clips, self.length)
             self._on_device = ((waves.to(device), lengths.to(device)), self.labels.to(device))
         return self._on_device
@@ -208,10 +210,10 @@ def pad_clips(clips: list[Tensor], length: int | None = None) -> tuple[Tensor, T
     """
     if not clips:
         raise DataError("cannot batch an empty list of clips.")
-    lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.int64)
     if length is not None:
-        lengths = lengths.clamp(max=length)
-    waves = clips[0].new_zeros(len(clips), int(lengths.max()) if length is None else length)
-    for row, (clip, n) in enumerate(zip(clips, lengths.tolist(), strict=True)):
-        waves[row, :n] = clip[:n]
+        clips = [clip[:length] for clip in clips]
+    lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.int64)
+    waves = pad_sequence(clips, batch_first=True)  # (B, longest)
+    if length is not None and waves.shape[1] < length:
+        waves = torch.nn.functional.pad(waves, (0, length - waves.shape[1]))
     return waves, lengths
