@@ -8,8 +8,6 @@ Pythons).
 import glob
 import hashlib
 import os
-import posixpath
-import re
 import shutil
 import socket
 import tarfile
@@ -24,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchvision.datasets.utils import download_url
 
 from project.checkpoints import is_running
+from project.data.safe_archive import unsafe_tar_member, unsafe_zip_member
 from project.errors import DataError, UserError
 
 
@@ -190,84 +189,22 @@ def extract_archive(path: Path, dest: Path) -> None:
 
 def _extract_zip(path: Path, staging: Path, dest: Path) -> None:
     with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if _escapes(name):
-                raise _outside_error(path, dest, f"member {name!r}")
-        zf.extractall(staging)  # zipfile writes no links, so names inside `dest` are the whole check
+        problem = unsafe_zip_member(zf.namelist())
+        if problem is not None:
+            raise _outside_error(path, dest, problem)
+        zf.extractall(staging)
 
 
 def _extract_tar(path: Path, staging: Path, dest: Path) -> None:
     with tarfile.open(path) as tar:
         members = tar.getmembers()
-        _check_tar_members(members, path, dest)
+        problem = unsafe_tar_member(members)
+        if problem is not None:
+            raise _outside_error(path, dest, problem)
         # torchvision's extractor passes no filter (a DeprecationWarning on Python 3.12-3.13); this one also
         # normalises permissions. Pythons before the filters (3.10.11 and older) rely on the check alone.
         filtered = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         tar.extractall(staging, members=members, **filtered)
-
-
-_DRIVE = re.compile(r"[A-Za-z]:")  # C:..., which Windows reads as another drive
-
-
-def _escapes(name: str) -> bool:
-    """Whether an archive path could lead outside its folder or be read two ways: absolute, a drive, any
-    ".." (a symlink before it would move it), a backslash (a separator only on Windows)."""
-    return name.startswith("/") or _DRIVE.match(name) is not None or "\\" in name or ".." in name.split("/")
-
-
-def _check_tar_members(members: list[tarfile.TarInfo], archive: Path, dest: Path) -> None:
-    """Refuse the archive unless it only creates files, folders and links inside `dest`: each member named
-    once and not written through a link, symlinks resolving (through the archive's others) inside `dest`,
-    hard links to the archive's own files. Checked on the archive's paths, never on the file system,
-    whose PATH_MAX limit is what CVE-2025-4517 exploits."""
-    kinds: dict[str, tarfile.TarInfo] = {}
-    for member in members:
-        name = posixpath.normpath(member.name)
-        if _escapes(member.name):
-            raise _outside_error(archive, dest, f"member {member.name!r}")
-        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise _outside_error(archive, dest, f"member {member.name!r} is a device, FIFO or other special file")
-        if name in kinds and not (member.isdir() and kinds[name].isdir()):
-            raise _outside_error(archive, dest, f"member {member.name!r} appears twice")
-        kinds[name] = member
-    links = {name: member.linkname for name, member in kinds.items() if member.issym()}
-    for name, member in kinds.items():
-        parts = name.split("/")
-        through = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        if any(prefix in links or (prefix in kinds and not kinds[prefix].isdir()) for prefix in through):
-            raise _outside_error(archive, dest, f"member {member.name!r} is written through a link or file")
-        if member.issym():
-            parent = posixpath.dirname(name)
-            target = posixpath.join(parent, member.linkname)
-            if member.linkname.startswith("/") or "\\" in member.linkname or _resolve(target, links) is None:
-                raise _outside_error(archive, dest, f"symlink {member.name!r} -> {member.linkname!r}")
-        if member.islnk():
-            source = kinds.get(posixpath.normpath(member.linkname))
-            if _escapes(member.linkname) or source is None or not source.isfile():
-                raise _outside_error(archive, dest, f"hard link {member.name!r} -> {member.linkname!r}")
-
-
-def _resolve(path: str, links: dict[str, str], hops: int = 40) -> str | None:
-    """Where `path` leads once the archive's symlinks in it are followed; None if it leaves or loops."""
-    pending = [part for part in path.split("/") if part not in ("", ".")]
-    resolved: list[str] = []
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if not resolved:
-                return None
-            resolved.pop()
-            continue
-        candidate = "/".join([*resolved, part])
-        if candidate in links:
-            hops -= 1
-            target = links[candidate]
-            if hops < 0 or target.startswith("/"):
-                return None
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-            continue
-        resolved.append(part)
-    return "/".join(resolved)
 
 
 def _outside_error(archive: Path, dest: Path, what: str) -> DownloadError:
