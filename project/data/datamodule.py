@@ -17,14 +17,15 @@ from project.data.loaders import (
     DeviceLoader,
     InMemoryTensors,
     Inputs,
+    check_loader_settings,
     device_loader,
     host_loader,
     per_device_batch_size,
 )
 from project.data.ordering import augmentation_generator
 from project.data.source import Samples, Source, Split, no_labels
-from project.data.splits import check_folds, hold_out, named, nonempty, present, split_folds
-from project.data.streaming import StreamedFiles, check_fits
+from project.data.splits import check_split_settings, hold_out, named, nonempty, present, split_folds
+from project.data.streaming import StreamedFiles, check_fits, list_files
 from project.errors import DataError
 from project.internals import keep_batch
 
@@ -71,22 +72,9 @@ class InMemoryDataModule(L.LightningDataModule):
         in_memory: bool = True,
     ):
         super().__init__()
-        if batch_size < 1:
-            raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
-        if num_workers < 0:
-            raise DataError(f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}.")
-        if not (val_size >= 1 if isinstance(val_size, int) else 0 < val_size < 1):
-            raise DataError(
-                f"data.val_size must be at least 1 (a count) or between 0 and 1 (a share), got {val_size}: "
-                "checkpoints pick the best epoch by validation accuracy, which needs a validation split."
-            )
-        check_folds(fold, num_folds, fold_groups, source)
+        check_loader_settings(batch_size, num_workers, on_device, in_memory)
+        check_split_settings(val_size, fold, num_folds, fold_groups, source)
         check_served(source, in_memory, num_folds)
-        if on_device and not in_memory:
-            raise DataError(
-                "data.on_device keeps the data set on the device, so it needs data.in_memory true; "
-                "set one of them false."
-            )
         self.save_hyperparameters(ignore=["source"])
         self.source = source
         self.batch_size = batch_size
@@ -101,8 +89,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.fold_groups = fold_groups
         self.in_memory = in_memory
         self._fold_splits: tuple[Samples, Samples] | None = None
-        # The groups in the test fold (e.g. the held-out speakers), known once the folds are dealt
-        self.held_out_groups: list[str] | None = None
+        self.held_out_groups: list[str] | None = None  # the test fold's groups (speakers), once dealt
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -114,13 +101,11 @@ class InMemoryDataModule(L.LightningDataModule):
 
     @property
     def sizes(self) -> dict[str, Any]:
-        """Handed to the net's constructor arguments of the same names (project/sizes.py): the class
-        count and what the source tells of its inputs (`Source.input_sizes`)."""
+        """The class count and the source's `input_sizes`, for the net's arguments of those names (project/sizes.py)."""
         return {"num_classes": self.num_classes, **self.source.input_sizes}
 
     @property
-    def predict_names(self) -> list[str]:
-        """The sample behind each row of a `predict` CSV."""
+    def predict_names(self) -> list[str]:  # the sample behind each row of a `predict` CSV
         return self.predict_set.names
 
     def prepare_data(self) -> None:
@@ -128,8 +113,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
     @property
     def per_device_batch_size(self) -> int:
-        # Read from `batch_size` at every loader's build, so a changed batch size (Lightning's
-        # batch-size finder sets `batch_size`) reaches the loaders
+        # Read at every loader's build, so Lightning's batch-size finder (which sets `batch_size`) reaches them
         return per_device_batch_size(self.batch_size, self.trainer)
 
     def setup(self, stage: str) -> None:
@@ -152,20 +136,9 @@ class InMemoryDataModule(L.LightningDataModule):
         if stage == "predict" and self.predict_dir is None:
             self.predict_set = self.test_set
 
-    # --- what the image and audio DataModules adapt ---------------------------------------------
-
     def load_split(self, split: Split) -> Samples | None:
         """The split decoded into memory, or its files listed when streaming (`in_memory` false)."""
-        try:
-            files = self.source.listing(split)
-        except NotImplementedError:
-            if not self.in_memory:
-                raise DataError(
-                    f"data.in_memory is false but {type(self.source).__name__} cannot be streamed: it does not list "
-                    "its files (`listing`). Set data.in_memory true, or convert it to LitData chunks "
-                    "(`python -m project.data.optimize`, docs/data.md)."
-                ) from None
-            files = None
+        files = list_files(self.source, split, streaming=not self.in_memory)
         if not self.in_memory:
             return files
         if files is not None:
@@ -186,21 +159,20 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def list_predict_dir(self, folder: Path) -> tuple[list[Path], list[str]]:
         """The files under `folder` that `read_predict_dir` would read, not read, with their names."""
-        raise DataError(
-            f"data.predict_dir is not supported for {type(self.source).__name__} when streaming; "
-            "set data.in_memory true."
-        )
+        name = type(self.source).__name__
+        raise DataError(f"data.predict_dir is not supported for {name} when streaming; set data.in_memory true.")
 
     def make_dataset(self, samples: Samples) -> Dataset:
-        return (
-            InMemoryTensors(samples) if self.in_memory else StreamedFiles(samples, self.decoder(), self.batch_inputs())
-        )
+        if self.in_memory:
+            return InMemoryTensors(samples)
+        return StreamedFiles(samples, self.decoder(), self.batch_inputs())
 
     def batch_inputs(self) -> Callable[[list[Tensor]], Inputs]:
         """A batch's decoded samples -> its inputs, as the in-memory path hands them over."""
         return torch.stack
 
     def read_predict_dir(self, folder: Path) -> tuple[Inputs | list[Tensor], list[str]]:
+        """Every file under `folder`, read, with its name (its path in the folder)."""
         raise DataError(
             f"data.predict_dir is not supported for {type(self.source).__name__}: there is no reader for a "
             "folder of such files. Leave it unset to predict the test split."
@@ -213,8 +185,6 @@ class InMemoryDataModule(L.LightningDataModule):
     def transform(self, inputs: Inputs) -> Inputs:
         """An evaluation batch's inputs as the net sees them."""
         return inputs
-
-    # --- loaders --------------------------------------------------------------------------------
 
     def train_dataloader(self) -> DataLoader | DeviceLoader:
         loader = self._loader(self.train_set, train=True)
@@ -252,8 +222,6 @@ class InMemoryDataModule(L.LightningDataModule):
             return device_loader(inputs, labels, self.trainer, self.per_device_batch_size, train=train, seed=self.seed)
         workers = {"num_workers": self.num_workers, "pin_memory": self.pin_memory, "collate_fn": keep_batch}
         return host_loader(dataset, self.trainer, self.per_device_batch_size, train=train, seed=self.seed, **workers)
-
-    # --- splits ---------------------------------------------------------------------------------
 
     def fit_splits(self) -> tuple[Samples, Samples]:
         """(train, val) as a fit sees them."""

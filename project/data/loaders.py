@@ -164,6 +164,18 @@ class DeviceLoader:
         self.sampler.load_state_dict(state)
 
 
+def check_loader_settings(batch_size: int, num_workers: int, on_device: bool, in_memory: bool) -> None:
+    """Refuse loader settings that cannot work, naming the key, before any data is read."""
+    if batch_size < 1:
+        raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
+    if num_workers < 0:
+        raise DataError(f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}.")
+    if on_device and not in_memory:
+        raise DataError(
+            "data.on_device keeps the data set on the device, so it needs data.in_memory true; set one of them false."
+        )
+
+
 def per_device_batch_size(batch_size: int, trainer: L.Trainer | None) -> int:
     """Split a global batch size evenly over the devices, so a recipe means the same on 1 or 8 GPUs."""
     world = trainer.world_size if trainer is not None else 1

@@ -8,8 +8,15 @@ from project.data.source import Samples, Source, Split
 from project.errors import DataError
 
 
-def check_folds(fold: int | None, num_folds: int | None, fold_groups: str | None, source: Source) -> None:
-    """Refuse fold settings that cannot work, naming the key, before any data is read."""
+def check_split_settings(
+    val_size: int | float, fold: int | None, num_folds: int | None, fold_groups: str | None, source: Source
+) -> None:
+    """Refuse split settings that cannot work, naming the key, before any data is read."""
+    if not (val_size >= 1 if isinstance(val_size, int) else 0 < val_size < 1):
+        raise DataError(
+            f"data.val_size must be at least 1 (a count) or between 0 and 1 (a share), got {val_size}: "
+            "checkpoints pick the best epoch by validation accuracy, which needs a validation split."
+        )
     if num_folds is None:
         if fold is not None:
             raise DataError(f"data.fold={fold} needs data.num_folds, the number of folds the data is dealt into.")
