@@ -56,14 +56,10 @@ def net_defaults(class_path: str) -> dict[str, Any]:
 
 
 class NetSpec:
-    """A network not built yet: its class path (or builder function) and the arguments the user gave.
-
-    `init_args` are only those given (on the command line, in a config, or by a checkpoint), also where
-    one equals the constructor's default: the constructor's own defaults stay its business, so a class
-    switched on the command line never inherits values meant for another. `build(sizes)` fills every
-    constructor argument named like a size that was not given, refuses a given one that contradicts the
-    data, and builds the net; `config()` is then the complete `{class_path, init_args}`.
-    """
+    """A network not built yet: its class path (or builder function) and only the arguments the user
+    gave (config, command line or checkpoint), so a class switched on the command line never inherits
+    values meant for another. `build(sizes)` fills the size arguments not given, refuses a given one that
+    contradicts the data and builds the net; `config()` is then the complete `{class_path, init_args}`."""
 
     def __init__(self, class_path: str, init_args: Mapping[str, Any] | None = None):
         self.class_path = class_path
@@ -246,15 +242,11 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
     return state["class_path"], state["keys"]
 
 
-# --- what the rest of the project reads of a data module ------------------------------------------
-#
-# Any LightningDataModule works. These optional attributes make more of the project work with it, and
-# each is read here only; one that a data module lacks is named once per run, in one line:
-#   classes: a name per class            -> predictions CSV, confusion matrix, per-class table name classes
-#   sizes (or num_classes)               -> the net's size arguments and the metrics (see above)
-#   predict_names: a name per predicted sample -> the predictions CSV's `sample` column
-# The project's own data modules (project/data/datamodule.py) have all of them, and folds
-# (`fold`, `num_folds`) for `python -m project.crossval`.
+# What the project reads of any LightningDataModule, here only; one it lacks is named once per run:
+#   classes -> class names in predictions, confusion matrix and per-class table
+#   sizes (or num_classes) -> the net's size arguments and the metrics
+#   predict_names -> the predictions CSV's `sample` column
+# (the project's data modules have all three, and `fold`/`num_folds` for `python -m project.crossval`)
 
 _told: set[tuple[type, str]] = set()
 
