@@ -13,7 +13,6 @@ import numpy as np
 import soundfile
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from project.data.source import Samples
@@ -210,10 +209,10 @@ def pad_clips(clips: list[Tensor], length: int | None = None) -> tuple[Tensor, T
     """
     if not clips:
         raise DataError("cannot batch an empty list of clips.")
-    if length is not None:
-        clips = [clip[:length] for clip in clips]
     lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.int64)
-    waves = pad_sequence(clips, batch_first=True)  # (B, longest)
-    if length is not None and waves.shape[1] < length:
-        waves = torch.nn.functional.pad(waves, (0, length - waves.shape[1]))
+    if length is not None:
+        lengths = lengths.clamp(max=length)
+    waves = clips[0].new_zeros(len(clips), int(lengths.max()) if length is None else length)
+    for row, (clip, n) in enumerate(zip(clips, lengths.tolist(), strict=True)):
+        waves[row, :n] = clip[:n]
     return waves, lengths
