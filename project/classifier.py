@@ -1,6 +1,5 @@
 """The training step: any network that maps a batch to class logits, with its loss, metrics and optimizer."""
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -8,11 +7,18 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics.classification import MulticlassAccuracy
 
 from project import metrics
-from project.errors import CheckpointError, ConfigError
+from project.classifier_checks import (
+    check_resumed_schedule,
+    check_state_fits,
+    misfit_error,
+    needs_total_steps,
+    scheduler_over_the_run,
+    shapes,
+)
+from project.errors import ConfigError
 from project.sizes import NetSpec, SizeMismatchError, build_net, data_sizes
 
 Inputs = Tensor | tuple[Tensor, ...]
@@ -73,8 +79,8 @@ class Classifier(L.LightningModule):
     def defer_net(self, net: NetSpec | Callable[..., nn.Module]) -> None:
         """Build `net` at `setup` (or `build`), with the data's sizes, in place of the current one."""
         self._net_spec = net
-        if "net" in self._modules:
-            del self._modules["net"]
+        if hasattr(self, "net"):
+            del self.net
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -137,33 +143,21 @@ class Classifier(L.LightningModule):
         return self.net(*x) if isinstance(x, tuple | list) else self.net(x)
 
     def _first_forward(self, x: Inputs) -> Tensor:
-        """The first batch after loading a checkpoint: a net that fails on it was made for other data."""
-        ckpt_path = self._trainer.ckpt_path if self._trainer is not None else None
+        """The first batch after building or loading the net: a net that fails on it was made for other data."""
         try:
             out = self.net(*x) if isinstance(x, tuple | list) else self.net(x)
         except (RuntimeError, TypeError, ValueError) as err:
-            if isinstance(err, torch.OutOfMemoryError):
+            try:
+                ckpt_path = self.trainer.ckpt_path
+            except RuntimeError:  # not attached to a trainer: called directly
+                ckpt_path = None
+            built_with = getattr(self._net_spec, "init_args", None)
+            misfit = misfit_error(err, self.net, built_with, x, ckpt_path, self._input_shapes)
+            if misfit is None:
                 raise
-            if ckpt_path is None:
-                if not _is_shape_error(err):
-                    raise
-                built = getattr(self._net_spec, "init_args", None)
-                raise SizeMismatchError(
-                    f"model.net ({type(self.net).__name__}"
-                    + (f", built with {_size_args(built)}" if built else "")
-                    + f") does not fit the data's inputs of shape {_shapes(x)}: {err}. Give the net the data's sizes "
-                    "(name its constructor arguments like the data module's `sizes`, project/sizes.py) or fix "
-                    "model.net.init_args."
-                ) from err
-            trained_on = f" (it was trained on inputs of shape {self._input_shapes})" if self._input_shapes else ""
-            raise CheckpointError(
-                f"The checkpoint's network does not fit this data: {ckpt_path} holds a "
-                f"{type(self.net).__name__}{trained_on}, which fails on this data's inputs of shape "
-                f"{_shapes(x)}: {err}. Evaluate a checkpoint with the data it was trained on (without "
-                "--config, the run's own config.yaml is used)."
-            ) from err
+            raise misfit from err
         self._inputs_checked = True
-        self._input_shapes = self._input_shapes or _shapes(x)
+        self._input_shapes = self._input_shapes or shapes(x)
         return out
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -204,34 +198,12 @@ class Classifier(L.LightningModule):
         return {"preds": logits.argmax(dim=-1), "probs": logits.detach().float().softmax(dim=-1)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        own = self.state_dict()
-        theirs = checkpoint.get("state_dict", {})
-        wrong = [f"{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in theirs.items()
-                 if k in own and hasattr(v, "shape") and v.shape != own[k].shape]  # fmt: skip
-        missing = [k for k in own if k not in theirs]
-        if wrong or missing:
-            raise CheckpointError(
-                "The checkpoint's network does not fit the model built from the config: "
-                + "; ".join(wrong[:3] + [f"{k}: missing from the checkpoint" for k in missing[:3]])
-                + ". Use the config of the run that wrote the checkpoint (without --config, the run folder's "
-                "config.yaml is used), without overrides of model.net."
-            )
+        check_state_fits(self.state_dict(), checkpoint.get("state_dict", {}))
         self._inputs_checked = False
         self._input_shapes = checkpoint.get("input_shapes")
 
     def on_train_start(self) -> None:
-        # A resumed one-cycle schedule keeps the length it was built with; a longer run would fail
-        # when it runs past that length, perhaps hours in. Refuse before the first step instead.
-        total = self.trainer.estimated_stepping_batches
-        for config in self.trainer.lr_scheduler_configs:
-            length = getattr(config.scheduler, "total_steps", None)
-            if config.interval == "step" and isinstance(length, int) and length < total:
-                raise ConfigError(
-                    f"This run has {int(total)} training steps, but the {type(config.scheduler).__name__} "
-                    f"schedule resumed from {self.trainer.ckpt_path} spans {length}: a one-cycle schedule "
-                    "cannot be stretched. Resume with the trainer.max_epochs/max_steps of the original "
-                    "run, or start a new fit (without --ckpt_path) for a longer schedule."
-                )
+        check_resumed_schedule(self.trainer)
 
     def configure_optimizers(self):
         try:
@@ -240,66 +212,8 @@ class Classifier(L.LightningModule):
             raise ConfigError(f"model.optimizer refused its arguments: {err}") from err
         if self.scheduler is None:
             return optimizer
-        if _needs_total_steps(self.scheduler):
-            scheduler = self._scheduler_over_the_run(optimizer)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"},
-        }
-
-    def _scheduler_over_the_run(self, optimizer: torch.optim.Optimizer) -> LRScheduler:
-        """The scheduler given the run's length in steps, with an error saying what to change if the
-        run is too short for it (OneCycleLR fails with ZeroDivisionError or its own ValueError)."""
-        trainer = self.trainer
-        total = trainer.estimated_stepping_batches
-        if total < 1:
-            batch_size = getattr(trainer.datamodule, "hparams", {}).get("batch_size")
-            raise ConfigError(
-                "model.scheduler needs the run's length, but this fit has no training steps "
-                f"(trainer.limit_train_batches={trainer.limit_train_batches}, max_epochs={trainer.max_epochs}, "
-                f"max_steps={trainer.max_steps}, data.batch_size={batch_size}). A batch size larger than the "
-                "training set gives no full batch: lower it, or raise the number of epochs, steps or batches."
-            )
-        try:
-            return self.scheduler(optimizer, total_steps=int(total))
-        except (ZeroDivisionError, ValueError) as err:
-            raise ConfigError(
-                f"model.scheduler cannot be laid over this run's {int(total)} training steps ({type(err).__name__}: "
-                f"{err}). Train for more steps (trainer.max_epochs, max_steps, limit_train_batches), or "
-                "change the schedule's init_args (e.g. a pct_start that gives the warm-up at least 2 steps)."
-            ) from err
-
-
-def _shapes(x: Inputs) -> str:
-    """The inputs' shapes with the batch size left out, e.g. "(B, 3, 32, 32)" or "(B, T), (B,)"."""
-    tensors = x if isinstance(x, tuple | list) else (x,)
-    return ", ".join(
-        "(" + ", ".join(["B", *map(str, t.shape[1:])]) + ("," if t.dim() == 1 else "") + ")"
-        if isinstance(t, Tensor) and t.dim() > 0
-        else type(t).__name__
-        for t in tensors
-    )
-
-
-def _is_shape_error(err: Exception) -> bool:
-    """An error torch raises for a tensor of the wrong shape (a net made for other inputs), not a bug."""
-    text = str(err)
-    return isinstance(err, RuntimeError) and any(
-        s in text for s in ("shapes cannot be multiplied", "size mismatch", "Expected", "channels", "must match")
-    )
-
-
-def _size_args(init_args: dict[str, Any]) -> str:
-    """The net's arguments that set a size, e.g. "in_features=16"."""
-    shown = {k: v for k, v in init_args.items() if isinstance(v, int) and not isinstance(v, bool)}
-    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "its defaults"
-
-
-def _needs_total_steps(scheduler: LRSchedulerCallable) -> bool:
-    """True for a schedule shaped by the run's length (OneCycleLR) whose length was left unset."""
-    given = getattr(scheduler, "keywords", {})  # the arguments jsonargparse (or functools.partial) bound
-    if "total_steps" in given:
-        return given["total_steps"] is None
-    param = inspect.signature(scheduler).parameters.get("total_steps")
-    return param is not None and param.default is None
+        if needs_total_steps(self.scheduler):  # stepped every batch over the run's length
+            scheduler, interval = scheduler_over_the_run(self.scheduler, optimizer, self.trainer), "step"
+        else:
+            scheduler, interval = self.scheduler(optimizer), "epoch"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

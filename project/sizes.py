@@ -1,17 +1,11 @@
-"""A data module hands sizes to the net: numbers only the data knows (class count, input features,
-sample rate, vocabulary size) fill the network's constructor arguments of the same names.
+"""A data module hands sizes to the net: numbers only the data knows (class count, input features, sample
+rate) fill the network's constructor arguments of the same names.
 
-- A data module states what it knows as `sizes`, a dict read after its `setup` (so a size may come
-  from reading the data). Without one, its `num_classes` attribute is used.
-- The network is given as a recipe, not an instance: `NetSpec` (class path or builder function plus
-  the arguments the user gave). `Classifier.setup` builds it once the data is set up, filling each
-  constructor argument named like a size that the user did not give. A default (torchvision's
-  `num_classes=1000`) is not a value given; a given value that contradicts the data is refused.
-- The filled arguments are stored in the checkpoint's hyperparameters, so a checkpoint rebuilds the
-  same network without its data.
-
-A net of your own takes part by naming its arguments like the sizes: `num_classes`, `in_features`,
-`sample_rate`... A data module of your own adds a size by returning it from `sizes`.
+A data module states them as `sizes` (read after its `setup`; else its `num_classes`). The net is given
+as a `NetSpec` (class path plus the arguments the user gave) and built once the data is set up: every
+constructor argument named like a size and not given is filled; a given one that contradicts the data
+is refused (a default such as torchvision's `num_classes=1000` is not given). The filled arguments go
+into the checkpoint's hyperparameters, so a checkpoint rebuilds the same net without its data.
 """
 
 import importlib
@@ -44,12 +38,6 @@ def data_sizes(datamodule: Any) -> dict[str, Any]:
     return {} if num_classes is None else {"num_classes": num_classes}
 
 
-def _net_parser() -> ArgumentParser:
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--net", type=nn.Module)
-    return parser
-
-
 def _import(class_path: str) -> Any:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -64,18 +52,14 @@ def net_defaults(class_path: str) -> dict[str, Any]:
         parser.add_class_arguments(target, "net", fail_untyped=False)
     else:
         parser.add_function_arguments(target, "net", fail_untyped=False)
-    return {k: v for k, v in parser.get_defaults().as_dict().get("net", {}).items()}
+    return dict(parser.get_defaults().as_dict().get("net", {}))
 
 
 class NetSpec:
-    """A network not built yet: its class path (or builder function) and the arguments the user gave.
-
-    `init_args` are only those given (on the command line, in a config, or by a checkpoint), also where
-    one equals the constructor's default: the constructor's own defaults stay its business, so a class
-    switched on the command line never inherits values meant for another. `build(sizes)` fills every
-    constructor argument named like a size that was not given, refuses a given one that contradicts the
-    data, and builds the net; `config()` is then the complete `{class_path, init_args}`.
-    """
+    """A network not built yet: its class path (or builder function) and only the arguments the user
+    gave (config, command line or checkpoint), so a class switched on the command line never inherits
+    values meant for another. `build(sizes)` fills the size arguments not given, refuses a given one that
+    contradicts the data and builds the net; `config()` is then the complete `{class_path, init_args}`."""
 
     def __init__(self, class_path: str, init_args: Mapping[str, Any] | None = None):
         self.class_path = class_path
@@ -132,7 +116,7 @@ class NetSpec:
         target = _import(self.class_path)
         known = _parameters(self.class_path)
         parser = ArgumentParser(exit_on_error=False)
-        if inspect.isclass(target):
+        if inspect.isclass(target):  # the method's arguments, not the class: instantiating must not build it
             parser.add_method_arguments(target, "__init__", "net", fail_untyped=False)
         else:
             parser.add_function_arguments(target, "net", fail_untyped=False)
@@ -157,11 +141,15 @@ def _parameters(class_path: str) -> set[str]:
     return set(net_defaults(class_path)) | set(_required(class_path))
 
 
-def _required(class_path: str) -> list[str]:
+def _signature(class_path: str) -> list[inspect.Parameter]:
     try:
-        params = inspect.signature(_import(class_path)).parameters.values()
-    except (TypeError, ValueError):
+        return list(inspect.signature(_import(class_path)).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature
         return []
+
+
+def _required(class_path: str) -> list[str]:
+    params = _signature(class_path)
     return [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
@@ -180,11 +168,7 @@ def _plain(value: Any) -> Any:
 
 
 def _takes_kwargs(class_path: str) -> bool:
-    try:
-        params = inspect.signature(_import(class_path)).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind is p.VAR_KEYWORD for p in params)
+    return any(p.kind is p.VAR_KEYWORD for p in _signature(class_path))
 
 
 def build_net(
@@ -258,15 +242,11 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
     return state["class_path"], state["keys"]
 
 
-# --- what the rest of the project reads of a data module ------------------------------------------
-#
-# Any LightningDataModule works. These optional attributes make more of the project work with it, and
-# each is read here only; one that a data module lacks is named once per run, in one line:
-#   classes: a name per class            -> predictions CSV, confusion matrix, per-class table name classes
-#   sizes (or num_classes)               -> the net's size arguments and the metrics (see above)
-#   predict_names: a name per predicted sample -> the predictions CSV's `sample` column
-# The project's own data modules (project/data/datamodule.py) have all of them, and folds
-# (`fold`, `num_folds`) for `python -m project.crossval`.
+# What the project reads of any LightningDataModule, here only; one it lacks is named once per run:
+#   classes -> class names in predictions, confusion matrix and per-class table
+#   sizes (or num_classes) -> the net's size arguments and the metrics
+#   predict_names -> the predictions CSV's `sample` column
+# (the project's data modules have all three, and `fold`/`num_folds` for `python -m project.crossval`)
 
 _told: set[tuple[type, str]] = set()
 

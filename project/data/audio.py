@@ -179,6 +179,7 @@ class AudioClips(Dataset):
         self.labels = labels
         self.length = length
         self.names = names if names is not None else [str(i) for i in range(len(clips))]
+        self._on_device: tuple[tuple[Tensor, Tensor], Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -188,14 +189,14 @@ class AudioClips(Dataset):
         return (waves[0], lengths[0]), labels[0]
 
     def __getitems__(self, indices: list[int]) -> AudioBatch:
-        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD), so padding
+        # DataLoader calls this with a whole batch (undocumented; see project.internals.keep_batch), so padding
         # happens once per batch
         waves, lengths = pad_clips([self.clips[i] for i in indices], self.length)
         return (waves, lengths), self.labels[torch.as_tensor(indices)]
 
     def device_tensors(self, device: torch.device) -> tuple[tuple[Tensor, Tensor], Tensor]:
         """The whole set on `device`, padded to `length` or the longest clip: ((waves (N, T), lengths (N,)), labels)."""
-        if getattr(self, "_on_device", None) is None or self._on_device[1].device != device:
+        if self._on_device is None or self._on_device[1].device != device:
             waves, lengths = pad_clips(self.clips, self.length)
             self._on_device = ((waves.to(device), lengths.to(device)), self.labels.to(device))
         return self._on_device

@@ -158,3 +158,31 @@ class LitDataAudio(AudioSource):
 
     def served_split(self, split: Split) -> ChunkSplit | None:
         return self.chunks.split(split)
+
+
+def check_served(source: Any, in_memory: bool, num_folds: int | None) -> None:
+    """Refuse data-module settings that chunks, which serve their own splits, cannot honour."""
+    if not hasattr(source, "served_split"):
+        return
+    name = type(source).__name__
+    if in_memory:
+        raise DataError(f"{name} streams its chunks: set data.in_memory false.")
+    if num_folds is not None:
+        raise DataError(
+            f"{name}'s splits are the chunks' own, so it cannot deal folds; cross-validate on the files "
+            "(data.in_memory false streams them) or optimize each fold into its own folder."
+        )
+
+
+def served_splits(source: Any, stage: str) -> dict[str, Any]:
+    """{"train", "val"[, "test"]: the split the chunks serve} for `stage`, refusing one that is needed and missing."""
+    name = type(source).__name__
+    splits = {split: source.served_split(split) for split in ("train", "val", "test")}
+    for split, needed in (("train", stage == "fit"), ("val", stage in ("fit", "validate"))):
+        if needed and splits[split] is None:
+            raise DataError(f"{name} has no {split} split; optimize the data again with one.")
+    if stage not in ("test", "predict"):
+        del splits["test"]
+    elif splits["test"] is None:
+        raise FileNotFoundError(f"{name} has no test split, so there is nothing to {stage} on.")
+    return splits

@@ -1,23 +1,13 @@
-"""Download an archive, verify it and extract it, never leaving a half-written file or folder where
-data is looked for, and never letting an archive write outside its target.
-
-- A download goes to a hidden temporary name beside its target and is renamed into place only once
-  it is complete and verified, so a file at the archive's name is always a whole one.
-- An archive already there is checked (checksums, or a full read when none is published) before it
-  is used; a bad one is replaced by a fresh download, or refused with the fix when downloading is off.
-- Extraction goes into a hidden temporary folder that is renamed into place when complete, so a
-  half-extracted folder is never taken for data.
-- Every tar member is checked before anything is written: its path, symlink chains included, must
-  stay inside the target, and only files, folders and links are allowed. The checks are the
-  project's own, not `tarfile`'s `filter="data"` alone, which some Python releases the project
-  supports get wrong (CVE-2025-4517: a chain of symlinks longer than PATH_MAX escapes it).
+"""Download, verify and extract an archive: torchvision's `download_url` fetches; the rest is ours
+because torchvision's `download_and_extract_archive` writes in place (a killed run leaves a half file
+or folder that is later taken for data), checks MD5 only, and extracts tar members unchecked (an
+archive can write outside its target; `filter="data"` alone misses CVE-2025-4517 on some supported
+Pythons).
 """
 
 import glob
 import hashlib
 import os
-import posixpath
-import re
 import shutil
 import socket
 import tarfile
@@ -31,14 +21,15 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchvision.datasets.utils import download_url
 
+from project.checkpoints import is_running
+from project.data.safe_archive import unsafe_tar_member, unsafe_zip_member
 from project.errors import DataError, UserError
 
 
 @dataclass(frozen=True)
 class RemoteArchive:
-    """An archive published at `url` and the checksums its bytes must match: MD5, SHA-256 or both,
-    whichever its publisher gives. With neither (a host that publishes none), the download is used as
-    is (once it reads to its end as an archive) and its checksums are logged so that they can be pinned."""
+    """An archive at `url` and its published MD5 and/or SHA-256. With neither, a download that reads to
+    its end as an archive is used, and its checksums are logged so that they can be pinned."""
 
     url: str
     filename: str
@@ -54,7 +45,7 @@ class DownloadError(UserError, RuntimeError):
     pass
 
 
-def file_digest(path: Path, algorithm: str) -> str:
+def file_digest(path: Path, algorithm: str) -> str:  # torchvision's `calculate_md5` has no SHA-256
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -63,8 +54,7 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 def _problem(path: Path, archive: RemoteArchive) -> str | None:
-    """What is wrong with the file at `path`, or None when it matches every published checksum (or,
-    with none published, reads through to its end as an archive)."""
+    """What is wrong with `path`, or None (torchvision's `check_integrity` says only whether)."""
     if not path.is_file():
         return "it is missing"
     if path.stat().st_size == 0:
@@ -94,8 +84,8 @@ def _unreadable(path: Path) -> str | None:
 
 
 def download_archive(archive: RemoteArchive, root: Path, download: bool = True) -> Path:
-    """The verified archive at `root/archive.filename`: the copy already there when it checks out,
-    else a fresh download (when `download`) that replaces it only once complete and verified."""
+    """The verified archive at `root/archive.filename`: the copy there when it checks out, else a fresh
+    download (when `download`) renamed into place only once complete and verified."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / archive.filename
     expected = ", ".join(f"{name.upper()} {value}" for name, value in archive.checksums.items()) or "no checksum"
@@ -112,9 +102,8 @@ def download_archive(archive: RemoteArchive, root: Path, download: bool = True) 
         rank_zero_warn(f"{path} is there but {problem}; downloading a fresh copy to replace it.")
     elif not download:
         raise DownloadError(f"{path} is missing and download is false. {how_to_fix}")
-    # A hidden name in the same folder: the rename below is atomic, and nothing looks for this name
     _remove_leftovers(root, f".{archive.filename}.part-")
-    partial = root / f".{archive.filename}.part-{_OWNER}"
+    partial = root / f".{archive.filename}.part-{_OWNER}"  # same folder, so the rename is atomic
     partial.unlink(missing_ok=True)  # a dead process's, whose PID this one reuses: the fetch must not resume it
     try:
         try:
@@ -146,19 +135,9 @@ def _remove_leftovers(folder: Path, prefix: str) -> None:
         if not writer.startswith(f"{host}-"):
             continue
         pid = writer[len(host) + 1 :].split("-")[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not is_running(int(pid)):
             rank_zero_warn(f"Removing {leftover}, left by an interrupted download or extraction.")
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
 
 
 def _fetch(url: str, dest: Path) -> None:
@@ -166,20 +145,15 @@ def _fetch(url: str, dest: Path) -> None:
     if parsed.scheme == "file":  # a local mirror; torchvision's downloader needs HTTP headers it lacks
         shutil.copyfile(urllib.request.url2pathname(parsed.path), dest)
     elif parsed.scheme in ("http", "https"):
-        # torchvision fetches (redirects, progress bar); the checksums are checked by the caller,
-        # where a mismatch can be reported as such rather than as "File not found or corrupted"
+        # Checksums are checked by the caller, to report a mismatch as such, not "File not found or corrupted"
         download_url(url, str(dest.parent), filename=dest.name)
     else:
         raise DataError("only http://, https:// and file:// URLs are supported")
 
 
 def extract_archive(path: Path, dest: Path) -> None:
-    """Extract a .tar(.gz/.xz/.bz2) or .zip into `dest`, all or nothing.
-
-    It is extracted into a hidden temporary folder beside `dest` and moved into place when complete:
-    the whole folder when `dest` does not exist yet, else each top-level entry, none of which may be
-    there already (it is never overwritten).
-    """
+    """Extract a .tar(.gz/.xz/.bz2) or .zip into `dest`, all or nothing: into a hidden folder, then
+    renamed into place (the whole folder, or each top-level entry when `dest` exists; none overwritten)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Inside `dest` when it exists (so the renames stay on its file system), else beside it
     where = dest if dest.is_dir() else dest.parent
@@ -215,93 +189,22 @@ def extract_archive(path: Path, dest: Path) -> None:
 
 def _extract_zip(path: Path, staging: Path, dest: Path) -> None:
     with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if _escapes(name):
-                raise _outside_error(path, dest, f"member {name!r}")
-        zf.extractall(staging)  # zipfile writes no links, so names inside `dest` are the whole check
+        problem = unsafe_zip_member(zf.namelist())
+        if problem is not None:
+            raise _outside_error(path, dest, problem)
+        zf.extractall(staging)
 
 
 def _extract_tar(path: Path, staging: Path, dest: Path) -> None:
     with tarfile.open(path) as tar:
         members = tar.getmembers()
-        _check_tar_members(members, path, dest)
-        if hasattr(tarfile, "data_filter"):
-            # Belt and braces: also normalises permissions. Its own link checks are the part some
-            # releases get wrong, which is why every member was checked above.
-            tar.extractall(staging, members=members, filter="data")
-        else:  # Python releases before the filters (3.10.11 and older): the checks above stand alone
-            tar.extractall(staging, members=members)
-
-
-_DRIVE = re.compile(r"[A-Za-z]:")  # C:..., which Windows reads as another drive
-
-
-def _escapes(name: str) -> bool:
-    """Whether an archive path could lead outside the folder it is extracted into, or be read
-    differently by this model and by the file system: absolute, a drive, any ".." (which a symlink
-    earlier in the path would turn elsewhere than normpath thinks), or a backslash (a separator on
-    Windows, a plain character on POSIX). Data archives need none of these."""
-    return name.startswith("/") or _DRIVE.match(name) is not None or "\\" in name or ".." in name.split("/")
-
-
-def _check_tar_members(members: list[tarfile.TarInfo], archive: Path, dest: Path) -> None:
-    """Refuse the archive unless extracting it can only create files, folders and links inside `dest`.
-
-    Checked on the archive's own paths, never on the file system, so that no limit of the file
-    system (PATH_MAX, which CVE-2025-4517 exploits) can hide where a path leads:
-    - every member is a file, folder, symlink or hard link, named once, and not written through a link;
-    - a symlink's target, followed through the archive's other symlinks, stays inside `dest`;
-    - a hard link points at a regular file of the archive.
-    """
-    kinds: dict[str, tarfile.TarInfo] = {}
-    for member in members:
-        name = posixpath.normpath(member.name)
-        if _escapes(member.name):
-            raise _outside_error(archive, dest, f"member {member.name!r}")
-        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise _outside_error(archive, dest, f"member {member.name!r} is a device, FIFO or other special file")
-        if name in kinds and not (member.isdir() and kinds[name].isdir()):
-            raise _outside_error(archive, dest, f"member {member.name!r} appears twice")
-        kinds[name] = member
-    links = {name: member.linkname for name, member in kinds.items() if member.issym()}
-    for name, member in kinds.items():
-        parts = name.split("/")
-        through = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        if any(prefix in links or (prefix in kinds and not kinds[prefix].isdir()) for prefix in through):
-            raise _outside_error(archive, dest, f"member {member.name!r} is written through a link or file")
-        if member.issym():
-            parent = posixpath.dirname(name)
-            target = posixpath.join(parent, member.linkname)
-            if member.linkname.startswith("/") or "\\" in member.linkname or _resolve(target, links) is None:
-                raise _outside_error(archive, dest, f"symlink {member.name!r} -> {member.linkname!r}")
-        if member.islnk():
-            source = kinds.get(posixpath.normpath(member.linkname))
-            if _escapes(member.linkname) or source is None or not source.isfile():
-                raise _outside_error(archive, dest, f"hard link {member.name!r} -> {member.linkname!r}")
-
-
-def _resolve(path: str, links: dict[str, str], hops: int = 40) -> str | None:
-    """Where `path` (relative to the extraction folder) leads once the archive's symlinks among its
-    components are followed, as the kernel would; None when it leaves the folder or loops."""
-    pending = [part for part in path.split("/") if part not in ("", ".")]
-    resolved: list[str] = []
-    while pending:
-        part = pending.pop(0)
-        if part == "..":
-            if not resolved:
-                return None
-            resolved.pop()
-            continue
-        candidate = "/".join([*resolved, part])
-        if candidate in links:
-            hops -= 1
-            target = links[candidate]
-            if hops < 0 or target.startswith("/"):
-                return None
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-            continue
-        resolved.append(part)
-    return "/".join(resolved)
+        problem = unsafe_tar_member(members)
+        if problem is not None:
+            raise _outside_error(path, dest, problem)
+        # torchvision's extractor passes no filter (a DeprecationWarning on Python 3.12-3.13); this one also
+        # normalises permissions. Pythons before the filters (3.10.11 and older) rely on the check alone.
+        filtered = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(staging, members=members, **filtered)
 
 
 def _outside_error(archive: Path, dest: Path, what: str) -> DownloadError:
@@ -313,5 +216,4 @@ def _outside_error(archive: Path, dest: Path, what: str) -> DownloadError:
 
 
 def download_and_extract(archive: RemoteArchive, root: Path, download: bool = True) -> None:
-    """Make sure the verified archive is in `root` (downloading it if allowed) and extract it there."""
     extract_archive(download_archive(archive, root, download), root)

@@ -12,10 +12,37 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from project.data.ordering import ShardedOrder
+from project.data.source import Samples
 from project.errors import DataError
 from project.internals import expose_epoch_sampler
 
 Inputs = Tensor | tuple[Tensor, ...]
+
+
+class InMemoryTensors(Dataset):
+    """Inputs (N, ...) with int64 labels (N,), fetched a whole batch of indices at a time."""
+
+    def __init__(self, samples: Samples):
+        self.inputs = samples.inputs
+        self.labels = samples.labels
+        self.names = samples.names
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.inputs[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        # DataLoader calls this with a whole batch (undocumented; see project.internals.keep_batch): one gather
+        # instead of B getitems and a stack
+        index = torch.as_tensor(indices)
+        return self.inputs[index], self.labels[index]
+
+    def device_tensors(self, device: torch.device) -> tuple[Inputs, Tensor]:
+        # Moved once and kept there: later loaders (and later fits) of this DataModule reuse the copy
+        self.inputs, self.labels = self.inputs.to(device), self.labels.to(device)
+        return self.inputs, self.labels
 
 
 class ResumableLoader(DataLoader):
@@ -135,6 +162,18 @@ class DeviceLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.load_state_dict(state)
+
+
+def check_loader_settings(batch_size: int, num_workers: int, on_device: bool, in_memory: bool) -> None:
+    """Refuse loader settings that cannot work, naming the key, before any data is read."""
+    if batch_size < 1:
+        raise DataError(f"data.batch_size must be at least 1, got {batch_size}.")
+    if num_workers < 0:
+        raise DataError(f"data.num_workers must be 0 (load in the main process) or more, got {num_workers}.")
+    if on_device and not in_memory:
+        raise DataError(
+            "data.on_device keeps the data set on the device, so it needs data.in_memory true; set one of them false."
+        )
 
 
 def per_device_batch_size(batch_size: int, trainer: L.Trainer | None) -> int:

@@ -21,8 +21,7 @@ class ShardedOrder(DistributedSampler):
 
     The same seeded permutation is drawn on every rank (seed + epoch), so the ranks agree on it without
     communicating; rank r takes every `num_replicas`-th index starting at r. A `DistributedSampler`
-    subclass, so Lightning calls `set_epoch` on it every epoch and does not replace it with a sampler
-    of its own under DDP; a DataLoader iterates it like any sampler.
+    subclass because Lightning keeps a sampler of that type under DDP instead of replacing it.
 
     Args:
         size: samples in the data set.
@@ -38,22 +37,12 @@ class ShardedOrder(DistributedSampler):
     def __init__(self, size: int, shuffle: bool, drop_last: bool, seed: int = 0, num_replicas: int = 1, rank: int = 0):
         if not 0 <= rank < num_replicas:
             raise DataError(f"rank {rank} is outside 0..{num_replicas - 1} for a world of {num_replicas} processes.")
-        # DistributedSampler.__init__ is not called: it needs a Dataset and may query torch.distributed,
-        # and every attribute it would set is set here
+        # Initialised in full; `range(size)` stands in for the data set, whose length is all it reads
+        super().__init__(range(size), num_replicas, rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
         self.size = size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.num_replicas = num_replicas
-        self.rank = rank
-        self.epoch = 0
         self.batches_done = 0  # batches of the current epoch handed out, counted by the loader
         self.first_sample = 0  # where `__iter__` starts: past the batches a resumed run already trained on
         self._resume: dict[str, int] | None = None
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning's loops before each epoch."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         if self.drop_last:

@@ -36,6 +36,21 @@ def listing(items: Sequence[tuple[Path, int]], root: Path) -> Samples:
     )
 
 
+def list_files(source: Any, split: str, streaming: bool) -> Samples | None:
+    """The split's files (`Source.listing`), or None from a source that does not list them (refused when
+    `streaming`)."""
+    try:
+        return source.listing(split)
+    except NotImplementedError:
+        if streaming:
+            raise DataError(
+                f"data.in_memory is false but {type(source).__name__} cannot be streamed: it does not list "
+                "its files (`listing`). Set data.in_memory true, or convert it to LitData chunks "
+                "(`python -m project.data.optimize`, docs/data.md)."
+            ) from None
+        return None
+
+
 class StreamedFiles(Dataset):
     """Files decoded one batch at a time, where the batch is fetched (a DataLoader worker).
 
@@ -74,7 +89,7 @@ class StreamedFiles(Dataset):
         return self.__getitems__([index])
 
     def __getitems__(self, indices: list[int]) -> tuple[Any, Tensor]:
-        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD), in a worker
+        # DataLoader calls this with a whole batch (undocumented; see project.internals.keep_batch), in a worker
         try:
             decoded = [self.item(i) for i in indices]
         except DataError as err:
