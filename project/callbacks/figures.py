@@ -92,6 +92,31 @@ def spectrogram(
     return to_image(fig)
 
 
+def pr_curves(precision: Tensor, recall: Tensor, names: Sequence[str]) -> np.ndarray:
+    """(T, C) precision and recall at T rising thresholds -> a small chart per class, recall along x and
+    precision up y, titled with the class and its average precision (the binned curve's). Fixed margins,
+    not the layout engine: it would cost most of the draw."""
+    n = len(names)
+    columns, rows = min(n, 5), -(-n // 5)
+    fig = figure(0.6 + 1.9 * columns, 0.7 + 1.75 * rows, layout=None)
+    fig.subplots_adjust(left=0.5 / fig.get_figwidth(), right=0.98, bottom=0.5 / fig.get_figheight(), hspace=0.6)
+    fig.subplots_adjust(top=1 - 0.3 / fig.get_figheight(), wspace=0.3)
+    fig.supxlabel("recall", fontsize=10)
+    fig.supylabel("precision", fontsize=10)
+    axes = fig.subplots(rows, columns, squeeze=False).flat
+    for k, ax in enumerate(axes):
+        if k >= n:
+            ax.axis("off")
+            continue
+        p, r = precision[:, k].numpy(), recall[:, k].numpy()
+        average = float(np.sum((r - np.append(r[1:], 0.0)) * p))  # each step down in recall at its precision
+        ax.plot(r, p, color="#1f5fa8")
+        ax.set(xlim=(0, 1), ylim=(0, 1.03), xticks=(0, 0.5, 1), yticks=(0, 0.5, 1))
+        ax.tick_params(labelsize=7)
+        ax.set_title(f"{_fit(names[k], 16)} · AP {average:.2f}", fontsize=9)
+    return to_image(fig)
+
+
 TILE, CELL, FONT_PT = 96, 130, 10  # image side and cell width in pixels; caption size in points
 LINE = int(FONT_PT * DPI / 72 * 1.25)  # a caption line's height in pixels
 

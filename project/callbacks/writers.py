@@ -13,7 +13,7 @@ import weakref
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch import loggers
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -26,17 +26,26 @@ from project.internals import tensorboard_event_writer
 from project.sizes import class_names as data_class_names
 
 
+class TensorBoardLogger(loggers.TensorBoardLogger):
+    """Lightning's TensorBoard logger without the `epoch` scalar that Lightning adds to every logged step
+    (`LoggerConnector.log_metrics`): its card sorted above train/ and val/, where a user looks first, and
+    the epoch is already in the progress lines and the checkpoint names. Arguments as Lightning's."""
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+
 def tensorboards(trainer: L.Trainer) -> list:
     """The SummaryWriters of the trainer's TensorBoard loggers; empty off global rank 0, where
     Lightning's loggers write nothing."""
     if not trainer.is_global_zero:
         return []
-    return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    return [logger.experiment for logger in trainer.loggers if isinstance(logger, loggers.TensorBoardLogger)]
 
 
 def has_tensorboard(trainer: L.Trainer) -> bool:
     """Whether anything would be written: work done only for TensorBoard can be skipped when not."""
-    return trainer.is_global_zero and any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers)
+    return trainer.is_global_zero and any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers)
 
 
 class TensorBoardView(L.Callback):
@@ -83,7 +92,7 @@ _told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
 
 def draws(trainer: L.Trainer) -> bool:
     """Whether the run has a TensorBoard to draw into; if not, one info line naming the idle views."""
-    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+    if any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers):
         return True
     if not trainer.fast_dev_run and trainer not in _told:
         _told.add(trainer)
@@ -97,16 +106,12 @@ def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
     return data_class_names(trainer.datamodule, num_classes)
 
 
-def add_captioned_audio(
-    writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int, title: str = "", description: str = ""
-) -> None:
+def add_captioned_audio(writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int, about: str) -> None:
     """A mono clip in [-1, 1] in TensorBoard's AUDIO tab, with `caption` stored beside it.
 
-    TensorBoard (2.21) shows no per-clip caption: its audio plugin serves every clip's label as "".
-    What it shows is the card's `title` (its display name) and `description` (behind the card's info
-    button), both kept from the tag's first step only; so they should hold what stays the same from
-    step to step, such as the clip's true class. The `caption` stays in the event file for any reader
-    of the audio plugin's data.
+    TensorBoard (2.21) shows no per-clip caption (its audio plugin serves every label as ""), only the
+    tag and `about` behind the card's info button, both kept from the tag's first step: they should hold
+    what stays the same from step to step. The `caption` stays in the event file for other readers.
     """
     samples = (clip.detach().float().cpu().clamp(-1, 1).numpy() * np.iinfo(np.int16).max).astype("<i2")
     buffer = io.BytesIO()
@@ -122,7 +127,7 @@ def add_captioned_audio(
         string_val=[buffer.getvalue(), caption.encode()],
     )
     meta = audio_metadata.create_summary_metadata(
-        display_name=title or tag, description=description, encoding=audio_metadata.Encoding.Value("WAV")
+        display_name=tag, description=about, encoding=audio_metadata.Encoding.Value("WAV")
     )
     summary = Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
     tensorboard_event_writer(writer).add_summary(summary, step)
