@@ -1,11 +1,7 @@
-"""TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a
-grid of misclassified test images.
-
-Both read the net's outputs from the Classifier's validation and test steps (`{"preds": (B,),
-"probs": (B, C)}`), never the training step. The confusion matrix accumulates on the device
-(torchmetrics, no host sync per batch); pictures are drawn at the epoch's end, on global rank 0 only
-(project/callbacks/figures.py). Without a TensorBoardLogger both idle.
-"""
+"""TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a grid
+of misclassified test images, from the Classifier's evaluation outputs (`{"preds": (B,), "probs": (B, C)}`).
+The matrix accumulates on the device (no host sync per batch); pictures are drawn at the epoch's end, on
+global rank 0. Without a TensorBoardLogger both idle."""
 
 import itertools
 
@@ -49,7 +45,7 @@ class ConfusionMatrixImage(TensorBoardView):
             self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes, validate_args=False)
         self.matrix.to(pl_module.device).reset()
 
-    def _draw(self, trainer: L.Trainer, tags: tuple[str, str], every_time: bool) -> None:
+    def _draw(self, trainer: L.Trainer, tags: tuple[str, str]) -> None:
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
         if trainer.sanity_checking or not has_tensorboard(trainer):
@@ -65,7 +61,7 @@ class ConfusionMatrixImage(TensorBoardView):
                 for tag, image in views.items():
                     writer.add_image(tag, image, step)
 
-        self.draw_when_due(trainer, draw, at_once=every_time)
+        self.draw_when_due(trainer, draw)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.validation:
@@ -77,7 +73,7 @@ class ConfusionMatrixImage(TensorBoardView):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.validation:
-            self._draw(trainer, (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED), False)
+            self._draw(trainer, (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED))
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.test:
@@ -89,7 +85,7 @@ class ConfusionMatrixImage(TensorBoardView):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.test:
-            self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED), True)
+            self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED))
 
 
 def render_confusion_matrix(counts: Tensor, names: list[str], normalize: bool = False) -> Tensor:

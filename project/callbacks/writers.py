@@ -52,10 +52,9 @@ class TensorBoardView(L.Callback):
     """A callback that only draws into TensorBoard. `self.active` says, from `setup` on, whether this
     run has a TensorBoardLogger; the same on every rank, so ranks that sum states together agree.
 
-    Views that draw after every validation epoch keep to `min_interval` seconds between pictures
-    during a fit (`draw_when_due`), and draw the last one they skipped when the fit ends (`on_fit_end`): the
-    picture of the final model is always there. Drawing takes a few tenths of a second on a small CPU,
-    nothing beside a CPU epoch of minutes, but as much as a whole epoch of a small net on a GPU.
+    During a fit, pictures keep `min_interval` seconds apart (`draw_when_due`) and the last one skipped is
+    drawn when the fit ends: the final model's is always there. Drawing takes a few tenths of a second on
+    a small CPU, nothing beside a CPU epoch, but as much as a whole epoch of a small net on a GPU.
     """
 
     active = True
@@ -67,24 +66,19 @@ class TensorBoardView(L.Callback):
         self._last_drawn = time.monotonic()
         self._pending = None
 
-    def draw_when_due(self, trainer: L.Trainer, work, at_once: bool = False) -> None:
-        """Run `work` (a callable drawing one evaluation's pictures) now if `at_once`, outside a fit
-        (`validate` draws its one picture), or when `min_interval` has passed since the last picture;
-        otherwise keep it for `on_fit_end` in place of the one kept before: only the latest is owed."""
-        fitting = trainer.state.fn == TrainerFn.FITTING
-        if at_once or not fitting or time.monotonic() - self._last_drawn >= self.min_interval:
-            self._draw_now(work)
+    def draw_when_due(self, trainer: L.Trainer, work) -> None:
+        """Run `work` (a callable drawing one evaluation's pictures) now outside a fit, or when `min_interval`
+        has passed since the last picture; else keep it for `on_fit_end` in place of any kept before."""
+        if trainer.state.fn != TrainerFn.FITTING or time.monotonic() - self._last_drawn >= self.min_interval:
+            work()
+            self._pending, self._last_drawn = None, time.monotonic()
         else:
             self._pending = work
 
-    def _draw_now(self, work) -> None:
-        work()
-        self._pending = None
-        self._last_drawn = time.monotonic()
-
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None:
-            self._draw_now(self._pending)
+            self._pending()
+            self._pending = None
 
 
 _told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
