@@ -1,11 +1,8 @@
-"""Pictures for TensorBoard, drawn with matplotlib and returned as (3, H, W) uint8 arrays ready for
-`SummaryWriter.add_image(..., dataformats="CHW")`.
+"""Pictures for TensorBoard, drawn with matplotlib as (3, H, W) uint8 arrays for `add_image`.
 
-Each function draws on its own `Figure` with the Agg canvas, never through pyplot: nothing is
-registered in pyplot's global list of open figures, so nothing needs closing and no window can open,
-whatever backend the user's matplotlib is set to. Sizes are chosen to be read at TensorBoard's default
-image size (about 600 px wide) without zooming. The callbacks call these at validation or test end
-only, on global rank 0.
+Each draws on its own `Figure` with the Agg canvas, never through pyplot: nothing joins pyplot's list of
+open figures and no window can open, whatever the user's backend. Sized to be read at TensorBoard's
+default image size (about 600 px wide) without zooming.
 """
 
 from collections.abc import Sequence
@@ -98,9 +95,9 @@ def pr_curves(precision: Tensor, recall: Tensor, names: Sequence[str]) -> np.nda
     not the layout engine: it would cost most of the draw."""
     n = len(names)
     columns, rows = min(n, 5), -(-n // 5)
-    fig = figure(0.6 + 1.9 * columns, 0.7 + 1.75 * rows, layout=None)
-    fig.subplots_adjust(left=0.5 / fig.get_figwidth(), right=0.98, bottom=0.5 / fig.get_figheight(), hspace=0.6)
-    fig.subplots_adjust(top=1 - 0.3 / fig.get_figheight(), wspace=0.3)
+    width, height = 0.9 + 1.9 * columns, 0.8 + 1.75 * rows  # inches: the margins hold the axis names
+    fig = figure(width, height, layout=None)
+    fig.subplots_adjust(left=0.7 / width, right=0.98, bottom=0.6 / height, top=1 - 0.3 / height, hspace=0.6, wspace=0.3)
     fig.supxlabel("recall", fontsize=10)
     fig.supylabel("precision", fontsize=10)
     axes = fig.subplots(rows, columns, squeeze=False).flat
