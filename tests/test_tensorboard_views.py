@@ -138,7 +138,7 @@ def test_fit_logs_readable_pictures_tables_and_curves(image_run):
         assert curve.shape == (6, 21), "TP, FP, TN, FN, precision, recall at each of the 21 thresholds"
         assert curve[5, 0] == 1.0 and curve[3, 0] == 0, "at threshold 0 every sample is called positive: recall 1"
     width, height = image_size(found, metrics.VAL_PR_CURVES)
-    assert 400 <= width <= 1100 and 200 <= height <= 600, ("three classes: one row of charts", width, height)
+    assert 350 <= width <= 450 and 150 <= height <= 250, ("three classes: one row of charts", width, height)
     assert found.Tags()["graph"], "ModelGraph was listed: the graph is in the event file"
     assert "epoch" not in found.Tags()["scalars"], "no card of Lightning's epoch count above train/ and val/"
     assert metrics.VAL_LOSS in found.Tags()["scalars"]

@@ -91,17 +91,18 @@ def spectrogram(
 
 def pr_curves(precision: Tensor, recall: Tensor, names: Sequence[str]) -> np.ndarray:
     """(T, C) precision and recall at T rising thresholds -> a small chart per class, recall along x and
-    precision up y, titled with the class and its average precision (the binned curve's). Fixed margins,
-    not the layout engine: it would cost most of the draw."""
+    precision up y, titled with the class and its average precision (the binned curve's). Three columns
+    of about 120 px, as `image_grid`, fit TensorBoard's image card unscaled. Fixed margins, not the
+    layout engine: it would cost most of the draw."""
     n = len(names)
-    columns, rows = min(n, 5), -(-n // 5)
-    width, height = 0.9 + 1.9 * columns, 0.8 + 1.75 * rows  # inches: the margins hold the axis names
+    columns, rows = min(n, 3), -(-n // 3)
+    width, height = 0.6 + 1.2 * columns, 0.75 + 1.2 * rows  # inches: the margins hold the axis names
     fig = figure(width, height, layout=None)
-    fig.subplots_adjust(left=0.7 / width, right=0.98, bottom=0.6 / height, top=1 - 0.3 / height, hspace=0.6, wspace=0.3)
-    fig.supxlabel("recall", fontsize=10)
-    fig.supylabel("precision", fontsize=10)
-    axes = fig.subplots(rows, columns, squeeze=False).flat
-    for k, ax in enumerate(axes):
+    fig.subplots_adjust(left=0.5 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.25 / height)
+    fig.subplots_adjust(hspace=0.55, wspace=0.35)
+    fig.supxlabel("recall", fontsize=9)
+    fig.supylabel("precision", fontsize=9)
+    for k, ax in enumerate(fig.subplots(rows, columns, squeeze=False).flat):
         if k >= n:
             ax.axis("off")
             continue
@@ -109,8 +110,8 @@ def pr_curves(precision: Tensor, recall: Tensor, names: Sequence[str]) -> np.nda
         average = float(np.sum((r - np.append(r[1:], 0.0)) * p))  # each step down in recall at its precision
         ax.plot(r, p, color="#1f5fa8")
         ax.set(xlim=(0, 1), ylim=(0, 1.03), xticks=(0, 0.5, 1), yticks=(0, 0.5, 1))
-        ax.tick_params(labelsize=7)
-        ax.set_title(f"{_fit(names[k], 16)} · AP {average:.2f}", fontsize=9)
+        ax.tick_params(labelsize=6, length=2, pad=1)
+        ax.set_title(f"{_fit(names[k], 12)} · AP {average:.2f}", fontsize=8, pad=3)
     return to_image(fig)
 
 
