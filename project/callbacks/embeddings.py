@@ -1,6 +1,5 @@
-"""What the network learned, in TensorBoard's PROJECTOR tab: at the end of `test`, the penultimate
-features of (up to `max_samples`) test samples, with their true and predicted classes as metadata,
-and for image data the images themselves as the sprite."""
+"""What the network learned, in TensorBoard's PROJECTOR tab: the penultimate features of test samples,
+their true and predicted classes as metadata, and for image data the images as the sprite."""
 
 import lightning as L
 import torch

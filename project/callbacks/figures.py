@@ -35,13 +35,9 @@ def to_image(fig) -> np.ndarray:
 
 
 def confusion_matrix(counts: Tensor, names: Sequence[str], normalize: bool = False) -> np.ndarray:
-    """(C, C) counts, rows the true class -> the matrix with class names on both axes.
-
-    Each row is shaded by its share (the class's recall on the diagonal); the cells show the counts,
-    or with `normalize` the row shares. The margins are set from the names' lengths rather than by
-    matplotlib's layout engine, which took 0.4 s of a 0.5 s draw on a 2-core CPU: time a short fit pays
-    at every validation.
-    """
+    """(C, C) counts, rows the true class -> the matrix with class names on both axes, each row shaded by
+    its share (the class's recall on the diagonal), the cells showing the counts or, with `normalize`, the
+    shares. Margins from the names' lengths: the layout engine took 0.4 s of a 0.5 s draw on a 2-core CPU."""
     counts = counts.double().cpu()
     shares = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
     n = len(names)
@@ -122,13 +118,10 @@ LINE = int(FONT_PT * DPI / 72 * 1.25)  # a caption line's height in pixels
 def image_grid(
     images: Sequence[Tensor], captions: Sequence[tuple[str, str]], columns: int = 3, legend: str = ""
 ) -> np.ndarray:
-    """Images (C, H, W), each stretched to its own range, in a grid with two caption lines under each:
-    the first in black, the second in red (MisclassifiedImages: the true class, then the prediction).
-
-    Laid out in pixels for TensorBoard's image card, about 350 px wide: three columns of 130 px keep
-    10-pt captions readable without zooming; more rows only make the picture taller. One mosaic in one
-    axes, the captions placed over it: a subplot per image would cost ten times more to draw.
-    """
+    """Images (C, H, W), each stretched to its own range, in a grid with two caption lines under each,
+    the second in red (MisclassifiedImages: the true class, then the prediction). In pixels for
+    TensorBoard's image card, about 350 px wide: three columns of 130 px keep 10-pt captions readable.
+    One mosaic in one axes, captions over it: a subplot per image would cost ten times more to draw."""
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
     tiles = [displayable(image) for image in images]
