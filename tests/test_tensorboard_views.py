@@ -236,9 +236,9 @@ def test_binned_counts_match_torchmetrics_curve_and_stay_deterministic():
 
 
 def test_samples_shown_are_errors_first_one_per_class_then_correct_ones():
-    from project.callbacks.reports import Samples
+    from project.callbacks.reports import ShownSamples
 
-    spectrograms = Samples(count=4, per_class=1, correct_too=True)
+    spectrograms = ShownSamples(count=4, per_class=1, correct_too=True)
     # (true, predicted): class 0 right then wrong, class 1 right, class 2 wrong twice, class 3 and 4 right
     pairs = [(0, 0), (0, 1), (1, 1), (2, 0), (2, 1), (3, 3), (4, 4)]
     spectrograms.offer([y for y, _ in pairs], [p for _, p in pairs], lambda i: pairs[i])
@@ -247,6 +247,6 @@ def test_samples_shown_are_errors_first_one_per_class_then_correct_ones():
     spectrograms.offer([5, 6, 7, 8], [0, 0, 0, 0], lambda i: (5 + i, 0))
     assert spectrograms.full and [y for y, _ in spectrograms.chosen()] == [0, 2, 5, 6], "errors first, by class"
 
-    images = Samples(count=3, per_class=3, correct_too=False)
+    images = ShownSamples(count=3, per_class=3, correct_too=False)
     images.offer([1, 1, 1, 2, 0], [0, 0, 0, 0, 1], lambda i: i)
     assert images.chosen() == [4, 0, 3], "a first error of each class (0, 1, 2) before a second of any"

@@ -6,7 +6,6 @@ global rank 0. Without a TensorBoardLogger both idle."""
 import itertools
 
 import lightning as L
-import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -88,12 +87,7 @@ class ConfusionMatrixImage(TensorBoardView):
             self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED))
 
 
-def render_confusion_matrix(counts: Tensor, names: list[str], normalize: bool = False) -> Tensor:
-    """(C, C) counts -> the (3, H, W) uint8 picture `ConfusionMatrixImage` logs."""
-    return torch.from_numpy(figures.confusion_matrix(counts, names, normalize))
-
-
-class Samples:
+class ShownSamples:
     """Up to `count` samples of an evaluation to show, spread over the true classes and errors first:
     misclassified ones round the classes (at most `per_class` each), then, with `correct_too`, a correct
     one of each class with no error shown. `offer` a batch's labels and predictions (host lists) with
@@ -144,7 +138,7 @@ class MisclassifiedImages(TensorBoardView):
         self.columns = columns
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.samples = Samples(self.count, self.count, correct_too=False)
+        self.samples = ShownSamples(self.count, self.count, correct_too=False)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self.samples.full or not has_tensorboard(trainer):

@@ -6,7 +6,7 @@ import torch
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.reports import Samples
+from project.callbacks.reports import ShownSamples
 from project.callbacks.writers import TensorBoardView, add_captioned_audio, class_names, has_tensorboard, tensorboards
 from project.errors import ConfigError
 
@@ -30,7 +30,7 @@ class LogSpectrograms(TensorBoardView):
         self.min_interval = min_interval
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.samples = Samples(self.count, per_class=1, correct_too=True)
+        self.samples = ShownSamples(self.count, per_class=1, correct_too=True)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if dataloader_idx != 0 or trainer.sanity_checking or self.samples.full or not has_tensorboard(trainer):
