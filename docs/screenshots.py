@@ -28,7 +28,7 @@ DEFAULT_TABS = {
     "spectrogram": "images&tagFilter=spectrogram",
     "audio": "audio",
     "per_class": "text&tagFilter=per_class",
-    "pr_curves": "pr_curves",
+    "pr_curves": "images&tagFilter=pr_curves",
     "projector": "projector",
     "hparams": "hparams",
 }

@@ -28,7 +28,7 @@ SHAPES = ("ring", "bar", "dot")
 VIEWS = {  # added to tests/tiny.yaml's ConfusionMatrixImage: the views for every kind of data
     "trainer": {
         "callbacks+": [
-            {"class_path": "project.callbacks.PerClassMetrics", "init_args": {"thresholds": 21}},
+            {"class_path": "project.callbacks.PerClassMetrics", "init_args": {"thresholds": 21, "pr_curve_tab": True}},
             {"class_path": "project.callbacks.TestEmbeddings", "init_args": {"max_samples": 50}},
         ]
     }
@@ -80,7 +80,7 @@ def image_args(log_dir: Path) -> list[str]:
             "init_args": {"source": {"class_path": "tests.test_tensorboard_views.TinyImages"}, "batch_size": 20},
         },
         "trainer": {
-            "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"name": "images"}},
+            "logger": {"class_path": "project.callbacks.TensorBoardLogger", "init_args": {"name": "images"}},
             "callbacks": [  # in place of tests/tiny.yaml's
                 {
                     "class_path": "project.callbacks.ConfusionMatrixImage",
@@ -137,7 +137,11 @@ def test_fit_logs_readable_pictures_tables_and_curves(image_run):
         curve = make_ndarray(found.Tensors(f"{metrics.VAL_PR_CURVE}{name}")[-1].tensor_proto)
         assert curve.shape == (6, 21), "TP, FP, TN, FN, precision, recall at each of the 21 thresholds"
         assert curve[5, 0] == 1.0 and curve[3, 0] == 0, "at threshold 0 every sample is called positive: recall 1"
+    width, height = image_size(found, metrics.VAL_PR_CURVES)
+    assert 350 <= width <= 450 and 150 <= height <= 250, ("three classes: one row of charts", width, height)
     assert found.Tags()["graph"], "ModelGraph was listed: the graph is in the event file"
+    assert "epoch" not in found.Tags()["scalars"], "no card of Lightning's epoch count above train/ and val/"
+    assert metrics.VAL_LOSS in found.Tags()["scalars"]
 
 
 def test_test_logs_misclassified_images_and_the_projector(image_run):
@@ -231,9 +235,18 @@ def test_binned_counts_match_torchmetrics_curve_and_stay_deterministic():
         assert torch.equal(found[key], counts[..., target, called]), key
 
 
-def test_spectrogram_clips_are_spread_over_the_validation_batches():
-    from project.callbacks import LogSpectrograms
+def test_samples_shown_are_errors_first_one_per_class_then_correct_ones():
+    from project.callbacks.reports import ShownSamples
 
-    assert LogSpectrograms(count=4).picks(10) == {0: 1, 2: 1, 5: 1, 7: 1}
-    assert LogSpectrograms(count=4).picks(2) == {0: 2, 1: 2}, "fewer batches than clips: several from each"
-    assert LogSpectrograms(count=4).picks(0) == {0: 4}, "a loader of unknown length: the first batch"
+    spectrograms = ShownSamples(count=4, per_class=1, correct_too=True)
+    # (true, predicted): class 0 right then wrong, class 1 right, class 2 wrong twice, class 3 and 4 right
+    pairs = [(0, 0), (0, 1), (1, 1), (2, 0), (2, 1), (3, 3), (4, 4)]
+    spectrograms.offer([y for y, _ in pairs], [p for _, p in pairs], lambda i: pairs[i])
+    assert spectrograms.chosen() == [(0, 1), (1, 1), (2, 0), (3, 3)], "an error of 0 and 2, correct 1 and 3"
+    assert not spectrograms.full, "more errors of other classes could still come"
+    spectrograms.offer([5, 6, 7, 8], [0, 0, 0, 0], lambda i: (5 + i, 0))
+    assert spectrograms.full and [y for y, _ in spectrograms.chosen()] == [0, 2, 5, 6], "errors first, by class"
+
+    images = ShownSamples(count=3, per_class=3, correct_too=False)
+    images.offer([1, 1, 1, 2, 0], [0, 0, 0, 0, 1], lambda i: i)
+    assert images.chosen() == [4, 0, 3], "a first error of each class (0, 1, 2) before a second of any"

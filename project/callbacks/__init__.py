@@ -8,7 +8,8 @@
 - graph.py: the network's graph in TensorBoard, off by default (ModelGraph)
 - tuner.py: Lightning's learning-rate and batch-size finders, reporting the override to use
   (LearningRateFinder, BatchSizeFinder; configs/presets/lr_find.yaml, batch_size.yaml)
-- figures.py, writers.py: the drawing (matplotlib) and writing (TensorBoard) the callbacks above share
+- figures.py, writers.py: the drawing (matplotlib) and writing (TensorBoard) the callbacks above share;
+  TensorBoardLogger, Lightning's without its `epoch` card
 - summary.py: the end-of-fit summary (RunSummary)
 - predictions.py: `predict` writes a CSV (PredictionCSV)
 - nan_guard.py: stop at the first NaN/inf loss (FiniteLossGuard)
@@ -36,6 +37,7 @@ from project.callbacks.stopping import StopBetweenSteps
 from project.callbacks.summary import RunSummary
 from project.callbacks.training import FreezeParameters, Lookahead
 from project.callbacks.tuner import BatchSizeFinder, LearningRateFinder
+from project.callbacks.writers import TensorBoardLogger
 
 __all__ = [
     "BatchSizeFinder",
@@ -58,6 +60,7 @@ __all__ = [
     "StartFromWeights",
     "StepSeededRandomness",
     "StopBetweenSteps",
+    "TensorBoardLogger",
     "TerminalProgress",
     "TestEmbeddings",
     "readable_progress",

@@ -1,6 +1,5 @@
-"""What the network learned, in TensorBoard's PROJECTOR tab: at the end of `test`, the penultimate
-features of (up to `max_samples`) test samples, with their true and predicted classes as metadata,
-and for image data the images themselves as the sprite."""
+"""What the network learned, in TensorBoard's PROJECTOR tab: the penultimate features of test samples,
+their true and predicted classes as metadata, and for image data the images as the sprite."""
 
 import lightning as L
 import torch
@@ -34,12 +33,12 @@ def features_module(net: nn.Module, name: str | None) -> nn.Module:
 
 
 class TestEmbeddings(TensorBoardView):
-    """Logs `test/embeddings` to TensorBoard's projector at the end of `test`.
-
-    The features are what the net hands its last layer: the input of `module` (a forward hook, so any
-    net works unchanged), flattened to (N, D). Only the first call of `module` per batch, and its first
-    rows, one per sample, are kept: a net that runs it on several views (test-time augmentation) shows
-    the first.
+    """Logs `test/embeddings` to TensorBoard's projector at the end of `test`: what the net hands its last
+    layer, the input of `module` (a forward hook: any net works unchanged), flattened to (N, D). Only the
+    first call of `module` per batch and its first rows, one per sample, are kept: a net that runs it on
+    several views (test-time augmentation) shows the first. The metadata's first column is the true class:
+    TensorBoard's projector colours nothing until "Color by" is chosen (it has no setting for a default),
+    and lists that column first.
 
     Args:
         max_samples: the first this many test samples of global rank 0 (the projector slows down past
@@ -80,8 +79,7 @@ class TestEmbeddings(TensorBoardView):
         if self._hook is None or self._batch is None or room <= 0:
             return
         inputs, labels = batch
-        # The first rows, one per sample: a net that stacks augmented views along the batch (airbench's
-        # test-time augmentation) puts the plain view first. Sizes are known on the host: no sync.
+        # airbench's test-time augmentation stacks its views along the batch, the plain view first
         features = self._batch[: len(labels)][:room]
         self.features.append(features.reshape(len(features), -1).float().cpu())
         self.labels.append(labels[:room].cpu())

@@ -1,11 +1,8 @@
-"""Pictures for TensorBoard, drawn with matplotlib and returned as (3, H, W) uint8 arrays ready for
-`SummaryWriter.add_image(..., dataformats="CHW")`.
+"""Pictures for TensorBoard, drawn with matplotlib as (3, H, W) uint8 arrays for `add_image`.
 
-Each function draws on its own `Figure` with the Agg canvas, never through pyplot: nothing is
-registered in pyplot's global list of open figures, so nothing needs closing and no window can open,
-whatever backend the user's matplotlib is set to. Sizes are chosen to be read at TensorBoard's default
-image size (about 600 px wide) without zooming. The callbacks call these at validation or test end
-only, on global rank 0.
+Each draws on its own `Figure` with the Agg canvas, never through pyplot: nothing joins pyplot's list of
+open figures and no window can open, whatever the user's backend. Sized to be read at TensorBoard's
+default image size (about 600 px wide) without zooming.
 """
 
 from collections.abc import Sequence
@@ -38,13 +35,9 @@ def to_image(fig) -> np.ndarray:
 
 
 def confusion_matrix(counts: Tensor, names: Sequence[str], normalize: bool = False) -> np.ndarray:
-    """(C, C) counts, rows the true class -> the matrix with class names on both axes.
-
-    Each row is shaded by its share (the class's recall on the diagonal); the cells show the counts,
-    or with `normalize` the row shares. The margins are set from the names' lengths rather than by
-    matplotlib's layout engine, which took 0.4 s of a 0.5 s draw on a 2-core CPU: time a short fit pays
-    at every validation.
-    """
+    """(C, C) counts, rows the true class -> the matrix with class names on both axes, each row shaded by
+    its share (the class's recall on the diagonal), the cells showing the counts or, with `normalize`, the
+    shares. Margins from the names' lengths: the layout engine took 0.4 s of a 0.5 s draw on a 2-core CPU."""
     counts = counts.double().cpu()
     shares = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
     n = len(names)
@@ -92,6 +85,32 @@ def spectrogram(
     return to_image(fig)
 
 
+def pr_curves(precision: Tensor, recall: Tensor, names: Sequence[str]) -> np.ndarray:
+    """(T, C) precision and recall at T rising thresholds -> a small chart per class, recall along x and
+    precision up y, titled with the class and its average precision (the binned curve's). Three columns
+    of about 120 px, as `image_grid`, fit TensorBoard's image card unscaled. Fixed margins, not the
+    layout engine: it would cost most of the draw."""
+    n = len(names)
+    columns, rows = min(n, 3), -(-n // 3)
+    width, height = 0.6 + 1.2 * columns, 0.75 + 1.2 * rows  # inches: the margins hold the axis names
+    fig = figure(width, height, layout=None)
+    fig.subplots_adjust(left=0.5 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.25 / height)
+    fig.subplots_adjust(hspace=0.55, wspace=0.35)
+    fig.supxlabel("recall", fontsize=9)
+    fig.supylabel("precision", fontsize=9)
+    for k, ax in enumerate(fig.subplots(rows, columns, squeeze=False).flat):
+        if k >= n:
+            ax.axis("off")
+            continue
+        p, r = precision[:, k].numpy(), recall[:, k].numpy()
+        average = float(np.sum((r - np.append(r[1:], 0.0)) * p))  # each step down in recall at its precision
+        ax.plot(r, p, color="#1f5fa8")
+        ax.set(xlim=(0, 1), ylim=(0, 1.03), xticks=(0, 0.5, 1), yticks=(0, 0.5, 1))
+        ax.tick_params(labelsize=6, length=2, pad=1)
+        ax.set_title(f"{_fit(names[k], 12)} · AP {average:.2f}", fontsize=8, pad=3)
+    return to_image(fig)
+
+
 TILE, CELL, FONT_PT = 96, 130, 10  # image side and cell width in pixels; caption size in points
 LINE = int(FONT_PT * DPI / 72 * 1.25)  # a caption line's height in pixels
 
@@ -99,13 +118,10 @@ LINE = int(FONT_PT * DPI / 72 * 1.25)  # a caption line's height in pixels
 def image_grid(
     images: Sequence[Tensor], captions: Sequence[tuple[str, str]], columns: int = 3, legend: str = ""
 ) -> np.ndarray:
-    """Images (C, H, W), each stretched to its own range, in a grid with two caption lines under each:
-    the first in black, the second in red (MisclassifiedImages: the true class, then the prediction).
-
-    Laid out in pixels for TensorBoard's image card, about 350 px wide: three columns of 130 px keep
-    10-pt captions readable without zooming; more rows only make the picture taller. One mosaic in one
-    axes, the captions placed over it: a subplot per image would cost ten times more to draw.
-    """
+    """Images (C, H, W), each stretched to its own range, in a grid with two caption lines under each,
+    the second in red (MisclassifiedImages: the true class, then the prediction). In pixels for
+    TensorBoard's image card, about 350 px wide: three columns of 130 px keep 10-pt captions readable.
+    One mosaic in one axes, captions over it: a subplot per image would cost ten times more to draw."""
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
     tiles = [displayable(image) for image in images]

@@ -19,12 +19,10 @@ class NonFiniteLossError(UserError, RuntimeError):
 class FiniteLossGuard(L.Callback):
     """Stops training with a clear error once the training loss has been NaN or inf.
 
-    Lightning's own options do not fit: `Trainer(detect_anomaly=True)` slows every backward pass
-    several-fold, and `EarlyStopping(check_finite=True)` looks only at a monitored metric at
-    validation time. Here each step adds a few tiny device ops (no host sync) that remember whether,
-    and at which batch, the loss first went non-finite; the flag is read back only every
-    `check_every_n_steps` batches and before any checkpoint is written, so no checkpoint ever holds
-    weights trained on a NaN.
+    Lightning's own options do not fit: `detect_anomaly=True` slows every backward pass several-fold,
+    `EarlyStopping(check_finite=True)` sees only a monitored metric at validation. Here each step adds a
+    few tiny device ops (no host sync) remembering at which batch the loss first went non-finite, read
+    back every `check_every_n_steps` batches and before any checkpoint: none holds weights trained on a NaN.
 
     Args:
         check_every_n_steps: batches between read-backs; by default the trainer's

@@ -1,19 +1,19 @@
 """Per-class views of every evaluation, for any data (images, audio, tables): a table of precision,
-recall and F1 per class (TEXT tab) and a precision-recall curve per class (PR CURVES tab).
+recall and F1 per class (TEXT tab) and one picture of every class's precision-recall curve (IMAGES tab).
 
-Everything accumulates on the device in torchmetrics states of fixed size, with no host sync per
-batch: counts per class, and for the curves the binned counts at `thresholds` evenly spaced
-probabilities (the full curve of every sample would grow with the data). The states are summed over
-ranks once at the epoch's end; global rank 0 writes.
+Everything accumulates on the device in torchmetrics states of fixed size, no host sync per batch:
+counts per class, and for the curves binned counts at `thresholds` probabilities (the full curve would grow
+with the data); summed over ranks once at the epoch's end; global rank 0 writes.
 """
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall, MulticlassStatScores
+from torchmetrics import Metric
+from torchmetrics.classification import MulticlassStatScores
 
 from project import metrics
+from project.callbacks import figures
 from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
 
 
@@ -51,79 +51,74 @@ class BinnedCounts(Metric):
 
 
 class PerClassMetrics(TensorBoardView):
-    """Logs, after each validation epoch (`val/per_class`, `val/pr_curve/<class>`) and the test
-    (`test/per_class`, `test/pr_curve/<class>`), a markdown table of precision, recall, F1 and
-    support per class, and a one-vs-rest precision-recall curve per class.
+    """Logs, after each validation epoch (`val/per_class`, `val/pr_curves`) and the test (`test/...`), a
+    markdown table of precision, recall, F1 and support per class, and a picture of a one-vs-rest
+    precision-recall curve per class, its axes labelled.
 
     Args:
         pr_curves: also log the curves.
         thresholds: points on each curve (probabilities 0..1, evenly spaced).
+        pr_curve_tab: also log each class's curve to the PR CURVES tab (`val/pr_curve/<class>`): a chart
+            per class, its threshold at each point, but no axis labels.
+        min_interval: seconds of a fit between two pictures of the curves (the table is written every
+            validation); the last one skipped is drawn when the fit ends. 0 draws every validation.
     """
 
-    def __init__(self, pr_curves: bool = True, thresholds: int = 101):
+    def __init__(
+        self, pr_curves: bool = True, thresholds: int = 101, pr_curve_tab: bool = False, min_interval: float = 60.0
+    ):
         self.pr_curves = pr_curves
         self.thresholds = thresholds
+        self.pr_curve_tab = pr_curve_tab
+        self.min_interval = min_interval
 
     def _start(self, pl_module: L.LightningModule) -> None:
         if not self.active:
             return
-        if not hasattr(self, "scores"):
+        if not hasattr(self, "stats"):
             n = pl_module.hparams.num_classes
             # validate_args=False: the checks look at the values (a host sync per batch)
-            common = {"num_classes": n, "average": None, "validate_args": False}
-            # One collection: the four share one set of counts, updated once per batch (compute groups)
-            self.scores = MetricCollection(
-                {
-                    "precision": MulticlassPrecision(**common),
-                    "recall": MulticlassRecall(**common),
-                    "f1": MulticlassF1Score(**common),
-                    "stats": MulticlassStatScores(**common),  # (C, 5): tp, fp, tn, fn, support
-                },
-                # Named, not found: finding them compares the states, a host sync at the first batch
-                compute_groups=[["precision", "recall", "f1", "stats"]],
-            )
-            self.curve = BinnedCounts(n, self.thresholds) if self.pr_curves else None
-        for metric in (self.scores, self.curve):
+            self.stats = MulticlassStatScores(n, average=None, validate_args=False)  # (C, 5): tp, fp, tn, fn, support
+            self.curve = BinnedCounts(n, self.thresholds) if self.pr_curves or self.pr_curve_tab else None
+        for metric in (self.stats, self.curve):
             if metric is not None:
                 metric.to(pl_module.device).reset()
 
     def _update(self, outputs: dict, labels: Tensor) -> None:
-        if not self.active:
-            return
-        self.scores.update(outputs["preds"], labels)
-        if self.curve is not None:
-            self.curve.update(outputs["probs"], labels)
+        if self.active:
+            self.stats.update(outputs["preds"], labels)
+            if self.curve is not None:
+                self.curve.update(outputs["probs"], labels)
 
-    def _write(self, trainer: L.Trainer, table_tag: str, curve_prefix: str) -> None:
+    def _write(self, trainer: L.Trainer, table_tag: str, picture_tag: str, curve_prefix: str) -> None:
         if not self.active:
             return
-        results = self.scores.compute()  # every rank joins the sums over ranks
-        if self.curve is not None:
-            results["curve"] = self.curve.compute()
+        tp, fp, _, fn, support = self.stats.compute().double().cpu().unbind(1)  # every rank joins the sums
+        curve = self.curve.compute() if self.curve is not None else None
         if trainer.sanity_checking or not has_tensorboard(trainer):
             return
-        names = class_names(trainer, len(results["precision"]))
-        table = per_class_table(names, results["precision"], results["recall"], results["f1"], results["stats"][:, 4])
+        names, step = class_names(trainer, len(tp)), trainer.global_step
+        # as torchmetrics' precision, recall and F1 (a class never predicted or never present scores 0)
+        scores = (tp / (tp + fp).clamp(min=1), tp / (tp + fn).clamp(min=1), 2 * tp / (2 * tp + fp + fn).clamp(min=1))
         for writer in tensorboards(trainer):
-            writer.add_text(table_tag, table, trainer.global_step)
-        if "curve" not in results:
+            writer.add_text(table_tag, per_class_table(names, *scores, support), step)
+        if curve is None:
             return
-        tp, fp, fn, tn = (results["curve"][key].cpu().double() for key in ("tp", "fp", "fn", "tn"))  # (T, C)
+        tp, fp, fn, tn = (curve[key].cpu().double() for key in ("tp", "fp", "fn", "tn"))  # (T, C)
         precision = torch.where(tp + fp > 0, tp / (tp + fp).clamp(min=1), 1.0)
         recall = tp / (tp + fn).clamp(min=1)
-        for c, name in enumerate(names):
+        for c, name in enumerate(names if self.pr_curve_tab else []):
             for writer in tensorboards(trainer):
-                writer.add_pr_curve_raw(
-                    f"{curve_prefix}{name}",
-                    tp[:, c],
-                    fp[:, c],
-                    tn[:, c],
-                    fn[:, c],
-                    precision[:, c],
-                    recall[:, c],
-                    trainer.global_step,
-                    num_thresholds=self.thresholds,
-                )
+                one = (tp[:, c], fp[:, c], tn[:, c], fn[:, c], precision[:, c], recall[:, c])
+                writer.add_pr_curve_raw(f"{curve_prefix}{name}", *one, step, num_thresholds=self.thresholds)
+
+        def draw() -> None:
+            image = figures.pr_curves(precision, recall, names)
+            for writer in tensorboards(trainer):
+                writer.add_image(picture_tag, image, step)
+
+        if self.pr_curves:
+            self.draw_when_due(trainer, draw)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(pl_module)
@@ -132,7 +127,7 @@ class PerClassMetrics(TensorBoardView):
         self._update(outputs, batch[1])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write(trainer, metrics.VAL_PER_CLASS, metrics.VAL_PR_CURVE)
+        self._write(trainer, metrics.VAL_PER_CLASS, metrics.VAL_PR_CURVES, metrics.VAL_PR_CURVE)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(pl_module)
@@ -141,7 +136,7 @@ class PerClassMetrics(TensorBoardView):
         self._update(outputs, batch[1])
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write(trainer, metrics.TEST_PER_CLASS, metrics.TEST_PR_CURVE)
+        self._write(trainer, metrics.TEST_PER_CLASS, metrics.TEST_PR_CURVES, metrics.TEST_PR_CURVE)
 
 
 def per_class_table(names: list[str], precision: Tensor, recall: Tensor, f1: Tensor, support: Tensor) -> str:

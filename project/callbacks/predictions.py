@@ -36,13 +36,7 @@ class PredictionCSV(BasePredictionWriter):
         self._labels = []
 
     def on_predict_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
+        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx=0
     ) -> None:
         labels = batch[1] if isinstance(batch, tuple | list) and len(batch) == 2 else None
         if isinstance(labels, Tensor) and labels.ndim == 1:

@@ -1,10 +1,8 @@
 """Progress a person can read wherever the output goes, and an early word on how long the fit will take.
 
-Lightning's default bar (rich) redraws one terminal line in place. Sent to a file (CI, SLURM, `nohup`),
-it prints nothing for minutes and then `0.00it/s`. `LineProgress` prints plain lines instead, and
-`readable_progress` puts it in place of the default bar when stdout is not a terminal, and in a terminal
-a rich bar that keeps to its own lines (`TerminalProgress`). Epochs are numbered from 0 everywhere, as the
-bar and the checkpoint names number them.
+Lightning's rich bar redraws one terminal line in place; sent to a file (CI, SLURM, `nohup`) it prints
+nothing for minutes, then `0.00it/s`. So off a terminal plain lines (`LineProgress`), in one a rich bar that
+keeps to its own lines (`TerminalProgress`). Epochs are numbered from 0, as the bar and checkpoints do.
 """
 
 import math
@@ -31,14 +29,8 @@ def format_duration(seconds: float) -> str:
 
 
 class LineProgress(ProgressBar):
-    """One plain line every `every_n_seconds` while training (epoch, step, loss, it/s, ETA), one per
-    validation with its metrics, and one at the end of each evaluation command.
-
-    The loss is read back from the device only when a line is printed, never per step.
-
-    Args:
-        every_n_seconds: time between two training lines.
-    """
+    """One plain line every `every_n_seconds` while training (epoch, step, loss, it/s, ETA; the loss read
+    back from the device only then), one per validation with its metrics, one at the end of an evaluation."""
 
     def __init__(self, every_n_seconds: float = 30.0):
         super().__init__()
@@ -46,8 +38,7 @@ class LineProgress(ProgressBar):
             raise ConfigError(f"every_n_seconds must be positive, got {every_n_seconds}.")
         self.every_n_seconds = every_n_seconds
         self._enabled = True
-        self._start = 0.0
-        self._last_print = 0.0
+        self._start = self._last_print = 0.0
         self._start_step = 0
 
     def disable(self) -> None:
@@ -136,10 +127,8 @@ class TerminalProgress(RichProgressBar):
 
 
 def readable_progress(trainer: L.Trainer) -> None:
-    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one.
-
-    A bar the user chose otherwise (TQDM, or their own) is left alone.
-    """
+    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one;
+    a bar the user chose (TQDM, or their own) is left alone."""
     bar = trainer.progress_bar_callback
     if type(bar) is RichProgressBar:
         trainer.callbacks[trainer.callbacks.index(bar)] = TerminalProgress() if sys.stdout.isatty() else LineProgress()
@@ -148,9 +137,8 @@ def readable_progress(trainer: L.Trainer) -> None:
 class FitTimeEstimate(L.Callback):
     """After the first `after_steps` training steps, print how long the whole fit will take here.
 
-    The first step is left out of the measure (it pays for allocation, autotuning and compilation).
-    The clock is read twice in a fit, after a device synchronisation each time, so the measure is
-    true on a GPU too and costs nothing per step.
+    The first step is left out (it pays for allocation, autotuning and compilation). The clock is read
+    twice in a fit, each after a device synchronisation: true on a GPU too, and nothing per step.
 
     Args:
         after_steps: steps measured before the estimate is printed.
@@ -235,10 +223,8 @@ class FitTimeEstimate(L.Callback):
 
 
 def machine_load(busy_above: float = 1.5) -> tuple[float, int] | None:
-    """(the last minute's load average, the cores) when other work crowds the CPU, else None.
-
-    A fit keeps about one run queue entry per core busy by itself, so only a load well above the core
-    count says that something else is running."""
+    """(the last minute's load average, the cores) when other work crowds the CPU, else None: a fit keeps
+    about one run-queue entry per core busy itself, so only a load well above the cores says so."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # not on every platform

@@ -1,14 +1,11 @@
-"""TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a
-grid of misclassified test images.
+"""TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a grid
+of misclassified test images, from the Classifier's evaluation outputs (`{"preds": (B,), "probs": (B, C)}`).
+The matrix accumulates on the device (no host sync per batch); pictures are drawn at the epoch's end, on
+global rank 0. Without a TensorBoardLogger both idle."""
 
-Both read the net's outputs from the Classifier's validation and test steps (`{"preds": (B,),
-"probs": (B, C)}`), never the training step. The confusion matrix accumulates on the device
-(torchmetrics, no host sync per batch); pictures are drawn at the epoch's end, on global rank 0 only
-(project/callbacks/figures.py). Without a TensorBoardLogger both idle.
-"""
+import itertools
 
 import lightning as L
-import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -47,7 +44,7 @@ class ConfusionMatrixImage(TensorBoardView):
             self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes, validate_args=False)
         self.matrix.to(pl_module.device).reset()
 
-    def _draw(self, trainer: L.Trainer, tags: tuple[str, str], every_time: bool) -> None:
+    def _draw(self, trainer: L.Trainer, tags: tuple[str, str]) -> None:
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
         if trainer.sanity_checking or not has_tensorboard(trainer):
@@ -63,7 +60,7 @@ class ConfusionMatrixImage(TensorBoardView):
                 for tag, image in views.items():
                     writer.add_image(tag, image, step)
 
-        self.draw_when_due(trainer, draw, at_once=every_time)
+        self.draw_when_due(trainer, draw)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.validation:
@@ -75,7 +72,7 @@ class ConfusionMatrixImage(TensorBoardView):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.validation:
-            self._draw(trainer, (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED), False)
+            self._draw(trainer, (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED))
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.test:
@@ -87,12 +84,40 @@ class ConfusionMatrixImage(TensorBoardView):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and self.test:
-            self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED), True)
+            self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED))
 
 
-def render_confusion_matrix(counts: Tensor, names: list[str], normalize: bool = False) -> Tensor:
-    """(C, C) counts -> the (3, H, W) uint8 picture `ConfusionMatrixImage` logs."""
-    return torch.from_numpy(figures.confusion_matrix(counts, names, normalize))
+class ShownSamples:
+    """Up to `count` samples of an evaluation to show, spread over the true classes and errors first:
+    misclassified ones round the classes (at most `per_class` each), then, with `correct_too`, a correct
+    one of each class with no error shown. `offer` a batch's labels and predictions (host lists) with
+    `keep(i)`, which copies sample i off the device; `full` says no later batch can change the choice."""
+
+    def __init__(self, count: int, per_class: int, correct_too: bool):
+        self.count, self.per_class, self.correct_too = count, per_class, correct_too
+        self.wrong: dict[int, list] = {}
+        self.right: dict[int, object] = {}
+
+    @property
+    def full(self) -> bool:
+        return len(self.wrong) >= self.count
+
+    def offer(self, labels: list[int], preds: list[int], keep) -> None:
+        for i, (label, pred) in enumerate(zip(labels, preds, strict=True)):
+            if label != pred and len(self.wrong.get(label, ())) < self.per_class:
+                self.wrong.setdefault(label, []).append(keep(i))
+            elif label == pred and self.correct_too and label not in self.right and len(self.right) < self.count:
+                self.right[label] = keep(i)
+
+    def chosen(self) -> list:
+        """The samples in order of their true class."""
+        classes = sorted(self.wrong)
+        rounds = itertools.zip_longest(*(self.wrong[c] for c in classes))  # a first error of each, then a second
+        shown = [(c, item) for row in rounds for c, item in zip(classes, row, strict=True) if item is not None]
+        shown = shown[: self.count]
+        if self.correct_too:
+            shown += [(c, self.right[c]) for c in sorted(self.right) if c not in self.wrong][: self.count - len(shown)]
+        return [item for _, item in sorted(shown, key=lambda pair: pair[0])]
 
 
 class MisclassifiedImages(TensorBoardView):
@@ -101,7 +126,8 @@ class MisclassifiedImages(TensorBoardView):
     it. For image inputs (B, C, H, W) only.
 
     Args:
-        count: images in the grid, the first misclassified ones of the test set.
+        count: images in the grid: a first error of each true class, then a second, and so on, from the
+            first errors of the test set (one host sync per test batch until each slot has its class).
         columns: images a row; three keep the captions readable at TensorBoard's default card width.
     """
 
@@ -112,32 +138,32 @@ class MisclassifiedImages(TensorBoardView):
         self.columns = columns
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.images, self.captions = [], []
+        self.samples = ShownSamples(self.count, self.count, correct_too=False)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        room = self.count - len(self.captions)
-        if room <= 0 or not has_tensorboard(trainer):
+        if self.samples.full or not has_tensorboard(trainer):
             return
         images, labels = batch
         if not (isinstance(images, Tensor) and images.ndim == 4):
             raise ConfigError(
                 "MisclassifiedImages needs image batches (B, C, H, W); remove it from trainer.callbacks for this data."
             )
-        wrong = (outputs["preds"] != labels).nonzero().flatten()[:room].cpu()  # test time: a sync is fine
-        if len(wrong) == 0:
-            return
         names = class_names(trainer, pl_module.hparams.num_classes)
-        preds, labels = outputs["preds"][wrong].cpu(), labels[wrong].cpu()
-        confidence = outputs["probs"][wrong].float().amax(dim=-1).cpu()
-        self.images.extend(images[wrong.to(images.device)].float().cpu())
-        for label, pred, p in zip(labels.tolist(), preds.tolist(), confidence.tolist(), strict=True):
-            self.captions.append((names[label], f"{names[pred]} ({p:.2f})"))
+        preds, probs = outputs["preds"].tolist(), outputs["probs"]  # test time: a sync is fine
+
+        def keep(i: int) -> tuple:
+            p = float(probs[i].float().max())
+            return images[i].float().cpu(), (names[int(labels[i])], f"{names[preds[i]]} ({p:.2f})")
+
+        self.samples.offer(labels.tolist(), preds, keep)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.images:
+        chosen = self.samples.chosen()
+        if not chosen:
             return
         legend = "true class; in red, the prediction (its probability)"
-        grid = figures.image_grid(self.images, self.captions, self.columns, legend)
-        self.images, self.captions = [], []
+        grid = figures.image_grid(
+            [image for image, _ in chosen], [caption for _, caption in chosen], self.columns, legend
+        )
         for writer in tensorboards(trainer):
             writer.add_image(metrics.TEST_MISCLASSIFIED, grid, trainer.global_step)

@@ -12,14 +12,12 @@ from project.internals import foreach_copy_, foreach_lerp_
 class Lookahead(L.Callback):
     """Pull the weights towards their running average every few steps (airbench's "lookahead" EMA).
 
-    From `start_epoch` on, every `every_n_steps` steps the average moves towards the weights by
-    1 - rho and the weights are set to the average, where rho = decay^every_n_steps · progress^decay_power:
-    early on the weights move almost freely, at the end they are a strong average. The last step of
-    the run sets the weights to the average (dropping any steps since the last update, as airbench
-    does), so the run ends on the averaged model, which in short runs is worth a few tenths of a point.
-    In between, the weights are left alone: copying the average back at every epoch's end would throw
-    away the steps since the last update. The average is part of the checkpoint, so a resume goes on
-    exactly. BatchNorm's running statistics are averaged with the weights, so they stay consistent.
+    From `start_epoch` on, every `every_n_steps` steps the average moves towards the weights by 1 - rho
+    and the weights are set to it, rho = decay^every_n_steps · progress^decay_power: early on the weights
+    move almost freely, at the end they are a strong average. The run's last step sets the weights to the
+    average (dropping any steps since the last update, as airbench does): worth a few tenths of a point
+    in short runs; copying it back at each epoch's end would throw steps away. The average is in the
+    checkpoint (exact resume) and includes BatchNorm's running statistics, so they stay consistent.
 
     Args:
         start_epoch: first epoch with averaging.

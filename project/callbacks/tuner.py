@@ -110,14 +110,8 @@ class BatchSizeFinder(callbacks.BatchSizeFinder):
         max_val: int = 8192,
         margin: float = 0.05,
     ):
-        self.settings = {
-            "mode": mode,
-            "steps_per_trial": steps_per_trial,
-            "init_val": init_val,
-            "max_trials": max_trials,
-            "max_val": max_val,
-            "margin": margin,
-        }
+        self.settings = {"mode": mode, "steps_per_trial": steps_per_trial, "init_val": init_val}
+        self.settings |= {"max_trials": max_trials, "max_val": max_val, "margin": margin}
         super().__init__(**self.settings)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -127,12 +121,8 @@ class BatchSizeFinder(callbacks.BatchSizeFinder):
         train_set = getattr(trainer.datamodule, "train_set", None)
         if train_set is not None and hasattr(train_set, "__len__") and len(train_set) >= self.settings["init_val"]:
             doublings = math.floor(math.log2(len(train_set) / self.settings["init_val"]))
-            capped = {
-                **self.settings,
-                "max_trials": min(self.settings["max_trials"], doublings + 1),
-                "max_val": min(self.settings["max_val"], len(train_set)),
-            }
-            super().__init__(**capped)
+            capped = {"max_trials": min(self.settings["max_trials"], doublings + 1)}
+            super().__init__(**self.settings | capped | {"max_val": min(self.settings["max_val"], len(train_set))})
         # The trials' steps would also step the schedule, and a one-cycle schedule refuses to go past
         # the run's length; the trials need no schedule, and the fit ends after them.
         schedules, trainer.strategy.lr_scheduler_configs = trainer.strategy.lr_scheduler_configs, []

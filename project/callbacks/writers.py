@@ -13,7 +13,7 @@ import weakref
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch import loggers
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -26,27 +26,35 @@ from project.internals import tensorboard_event_writer
 from project.sizes import class_names as data_class_names
 
 
+class TensorBoardLogger(loggers.TensorBoardLogger):
+    """Lightning's TensorBoard logger without the `epoch` scalar that Lightning adds to every logged step
+    (`LoggerConnector.log_metrics`): its card sorted above train/ and val/, where a user looks first, and
+    the epoch is already in the progress lines and the checkpoint names. Arguments as Lightning's."""
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+
 def tensorboards(trainer: L.Trainer) -> list:
     """The SummaryWriters of the trainer's TensorBoard loggers; empty off global rank 0, where
     Lightning's loggers write nothing."""
     if not trainer.is_global_zero:
         return []
-    return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+    return [logger.experiment for logger in trainer.loggers if isinstance(logger, loggers.TensorBoardLogger)]
 
 
 def has_tensorboard(trainer: L.Trainer) -> bool:
     """Whether anything would be written: work done only for TensorBoard can be skipped when not."""
-    return trainer.is_global_zero and any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers)
+    return trainer.is_global_zero and any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers)
 
 
 class TensorBoardView(L.Callback):
     """A callback that only draws into TensorBoard. `self.active` says, from `setup` on, whether this
     run has a TensorBoardLogger; the same on every rank, so ranks that sum states together agree.
 
-    Views that draw after every validation epoch keep to `min_interval` seconds between pictures
-    during a fit (`draw_when_due`), and draw the last one they skipped when the fit ends (`on_fit_end`): the
-    picture of the final model is always there. Drawing takes a few tenths of a second on a small CPU,
-    nothing beside a CPU epoch of minutes, but as much as a whole epoch of a small net on a GPU.
+    During a fit, pictures keep `min_interval` seconds apart (`draw_when_due`) and the last one skipped is
+    drawn when the fit ends: the final model's is always there. Drawing takes a few tenths of a second on
+    a small CPU, nothing beside a CPU epoch, but as much as a whole epoch of a small net on a GPU.
     """
 
     active = True
@@ -58,24 +66,19 @@ class TensorBoardView(L.Callback):
         self._last_drawn = time.monotonic()
         self._pending = None
 
-    def draw_when_due(self, trainer: L.Trainer, work, at_once: bool = False) -> None:
-        """Run `work` (a callable drawing one evaluation's pictures) now if `at_once`, outside a fit
-        (`validate` draws its one picture), or when `min_interval` has passed since the last picture;
-        otherwise keep it for `on_fit_end` in place of the one kept before: only the latest is owed."""
-        fitting = trainer.state.fn == TrainerFn.FITTING
-        if at_once or not fitting or time.monotonic() - self._last_drawn >= self.min_interval:
-            self._draw_now(work)
+    def draw_when_due(self, trainer: L.Trainer, work) -> None:
+        """Run `work` (a callable drawing one evaluation's pictures) now outside a fit, or when `min_interval`
+        has passed since the last picture; else keep it for `on_fit_end` in place of any kept before."""
+        if trainer.state.fn != TrainerFn.FITTING or time.monotonic() - self._last_drawn >= self.min_interval:
+            work()
+            self._pending, self._last_drawn = None, time.monotonic()
         else:
             self._pending = work
 
-    def _draw_now(self, work) -> None:
-        work()
-        self._pending = None
-        self._last_drawn = time.monotonic()
-
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None:
-            self._draw_now(self._pending)
+            self._pending()
+            self._pending = None
 
 
 _told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
@@ -83,7 +86,7 @@ _told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
 
 def draws(trainer: L.Trainer) -> bool:
     """Whether the run has a TensorBoard to draw into; if not, one info line naming the idle views."""
-    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+    if any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers):
         return True
     if not trainer.fast_dev_run and trainer not in _told:
         _told.add(trainer)
@@ -97,16 +100,12 @@ def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
     return data_class_names(trainer.datamodule, num_classes)
 
 
-def add_captioned_audio(
-    writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int, title: str = "", description: str = ""
-) -> None:
+def add_captioned_audio(writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int, about: str) -> None:
     """A mono clip in [-1, 1] in TensorBoard's AUDIO tab, with `caption` stored beside it.
 
-    TensorBoard (2.21) shows no per-clip caption: its audio plugin serves every clip's label as "".
-    What it shows is the card's `title` (its display name) and `description` (behind the card's info
-    button), both kept from the tag's first step only; so they should hold what stays the same from
-    step to step, such as the clip's true class. The `caption` stays in the event file for any reader
-    of the audio plugin's data.
+    TensorBoard (2.21) shows no per-clip caption (its audio plugin serves every label as ""), only the
+    tag and `about` behind the card's info button, both kept from the tag's first step: they should hold
+    what stays the same from step to step. The `caption` stays in the event file for other readers.
     """
     samples = (clip.detach().float().cpu().clamp(-1, 1).numpy() * np.iinfo(np.int16).max).astype("<i2")
     buffer = io.BytesIO()
@@ -122,7 +121,7 @@ def add_captioned_audio(
         string_val=[buffer.getvalue(), caption.encode()],
     )
     meta = audio_metadata.create_summary_metadata(
-        display_name=title or tag, description=description, encoding=audio_metadata.Encoding.Value("WAV")
+        display_name=tag, description=about, encoding=audio_metadata.Encoding.Value("WAV")
     )
     summary = Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
     tensorboard_event_writer(writer).add_summary(summary, step)
