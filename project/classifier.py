@@ -216,4 +216,7 @@ class Classifier(L.LightningModule):
             scheduler, interval = scheduler_over_the_run(self.scheduler, optimizer, self.trainer), "step"
         else:
             scheduler, interval = self.scheduler(optimizer), "epoch"
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": metrics.LR},
+        }

@@ -6,6 +6,7 @@ here cannot leave a monitor watching a metric that no longer exists.
 
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"
+LR = "train/lr"  # the scheduled learning rate (LearningRateMonitor), beside the loss rather than above it
 VAL_LOSS = "val/loss"
 VAL_ACC = "val/acc"
 TEST_LOSS = "test/loss"

@@ -236,17 +236,23 @@ def test_binned_counts_match_torchmetrics_curve_and_stay_deterministic():
 
 
 def test_samples_shown_are_errors_first_one_per_class_then_correct_ones():
-    from project.callbacks.reports import ShownSamples
+    from project.callbacks.reports import ShownErrors
+    from project.callbacks.spectrograms import FirstPerClass
 
-    spectrograms = ShownSamples(count=4, per_class=1, correct_too=True)
+    clips = FirstPerClass(num_classes=9)
     # (true, predicted): class 0 right then wrong, class 1 right, class 2 wrong twice, class 3 and 4 right
     pairs = [(0, 0), (0, 1), (1, 1), (2, 0), (2, 1), (3, 3), (4, 4)]
-    spectrograms.offer([y for y, _ in pairs], [p for _, p in pairs], lambda i: pairs[i])
-    assert spectrograms.chosen() == [(0, 1), (1, 1), (2, 0), (3, 3)], "an error of 0 and 2, correct 1 and 3"
-    assert not spectrograms.full, "more errors of other classes could still come"
-    spectrograms.offer([5, 6, 7, 8], [0, 0, 0, 0], lambda i: (5 + i, 0))
-    assert spectrograms.full and [y for y, _ in spectrograms.chosen()] == [0, 2, 5, 6], "errors first, by class"
+    labels, preds = torch.tensor([y for y, _ in pairs]), torch.tensor([p for _, p in pairs])
+    waves = torch.arange(7.0)[:, None].expand(7, 3)  # (B, T): clip i holds the value i
+    clips.offer(waves, torch.full((7,), 3), labels, preds)
+    chosen = [(int(w[0]), y, p) for w, y, p in clips.chosen(4)]
+    assert chosen == [(1, 0, 1), (2, 1, 1), (3, 2, 0), (5, 3, 3)], "an error of 0 and 2, correct 1 and 3"
+    # a later, longer batch: errors of 5 and 6 win over correct clips; each clip keeps its own length
+    clips.offer(torch.ones(4, 5), torch.tensor([5, 4, 5, 5]), torch.tensor([5, 6, 7, 8]), torch.zeros(4, dtype=int))
+    chosen = clips.chosen(4)
+    assert [y for _, y, _ in chosen] == [0, 2, 5, 6], "errors first, by class"
+    assert [len(w) for w, _, _ in chosen] == [3, 3, 5, 4]
 
-    images = ShownSamples(count=3, per_class=3, correct_too=False)
+    images = ShownErrors(count=3)
     images.offer([1, 1, 1, 2, 0], [0, 0, 0, 0, 1], lambda i: i)
     assert images.chosen() == [4, 0, 3], "a first error of each class (0, 1, 2) before a second of any"

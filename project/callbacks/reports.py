@@ -87,16 +87,14 @@ class ConfusionMatrixImage(TensorBoardView):
             self._draw(trainer, (metrics.TEST_CONFUSION_MATRIX, metrics.TEST_CONFUSION_MATRIX_NORMALIZED))
 
 
-class ShownSamples:
-    """Up to `count` samples of an evaluation to show, spread over the true classes and errors first:
-    misclassified ones round the classes (at most `per_class` each), then, with `correct_too`, a correct
-    one of each class with no error shown. `offer` a batch's labels and predictions (host lists) with
-    `keep(i)`, which copies sample i off the device; `full` says no later batch can change the choice."""
+class ShownErrors:
+    """Up to `count` misclassified samples of an evaluation to show, spread over the true classes: a first
+    error of each class, then a second, and so on. `offer` a batch's labels and predictions (host lists)
+    with `keep(i)`, which copies sample i off the device; `full` says no later batch can change the choice."""
 
-    def __init__(self, count: int, per_class: int, correct_too: bool):
-        self.count, self.per_class, self.correct_too = count, per_class, correct_too
+    def __init__(self, count: int):
+        self.count = count
         self.wrong: dict[int, list] = {}
-        self.right: dict[int, object] = {}
 
     @property
     def full(self) -> bool:
@@ -104,20 +102,15 @@ class ShownSamples:
 
     def offer(self, labels: list[int], preds: list[int], keep) -> None:
         for i, (label, pred) in enumerate(zip(labels, preds, strict=True)):
-            if label != pred and len(self.wrong.get(label, ())) < self.per_class:
+            if label != pred and len(self.wrong.get(label, ())) < self.count:
                 self.wrong.setdefault(label, []).append(keep(i))
-            elif label == pred and self.correct_too and label not in self.right and len(self.right) < self.count:
-                self.right[label] = keep(i)
 
     def chosen(self) -> list:
         """The samples in order of their true class."""
         classes = sorted(self.wrong)
         rounds = itertools.zip_longest(*(self.wrong[c] for c in classes))  # a first error of each, then a second
         shown = [(c, item) for row in rounds for c, item in zip(classes, row, strict=True) if item is not None]
-        shown = shown[: self.count]
-        if self.correct_too:
-            shown += [(c, self.right[c]) for c in sorted(self.right) if c not in self.wrong][: self.count - len(shown)]
-        return [item for _, item in sorted(shown, key=lambda pair: pair[0])]
+        return [item for _, item in sorted(shown[: self.count], key=lambda pair: pair[0])]
 
 
 class MisclassifiedImages(TensorBoardView):
@@ -138,7 +131,7 @@ class MisclassifiedImages(TensorBoardView):
         self.columns = columns
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.samples = ShownSamples(self.count, self.count, correct_too=False)
+        self.samples = ShownErrors(self.count)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self.samples.full or not has_tensorboard(trainer):

@@ -3,10 +3,11 @@ validation epoch, each titled with the true word and the one the model predicted
 
 import lightning as L
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.reports import ShownSamples
 from project.callbacks.writers import TensorBoardView, add_captioned_audio, class_names, has_tensorboard, tensorboards
 from project.errors import ConfigError
 
@@ -16,11 +17,10 @@ class LogSpectrograms(TensorBoardView):
     the waveforms (`val/audio/<class>`) of `count` validation clips of different true classes, titled
     "true: seven · predicted: three": misclassified clips first, one per class, then correct ones.
 
-    Needs a net with a `log_mel` front end (`RNNClassifier`). Idles without a TensorBoardLogger. Each
-    validation batch's labels and predictions are read back (one host sync a batch) until `count`
-    classes have an error shown; the chosen clips are kept on the host. The pictures are drawn at the
-    validation epoch's end, on global rank 0 only, at most every `min_interval` seconds of a fit (the
-    last one skipped is drawn when the fit ends; 0 draws every epoch).
+    Needs a net with a `log_mel` front end (`RNNClassifier`). Idles without a TensorBoardLogger. The
+    candidates are picked on the device (`FirstPerClass`, no host sync a batch); the pictures are drawn
+    at the validation epoch's end, on global rank 0 only, at most every `min_interval` seconds of a fit
+    (the last one skipped is drawn when the fit ends; 0 draws every epoch).
     """
 
     def __init__(self, count: int = 4, min_interval: float = 60.0):
@@ -30,10 +30,10 @@ class LogSpectrograms(TensorBoardView):
         self.min_interval = min_interval
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.samples = ShownSamples(self.count, per_class=1, correct_too=True)
+        self.samples = FirstPerClass(pl_module.hparams.num_classes)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if dataloader_idx != 0 or trainer.sanity_checking or self.samples.full or not has_tensorboard(trainer):
+        if dataloader_idx != 0 or trainer.sanity_checking or not has_tensorboard(trainer):
             return
         # Checked here, not in `setup`: the net has just run on this data, so a net for other data
         # (from a checkpoint, say) has already been reported as such by the Classifier
@@ -43,11 +43,10 @@ class LogSpectrograms(TensorBoardView):
                 f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
             )
         (waves, lengths), labels = batch
-        labels, preds, lengths = labels.tolist(), outputs["preds"].tolist(), lengths.tolist()
-        self.samples.offer(labels, preds, lambda i: (waves[i, : lengths[i]].float().cpu(), labels[i], preds[i]))
+        self.samples.offer(waves, lengths, labels, outputs["preds"])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        chosen = self.samples.chosen() if hasattr(self, "samples") else []
+        chosen = self.samples.chosen(self.count) if hasattr(self, "samples") else []
         if not chosen:
             return
         kept, step = [], trainer.global_step
@@ -71,3 +70,43 @@ class LogSpectrograms(TensorBoardView):
             for writer in tensorboards(trainer):
                 writer.add_image(picture_tag, image, step)
                 add_captioned_audio(writer, audio_tag, wave, rate, caption, step, description)
+
+
+class FirstPerClass:
+    """The first misclassified and the first correct clip of each true class in an evaluation, kept in
+    (C, T) slots on the device: a batch's candidates are chosen with tensor ops, so offering one costs
+    no host sync. `chosen(count)` reads the slots back once: errors first, one per class, then correct
+    clips of the classes with no error, up to `count`, in class order; each `(wave (T,), true, predicted)`.
+    The slots hold two clips per class, at the longest clip length seen."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self.waves: Tensor | None = None  # (2, C, T): [0] the first error of each class, [1] the first correct one
+
+    def offer(self, waves: Tensor, lengths: Tensor, labels: Tensor, preds: Tensor) -> None:
+        right = labels == preds
+        # (2, B, C): sample b is a candidate for slot (kind, class c)
+        candidates = torch.stack((~right, right))[:, :, None] & F.one_hot(labels, self.num_classes).bool()[None]
+        found = candidates.any(dim=1)  # (2, C)
+        first = candidates.int().argmax(dim=1)  # (2, C): argmax returns the first of equal maxima
+        if self.waves is None:
+            shape = (2, self.num_classes)
+            self.waves = waves.new_zeros((*shape, waves.shape[1]))
+            self.lengths, self.preds = lengths.new_zeros(shape), preds.new_zeros(shape)
+            self.have = torch.zeros(shape, dtype=torch.bool, device=waves.device)
+        width = max(self.waves.shape[-1], waves.shape[1])  # shapes are known on the host: no sync
+        self.waves = F.pad(self.waves, (0, width - self.waves.shape[-1]))
+        take = found & ~self.have
+        self.waves = torch.where(take[..., None], F.pad(waves, (0, width - waves.shape[1]))[first], self.waves)
+        self.lengths = torch.where(take, lengths[first], self.lengths)
+        self.preds = torch.where(take, preds[first], self.preds)
+        self.have |= found
+
+    def chosen(self, count: int) -> list[tuple[Tensor, int, int]]:
+        if self.waves is None:
+            return []
+        have, lengths, preds = self.have.tolist(), self.lengths.tolist(), self.preds.tolist()
+        wrong = [c for c in range(self.num_classes) if have[0][c]][:count]
+        right = [c for c in range(self.num_classes) if have[1][c] and c not in wrong][: count - len(wrong)]
+        picks = sorted([(c, 0) for c in wrong] + [(c, 1) for c in right])
+        return [(self.waves[k, c, : lengths[k][c]].float().cpu(), c, preds[k][c]) for c, k in picks]
