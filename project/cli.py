@@ -44,7 +44,15 @@ from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
 from project.errors import CheckpointError, ConfigError, UserError, run_command
 from project.help import COMMANDS, KeepLines, asks_for_help, fit_help
-from project.internals import cheap_repeated_logging, freeze_cli_hparams, hpc_resume_path, unrequire_arguments
+from project.internals import (
+    cheap_repeated_logging,
+    cli_config_dump,
+    freeze_cli_hparams,
+    hpc_resume_path,
+    quiet_library_notices,
+    unrequire_arguments,
+    without_checkpoint_hparams,
+)
 from project.parser import ProjectArgumentParser, check_trainer_config
 from project.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
 from project.runs import (
@@ -102,23 +110,28 @@ class Parser(ProjectArgumentParser):
         if trainer is not None and cpu_precision(trainer) is not None:
             cfg = cfg.clone()
             cfg.trainer.precision = cpu_precision(trainer)
-        if "skip_none" in kwargs:  # LightningCLI's name for it; jsonargparse's deprecation would name this line
+        if "skip_none" in kwargs:  # LightningCLI 2.6 still passes jsonargparse's deprecated name (warned on every fit)
             kwargs["skip_unset"] = kwargs.pop("skip_none")
         return super().dump(cfg, *args, **kwargs)
 
 
+# Ours, not LightningCLI's reading of `--ckpt_path` hyperparameters: that one parses the model's alone, over the
+# command line; project/recipes.py rebuilds model and data beneath it, checks trust and refuses changed keys
+@without_checkpoint_hparams
 class CLI(LightningCLI):
     def __init__(
         self,
         *args: Any,
         default_config_files: Sequence[str] = (),
         recipe_run_name: str | None = None,
+        parse_only: bool = False,
         **kwargs: Any,
     ):
         # Read again to tell which net arguments the user gave (project/sizes.py, `net_args_given`)
         self._default_config_files = list(default_config_files)
         self._args: list[str] = []
         self.recipe_run_name = recipe_run_name  # kept when a preset swaps the logger (project/recipes.py)
+        self.parse_only = parse_only  # the config as its command would run, nothing built or run (project/multirun.py)
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -185,11 +198,6 @@ class CLI(LightningCLI):
         rank_zero_info(f"Resuming {found}")
         return str(found)
 
-    def _parse_ckpt_path(self) -> None:
-        # LightningCLI would parse the checkpoint's model hyperparameters over the command line here;
-        # project/recipes.py loads them beneath it instead, so command-line keys win.
-        return
-
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.trainer
@@ -224,8 +232,12 @@ class CLI(LightningCLI):
                 "times slower on most CPUs. Pass --trainer.accelerator cpu to keep the precision you asked for."
             )
             trainer.precision = fallback
+        if self.parse_only:
+            self.subcommand = None  # LightningCLI runs the subcommand it parsed unless this is None
 
     def instantiate_classes(self) -> None:
+        if self.parse_only:
+            return
         # The net is built by the Classifier once the data is set up and its sizes are known
         # (project/sizes.py), so hand it over unbuilt.
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -247,7 +259,7 @@ class CLI(LightningCLI):
         # A checkpoint rebuilds its data module from these: every argument the config gave goes in, also
         # those the data module leaves out of its own hyperparameters (the source, an object in Python)
         stored = getattr(self.datamodule, "hparams", None)
-        for key, value in ((self.config_dump.get("data") or {}).get("init_args") or {}).items():
+        for key, value in ((cli_config_dump(self).get("data") or {}).get("init_args") or {}).items():
             if stored is not None and key not in stored:
                 stored[key] = value
         try:  # most data modules know their sizes before setup: build now, so `run=False` gives a whole model
@@ -277,10 +289,14 @@ class CLI(LightningCLI):
         return trainer
 
 
-def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.Callback] = ()) -> CLI:
+def main(
+    args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.Callback] = (), parse_only: bool = False
+) -> CLI:
     """Build the CLI (and run its subcommand unless `run=False`). `callbacks` join the CLI's own for this
-    call only and stay out of the saved config.yaml: live objects such as the sweep's Optuna trial."""
+    call only and stay out of the saved config.yaml: live objects such as the sweep's Optuna trial.
+    `parse_only`: parse and check the config (`cli.config`) as the subcommand would run it, and stop there."""
     cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise (project/internals.py)
+    quiet_library_notices()
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
     else:
@@ -326,6 +342,7 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         args=args,
         run=run,
         recipe_run_name=name,
+        parse_only=parse_only,
     )
 
 

@@ -33,6 +33,7 @@ import yaml
 from project.checkpoints import check_checkpoint_path, local_path
 from project.config_yaml import load_config_file, load_config_text
 from project.errors import CheckpointError, ConfigError
+from project.internals import checkpoint_hparams_config
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 DEFAULT_RECIPE = "cifar10"
@@ -318,15 +319,7 @@ def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:
             "it was trained with: --config <recipe.yaml> (plus any keys you changed for that run)."
         )
     sections = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
-    return {key: _section(ckpt[stored]) for key, stored in sections.items() if ckpt.get(stored)}
-
-
-def _section(hparams: dict[str, Any]) -> dict[str, Any]:
-    hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
-    if "_class_path" in hparams:
-        class_path = hparams.pop("_class_path")
-        return {"class_path": class_path, "init_args": hparams}
-    return hparams
+    return {key: checkpoint_hparams_config(ckpt[stored]) for key, stored in sections.items() if ckpt.get(stored)}
 
 
 def check_trusted(config: Any, source: str, key: str = "") -> None:

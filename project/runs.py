@@ -86,10 +86,10 @@ class SaveRunConfig(SaveConfigCallback):
             # The config was validated when it was parsed; validating it again took two thirds of the
             # write (0.2 s of 0.3 s on a 2-core CPU), time every fit would spend before its first step
             self.parser.save(
-                config, path, skip_none=False, overwrite=True, multifile=self.multifile, skip_validation=True
+                config, path, skip_unset=False, overwrite=True, multifile=self.multifile, skip_validation=True
             )
         if command == "fit":
-            self._run_config = self.parser.dump(self.config.clone(), skip_none=False, skip_validation=True)
+            self._run_config = self.parser.dump(self.config.clone(), skip_unset=False, skip_validation=True)
         self.already_saved = trainer.strategy.broadcast(True)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:

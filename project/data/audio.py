@@ -188,7 +188,7 @@ class AudioClips(Dataset):
         return (waves[0], lengths[0]), labels[0]
 
     def __getitems__(self, indices: list[int]) -> AudioBatch:
-        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD), so padding
+        # DataLoader calls this with a whole batch (project.internals.keep_batch), so padding
         # happens once per batch
         waves, lengths = pad_clips([self.clips[i] for i in indices], self.length)
         return (waves, lengths), self.labels[torch.as_tensor(indices)]

@@ -40,7 +40,7 @@ class InMemoryTensors(Dataset):
         return self.inputs[index], self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
-        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD): one gather
+        # DataLoader calls this with a whole batch (project.internals.keep_batch): one gather
         # instead of B getitems and a stack
         index = torch.as_tensor(indices)
         return self.inputs[index], self.labels[index]

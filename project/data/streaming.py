@@ -74,7 +74,7 @@ class StreamedFiles(Dataset):
         return self.__getitems__([index])
 
     def __getitems__(self, indices: list[int]) -> tuple[Any, Tensor]:
-        # DataLoader calls this with a whole batch (project.internals.BATCH_FETCH_METHOD), in a worker
+        # DataLoader calls this with a whole batch (project.internals.keep_batch), in a worker
         try:
             decoded = [self.item(i) for i in indices]
         except DataError as err:
