@@ -49,7 +49,7 @@ def without_checkpoint_hparams(cli_class: type[C]) -> type[C]:
     """A LightningCLI subclass that leaves the model's hyperparameters stored in `--ckpt_path` unread.
 
     Why: LightningCLI parses them over the command line in the private `LightningCLI._parse_ckpt_path`
-    (Lightning 2.6), with no switch; project/recipes.py loads the model's and the data's beneath the
+    (Lightning 2.6), with no switch; project/run_config.py loads the model's and the data's beneath the
     command line instead, so command-line keys win.
     """
     cli_class._parse_ckpt_path = lambda self: None

@@ -17,8 +17,10 @@ from project import metrics
 from project.checkpoints import UnsafeCheckpointError
 from project.cli import main
 from project.errors import CheckpointError, ConfigError
-from project.recipes import IncompleteCheckpointError, UntrustedConfigError, recipes_dir, shipped_recipes
+from project.recipes import recipes_dir, shipped_recipes
+from project.run_config import IncompleteCheckpointError
 from project.sizes import SizeMismatchError
+from project.trust import UntrustedConfigError
 from tests.conftest import cpu_trainer_args
 from tests.image_tree import write_image_tree
 from tests.recipes import needs_recipe
