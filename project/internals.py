@@ -1,4 +1,5 @@
-"""Every private or undocumented Lightning, torch and numpy behaviour the project relies on, in one place.
+"""Every private or undocumented Lightning, torch, jsonargparse, Optuna and numpy behaviour the project relies
+on, in one place (so this module is longer than the others: one short entry per private use).
 
 Each entry is a small function (or constant) saying why it is needed and which upstream behaviour it
 leans on. Nothing outside this module touches a private name; `tests/test_internals.py` checks that
@@ -321,6 +322,15 @@ def unrequire_arguments(add_kwargs: dict[str, Any], names: set[str]) -> dict[str
     used, because jsonargparse fails on links into builder functions (torchvision's `resnet18`).
     """
     return {**add_kwargs, "linked_targets": set(add_kwargs.get("linked_targets") or ()) | names}
+
+
+def option_strings(parser: Any) -> list[str]:
+    """Every option string an argparse (or jsonargparse) parser accepts, e.g. `--trainer.max_epochs`.
+
+    Why: to suggest the key a mistyped `--key` was close to. argparse lists them only in the private
+    `ArgumentParser._option_string_actions` (Python 3.x); no public method lists a parser's options.
+    """
+    return list(parser._option_string_actions)
 
 
 # --- torch ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from torch import nn
 from project.config_yaml import config_problem, read_config_text, use_bounded_yaml
 from project.errors import DEBUG_ENV, USER_ERROR_EXIT, ConfigError, debug_enabled
 from project.help import COMMANDS
-from project.internals import unrequire_arguments
+from project.internals import option_strings, unrequire_arguments
 
 use_bounded_yaml()  # every YAML jsonargparse reads: bounded aliases and size, no duplicate keys
 
@@ -46,7 +46,7 @@ class ProjectArgumentParser(LightningArgumentParser):
     def _close_matches(self, message: str) -> str:
         """For an unrecognized `--key`, the accepted keys it is close to."""
         unknown = re.findall(r"(--[\w.-]+)", message) if "unrecognized arguments" in message else []
-        options = [o for o in self._option_string_actions if o.startswith("--")]
+        options = [o for o in option_strings(self) if o.startswith("--")]
         close = [m for name in unknown for m in difflib.get_close_matches(name, options, n=1, cutoff=0.8)]
         return f" (did you mean {' or '.join(dict.fromkeys(close))}?)" if close else ""
 

@@ -146,6 +146,14 @@ def test_trainer_internals_answer_during_a_fit(tmp_path):
     assert seen["batches"] == [0, 1, 2], "internals.total_batch_index no longer counts batches from 0"
 
 
+def test_option_strings_lists_a_parsers_options():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max_epochs")
+    assert {"--help", "--max_epochs"} <= set(internals.option_strings(parser)), "rewrite internals.option_strings"
+
+
 def test_flatten_batch_indices_accepts_both_shapes():
     assert internals.flatten_batch_indices([[[0, 1], [2]]]) == [0, 1, 2]
     assert internals.flatten_batch_indices([[0, 1], [2]]) == [0, 1, 2]
