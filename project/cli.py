@@ -68,7 +68,7 @@ class CLI(LightningCLI):
         self._default_config_files = list(default_config_files)  # read again by `net_args_given` (project/sizes.py)
         self._args: list[str] = []
         self.recipe_run_name = recipe_run_name  # kept when a preset swaps the logger (project/recipes.py)
-        self.parse_only = parse_only  # the config as its command would run, nothing built or run (project/multirun.py)
+        self.parse_only = parse_only  # parse and check the config, build and run nothing (multirun.py)
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -189,7 +189,7 @@ def main(
 ) -> CLI:
     """Build the CLI (and run its subcommand unless `run=False`; `parse_only`: stop once `cli.config` is parsed and
     checked). `callbacks` join the CLI's own for this call only, out of config.yaml: e.g. the sweep's Optuna trial."""
-    internals.cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise (project/internals.py)
+    internals.cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise
     internals.quiet_library_notices()
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
