@@ -135,7 +135,7 @@ class CLI(LightningCLI):
         # (project/sizes.py), so hand it over unbuilt.
         config = self.config[self.subcommand] if self.subcommand else self.config
         parsed = config.model.net
-        internals.freeze_cli_hparams(self)
+        recorded = internals.freeze_cli_hparams(self)
         config.model.net = None  # jsonargparse would build it now
         try:
             super().instantiate_classes()
@@ -152,7 +152,7 @@ class CLI(LightningCLI):
         # A checkpoint rebuilds its data module from these: every argument the config gave goes in, also
         # those the data module leaves out of its own hyperparameters (the source, an object in Python)
         stored = getattr(self.datamodule, "hparams", None)
-        for key, value in ((internals.cli_config_dump(self).get("data") or {}).get("init_args") or {}).items():
+        for key, value in ((recorded.get("data") or {}).get("init_args") or {}).items():
             if stored is not None and key not in stored:
                 stored[key] = value
         try:  # most data modules know their sizes before setup: build now, so `run=False` gives a whole model

@@ -35,15 +35,18 @@ def hpc_resume_path(trainer: L.Trainer) -> str | None:
     return trainer._checkpoint_connector._hpc_resume_path
 
 
-def freeze_cli_hparams(cli: Any) -> None:
-    """Make LightningCLI record the model's and data's hyperparameters from the config as parsed now.
+def freeze_cli_hparams(cli: Any) -> dict[str, Any]:
+    """Make LightningCLI record the model's and data's hyperparameters from the config as parsed now; returns
+    that record (the subcommand's config as a dict).
 
     Why: the CLI hands the net to the Classifier unbuilt (project/sizes.py), so it swaps the parsed
     `model.net` for a `NetSpec` just before instantiation. LightningCLI records hyperparameters from a
     dump of the config it makes lazily, at the first instantiation, through the private
-    `LightningCLI._dump_config` (Lightning 2.6); calling it first records the config as the user wrote it.
+    `LightningCLI._dump_config` into the undocumented `config_dump` (Lightning 2.6); calling it first
+    records the config as the user wrote it.
     """
     cli._dump_config()
+    return cli.config_dump
 
 
 def without_checkpoint_hparams(cli_class: type[C]) -> type[C]:
@@ -55,15 +58,6 @@ def without_checkpoint_hparams(cli_class: type[C]) -> type[C]:
     """
     cli_class._parse_ckpt_path = lambda self: None
     return cli_class
-
-
-def cli_config_dump(cli: Any) -> dict[str, Any]:
-    """The subcommand's config as LightningCLI dumped it for `save_hyperparameters` (see `freeze_cli_hparams`).
-
-    Why: `LightningCLI.config_dump` is set by the private `_dump_config` and read by its private
-    `_InstantiatorFn`; it is undocumented (Lightning 2.6).
-    """
-    return cli.config_dump
 
 
 def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
