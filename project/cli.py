@@ -4,31 +4,22 @@
 Every command starts from configs/base.yaml (no task in it); `fit` with no --config adds the default
 recipe (CIFAR-10), and a --config replaces it; presets (debug, overfit, quick, profile, csv, mlflow,
 nologger) stack over the recipe (project/recipes.py). Every key can still be overridden on the command
-line. The net is built once the data is set up, its sizes filled from the data
-(project/sizes.py).
+line. The net is built once the data is set up, its sizes filled from the data (project/sizes.py).
 """
 
-import inspect
-import os
-import re
 import shutil
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from textwrap import fill
 from typing import Any
 
 import lightning as L
-import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities import rank_zero_info
-from torch import nn
 
-from project import metrics
+from project import internals, metrics, runs
 from project.callbacks import (
     CheckpointFiles,
     FiniteLossGuard,
@@ -42,21 +33,12 @@ from project.callbacks import (
 )
 from project.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.classifier import Classifier
-from project.errors import CheckpointError, ConfigError, UserError, run_command
-from project.help import COMMANDS, KeepLines, asks_for_help, fit_help
-from project.internals import cheap_repeated_logging, freeze_cli_hparams, hpc_resume_path, unrequire_arguments
-from project.parser import ProjectArgumentParser, check_trainer_config
+from project.errors import ConfigError, UserError, run_command
+from project.help import KeepLines, asks_for_help, fit_help
+from project.parser import Parser, check_trainer_config, fall_back_to_cpu_precision
 from project.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
-from project.runs import (
-    SaveRunConfig,
-    claim_run_folders,
-    continue_run,
-    hold_run_folder,
-    newest_last_checkpoint,
-    next_version_folder,
-    resolve_data_paths,
-    run_folder,
-)
+from project.resume import continue_run, last_of_named_run
+from project.run_config import SaveRunConfig
 from project.sizes import NetSpec, data_sizes, net_args_given
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -71,54 +53,22 @@ USAGE = (
 FIT_USAGE = "python -m project.cli fit [--config RECIPE] [--preset NAME ...] [--KEY VALUE ...]"
 
 
-class Parser(ProjectArgumentParser):
-    """LightningCLI's parser, accepting a net config that leaves out arguments the data will give."""
-
-    def add_class_arguments(self, theclass: Any, nested_key: str | None = None, *args: Any, **kwargs: Any) -> list[str]:
-        # A class_path's own parser (nested_key None) for a network: every argument may be left for the
-        # data's sizes; one that nothing fills is reported when the net is built (project/sizes.py).
-        network = inspect.isclass(theclass) and issubclass(theclass, nn.Module)
-        if nested_key is None and network and not issubclass(theclass, L.LightningModule):
-            kwargs = unrequire_arguments(kwargs, set(inspect.signature(theclass).parameters))
-        return super().add_class_arguments(theclass, nested_key, *args, **kwargs)
-
-    def add_subcommands(self, *args: Any, **kwargs: Any) -> Any:
-        # LightningCLI lists each command with the first line of the Trainer method's docstring, cut
-        # mid-sentence for `test` and `predict`: ours say what each does here, in full
-        subcommands = super().add_subcommands(*args, **kwargs)
-        add = subcommands.add_subcommand
-
-        def add_with_our_help(name: str, parser: Any, **add_kwargs: Any) -> Any:
-            add_kwargs["help"] = COMMANDS.get(name, add_kwargs.get("help"))
-            return add(name, parser, **add_kwargs)
-
-        subcommands.add_subcommand = add_with_our_help
-        return subcommands
-
-    def dump(self, cfg: Any, *args: Any, **kwargs: Any) -> str:
-        # `--print_config` prints before the CLI's hooks run: show the precision that will run, not
-        # the one the recipe asked of a GPU (CLI.before_instantiate_classes)
-        trainer = cfg.get("trainer") if hasattr(cfg, "get") else None
-        if trainer is not None and cpu_precision(trainer) is not None:
-            cfg = cfg.clone()
-            cfg.trainer.precision = cpu_precision(trainer)
-        if "skip_none" in kwargs:  # LightningCLI's name for it; jsonargparse's deprecation would name this line
-            kwargs["skip_unset"] = kwargs.pop("skip_none")
-        return super().dump(cfg, *args, **kwargs)
-
-
+# Ours, not LightningCLI's reading of `--ckpt_path` hyperparameters (the model's alone, over the command line):
+# project/run_config.py rebuilds model and data beneath it, trusted, and project/resume.py refuses changed keys
+@internals.without_checkpoint_hparams
 class CLI(LightningCLI):
     def __init__(
         self,
         *args: Any,
         default_config_files: Sequence[str] = (),
         recipe_run_name: str | None = None,
+        parse_only: bool = False,
         **kwargs: Any,
     ):
-        # Read again to tell which net arguments the user gave (project/sizes.py, `net_args_given`)
-        self._default_config_files = list(default_config_files)
+        self._default_config_files = list(default_config_files)  # read again by `net_args_given` (project/sizes.py)
         self._args: list[str] = []
         self.recipe_run_name = recipe_run_name  # kept when a preset swaps the logger (project/recipes.py)
+        self.parse_only = parse_only  # parse and check the config, build and run nothing (multirun.py)
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -164,73 +114,28 @@ class CLI(LightningCLI):
         if ckpt_path:  # a clear error before Lightning's own torch.load
             check_checkpoint_path(ckpt_path, trusted=not config["weights_only"], resume=subcommand == "fit")
         if subcommand == "fit" and ckpt_path == "last":
-            config["ckpt_path"] = self._last_of_named_run(config)
+            config["ckpt_path"] = last_of_named_run(config, self.recipe_run_name)
         if subcommand == "fit" and config.get("ckpt_path"):
             continue_run(config)
-
-    def _last_of_named_run(self, config: Any) -> str:
-        """`fit --ckpt_path last`: the newest last.ckpt of runs with this logger's name, resumed in its folder."""
-        logger = config.trainer.logger
-        init = logger.init_args if logger not in (None, False, True) else None
-        save_dir = Path(init.save_dir) if init is not None and init.get("save_dir") else Path("logs")
-        name = (init.get("name") if init is not None else None) or run_name(config, self.recipe_run_name)
-        found = newest_last_checkpoint(save_dir / name)
-        if found is None:
-            raise CheckpointError(
-                f"--ckpt_path last: no run named {name} under {save_dir} has a last.ckpt to resume. Start one "
-                "with `fit` (without --ckpt_path), or name a checkpoint file."
-            )
-        if init is not None and "version" in init:
-            init.version = found.parent.parent.name  # log into the resumed run's own folder
-        rank_zero_info(f"Resuming {found}")
-        return str(found)
-
-    def _parse_ckpt_path(self) -> None:
-        # LightningCLI would parse the checkpoint's model hyperparameters over the command line here;
-        # project/recipes.py loads them beneath it instead, so command-line keys win.
-        return
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config.trainer
         check_trainer_config(trainer)
-        logger = trainer.logger
-        init = logger.get("init_args") if hasattr(logger, "get") else None
-        resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
-        if init is not None and "name" in init and not init.name:
-            init.name = run_name(config, self.recipe_run_name)  # a recipe that names no run: its data's name
-        if init is not None and init.get("experiment_name") == "lightning_logs":  # MLflow's stock name
-            init.experiment_name = run_name(config, self.recipe_run_name)
-        if logger is False and not trainer.get("default_root_dir"):
-            # No logger: checkpoints and the run's config still get a folder of their own
-            trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config, self.recipe_run_name)))
-        uri = (init or {}).get("tracking_uri")
-        if logger_class(logger).endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
-            # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
-            # mlflow.yaml); MLflow >= 3.7 refuses its file store unless asked for it this way
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-            if uri is None and init.get("save_dir"):
-                # MLflow keeps one store per URI for the process: a relative one would stay tied to the
-                # folder of the first run (a sweep or a test that changes folder then finds no store)
-                init.save_dir = str(Path(init.save_dir).resolve())
-        # The configs ask for bf16 autocast, which is what a GPU wants; on a CPU without bf16 units
-        # it made the default CIFAR-10 config 18x slower (5 min vs 17 s for 8 steps, 2-core x86).
-        # `accelerator: auto` means "the best this machine has", so it also picks the precision;
-        # an explicit `--trainer.accelerator cpu` keeps whatever precision was asked for.
-        fallback = cpu_precision(trainer)
-        if fallback is not None:
-            rank_zero_info(
-                f"No GPU: training in {fallback} instead of trainer.precision={trainer.precision}, which is many "
-                "times slower on most CPUs. Pass --trainer.accelerator cpu to keep the precision you asked for."
-            )
-            trainer.precision = fallback
+        runs.resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
+        runs.place_run(config, self.recipe_run_name)
+        fall_back_to_cpu_precision(trainer)
+        if self.parse_only:
+            self.subcommand = None  # LightningCLI runs the subcommand it parsed unless this is None
 
     def instantiate_classes(self) -> None:
+        if self.parse_only:
+            return
         # The net is built by the Classifier once the data is set up and its sizes are known
         # (project/sizes.py), so hand it over unbuilt.
         config = self.config[self.subcommand] if self.subcommand else self.config
         parsed = config.model.net
-        freeze_cli_hparams(self)
+        recorded = internals.freeze_cli_hparams(self)
         config.model.net = None  # jsonargparse would build it now
         try:
             super().instantiate_classes()
@@ -247,7 +152,7 @@ class CLI(LightningCLI):
         # A checkpoint rebuilds its data module from these: every argument the config gave goes in, also
         # those the data module leaves out of its own hyperparameters (the source, an object in Python)
         stored = getattr(self.datamodule, "hparams", None)
-        for key, value in ((self.config_dump.get("data") or {}).get("init_args") or {}).items():
+        for key, value in ((recorded.get("data") or {}).get("init_args") or {}).items():
             if stored is not None and key not in stored:
                 stored[key] = value
         try:  # most data modules know their sizes before setup: build now, so `run=False` gives a whole model
@@ -267,20 +172,25 @@ class CLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         readable_progress(trainer)
-        claim_run_folders(trainer)
+        runs.claim_run_folders(trainer)
         if self.subcommand == "fit":
             config = self.config[self.subcommand]
-            hold_run_folder(trainer, resuming=bool(config.get("ckpt_path")) or hpc_resume_path(trainer) is not None)
+            runs.hold_run_folder(
+                trainer, resuming=bool(config.get("ckpt_path")) or internals.hpc_resume_path(trainer) is not None
+            )
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
-        profile_in_run_folder(trainer)
+        runs.profile_in_run_folder(trainer)
         return trainer
 
 
-def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.Callback] = ()) -> CLI:
-    """Build the CLI (and run its subcommand unless `run=False`). `callbacks` join the CLI's own for this
-    call only and stay out of the saved config.yaml: live objects such as the sweep's Optuna trial."""
-    cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise (project/internals.py)
+def main(
+    args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.Callback] = (), parse_only: bool = False
+) -> CLI:
+    """Build the CLI (and run its subcommand unless `run=False`; `parse_only`: stop once `cli.config` is parsed and
+    checked). `callbacks` join the CLI's own for this call only, out of config.yaml: e.g. the sweep's Optuna trial."""
+    internals.cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise
+    internals.quiet_library_notices()
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
     else:
@@ -326,48 +236,8 @@ def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[L.
         args=args,
         run=run,
         recipe_run_name=name,
+        parse_only=parse_only,
     )
-
-
-def cpu_precision(trainer: Any) -> str | None:
-    """The precision that runs instead of a half precision asked for with `accelerator: auto` on a machine
-    without a GPU (see CLI.before_instantiate_classes), or None when the one asked for runs."""
-    half = str(trainer.get("precision")).startswith(("bf16", "16"))
-    if half and trainer.get("accelerator") == "auto" and not torch.cuda.is_available():
-        return "32-true"
-    return None
-
-
-def logger_class(logger: Any) -> str:
-    """The class path of a logger as configured (empty for none or `true`)."""
-    return str(logger.get("class_path") or "") if hasattr(logger, "get") else ""
-
-
-def profile_in_run_folder(trainer: L.Trainer) -> None:
-    """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml).
-
-    Lightning puts it in `trainer.log_dir`: the run folder for TensorBoard, CSV and no logger, but the
-    store's root for others (MLflow's logs/mlruns). Rank 0 only: the others do not know the folder yet.
-    """
-    profiler = trainer.profiler
-    if getattr(profiler, "dirpath", "given") is not None or not trainer.loggers or trainer.global_rank != 0:
-        return
-    if not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
-        profiler.dirpath = run_folder(trainer)
-
-
-def run_name(config: Any, recipe: str | None = None) -> str:
-    """The run's name when its logger names none: the recipe's (`recipe`), else from the data: its
-    source's class (FSDD -> fsdd), else its data module's."""
-    if recipe:
-        return recipe
-    data = config.get("data") or {}
-    init = data.get("init_args") or {}
-    source = (init.get("source") or init.get("dataset")) if hasattr(init, "get") else None
-    class_path = (source or {}).get("class_path") if hasattr(source or {}, "get") else None
-    class_path = class_path or data.get("class_path") or "run"
-    name = class_path.rsplit(".", 1)[-1].removesuffix("DataModule") or "run"
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def entry() -> None:

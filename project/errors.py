@@ -17,12 +17,6 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-from project import signals
-from project.internals import clean_interrupt_messages
-
 DEBUG_ENV = "PROJECT_DEBUG"
 USER_ERROR_EXIT = 2  # argparse's status for usage errors
 SIGTERM_EXIT = 128 + signal.SIGTERM  # 143: the shell's status for a process stopped by SIGTERM
@@ -91,6 +85,8 @@ def as_user_error(err: BaseException) -> BaseException | None:
                 f"cannot write {cause.filename}: {cause.strerror}. Choose a folder you may write to "
                 "(--trainer.logger.init_args.save_dir for the run, --predictions.output for predictions)"
             )
+    from lightning.fabric.utilities.exceptions import MisconfigurationException  # here: networks import only torch
+
     for cause in _chain(err):
         if isinstance(cause, MisconfigurationException):  # Lightning refusing a trainer setting the user gave
             return ConfigError(_misconfiguration(str(cause)))
@@ -114,6 +110,11 @@ def run_command(main: Callable[[], T]) -> T:
     A command stopped by SIGINT or SIGTERM, at any stage, exits with 130 or 143, as a process killed by the
     signal would, so that `fit && test` does not go on with an unfinished run (project/signals.py).
     """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException  # here: networks import only torch
+
+    from project import signals
+    from project.internals import clean_interrupt_messages
+
     clean_interrupt_messages()
     signals.forget()
     previous = signals.install()

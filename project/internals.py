@@ -1,4 +1,5 @@
-"""Every private or undocumented Lightning, torch and numpy behaviour the project relies on, in one place.
+"""Every private or undocumented Lightning, torch, jsonargparse, Optuna and numpy behaviour the project relies
+on, in one place (so this module is longer than the others: one short entry per private use).
 
 Each entry is a small function (or constant) saying why it is needed and which upstream behaviour it
 leans on. Nothing outside this module touches a private name; `tests/test_internals.py` checks that
@@ -8,6 +9,7 @@ torch upgrade, run that test first: a failure there points at the entry below to
 
 import logging
 import re
+import warnings
 from typing import Any, TypeVar
 
 import lightning as L
@@ -16,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 # --- Lightning -----------------------------------------------------------------------------------
@@ -32,15 +35,42 @@ def hpc_resume_path(trainer: L.Trainer) -> str | None:
     return trainer._checkpoint_connector._hpc_resume_path
 
 
-def freeze_cli_hparams(cli: Any) -> None:
-    """Make LightningCLI record the model's and data's hyperparameters from the config as parsed now.
+def freeze_cli_hparams(cli: Any) -> dict[str, Any]:
+    """Make LightningCLI record the model's and data's hyperparameters from the config as parsed now; returns
+    that record (the subcommand's config as a dict).
 
     Why: the CLI hands the net to the Classifier unbuilt (project/sizes.py), so it swaps the parsed
     `model.net` for a `NetSpec` just before instantiation. LightningCLI records hyperparameters from a
     dump of the config it makes lazily, at the first instantiation, through the private
-    `LightningCLI._dump_config` (Lightning 2.6); calling it first records the config as the user wrote it.
+    `LightningCLI._dump_config` into the undocumented `config_dump` (Lightning 2.6); calling it first
+    records the config as the user wrote it.
     """
     cli._dump_config()
+    return cli.config_dump
+
+
+def without_checkpoint_hparams(cli_class: type[C]) -> type[C]:
+    """A LightningCLI subclass that leaves the model's hyperparameters stored in `--ckpt_path` unread.
+
+    Why: LightningCLI parses them over the command line in the private `LightningCLI._parse_ckpt_path`
+    (Lightning 2.6), with no switch; project/run_config.py loads the model's and the data's beneath the
+    command line instead, so command-line keys win.
+    """
+    cli_class._parse_ckpt_path = lambda self: None
+    return cli_class
+
+
+def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A class's config section (`class_path`, `init_args`) from the hyperparameters LightningCLI stored.
+
+    Why: with `load_from_checkpoint_support` LightningCLI stores the class under the key `_class_path` and
+    its own `_instantiator` among the hyperparameters (`_InstantiatorFn`, Lightning 2.6), undocumented.
+    """
+    hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+    if "_class_path" in hparams:
+        class_path = hparams.pop("_class_path")
+        return {"class_path": class_path, "init_args": hparams}
+    return hparams
 
 
 def restore_train_loader_state(trainer: L.Trainer) -> None:
@@ -212,6 +242,31 @@ def clean_interrupt_messages() -> None:
         logger.addFilter(_InterruptMessage())
 
 
+def quiet_library_notices() -> None:
+    """Drop Lightning's advertising tips and a deprecation warning that Lightning itself triggers.
+
+    Why: the Trainer logs "💡 Tip: For seamless cloud ..." (litlogger, litmodels) through `rank_zero_info`
+    on every run that has no LitLogger, with no switch to turn it off (Lightning 2.6); a filter on the
+    `lightning.pytorch.utilities.rank_zero` logger drops exactly those records. Lightning's `CombinedLoader`
+    builds `torch.utils._pytree.LeafSpec()`, which torch (2.14) deprecates with a FutureWarning attributed
+    to `lightning.pytorch.utilities._pytree`; only that warning from that module is ignored. Idempotent.
+    """
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _CloudTip) for f in logger.filters):
+        logger.addFilter(_CloudTip())
+    warnings.filterwarnings(
+        "ignore",
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        FutureWarning,
+        r"lightning\.pytorch\.utilities\._pytree",
+    )
+
+
+class _CloudTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip: For seamless cloud")
+
+
 class _InterruptMessage(logging.Filter):
     PATTERN = re.compile(r"An (\w+) was raised with message:\s*(.*?),\s*saved checkpoint to (.+)", re.DOTALL)
 
@@ -263,6 +318,15 @@ def unrequire_arguments(add_kwargs: dict[str, Any], names: set[str]) -> dict[str
     return {**add_kwargs, "linked_targets": set(add_kwargs.get("linked_targets") or ()) | names}
 
 
+def option_strings(parser: Any) -> list[str]:
+    """Every option string an argparse (or jsonargparse) parser accepts, e.g. `--trainer.max_epochs`.
+
+    Why: to suggest the key a mistyped `--key` was close to. argparse lists them only in the private
+    `ArgumentParser._option_string_actions` (Python 3.x); no public method lists a parser's options.
+    """
+    return list(parser._option_string_actions)
+
+
 # --- torch ---------------------------------------------------------------------------------------
 
 
@@ -281,19 +345,14 @@ def foreach_copy_(targets: list[Tensor], sources: list[Tensor]) -> None:
     torch._foreach_copy_(targets, sources)
 
 
-BATCH_FETCH_METHOD = "__getitems__"
-"""Name of the dataset method that `DataLoader` calls with a whole batch of indices.
-
-Why: torch's map-style fetcher (`torch.utils.data._utils.fetch._MapDatasetFetcher`) calls
-`dataset.__getitems__(indices)` when the dataset has it, instead of one `__getitem__` per index. An
-in-memory set then gathers a batch with one indexing op, and an audio set pads once per batch. It is
-undocumented (added in torch 2.0 for torchdata). Datasets that define it pair with `keep_batch` as
-`collate_fn`, because the result already is a batch.
-"""
-
-
 def keep_batch(batch: T) -> T:
-    """The `collate_fn` for datasets with `__getitems__`: the fetcher already returned a batch."""
+    """The `collate_fn` for datasets with `__getitems__`: the fetcher already returned a batch.
+
+    Why: torch's map-style fetcher (`torch.utils.data._utils.fetch._MapDatasetFetcher`) calls
+    `dataset.__getitems__(indices)` when the dataset has it, instead of one `__getitem__` per index, so an
+    in-memory set gathers a batch with one indexing op and an audio set pads once per batch. It is
+    undocumented (added in torch 2.0 for torchdata).
+    """
     return batch
 
 

@@ -6,13 +6,8 @@ folder with its logs, checkpoints and config.yaml, and a multi-device strategy (
 copies of the whole command) is refused: several GPUs are used by starting several processes.
 """
 
-import contextlib
-import io
-
-import yaml
-
 from project.cli import main
-from project.errors import ConfigError
+from project.errors import ConfigError, UserError
 
 
 class StudyError(ConfigError):
@@ -20,16 +15,17 @@ class StudyError(ConfigError):
 
 
 def resolved_config(base_args: list[str], recipe: str) -> dict:
-    """The recipe with the overrides, as the CLI resolves it (its `--print_config`): checks them
-    before any run, and shows which keys exist and where the logs go."""
-    printed = io.StringIO()
+    """The recipe with the overrides as its command (`base_args[0]`) would run it, parsed and checked by the
+    CLI: checks them before any run, and shows which keys exist and where the logs go."""
     try:
-        with contextlib.redirect_stdout(printed):
-            main([*base_args, "--print_config"])
+        cli = main(base_args, parse_only=True)
     except SystemExit as exit:
         if exit.code not in (0, None):
             raise StudyError(f"The CLI rejected {recipe} with the given overrides (its message is above).") from None
-    return yaml.safe_load(printed.getvalue())
+        raise  # --help among the overrides: printed
+    except UserError as err:
+        raise StudyError(f"{recipe} with the given overrides: {err}") from None
+    return cli.config[base_args[0]].as_dict()
 
 
 def save_dir(config: dict, recipe: str, command: str) -> str:

@@ -6,8 +6,7 @@
 - `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from the run
   folder's `config.yaml`, or else from what the checkpoint stores (its model and data module
   hyperparameters). Command-line keys still win.
-- A config picked up implicitly may only name classes and callables of the packages below; anything
-  else is refused, naming the key. Passing the config yourself with `--config` accepts it.
+  (project/run_config.py; a config picked up so may only name trusted code, project/trust.py).
 - `--preset NAME` (repeatable) stacks a preset over the recipe: it becomes a `--config` placed after the
   recipe's, before every other key of the command line, which still wins. A preset is never the recipe:
   `fit --preset debug` trains the default recipe, and an evaluation given `--ckpt_path` still rebuilds
@@ -20,38 +19,20 @@ files a command starts from must be chosen before LightningCLI builds its parser
 
 import importlib
 import importlib.util
-import inspect
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import torch
 import yaml
 
-from project.checkpoints import check_checkpoint_path, local_path
+from project.checkpoints import check_checkpoint_path
 from project.config_yaml import load_config_file, load_config_text
-from project.errors import CheckpointError, ConfigError
+from project.errors import ConfigError
+from project.run_config import implicit_config, resume_config
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 DEFAULT_RECIPE = "cifar10"
 PRESETS = "presets"  # the folder of presets, in the shipped configs and beside a fork's recipes
-RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of its run's config.yaml (project/runs.py)
-# This package by its own name, so a renamed fork trusts itself and keeps its runs loadable
-PROJECT_PACKAGE = __name__.split(".")[0]
-TRUSTED_PACKAGES = (PROJECT_PACKAGE, "torch", "torchvision", "lightning", "torchmetrics")
-# Inside the trusted packages, what loads or builds code from elsewhere: a hub repository, a pickle, C++ source
-UNSAFE_MODULES = ("torch.hub", "torch.serialization", "torch.package", "torch.utils.cpp_extension", "torch.jit")
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
-
-
-class UntrustedConfigError(ConfigError):
-    """A config picked up implicitly names code outside the trusted packages."""
-
-
-class IncompleteCheckpointError(CheckpointError):
-    """A checkpoint that does not say how to rebuild its run."""
 
 
 def recipes_dir() -> Path:
@@ -244,161 +225,3 @@ def _with_presets(args: list[str], presets: list[str], recipe: str | None, after
     """`args` with each preset's `--config FILE` inserted at `after`, in the order given."""
     inserted = [a for name in presets for a in ("--config", preset_path(name, recipe))]
     return [*args[:after], *inserted, *args[after:]]
-
-
-def implicit_config(ckpt: str) -> str | None:
-    """The run's config for a checkpoint, as YAML text: the run folder's config.yaml, else the
-    checkpoint's own hyperparameters. Checked against TRUSTED_PACKAGES."""
-    local = local_path(ckpt)
-    if local is None:  # a remote checkpoint: read its hyperparameters only when it is local
-        return None
-    run_config = local.parent.parent / "config.yaml"
-    config, sources = {}, []
-    if local.parent.name == "checkpoints" and run_config.is_file():
-        config = load_config_file(run_config) or {}
-        if not isinstance(config, dict):
-            raise ConfigError(f"{run_config} holds a {type(config).__name__}, not a run's config: pass --config RECIPE")
-        sources.append(str(run_config))
-    elif local.is_file() and (stored := stored_run_config(local)) is not None:
-        # a checkpoint copied away from its run folder brings its run's config: run name, views, trainer
-        config = stored
-        sources.append(f"the run config stored in {local}")
-    if local.is_file():  # the network and data the checkpoint was trained with outrank the run's config
-        config.update(checkpoint_config(local, required=not sources))
-        sources.append(f"the hyperparameters stored in {local}")
-    if not sources:
-        return None
-    source = " and ".join(sources)
-    print(f"Rebuilding the run from {source} (pass --config to use another)")
-    check_trusted(config, source)
-    return yaml.safe_dump(config)
-
-
-def resume_config(ckpt: str) -> str | None:
-    """`fit --ckpt_path X`'s config, as YAML text: the whole config of the run X belongs to (its folder's
-    config.yaml, else the one stored in X), logging into that run's own folder; None for a checkpoint
-    that has neither (the command line then says what to train)."""
-    local = local_path(ckpt)
-    if local is None or not local.is_file():
-        return None
-    folder = run_folder_of(local)
-    if folder is not None:
-        config, source = load_config_file(folder / "config.yaml") or {}, str(folder / "config.yaml")
-    else:
-        config, source = stored_run_config(local), f"the run config stored in {local}"
-        if config is None:
-            return None
-    check_trusted(config, source)
-    print(f"Resuming the run of {source} (pass --config to train another config from this checkpoint)")
-    return yaml.safe_dump(config)
-
-
-def run_folder_of(ckpt: Path) -> Path | None:
-    """The run folder a checkpoint lies in (`<run>/checkpoints/X.ckpt` beside `<run>/config.yaml`), or None."""
-    folder = ckpt.resolve().parent.parent
-    return folder if ckpt.resolve().parent.name == "checkpoints" and (folder / "config.yaml").is_file() else None
-
-
-def stored_run_config(ckpt: Path) -> dict[str, Any] | None:
-    """The whole run config a fit stored in its checkpoints (`project.runs.SaveRunConfig`), or None."""
-    check_checkpoint_path(ckpt)
-    text = torch.load(ckpt, map_location="cpu", weights_only=True).get(RUN_CONFIG_KEY)
-    return (load_config_text(text, f"the run config stored in {ckpt}") or None) if isinstance(text, str) else None
-
-
-def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:
-    """`model` and `data` config sections from a checkpoint's stored hyperparameters; with `required`,
-    a checkpoint lacking either is refused."""
-    check_checkpoint_path(path)  # safe, and a Lightning checkpoint at all
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    missing = [k for k in ("hyper_parameters", "datamodule_hyper_parameters") if not ckpt.get(k)]
-    if missing and required:
-        raise IncompleteCheckpointError(
-            f"{path} does not say how to rebuild its run: it has no {' and no '.join(missing)}. Pass the recipe "
-            "it was trained with: --config <recipe.yaml> (plus any keys you changed for that run)."
-        )
-    sections = {"model": "hyper_parameters", "data": "datamodule_hyper_parameters"}
-    return {key: _section(ckpt[stored]) for key, stored in sections.items() if ckpt.get(stored)}
-
-
-def _section(hparams: dict[str, Any]) -> dict[str, Any]:
-    hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
-    if "_class_path" in hparams:
-        class_path = hparams.pop("_class_path")
-        return {"class_path": class_path, "init_args": hparams}
-    return hparams
-
-
-def check_trusted(config: Any, source: str, key: str = "") -> None:
-    """Refuse a class or callable anywhere in `config` that is not defined in TRUSTED_PACKAGES.
-
-    Trust goes by what a name resolves to, not by its first word: `torch.os.system` is `os.system`,
-    re-exported by torch, and is refused. A name outside the trusted packages is refused unimported.
-    """
-    if isinstance(config, dict):
-        for k, v in config.items():
-            check_trusted(v, source, f"{key}.{k}" if key else str(k))
-    elif isinstance(config, list):
-        for i, v in enumerate(config):
-            check_trusted(v, source, f"{key}[{i}]")
-    elif isinstance(config, str) and _DOTTED.match(config) and _names_code(config, key):
-        where = _defined_in(config)
-        if where is None and not key.endswith("class_path") and "__" not in config:
-            return  # a string that names nothing importable (a run named `torch.v2`): not code
-        if where is None or not _trusted(where):
-            defined = f" (it is {where}'s)" if where and where.split(".")[0] != config.split(".")[0] else ""
-            raise UntrustedConfigError(
-                f"Refusing {key}: {config}{defined} from {source}, which was picked up without being asked for. A "
-                f"config found beside a checkpoint may only name classes and callables defined in "
-                f"{', '.join(TRUSTED_PACKAGES)}. If you trust it, pass it yourself: --config <that file>."
-            )
-
-
-def _trusted(module: str) -> bool:
-    unsafe = any(module == m or module.startswith(m + ".") for m in UNSAFE_MODULES)
-    return module.split(".")[0] in TRUSTED_PACKAGES and not unsafe
-
-
-def _defined_in(dotted: str) -> str | None:
-    """The module that defines what `dotted` names (a module: itself), or None when it names nothing.
-
-    Only names inside the trusted packages are imported to find out; anything else is not trusted anyway.
-    """
-    parts = dotted.split(".")
-    if not _trusted(parts[0]):
-        return parts[0]
-    if any(p.startswith("__") for p in parts):  # __builtins__, __globals__, __class__...: never a config's class
-        return None
-    try:
-        obj = importlib.import_module(parts[0])
-    except ImportError:
-        return None
-    for part in parts[1:]:
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            if not inspect.ismodule(obj):
-                return None
-            try:  # a submodule its package does not import
-                obj = importlib.import_module(f"{obj.__name__}.{part}")
-            except ImportError:
-                return None
-        where = _module_of(obj)
-        if where is None or not _trusted(where):  # a re-export: os through torch.os
-            return where
-    return _module_of(obj)
-
-
-def _module_of(obj: Any) -> str | None:
-    where = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None)
-    return where if isinstance(where, str) else None
-
-
-def _names_code(value: str, key: str) -> bool:
-    """A class_path always; any other dotted string when its first part is an importable module."""
-    if key.endswith("class_path"):
-        return True
-    try:
-        return importlib.util.find_spec(value.split(".")[0]) is not None
-    except (ImportError, ValueError):
-        return False

@@ -1,101 +1,26 @@
-"""A run's folder: the config a fit saved there is its record, and later commands on the run use it.
+"""A run's folder: which one a run writes (`run_folder`), claimed so that two runs never share one, held by
+the fit writing it (`hold_run_folder`), and where a run's data paths point from any folder.
 
-A fit writes `config.yaml` beside its checkpoints, whatever the logger (or none). `validate`/`test`/
-`predict` given just a checkpoint read that config back (project/recipes.py), and commands that log
-into the same folder save their own config next to it instead of being refused (`SaveRunConfig`).
+A fit writes `config.yaml` beside its checkpoints, whatever the logger (or none): project/run_config.py.
 """
 
 import atexit
-import json
 import os
-import shlex
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.trainer.states import TrainerFn
 
-from project.checkpoints import is_running, local_path
-from project.config_yaml import load_config_file
+from project.checkpoints import is_running
 from project.errors import ConfigError
-from project.internals import hpc_resume_path, logger_version_unset, set_logger_version
-from project.recipes import RUN_CONFIG_KEY, run_folder_of, stored_run_config
-from project.sizes import net_defaults
-
-# What a run computes: a resume that changes one of these would not continue the run but make another
-# (a different order, split, batch or network from the same step on), so it is refused
-COMPUTES = (
-    "seed_everything",
-    "model",
-    "data",
-    "trainer.accumulate_grad_batches",
-    "trainer.precision",
-    "trainer.gradient_clip_val",
-    "trainer.gradient_clip_algorithm",
-    "trainer.deterministic",
-    "trainer.limit_train_batches",
-    "trainer.overfit_batches",
-)
-# ... except how the data is read and where it lies, which do not change what is computed
-READS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "on_device", "download", "compile")
+from project.internals import logger_version_unset, set_logger_version
 
 # Arguments of a data module or source that name files or folders: stored resolved, so that a run's
 # config.yaml and its checkpoints work from any folder
 PATH_ARGUMENTS = ("root", "train", "val", "test", "predict_dir", "data_dir", "path", "file")
-
-
-class SaveRunConfig(SaveConfigCallback):
-    """Lightning's config saving, for commands that log into an existing run's folder.
-
-    A fit writes `config.yaml`, the run's record, which evaluations read back (project/recipes.py).
-    A resume, or a validate/test/predict whose logger names the same version (e.g.
-    `--trainer.logger.init_args.version baseline`), writes `resume_config.yaml` or `<command>_config.yaml`
-    beside it; Lightning's own callback would stop such a command. A new fit into an existing run's
-    folder is still refused: it would mix two runs' checkpoints and curves.
-    """
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.already_saved:
-            return
-        command = TrainerFn(stage).value  # Lightning passes the enum: "test", not "TrainerFn.TESTING"
-        # trainer.ckpt_path is only set after this hook: a resume is a --ckpt_path, or a SLURM requeue's checkpoint
-        requeued = SLURMEnvironment.detect() and hpc_resume_path(trainer) is not None
-        continuing = command != "fit" or self.config.get("ckpt_path") is not None or requeued
-        folder = trainer.strategy.broadcast(str(run_folder(trainer)) if trainer.is_global_zero else None)
-        path = os.path.join(folder, self.config_filename)
-        taken = trainer.strategy.broadcast(trainer.is_global_zero and os.path.isfile(path))
-        if taken and continuing:
-            self.config_filename = "resume_config.yaml" if command == "fit" else f"{command}_config.yaml"
-            path = os.path.join(folder, self.config_filename)  # a repeated evaluation replaces its own record
-        elif taken:
-            raise ConfigError(
-                f"{path} exists: a run already logs into {folder}. Name another run (trainer.logger's name or "
-                "version), resume this one with --ckpt_path, or delete the folder."
-            )
-        if trainer.is_global_zero:
-            os.makedirs(folder, exist_ok=True)
-            config = self.config.clone()
-            if "ckpt_path" in config and config["ckpt_path"] is None:
-                # A record passed back later as `--config` after `--ckpt_path X` would reset X to null and
-                # evaluate untrained weights without a word; a run started from scratch records nothing here.
-                del config["ckpt_path"]
-            # The config was validated when it was parsed; validating it again took two thirds of the
-            # write (0.2 s of 0.3 s on a 2-core CPU), time every fit would spend before its first step
-            self.parser.save(
-                config, path, skip_none=False, overwrite=True, multifile=self.multifile, skip_validation=True
-            )
-        if command == "fit":
-            self._run_config = self.parser.dump(self.config.clone(), skip_none=False, skip_validation=True)
-        self.already_saved = trainer.strategy.broadcast(True)
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        # A checkpoint copied away from its folder still rebuilds its whole run (project/recipes.py)
-        if getattr(self, "_run_config", None):
-            checkpoint[RUN_CONFIG_KEY] = self._run_config
 
 
 def claim_run_folders(trainer: L.Trainer) -> None:
@@ -158,104 +83,6 @@ def resolve_data_paths(data: Any) -> None:
 
 def _relative_path(value: Any) -> bool:
     return isinstance(value, str | Path) and bool(str(value)) and "://" not in str(value) and not os.path.isabs(value)
-
-
-def continue_in(trainer: Any, folder: Path) -> None:
-    """Make a resumed fit's parsed `trainer` config log into the run folder it resumes: its TensorBoard or
-    CSV logger's save_dir/name/version, or without a logger its default_root_dir. A version the command
-    line names, and other loggers (MLflow), are left as they are."""
-    logger = trainer.get("logger")
-    if logger is None or logger is False:
-        trainer.default_root_dir = str(folder)
-        return
-    init = logger.get("init_args") if hasattr(logger, "get") else None
-    class_path = str(logger.get("class_path") or "") if hasattr(logger, "get") else ""
-    if init is None or not class_path.endswith(("TensorBoardLogger", "CSVLogger")) or init.get("version") is not None:
-        return
-    init.save_dir, init.name, init.version = str(folder.parent.parent), folder.parent.name, folder.name
-
-
-def continue_run(config: Any) -> None:
-    """`fit --ckpt_path X`: refuse a config that changes what X's run computes (COMPUTES), and log into
-    X's run folder. The run's config is its folder's config.yaml, else the one stored in X."""
-    local = local_path(config.ckpt_path)
-    if local is None or not local.is_file():
-        return  # reported for what it is when Lightning loads it
-    folder = run_folder_of(local)
-    made = load_config_file(folder / "config.yaml") if folder else stored_run_config(local)
-    if made:
-        refuse_changes(made, config, local, folder)
-    if folder is not None and _same_logger(made or {}, config):
-        continue_in(config.trainer, folder)
-
-
-def _same_logger(made: dict[str, Any], config: Any) -> bool:
-    """Whether the resumed fit logs where its run did (not elsewhere by the user's choice)."""
-    was = _leaves({"logger": (made.get("trainer") or {}).get("logger")})
-    now = _leaves({"logger": config.trainer.as_dict().get("logger")})
-    keys = ("logger", "logger.class_path", "logger.init_args.save_dir", "logger.init_args.name")
-    return all(_same(was.get(k), now.get(k)) for k in keys)
-
-
-def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path | None) -> None:
-    from project.cli import cpu_precision  # the precision the run really had, on a machine without a GPU
-
-    now_tree = config.as_dict()
-    was, now = _leaves(_with_net_defaults(made, now_tree)), _leaves(now_tree)
-    if cpu_precision(config.trainer) is not None:
-        now["trainer.precision"] = cpu_precision(config.trainer)
-    for key in sorted(was.keys() | now.keys()):
-        if not key.startswith(COMPUTES) or key.rsplit(".", 1)[-1] in (*READS, *PATH_ARGUMENTS):
-            continue
-        if key.startswith(COMPUTES) and _same(was.get(key), now.get(key)):
-            continue
-        shown = key.replace(".init_args.", ".")
-        given = shlex.quote(f"--{shown}={_shown(now.get(key))}")
-        recipe = f"--config {folder / 'config.yaml'}" if folder else "--config <the run's recipe>"
-        raise ConfigError(
-            f"{given}: the run of {ckpt} was made with {shown}={_shown(was.get(key))}, and a resume continues "
-            f"that run as it was made. Resume without it, or start a new run from this checkpoint's weights: "
-            f"python -m project.cli fit {recipe} {given} --trainer.callbacks+=project.callbacks.StartFromWeights "
-            f"--trainer.callbacks.checkpoint={shlex.quote(str(ckpt))}"
-        )
-
-
-def _with_net_defaults(made: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """`made` with its net's unset arguments at their defaults, as a parsed config has them: a run's
-    config.yaml records only the net arguments given (project/sizes.py). Only for the class the command
-    line already imported, so nothing of a run folder's config is imported here."""
-    net = (made.get("model") or {}).get("net")
-    class_path = net.get("class_path") if isinstance(net, dict) else None
-    if not class_path or class_path != ((now.get("model") or {}).get("net") or {}).get("class_path"):
-        return made
-    filled = {**net_defaults(class_path), **(net.get("init_args") or {})}
-    return {**made, "model": {**made["model"], "net": {**net, "init_args": filled}}}
-
-
-def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: tree}
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return [_normal(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _same(a: Any, b: Any) -> bool:
-    return _normal(a) == _normal(b)
-
-
-def _shown(value: Any) -> str:
-    """A value as the command line takes it: YAML's flow style without spaces ([8,16,16], null)."""
-    return json.dumps(_normal(value), separators=(",", ":")) if not isinstance(value, str) else value
 
 
 LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it: the fit's process id
@@ -349,3 +176,59 @@ def _lock_holder(lock: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return True
+
+
+def logger_class(logger: Any) -> str:
+    """The class path of a logger as configured (empty for none or `true`)."""
+    return str(logger.get("class_path") or "") if hasattr(logger, "get") else ""
+
+
+def profile_in_run_folder(trainer: L.Trainer) -> None:
+    """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml).
+
+    Lightning puts it in `trainer.log_dir`: the run folder for TensorBoard, CSV and no logger, but the
+    store's root for others (MLflow's logs/mlruns). Rank 0 only: the others do not know the folder yet.
+    """
+    profiler = trainer.profiler
+    if getattr(profiler, "dirpath", "given") is not None or not trainer.loggers or trainer.global_rank != 0:
+        return
+    if not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
+        profiler.dirpath = run_folder(trainer)
+
+
+def run_name(config: Any, recipe: str | None = None) -> str:
+    """The run's name when its logger names none: the recipe's (`recipe`), else from the data: its
+    source's class (FSDD -> fsdd), else its data module's."""
+    if recipe:
+        return recipe
+    data = config.get("data") or {}
+    init = data.get("init_args") or {}
+    source = (init.get("source") or init.get("dataset")) if hasattr(init, "get") else None
+    class_path = (source or {}).get("class_path") if hasattr(source or {}, "get") else None
+    class_path = class_path or data.get("class_path") or "run"
+    name = class_path.rsplit(".", 1)[-1].removesuffix("DataModule") or "run"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def place_run(config: Any, recipe: str | None) -> None:
+    """Where a run's files go, set in its parsed `config`: a name for a recipe that names no run (the recipe's,
+    else its data's), a folder of its own without a logger, a local MLflow store beside the other runs."""
+    trainer = config.trainer
+    logger = trainer.logger
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if init is not None and "name" in init and not init.name:
+        init.name = run_name(config, recipe)  # a recipe that names no run: its data's name
+    if init is not None and init.get("experiment_name") == "lightning_logs":  # MLflow's stock name
+        init.experiment_name = run_name(config, recipe)
+    if logger is False and not trainer.get("default_root_dir"):
+        # No logger: checkpoints and the run's config still get a folder of their own
+        trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config, recipe)))
+    uri = (init or {}).get("tracking_uri")
+    if logger_class(logger).endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
+        # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
+        # mlflow.yaml); MLflow >= 3.7 refuses its file store unless asked for it this way
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        if uri is None and init.get("save_dir"):
+            # MLflow keeps one store per URI for the process: a relative one would stay tied to the
+            # folder of the first run (a sweep or a test that changes folder then finds no store)
+            init.save_dir = str(Path(init.save_dir).resolve())

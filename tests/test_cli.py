@@ -17,8 +17,10 @@ from project import metrics
 from project.checkpoints import UnsafeCheckpointError
 from project.cli import main
 from project.errors import CheckpointError, ConfigError
-from project.recipes import IncompleteCheckpointError, UntrustedConfigError, recipes_dir, shipped_recipes
+from project.recipes import recipes_dir, shipped_recipes
+from project.run_config import IncompleteCheckpointError
 from project.sizes import SizeMismatchError
+from project.trust import UntrustedConfigError
 from tests.conftest import cpu_trainer_args
 from tests.image_tree import write_image_tree
 from tests.recipes import needs_recipe
@@ -558,3 +560,37 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     assert "class_path: project.data.FSDD" in printed and "name: fsdd" in printed
     assert "fast_dev_run: 2" in run(str(python.parent / "project"), "fit", "--preset", "debug", "--print_config")
     assert not list(empty.iterdir()), "printing a config writes nothing"
+
+
+def test_fit_test_and_predict_print_no_tips_or_deprecations(tmp_path, capsys):
+    """A normal run's console holds what the run did: no library's advertising tips, no deprecation
+    warnings caused by how the project uses its libraries."""
+    import logging
+    import warnings
+
+    from tests.recipes import run_dir, tiny_args
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("lightning.pytorch").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # as a console shows them: deprecations only where our own code is the caller (`python -m` runs
+            # the CLI as __main__, whose deprecation warnings Python shows), every other warning
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("always", category=DeprecationWarning, module=main.__module__.split(".")[0])
+            main(["fit", *tiny_args(tmp_path, epochs=1)])
+            run = run_dir(tmp_path)  # tests.recipes is not a trusted package: its config is passed as asked for
+            for command in ("test", "predict"):
+                main([command, f"--config={run / 'config.yaml'}", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    finally:
+        logging.getLogger("lightning.pytorch").removeHandler(handler)
+    printed = capsys.readouterr()
+    said = [r.getMessage() for r in records] + printed.out.splitlines() + printed.err.splitlines()
+    assert not [line for line in said if "Tip:" in line or "deprecated" in line.lower()], said
+    noisy = [
+        w for w in caught if issubclass(w.category, DeprecationWarning | FutureWarning) or "deprecat" in str(w.message)
+    ]
+    assert not noisy, [f"{w.filename}:{w.lineno}: {w.message}" for w in noisy]

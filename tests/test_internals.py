@@ -26,7 +26,8 @@ PRIVATE_NAMES = [
         "leave_checkpoint_callback_states",
     ),
     ("lightning.pytorch.cli", "LightningCLI._dump_config", "freeze_cli_hparams"),
-    ("lightning.pytorch.cli", "LightningCLI._parse_ckpt_path", "freeze_cli_hparams"),
+    ("lightning.pytorch.cli", "LightningCLI._parse_ckpt_path", "without_checkpoint_hparams"),
+    ("lightning.pytorch.cli", "_InstantiatorFn", "checkpoint_hparams_config"),
     ("jsonargparse._signatures", "SignatureArguments._add_signature_parameter", "unrequire_arguments"),
     ("lightning.pytorch.loops.fit_loop", "_FitLoop._load_combined_loader_states", "restore_train_loader_state"),
     ("lightning.pytorch.loops.fit_loop", "_FitLoop.total_batch_idx", "total_batch_index"),
@@ -37,7 +38,7 @@ PRIVATE_NAMES = [
     ("torch.utils.tensorboard", "SummaryWriter._get_file_writer", "tensorboard_event_writer"),
     ("torch", "_foreach_lerp_", "foreach_lerp_"),
     ("torch", "_foreach_copy_", "foreach_copy_"),
-    ("torch.utils.data._utils.fetch", "_MapDatasetFetcher", "BATCH_FETCH_METHOD"),
+    ("torch.utils.data._utils.fetch", "_MapDatasetFetcher", "keep_batch"),
     ("lightning.pytorch.trainer.connectors.logger_connector.result", "_ResultMetric.to", "cheap_repeated_logging"),
 ]
 
@@ -79,10 +80,9 @@ def test_dataloader_fetches_whole_batches_through_getitems():
             self.calls.append(list(indices))
             return torch.tensor(indices)
 
-    assert internals.BATCH_FETCH_METHOD == "__getitems__"
     batches = list(DataLoader(Batched(), batch_size=4, collate_fn=internals.keep_batch))
     assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5]], (
-        "DataLoader no longer calls Dataset.__getitems__ with a batch: see project.internals.BATCH_FETCH_METHOD"
+        "DataLoader no longer calls Dataset.__getitems__ with a batch: see project.internals.keep_batch"
     )
 
 
@@ -144,6 +144,14 @@ def test_trainer_internals_answer_during_a_fit(tmp_path):
     _fit_tiny(tmp_path, Probe())
     assert seen["hpc"] is None, "internals.hpc_resume_path: no requeue checkpoint should be found"
     assert seen["batches"] == [0, 1, 2], "internals.total_batch_index no longer counts batches from 0"
+
+
+def test_option_strings_lists_a_parsers_options():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max_epochs")
+    assert {"--help", "--max_epochs"} <= set(internals.option_strings(parser)), "rewrite internals.option_strings"
 
 
 def test_flatten_batch_indices_accepts_both_shapes():

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -14,6 +17,14 @@ def test_resnet_shapes_and_every_parameter_learns(channels_last):
     torch.nn.functional.cross_entropy(logits, torch.arange(4)).backward()
     missing = [name for name, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"parameters without gradient: {missing}"
+
+
+def test_the_networks_import_only_torch():
+    """A network is plain torch: using one elsewhere does not load Lightning (or the CLI's libraries)."""
+    code = "import sys, project.models; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    heavy = [m for m in ("lightning", "pytorch_lightning", "jsonargparse", "torchmetrics") if f"'{m}'" in loaded]
+    assert not heavy, f"importing project.models loaded {heavy}"
 
 
 def test_resnet_rejects_mismatched_stage_settings():

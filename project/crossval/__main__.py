@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from project.crossval.study import CrossVal, FoldFailed, Interrupted, collect, print_commands, run
+from project.crossval.study import CrossVal, FoldFailed, Interrupted, collect, prepare, run
 from project.errors import run_command
 
 
@@ -65,6 +65,30 @@ def parse(argv: list[str]) -> tuple[CrossVal, argparse.Namespace]:
         overrides=overrides,
     )
     return cv, args
+
+
+def slurm_script(cv: CrossVal) -> str:
+    """The folds as a SLURM job array, one fold per task, then the summary."""
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"#SBATCH --array=0-{cv.num_folds - 1}",
+            "#SBATCH --gpus-per-task=1",
+            f"srun {cv.command('$SLURM_ARRAY_TASK_ID')}",
+        ]
+    )
+
+
+def print_commands(cv: CrossVal) -> None:
+    prepare(cv)  # the same checks as a run, so the printed commands work
+    print(
+        f"# The {cv.num_folds} folds of study {cv.study}, one command each (any order, any machine sharing the logs):"
+    )
+    print("\n".join(cv.command(fold) for fold in range(cv.num_folds)))
+    print("\n# Or as a SLURM job array (sbatch this file):")
+    print(slurm_script(cv))
+    print("\n# Then the summary (the last fold to finish also writes it):")
+    print(cv.command(collect=True))
 
 
 def crossval(argv: list[str]) -> None:

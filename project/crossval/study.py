@@ -234,27 +234,3 @@ def collect(cv: CrossVal, study_dir: Path | None = None, quiet_if_missing: bool 
     print(f"\nStudy {cv.study} ({study_dir}):\n{results.table(records, results.summary(records))}")
     print(f"Written: {csv_path} and {json_path}")
     return csv_path
-
-
-def slurm_script(cv: CrossVal) -> str:
-    """The folds as a SLURM job array, one fold per task, then the summary."""
-    return "\n".join(
-        [
-            "#!/bin/bash",
-            f"#SBATCH --array=0-{cv.num_folds - 1}",
-            "#SBATCH --gpus-per-task=1",
-            f"srun {cv.command('$SLURM_ARRAY_TASK_ID')}",
-        ]
-    )
-
-
-def print_commands(cv: CrossVal) -> None:
-    prepare(cv)  # the same checks as a run, so the printed commands work
-    print(
-        f"# The {cv.num_folds} folds of study {cv.study}, one command each (any order, any machine sharing the logs):"
-    )
-    print("\n".join(cv.command(fold) for fold in range(cv.num_folds)))
-    print("\n# Or as a SLURM job array (sbatch this file):")
-    print(slurm_script(cv))
-    print("\n# Then the summary (the last fold to finish also writes it):")
-    print(cv.command(collect=True))

@@ -106,7 +106,8 @@ def _rerun_dead_trials(study: optuna.Study) -> None:
 class _StopAt:
     """Stops this process once the study as a whole holds `n` finished trials: with several processes
     on one study, each ends when the total is reached (the trials still running elsewhere finish too,
-    so the total can exceed `n` by one per other process)."""
+    so the total can exceed `n` by one per other process). Ours, not Optuna's `MaxTrialsCallback`: that
+    one counts a killed trial queued to run again as finished, and would end the study before its re-run."""
 
     def __init__(self, n: int):
         self.n = n
