@@ -103,6 +103,23 @@ def _parsers_built_once():
         yield
 
 
+def pytest_sessionfinish(session) -> None:
+    """A pytest-xdist worker hands its share of the catalogue's tally to the main process."""
+    if hasattr(session.config, "workeroutput"):
+        from tests.catalogue import TALLY
+
+        session.config.workeroutput["bad_inputs"] = dict(TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist's main process: add a finished worker's share of the tally."""
+    from tests.catalogue import TALLY
+
+    for key, count in getattr(node, "workeroutput", {}).get("bad_inputs", {}).items():
+        TALLY[key] += count
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """The whole bad-input catalogue's totals (tests/catalogue.py), over every file that holds cases."""
     from tests.catalogue import TALLY

@@ -150,6 +150,7 @@ def _fsdd_resume_args(root: Path, log_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # three FSDD fits; exact resume of the tiny table and of image folders stays quick
 @needs_recipe("fsdd")
 def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
     """Stopped inside the second epoch; every weight differed when dropout drew from an unsaved RNG."""
