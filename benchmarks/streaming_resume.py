@@ -10,25 +10,16 @@ prints the fits' times and whether any weight differs after the resume. The fold
 
 import argparse
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' Ctrl-C at a step (tests/stops.py)
 from project.cli import main
-
-
-class InterruptAt(L.Callback):
-    """Presses Ctrl-C (raises KeyboardInterrupt) at the end of training step `step`."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
+from tests.stops import interrupt_at
 
 
 def fit_args(source: list[str], log_dir: Path) -> list[str]:
@@ -74,10 +65,9 @@ def main_() -> None:
     start = time.perf_counter()
     main(["fit", *fit_args(source, out / "full")])
     print(f"uninterrupted fit: {time.perf_counter() - start:.0f} s")
-    interrupt = f'--trainer.callbacks+={{"class_path": "{__name__}.InterruptAt", "init_args": {{"step": 5}}}}'
     sigint = signal.getsignal(signal.SIGINT)
     try:
-        main(["fit", *fit_args(source, out / "part"), interrupt])
+        main(["fit", *fit_args(source, out / "part"), interrupt_at(5)])
     except SystemExit:
         pass  # Lightning turns Ctrl-C into exit status 1, after saving last.ckpt
     finally:

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+# One thread per process, set before anything imports torch, and inherited by the tests' subprocesses: the
+# tests train tiny nets, which a second thread cannot speed up, and two threads on a busy 2-core machine
+# spin-wait for each other (a tiny fit took 3x the CPU; BENCHMARKS.md saw up to 50x). Set it to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Real data for the optional real-data tests: a folder holding `cifar10-jpeg.tar.xz` (the CIFAR-10 images
 # as JPEGs, train/ and test/ class folders) and `fsdd.tar.xz` (FSDD v1.0.10). `.ci/run` sets it when such
 # a folder is at hand; without it those tests skip.
@@ -87,6 +92,32 @@ def serve_dir():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _parsers_built_once():
+    """Every in-process `project.cli.main` takes a copy of a parser built once (tests/parser_cache.py)."""
+    from tests.parser_cache import parsers_built_once
+
+    with parsers_built_once():
+        yield
+
+
+def pytest_sessionfinish(session) -> None:
+    """A pytest-xdist worker hands its share of the catalogue's tally to the main process."""
+    if hasattr(session.config, "workeroutput"):
+        from tests.catalogue import TALLY
+
+        session.config.workeroutput["bad_inputs"] = dict(TALLY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist's main process: add a finished worker's share of the tally."""
+    from tests.catalogue import TALLY
+
+    for key, count in getattr(node, "workeroutput", {}).get("bad_inputs", {}).items():
+        TALLY[key] += count
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -84,6 +84,26 @@ def tiny_args(log_dir: Path, epochs: int = 3) -> list[str]:
     return [f"--config={TINY}", *cpu_trainer_args(log_dir, epochs)]
 
 
+def image_folder_args(root: Path, log_dir: Path, widths: str = "[8,8,8,8]", epochs: int = 3) -> list[str]:
+    """The tiny recipe's training with a small ResNet (`widths` per stage) on the folder of images `root`
+    (tests/image_tree.py) at 16x16, batches of 6, a quarter held out, deterministic."""
+    return [
+        f"--config={TINY}",
+        "--model.net=project.models.ResNet",
+        "--model.net.init_args.channels_last=false",
+        f"--model.net.init_args.widths={widths}",
+        "--data=project.data.ImageDataModule",
+        "--data.source=project.data.ImageFolder",
+        f"--data.source.init_args.root={root}",
+        "--data.source.init_args.image_size=16",
+        "--data.batch_size=6",
+        "--data.val_size=0.25",
+        "--trainer.precision=32-true",
+        "--trainer.deterministic=true",
+        *cpu_trainer_args(log_dir, epochs),
+    ]
+
+
 def run_dir(log_dir: Path, name: str = "tiny") -> Path:
     """The latest `version_<n>` folder of the runs named `name` under `log_dir`."""
     runs = sorted((log_dir / name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))

@@ -54,9 +54,22 @@ def _test_tiny(t: Path, *extra: str) -> None:
     cli("test", f"--config={TINY}", f"--trainer.logger.init_args.save_dir={t / 'logs'}", *extra)
 
 
+def _file(t: Path, name: str, content: object) -> Path:
+    """`content` as the file `name` in the case's folder: text or bytes as they are, else through torch.save."""
+    if isinstance(content, bytes | str):
+        (t / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    else:
+        torch.save(content, t / name)
+    return t / name
+
+
+def _option(t: Path, option: str, name: str, content: object) -> str:
+    """`option=FILE`, FILE being `name` in the case's folder, holding `content` (`_file`)."""
+    return f"{option}={_file(t, name, content)}"
+
+
 def _config(t: Path, text: str, name: str = "bad.yaml", *extra: str) -> None:
-    (t / name).write_text(text)
-    _fit(t, f"--config={t / name}", *extra)
+    _fit(t, _option(t, "--config", name, text), *extra)
 
 
 def _checkpoint(path: Path, **content: object) -> Path:
@@ -204,7 +217,7 @@ YAML_FILES = [
     ),
     BadInput(
         "YAML bomb as a preset file",
-        lambda t: ((t / "laughs.yaml").write_text(bomb()), _fit(t, f"--preset={t / 'laughs.yaml'}")),
+        lambda t: _fit(t, _option(t, "--preset", "laughs.yaml", bomb())),
         Refused,
         r"laughs\.yaml: its aliases .* YAML bomb",
     ),
@@ -216,7 +229,7 @@ YAML_FILES = [
     ),
     BadInput(
         "YAML bomb in a search space",
-        lambda t: ((t / "space.yaml").write_text(bomb()), load_space(t / "space.yaml")),
+        lambda t: load_space(_file(t, "space.yaml", bomb())),
         ConfigError,
         r"space\.yaml: its aliases .* YAML bomb",
     ),
@@ -246,10 +259,7 @@ YAML_FILES = [
     ),
     BadInput(
         "duplicate key in a preset",
-        lambda t: (
-            (t / "p.yaml").write_text("trainer:\n  fast_dev_run: 1\n  fast_dev_run: 2\n"),
-            _fit(t, f"--preset={t / 'p.yaml'}"),
-        ),
+        lambda t: _fit(t, _option(t, "--preset", "p.yaml", "trainer:\n  fast_dev_run: 1\n  fast_dev_run: 2\n")),
         Refused,
         r"p\.yaml, line 3: the key `fast_dev_run` appears twice",
     ),
@@ -267,9 +277,8 @@ YAML_FILES = [
     ),
     BadInput(
         "duplicate key in a search space",
-        lambda t: (
-            (t / "space.yaml").write_text("model.optimizer.init_args.lr: {type: float, low: 0.1, high: 1}\n" * 2),
-            load_space(t / "space.yaml"),
+        lambda t: load_space(
+            _file(t, "space.yaml", "model.optimizer.init_args.lr: {type: float, low: 0.1, high: 1}\n" * 2)
         ),
         ConfigError,
         r"space\.yaml, line 2: the key `model\.optimizer\.init_args\.lr` appears twice",
@@ -300,7 +309,7 @@ YAML_FILES = [
     ),
     BadInput(
         "binary file given as --config",
-        lambda t: ((t / "model.bin").write_bytes(b"\xff\xfe\x00\x81" * 64), _fit(t, f"--config={t / 'model.bin'}")),
+        lambda t: _fit(t, _option(t, "--config", "model.bin", b"\xff\xfe\x00\x81" * 64)),
         Refused,
         r"cannot read the config file .*model\.bin",
     ),
@@ -548,19 +557,9 @@ def _nan_features() -> torch.Tensor:
     return features
 
 
-def _feature_file(t: Path, content: object, name: str = "train.pt") -> Path:
-    if isinstance(content, bytes | str):
-        (t / name).write_bytes(content if isinstance(content, bytes) else content.encode())
-    else:
-        torch.save(content, t / name)
-    return t / name
-
-
 def _read_split(t: Path, test: object, train: object | None = None) -> None:
     """FeatureFiles over a good training file (or `train`) and the test file `test`; reads the test split."""
-    source = FeatureFiles(
-        _feature_file(t, _table() if train is None else train), test=_feature_file(t, test, "test.pt")
-    )
+    source = FeatureFiles(_file(t, "train.pt", _table() if train is None else train), test=_file(t, "test.pt", test))
     source.load("test")
 
 
@@ -643,7 +642,7 @@ FEATURE_FILES = [
 
 
 def _truncated_feature_file(t: Path) -> None:
-    path = _feature_file(t, _table(rows=500))
+    path = _file(t, "train.pt", _table(rows=500))
     path.write_bytes(path.read_bytes()[:2000])
     FeatureFiles(path)
 
@@ -658,7 +657,7 @@ FEATURE_FILES += [
     ),
     BadInput(
         "feature file: labels beyond the classes named",
-        lambda t: FeatureFiles(_feature_file(t, _table()), classes=["a", "b"]).load("train"),
+        lambda t: FeatureFiles(_file(t, "train.pt", _table()), classes=["a", "b"]).load("train"),
         DataError,
         r"train\.pt has labels up to 2, beyond the 2 classes \(a, b\)",
     ),
@@ -668,8 +667,8 @@ FEATURE_FILES += [
             "test",
             f"--config={TINY}",
             "--data.source=project.data.FeatureFiles",
-            f"--data.source.init_args.train={_feature_file(t, _table())}",
-            f"--data.source.init_args.test={_feature_file(t, _spoilt(features=_nan_features()), 'test.pt')}",
+            _option(t, "--data.source.init_args.train", "train.pt", _table()),
+            _option(t, "--data.source.init_args.test", "test.pt", _spoilt(features=_nan_features())),
             "--trainer.accelerator=cpu",
             f"--trainer.logger.init_args.save_dir={t / 'logs'}",
         ),
@@ -681,7 +680,7 @@ FEATURE_FILES += [
         lambda t: _fit(
             t,
             "--data.source=project.data.FeatureFiles",
-            f"--data.source.init_args.train={_feature_file(t, _spoilt(labels=torch.arange(12) % 3 * 0.9))}",
+            _option(t, "--data.source.init_args.train", "train.pt", _spoilt(labels=torch.arange(12) % 3 * 0.9)),
         ),
         Refused,
         r"train\.pt holds labels that are not whole numbers \(row 1: 0\.9",
@@ -734,19 +733,13 @@ CHECKPOINTS = [
     ),
     BadInput(
         "empty checkpoint file",
-        lambda t: (
-            (t / "empty.ckpt").write_bytes(b""),
-            _test_tiny(t, f"--ckpt_path={t / 'empty.ckpt'}"),
-        ),
+        lambda t: _test_tiny(t, _option(t, "--ckpt_path", "empty.ckpt", b"")),
         Refused,
         r"empty\.ckpt is not a readable PyTorch checkpoint",
     ),
     BadInput(
         "text file as --ckpt_path",
-        lambda t: (
-            (t / "notes.ckpt").write_text("best run\n"),
-            _test_tiny(t, f"--ckpt_path={t / 'notes.ckpt'}"),
-        ),
+        lambda t: _test_tiny(t, _option(t, "--ckpt_path", "notes.ckpt", "best run\n")),
         Refused,
         r"notes\.ckpt is not a readable PyTorch checkpoint",
     ),

@@ -309,7 +309,8 @@ def test_a_torchvision_builder_function_trains_and_its_checkpoint_evaluates(tmp_
             "class_path": "torchvision.models.ResNet",
             "init_args": {"block": "torchvision.models.resnet.BasicBlock", "layers": [1, 1, 1, 1]},
         },
-        {"class_path": "torchvision.models.mobilenet_v3_small"},
+        # slow: a builder from YAML as the ResNet class is, and twice its fits' time
+        pytest.param({"class_path": "torchvision.models.mobilenet_v3_small"}, marks=pytest.mark.slow),
     ],
     ids=["ResNet", "mobilenet_v3_small"],
 )
@@ -438,7 +439,8 @@ def test_every_way_a_checkpoint_is_loaded_refuses_a_payload(trained, how, force_
 # --- loggers -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("logger", ["tensorboard", "csv", "mlflow", "none"])
+# MLflow's store is the slowest to set up; its run folder stays tested quickly in tests/test_presets.py
+@pytest.mark.parametrize("logger", ["tensorboard", "csv", pytest.param("mlflow", marks=pytest.mark.slow), "none"])
 def test_every_logger_keeps_the_run_config_beside_its_checkpoints_resumes_and_evaluates(
     logger, tmp_path, monkeypatch, capsys
 ):

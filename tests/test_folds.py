@@ -255,6 +255,7 @@ class InterruptOnce(L.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # a whole study, interrupted and resumed: the 3-fold study above runs the same path
 def test_an_interrupted_study_resumes_with_no_fold_lost_or_run_twice(tmp_path, capsys):
     init_args = {"version": "fold1", "marker": str(tmp_path / "interrupted")}
     interrupt = json.dumps({"class_path": f"{__name__}.InterruptOnce", "init_args": init_args})

@@ -18,8 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from project import signals
 from project.cli import main
 from project.errors import run_command
-from tests.conftest import cpu_trainer_args
-from tests.recipes import TINY, needs_recipe, tiny_args
+from tests.recipes import image_folder_args, needs_recipe, tiny_args
 
 EPOCHS = 3
 
@@ -98,31 +97,13 @@ def test_table_stopped_mid_step_resumes_exactly(signum, tmp_path):
     _assert_resumes_exactly(_table, signum, 6, 5, tmp_path)
 
 
-def _images(root: Path, log_dir: Path) -> list[str]:
-    return [
-        f"--config={TINY}",
-        "--model.net=project.models.ResNet",
-        "--model.net.init_args.channels_last=false",
-        "--model.net.init_args.widths=[8,8,8,8]",
-        "--data=project.data.ImageDataModule",
-        "--data.source=project.data.ImageFolder",
-        f"--data.source.init_args.root={root}",
-        "--data.source.init_args.image_size=16",
-        "--data.batch_size=6",
-        "--data.val_size=0.25",
-        "--trainer.precision=32-true",
-        "--trainer.deterministic=true",
-        *cpu_trainer_args(log_dir, EPOCHS),
-    ]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_image_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
     from tests.image_tree import write_image_tree
 
     root = write_image_tree(tmp_path / "images", per_class=10)  # 22 / 6 = 3 steps an epoch
-    _assert_resumes_exactly(functools.partial(_images, root), signum, 4, 3, tmp_path)
+    _assert_resumes_exactly(functools.partial(image_folder_args, root, epochs=EPOCHS), signum, 4, 3, tmp_path)
 
 
 @pytest.mark.slow

@@ -43,9 +43,9 @@ from project.data.download import DownloadError, RemoteArchive, download_archive
 from project.runs import claim_run_folders
 from tests.archive_format import add_to_tar
 from tests.catalogue import BadInput, Refused, cases, check, cli
-from tests.conftest import cpu_trainer_args
 from tests.image_tree import truncate, write_image_tree
-from tests.recipes import TINY, needs_recipe, tiny_args
+from tests.recipes import TINY, image_folder_args, needs_recipe, tiny_args
+from tests.stops import interrupt_at
 from tests.test_audio_model import tiny_fsdd_args
 from tests.test_download import write_cve_2025_4517_archive
 from tests.wav_format import write_fsdd, write_speech_commands
@@ -63,17 +63,6 @@ STEPS_PER_EPOCH, EPOCHS = 5, 3
 
 def resume_args(log_dir: Path, *extra: str) -> list[str]:
     return [*tiny_args(log_dir, epochs=EPOCHS), "--trainer.deterministic=true", *extra]
-
-
-class InterruptAt(L.Callback):
-    """Presses Ctrl-C (raises KeyboardInterrupt) at the end of training step `step`."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 def _last_ckpt(log_dir: Path) -> Path:
@@ -95,11 +84,10 @@ def _interrupt_and_resume(step: int, tmp_path: Path, *extra: str):
 
 def _resume_after_interrupt(args: Callable[[Path], list[str]], step: int, tmp_path: Path):
     """Fit with `args(log_dir)`, press Ctrl-C after training step `step`, then resume from last.ckpt."""
-    interrupt = f'--trainer.callbacks+={{"class_path": "{__name__}.InterruptAt", "init_args": {{"step": {step}}}}}'
     sigint = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as stopped:  # Lightning turns Ctrl-C into exit status 1
-            main(["fit", *args(tmp_path / "part"), interrupt])
+            main(["fit", *args(tmp_path / "part"), interrupt_at(step)])
     finally:
         signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C while it shuts down
     assert stopped.value.code == 1
@@ -162,6 +150,7 @@ def _fsdd_resume_args(root: Path, log_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # three FSDD fits; exact resume of the tiny table and of image folders stays quick
 @needs_recipe("fsdd")
 def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
     """Stopped inside the second epoch; every weight differed when dropout drew from an unsaved RNG."""
@@ -172,29 +161,10 @@ def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
     _assert_same_run(_resume_after_interrupt(args, 4, tmp_path), (full, last), steps=3 * EPOCHS)
 
 
-def _image_folder_resume_args(root: Path, log_dir: Path) -> list[str]:
-    """The tiny recipe's training with a small ResNet on a folder of images."""
-    return [
-        f"--config={TINY}",
-        "--model.net=project.models.ResNet",
-        "--model.net.init_args.channels_last=false",
-        "--data=project.data.ImageDataModule",
-        "--data.source=project.data.ImageFolder",
-        f"--data.source.init_args.root={root}",
-        "--data.source.init_args.image_size=16",
-        "--data.batch_size=6",
-        "--data.val_size=0.25",
-        "--model.net.init_args.widths=[8,8,8,8]",
-        "--trainer.precision=32-true",
-        "--trainer.deterministic=true",
-        *cpu_trainer_args(log_dir, EPOCHS),
-    ]
-
-
 def test_image_folder_resume_is_bit_exact(tmp_path):
     """3 classes x 10 images, a quarter held out: 22 / batch 6 = 3 steps an epoch; stopped inside the second."""
     root = write_image_tree(tmp_path / "images", per_class=10)
-    args = functools.partial(_image_folder_resume_args, root)
+    args = functools.partial(image_folder_args, root, epochs=EPOCHS)
     full = main(["fit", *args(tmp_path / "full")])
     last = torch.load(_last_ckpt(tmp_path / "full"), map_location="cpu", weights_only=True)
     _assert_same_run(_resume_after_interrupt(args, 4, tmp_path), (full, last), steps=3 * EPOCHS)

@@ -170,18 +170,13 @@ def test_an_unreadable_file_met_while_streaming_is_one_line(tmp_path, workers):
 def test_streamed_fit_resumes_bit_exact_after_ctrl_c_with_workers(tmp_path):
     """Chosen in the config (`--data.in_memory=false`), decoded by 2 workers: stopped by Ctrl-C inside
     the second epoch and resumed, the same weights, optimizer state and metrics as an uninterrupted run."""
-    from tests.test_reliability import (
-        EPOCHS,
-        _assert_same_run,
-        _image_folder_resume_args,
-        _last_ckpt,
-        _resume_after_interrupt,
-    )
+    from tests.recipes import image_folder_args
+    from tests.test_reliability import EPOCHS, _assert_same_run, _last_ckpt, _resume_after_interrupt
 
     root = write_image_tree(tmp_path / "images", per_class=10)
 
     def args(log_dir):
-        return [*_image_folder_resume_args(root, log_dir), "--data.in_memory=false", "--data.num_workers=2"]
+        return [*image_folder_args(root, log_dir, epochs=EPOCHS), "--data.in_memory=false", "--data.num_workers=2"]
 
     full = main(["fit", *args(tmp_path / "full")])
     assert isinstance(full.datamodule.train_set, streaming.StreamedFiles)

@@ -193,13 +193,14 @@ def test_resuming_with_another_search_space_or_a_bad_storage_is_refused(tmp_path
     assert "--storage nodb://nowhere: cannot open the study's database" in capsys.readouterr().err
 
 
-def test_the_command_line_prints_errors_without_a_traceback(tmp_path):
+def test_the_command_line_prints_errors_without_a_traceback(tmp_path, capsys):
     recipe, _ = write_recipe(tmp_path)
     space = write_space(tmp_path, "model.net.init_args.hiden: {type: int, low: 8, high: 32}\n")
-    command = [sys.executable, "-m", "project.sweep", "--config", str(recipe), "--search", str(space), "--trials", "2"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert "Did you mean model.net.init_args.hidden?" in done.stderr and "Traceback" not in done.stderr
+    with pytest.raises(SystemExit) as exit:  # `python -m project.sweep` runs this main
+        main(["--config", str(recipe), "--search", str(space), "--trials", "2"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "Did you mean model.net.init_args.hidden?" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs" / "search").glob("*.yaml")))
