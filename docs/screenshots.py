@@ -1,4 +1,4 @@
-"""Screenshots of TensorBoard's tabs for the README, taken in a headless Chromium.
+"""Screenshots of TensorBoard's tabs for docs/tensorboard.md, taken in a headless Chromium.
 
     python docs/screenshots.py LOGDIR docs/tensorboard [--tab NAME=FRAGMENT ...] [--only NAME ...]
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-# The README's pictures: TensorBoard's URL fragment of each tab, `tagFilter` (a regex) narrowing it to
+# The pictures of docs/tensorboard.md: TensorBoard's URL fragment of each tab, `tagFilter` (a regex) narrowing it to
 # the tags worth showing. An image run (CIFAR-10) fills most; an audio run the spectrograms.
 DEFAULT_TABS = {
     "scalars": "scalars&tagFilter=^(train|val)/",

@@ -1,6 +1,7 @@
 import functools
 import http.server
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 # tests train tiny nets, which a second thread cannot speed up, and two threads on a busy 2-core machine
 # spin-wait for each other (a tiny fit took 3x the CPU; BENCHMARKS.md saw up to 50x). Set it to override.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Ctrl-C as a terminal sends it: a shell starts a background job (`pytest &`, a CI step) with SIGINT
+# ignored, which its processes and their children inherit, and the interrupt tests would then test nothing
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Real data for the optional real-data tests: a folder holding `cifar10-jpeg.tar.xz` (the CIFAR-10 images
 # as JPEGs, train/ and test/ class folders) and `fsdd.tar.xz` (FSDD v1.0.10). `.ci/run` sets it when such

@@ -198,7 +198,7 @@ def test_audio_configs_build_their_model_and_data(configs, num_classes, tmp_path
 
 @needs_recipe("fsdd")
 def test_own_recordings_swap_in_from_the_command_line(tmp_path):
-    """The README's path for a user's own data: keep the FSDD recipe, point it at a WAV folder."""
+    """The documented path for a user's own data (docs/audio.md): keep the FSDD recipe, point it at a WAV folder."""
     root = write_wav_folder(tmp_path / "sounds", per_class=4)
     args = [
         "--config",

@@ -14,7 +14,7 @@ from tests.recipes import run_dir, tiny_args
 
 
 class PlainData(L.LightningDataModule):
-    """Three classes of 8 features, nothing but Lightning's hooks (the README's "Make it yours")."""
+    """Three classes of 8 features, nothing but Lightning's hooks (docs/make-it-yours.md)."""
 
     def __init__(self, samples: int = 96, batch_size: int = 16):
         super().__init__()

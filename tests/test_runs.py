@@ -126,7 +126,7 @@ def test_a_fit_failing_before_its_first_step_leaves_no_folder_and_no_checkpoint(
         main(["fit", "--config", "features", *_cpu(1), fail])
     assert not (in_tmp / "logs" / "features").exists() or _versions(in_tmp / "logs") == []
     main(["fit", "--config", "features", *_cpu(1)])
-    assert _versions(in_tmp / "logs") == ["version_0"], "the README's version_0 is the first run that trained"
+    assert _versions(in_tmp / "logs") == ["version_0"], "the first run that trained is version_0"
     last = in_tmp / "logs" / "features" / "version_0" / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
     capsys.readouterr()

@@ -23,7 +23,7 @@ from project.multirun import StudyError, one_device, resolved_config, save_dir
 
 SCALE_OUT = (
     "To use several GPUs, run the folds as separate jobs, one per GPU: `--print-commands` prints them "
-    "(see the README's Cross-validation)."
+    "(see docs/crossval.md)."
 )
 STUDY_RECORD = "crossval_study.json"
 

@@ -101,7 +101,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
     @property
     def sizes(self) -> dict[str, Any]:
-        """The class count and the source's `input_sizes`, for the net's arguments of those names (project/sizes.py)."""
+        """The class count and the source's `input_sizes`, for the net's arguments of those names (sizes.py)."""
         return {"num_classes": self.num_classes, **self.source.input_sizes}
 
     @property

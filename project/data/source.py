@@ -5,8 +5,8 @@ A source says its classes, how to get its files (`prepare`) and how to load a sp
 keeps a group whole). Everything else (splitting off validation, cross-validation folds, batching,
 the global batch size, resumable loaders, the device, augmentation, `predict_dir`, size checks) is
 the DataModule's it is plugged into: `ImageDataModule`, `AudioDataModule`, or `InMemoryDataModule`
-as it is for tables of features. Adding a data set is one source file and one YAML (see the
-README's "Make it yours").
+as it is for tables of features. Adding a data set is one source file and one YAML (see
+docs/make-it-yours.md).
 """
 
 from abc import ABC, abstractmethod

@@ -56,7 +56,7 @@ def present(samples: Samples | None, split: Split, source: Source) -> Samples:
     hint = (
         f" Give it one ({name}'s documentation says how; an image folder's is root/test/<class>/), score "
         "the validation split with `validate`, or test on folds of the data it has: `python -m "
-        "project.crossval` (README, Cross-validation)."
+        "project.crossval` (docs/crossval.md)."
     )
     raise FileNotFoundError(
         f"{name} has no {split} split, so there is nothing to {split} on.{hint if split == 'test' else ''}"

@@ -21,7 +21,7 @@ from project.sweep.trial import is_dead_here, retry_callback, run_trial
 PRUNER_STARTUP_TRIALS, PRUNER_WARMUP_EPOCHS = 5, 1
 SCALE_OUT = (
     "To use several GPUs, start one sweep per GPU on the same study, e.g. "
-    "`CUDA_VISIBLE_DEVICES=1 python -m project.sweep ...` (see the README)."
+    "`CUDA_VISIBLE_DEVICES=1 python -m project.sweep ...` (see docs/sweep.md)."
 )
 
 
