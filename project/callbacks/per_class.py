@@ -9,8 +9,8 @@ with the data); summed over ranks once at the epoch's end; global rank 0 writes.
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric
-from torchmetrics.classification import MulticlassStatScores
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, MulticlassRecall, MulticlassStatScores
 
 from project import metrics
 from project.callbacks import figures
@@ -75,33 +75,43 @@ class PerClassMetrics(TensorBoardView):
     def _start(self, pl_module: L.LightningModule) -> None:
         if not self.active:
             return
-        if not hasattr(self, "stats"):
+        if not hasattr(self, "scores"):
             n = pl_module.hparams.num_classes
             # validate_args=False: the checks look at the values (a host sync per batch)
-            self.stats = MulticlassStatScores(n, average=None, validate_args=False)  # (C, 5): tp, fp, tn, fn, support
+            common = {"num_classes": n, "average": None, "validate_args": False}
+            # One collection: the four share one set of counts, updated once per batch (compute groups)
+            self.scores = MetricCollection(
+                {
+                    "precision": MulticlassPrecision(**common),
+                    "recall": MulticlassRecall(**common),
+                    "f1": MulticlassF1Score(**common),
+                    "stats": MulticlassStatScores(**common),  # (C, 5): tp, fp, tn, fn, support
+                },
+                # Named, not found: finding them compares the states, a host sync at the first batch
+                compute_groups=[["precision", "recall", "f1", "stats"]],
+            )
             self.curve = BinnedCounts(n, self.thresholds) if self.pr_curves or self.pr_curve_tab else None
-        for metric in (self.stats, self.curve):
+        for metric in (self.scores, self.curve):
             if metric is not None:
                 metric.to(pl_module.device).reset()
 
     def _update(self, outputs: dict, labels: Tensor) -> None:
         if self.active:
-            self.stats.update(outputs["preds"], labels)
+            self.scores.update(outputs["preds"], labels)
             if self.curve is not None:
                 self.curve.update(outputs["probs"], labels)
 
     def _write(self, trainer: L.Trainer, table_tag: str, picture_tag: str, curve_prefix: str) -> None:
         if not self.active:
             return
-        tp, fp, _, fn, support = self.stats.compute().double().cpu().unbind(1)  # every rank joins the sums
+        results = {k: v.cpu() for k, v in self.scores.compute().items()}  # every rank joins the sums over ranks
         curve = self.curve.compute() if self.curve is not None else None
         if trainer.sanity_checking or not has_tensorboard(trainer):
             return
-        names, step = class_names(trainer, len(tp)), trainer.global_step
-        # as torchmetrics' precision, recall and F1 (a class never predicted or never present scores 0)
-        scores = (tp / (tp + fp).clamp(min=1), tp / (tp + fn).clamp(min=1), 2 * tp / (2 * tp + fp + fn).clamp(min=1))
+        names, step = class_names(trainer, len(results["precision"])), trainer.global_step
+        scores = (results["precision"], results["recall"], results["f1"], results["stats"][:, 4])
         for writer in tensorboards(trainer):
-            writer.add_text(table_tag, per_class_table(names, *scores, support), step)
+            writer.add_text(table_tag, per_class_table(names, *scores), step)
         if curve is None:
             return
         tp, fp, fn, tn = (curve[key].cpu().double() for key in ("tp", "fp", "fn", "tn"))  # (T, C)
