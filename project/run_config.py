@@ -136,20 +136,22 @@ class SaveRunConfig(SaveConfigCallback):
                 f"{path} exists: a run already logs into {folder}. Name another run (trainer.logger's name or "
                 "version), resume this one with --ckpt_path, or delete the folder."
             )
+        config = self.config.clone()
+        if "ckpt_path" in config and config["ckpt_path"] is None:
+            # A record passed back later as `--config` after `--ckpt_path X` would reset X to null and
+            # evaluate untrained weights without a word; a run started from scratch records nothing here.
+            del config["ckpt_path"]
+        # The config was validated when it was parsed; validating it again took two thirds of the
+        # write (0.2 s of 0.3 s on a 2-core CPU), time every fit would spend before its first step
+        text = self.parser.dump(config, skip_unset=False, skip_validation=True)
         if trainer.is_global_zero:
             os.makedirs(folder, exist_ok=True)
-            config = self.config.clone()
-            if "ckpt_path" in config and config["ckpt_path"] is None:
-                # A record passed back later as `--config` after `--ckpt_path X` would reset X to null and
-                # evaluate untrained weights without a word; a run started from scratch records nothing here.
-                del config["ckpt_path"]
-            # The config was validated when it was parsed; validating it again took two thirds of the
-            # write (0.2 s of 0.3 s on a 2-core CPU), time every fit would spend before its first step
-            self.parser.save(
-                config, path, skip_unset=False, overwrite=True, multifile=self.multifile, skip_validation=True
-            )
+            if self.multifile:  # jsonargparse writes each config file the parse read beside it
+                self.parser.save(config, path, skip_unset=False, overwrite=True, multifile=True, skip_validation=True)
+            else:
+                Path(path).write_text(text)
         if command == "fit":
-            self._run_config = self.parser.dump(self.config.clone(), skip_unset=False, skip_validation=True)
+            self._run_config = text  # the checkpoints' own copy of config.yaml
         self.already_saved = trainer.strategy.broadcast(True)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:

@@ -3,7 +3,8 @@
 `project.cli.main` builds LightningCLI's parser, four subcommand parsers of every Trainer, model, data
 and callback argument, on each call: about 0.5 s of CPU, most of a bad-input case (tests/catalogue.py) and
 of any test that calls `main` in this process. A deep copy of a parser built with the same arguments costs
-about 25 ms and parses alike, and a case's parsing cannot leave anything in the next case's copy.
+about 25 ms and parses alike, and a case's parsing cannot leave anything in the next case's copy. Recipes
+differ only in their default config files, which are set on the copy: one parser serves them all.
 The shell's `python -m project.cli` still builds its own, once, as it runs one command.
 """
 
@@ -29,10 +30,14 @@ def _key(cli: Any, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: d
         repr(cli.seed_everything_default),
         cli.auto_configure_optimizers,
         add_subcommands,
-        repr(main_kwargs),
-        repr(subparser_kwargs),
+        repr(_without_config_files(main_kwargs)),
+        repr({name: _without_config_files(kwargs) for name, kwargs in subparser_kwargs.items()}),
         repr(defaults),
     )
+
+
+def _without_config_files(kwargs: dict) -> dict:
+    return {k: v for k, v in kwargs.items() if k != "default_config_files"}
 
 
 @contextlib.contextmanager
@@ -53,6 +58,9 @@ def parsers_built_once() -> Iterator[None]:
         # One deepcopy call keeps the subcommand parsers the very objects the main parser holds
         for name, value in copy.deepcopy(_BUILT[key]).items():
             setattr(self, name, value)
+        self.parser.default_config_files = main_kwargs.get("default_config_files")
+        for name, parser in getattr(self, "_subcommand_parsers", {}).items():
+            parser.default_config_files = subparser_kwargs.get(name, {}).get("default_config_files")
 
     setup_parser.reuses_parsers = True
     CLI.setup_parser = setup_parser

@@ -222,6 +222,7 @@ def test_datamodule_rejects_a_batch_that_does_not_split_over_devices(tmp_path):
         dm.setup("fit")
 
 
+@pytest.mark.slow  # unpacks 3,000 recordings
 @needs_recipe("fsdd")
 def test_real_fsdd_loads_in_the_usual_split(tmp_path):
     with tarfile.open(real_data_file("fsdd.tar.xz")) as tar:

@@ -123,6 +123,8 @@ def tiny_fsdd_args(root: Path, log_dir: Path, epochs: int) -> list[str]:
     ]  # fmt: skip
 
 
+# The audio example learning end to end (8 epochs); tests/test_recipes.py trains its recipe for a few steps quickly
+@pytest.mark.slow
 @needs_recipe("fsdd")
 def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
     root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=10)

@@ -19,6 +19,7 @@ def test_resnet_shapes_and_every_parameter_learns(channels_last):
     assert not missing, f"parameters without gradient: {missing}"
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch
 def test_the_networks_import_only_torch():
     """A network is plain torch: using one elsewhere does not load Lightning (or the CLI's libraries)."""
     code = "import sys, project.models; print(sorted({m.split('.')[0] for m in sys.modules}))"

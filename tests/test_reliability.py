@@ -271,6 +271,7 @@ def test_checkpoint_write_cut_short_keeps_the_previous_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "the temporary file must be cleaned up"
 
 
+@pytest.mark.slow  # a second process, killed mid-write
 def test_checkpoint_writer_killed_mid_write_leaves_the_good_file(tmp_path):
     """A process SIGKILLed while writing a large checkpoint: last.ckpt is still the previous, complete one."""
     target = tmp_path / "last.ckpt"

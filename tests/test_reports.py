@@ -22,7 +22,10 @@ def _tags(run_dir) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("reports")
-    main(["fit", *tiny_args(root / "logs", epochs=3), "--model.net.init_args.hidden=12"])
+    main([
+        "fit", *tiny_args(root / "logs", epochs=3), "--model.net.init_args.hidden=12",
+        "--trainer.callbacks+=project.callbacks.ConfusionMatrixImage",
+    ])  # fmt: skip
     return root
 
 

@@ -210,10 +210,11 @@ def test_learning_rate_finder_preset_prints_the_suggestion_and_its_override(tmp_
 
 
 def test_batch_size_finder_preset_prints_the_largest_batch_and_its_override(tmp_path, capsys):
-    cli = main(["fit", *tiny_args(tmp_path / "logs", epochs=1), f"--config={PRESETS / 'batch_size.yaml'}"])
+    preset = f"--config={PRESETS / 'batch_size.yaml'}"
+    cli = main(["fit", *tiny_args(tmp_path / "logs", epochs=1), preset, "--data.source.init_args.train=36"])
     out = capsys.readouterr().out
-    # 80 training samples: 2, 4, ..., 64 fit, 128 has no full batch
-    assert "Largest batch size that fits: 64. Train with it by adding: --data.batch_size 64" in out
+    # 16 training samples: 2, 4, 8, 16 fit, 32 has no full batch
+    assert "Largest batch size that fits: 16. Train with it by adding: --data.batch_size 16" in out
     assert cli.trainer.global_step == 0
     assert not list(Path.cwd().glob(".scale_batch_size_*.ckpt"))
 
