@@ -109,6 +109,12 @@ def _parsers_built_once():
         yield
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: pytest-xdist's workers then finish together on the many quick ones, instead of one
+    of them starting a minute-long test when the other has nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # a stable sort keeps the rest in order
+
+
 def pytest_sessionfinish(session) -> None:
     """A pytest-xdist worker hands its share of the catalogue's tally to the main process."""
     if hasattr(session.config, "workeroutput"):

@@ -545,9 +545,12 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     site = next((venv / "lib").glob("python*/site-packages")) if os.name != "nt" else venv / "Lib" / "site-packages"
     (site / "parent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    subprocess.run([*pip, "--python", str(python), "install", "-q", "--no-deps", *wheels.glob("*.whl")], check=True)
-    empty.mkdir()
+    # Without PYTHONPATH: a checkout on it (with its egg-info) would look installed already, and pip would skip
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run(
+        [*pip, "--python", str(python), "install", "-q", "--no-deps", *wheels.glob("*.whl")], check=True, env=env
+    )
+    empty.mkdir()
 
     def run(*command: str) -> str:
         result = subprocess.run(command, cwd=empty, capture_output=True, text=True, timeout=300, env=env)

@@ -2,7 +2,6 @@
 command that runs them all (`python -m project.crossval`), on the tests' own tiny recipe."""
 
 import json
-import subprocess
 import sys
 import tarfile
 from collections import Counter
@@ -19,6 +18,7 @@ from project.data.folds import assign_folds
 from project.errors import USER_ERROR_EXIT, DataError, run_command
 from tests.conftest import real_data_file
 from tests.recipes import TINY, TinyTable, needs_recipe, run_dir, tiny_args
+from tests.shell import run_commands
 from tests.wav_format import write_fsdd, write_wav_folder
 
 try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
@@ -192,7 +192,7 @@ def test_a_shell_sees_one_line_for_too_many_groups_and_no_traceback(tmp_path):
     speakers = f"{__name__}.Speakers"
     command = [sys.executable, "-m", "project.cli", "fit", *tiny_args(tmp_path, epochs=1)]
     command += [f"--data.source={speakers}", "--data.fold=0", "--data.num_folds=6", "--data.fold_groups=speaker"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    (done,) = run_commands([command])
     assert done.returncode == USER_ERROR_EXIT, done.stderr[-2000:]
     assert "error: data.num_folds=6 is more than the 5 groups of the data (s0, s1, s2, s3, s4)" in done.stderr
     assert "Traceback" not in done.stderr

@@ -7,7 +7,6 @@ process; here real `python -m project.cli` processes show what a shell sees.
 
 import errno
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,6 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from project.errors import DEBUG_ENV, SIGTERM_EXIT, USER_ERROR_EXIT, ConfigError, DiskFullError, run_command
 from tests.recipes import tiny_args
+from tests.shell import run_commands
 from tests.test_bad_inputs import bomb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,19 +91,14 @@ FULL_DISK = textwrap.dedent(
 
 
 def shell_errors(commands: dict[str, tuple[list[str], str]]) -> list[str]:
-    """Runs each command (side by side: each imports torch and Lightning, a few seconds) and returns
-    what went wrong: an exit status other than 2, a traceback, or an `error:` line that does not say
-    what it must."""
+    """Runs each command (a process each: tests/shell.py) and returns what went wrong: an exit status other
+    than 2, a traceback, or an `error:` line that does not say what it must."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop(DEBUG_ENV, None)
-    procs = {
-        name: subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name, (cmd, _) in commands.items()
-    }
+    done = run_commands([cmd for cmd, _ in commands.values()], env)
     failures = []
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=300)
-        expected = commands[name][1]
+    for (name, (_, expected)), proc in zip(commands.items(), done, strict=True):
+        err = proc.stderr
         error_lines = [line for line in err.splitlines() if line.startswith("error: ")]
         if proc.returncode != USER_ERROR_EXIT or "Traceback" in err or len(error_lines) != 1:
             failures.append(f"{name}: exit status {proc.returncode}, stderr:\n{err[-2000:]}")
@@ -150,15 +145,10 @@ def test_user_errors_from_the_shell_have_no_traceback(tmp_path):
 def test_from_the_shell_a_bug_shows_its_traceback_and_debug_shows_a_user_errors(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     tiny = tiny_args(tmp_path / "logs", epochs=1)
-    bug = subprocess.run(
-        [sys.executable, "-m", "project.cli", "fit", *tiny, f"--trainer.callbacks+={__name__}.Boom"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    bug_command = [*CLI, "fit", *tiny, f"--trainer.callbacks+={__name__}.Boom"]
+    user_error = [*CLI, "fit", *tiny, "--model.label_smoothing=2"]
+    bug, debug = run_commands([bug_command, user_error], env, envs=[None, {**env, DEBUG_ENV: "1"}])
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "a bug in the project" in bug.stderr
-    debug = subprocess.run(
-        [sys.executable, "-m", "project.cli", "fit", *tiny, "--model.label_smoothing=2"],
-        cwd=ROOT, env={**env, DEBUG_ENV: "1"}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
 
 
