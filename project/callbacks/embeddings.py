@@ -8,8 +8,9 @@ from torch import Tensor, nn
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, tensorboards
 from project.errors import ConfigError
+from project.sizes import class_names
 
 
 def features_module(net: nn.Module, name: str | None) -> nn.Module:
@@ -62,7 +63,7 @@ class TestEmbeddings(TensorBoardView):
         self.features, self.labels, self.preds, self.images = [], [], [], []
         self.kept = 0
         self._batch: Tensor | None = None
-        if not has_tensorboard(trainer):
+        if not self.writes(trainer):
             return
         target = features_module(pl_module.net, self.module)
         self._hook = target.register_forward_hook(self._capture)
@@ -94,12 +95,12 @@ class TestEmbeddings(TensorBoardView):
             self._hook.remove()
             self._hook = None
         if not self.features:
-            if has_tensorboard(trainer):
+            if self.writes(trainer):
                 rank_zero_warn(
                     "TestEmbeddings saw no features: the module it hooks never ran in the test. Set its `module`."
                 )
             return
-        names = class_names(trainer, pl_module.hparams.num_classes)
+        names = class_names(trainer.datamodule, pl_module.hparams.num_classes)
         labels, preds = torch.cat(self.labels).tolist(), torch.cat(self.preds).tolist()
         metadata = [[names[y], names[p], str(y == p)] for y, p in zip(labels, preds, strict=True)]
         features = torch.cat(self.features)  # (N, D)

@@ -14,7 +14,8 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, 
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, tensorboards
+from project.sizes import class_names
 
 
 class BinnedCounts(Metric):
@@ -106,9 +107,9 @@ class PerClassMetrics(TensorBoardView):
             return
         results = {k: v.cpu() for k, v in self.scores.compute().items()}  # every rank joins the sums over ranks
         curve = self.curve.compute() if self.curve is not None else None
-        if trainer.sanity_checking or not has_tensorboard(trainer):
+        if trainer.sanity_checking or not self.writes(trainer):
             return
-        names, step = class_names(trainer, len(results["precision"])), trainer.global_step
+        names, step = class_names(trainer.datamodule, len(results["precision"])), trainer.global_step
         scores = (results["precision"], results["recall"], results["f1"], results["stats"][:, 4])
         for writer in tensorboards(trainer):
             writer.add_text(table_tag, per_class_table(names, *scores), step)

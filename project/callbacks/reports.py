@@ -11,8 +11,9 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, tensorboards
 from project.errors import ConfigError
+from project.sizes import class_names
 
 
 class ConfusionMatrixImage(TensorBoardView):
@@ -47,12 +48,12 @@ class ConfusionMatrixImage(TensorBoardView):
     def _draw(self, trainer: L.Trainer, tags: tuple[str, str]) -> None:
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
-        if trainer.sanity_checking or not has_tensorboard(trainer):
+        if trainer.sanity_checking or not self.writes(trainer):
             return
         step = trainer.global_step
 
         def draw() -> None:
-            names = class_names(trainer, len(counts))
+            names = class_names(trainer.datamodule, len(counts))
             views = {tags[0]: figures.confusion_matrix(counts, names)}
             if self.normalize:
                 views[tags[1]] = figures.confusion_matrix(counts, names, normalize=True)
@@ -134,14 +135,14 @@ class MisclassifiedImages(TensorBoardView):
         self.samples = ShownErrors(self.count)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self.samples.full or not has_tensorboard(trainer):
+        if self.samples.full or not self.writes(trainer):
             return
         images, labels = batch
         if not (isinstance(images, Tensor) and images.ndim == 4):
             raise ConfigError(
                 "MisclassifiedImages needs image batches (B, C, H, W); remove it from trainer.callbacks for this data."
             )
-        names = class_names(trainer, pl_module.hparams.num_classes)
+        names = class_names(trainer.datamodule, pl_module.hparams.num_classes)
         preds, probs = outputs["preds"].tolist(), outputs["probs"]  # test time: a sync is fine
 
         def keep(i: int) -> tuple:

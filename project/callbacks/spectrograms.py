@@ -8,8 +8,9 @@ from torch import Tensor
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, add_captioned_audio, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, add_captioned_audio, tensorboards
 from project.errors import ConfigError
+from project.sizes import class_names
 
 
 class LogSpectrograms(TensorBoardView):
@@ -33,7 +34,7 @@ class LogSpectrograms(TensorBoardView):
         self.samples = FirstPerClass(pl_module.hparams.num_classes)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if dataloader_idx != 0 or trainer.sanity_checking or not has_tensorboard(trainer):
+        if dataloader_idx != 0 or trainer.sanity_checking or not self.writes(trainer):
             return
         # Checked here, not in `setup`: the net has just run on this data, so a net for other data
         # (from a checkpoint, say) has already been reported as such by the Classifier
@@ -60,7 +61,7 @@ class LogSpectrograms(TensorBoardView):
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, kept: list, step: int) -> None:
         rate = int(pl_module.net.sample_rate)
         hop = getattr(pl_module.net.log_mel, "hop_length", None)
-        names = class_names(trainer, pl_module.hparams.num_classes)
+        names = class_names(trainer.datamodule, pl_module.hparams.num_classes)
         for feature, wave, label, pred in kept:
             caption = f"true: {names[label]} · predicted: {names[pred]}"
             image = figures.spectrogram(feature, hop / rate if hop else None, caption)
