@@ -34,18 +34,16 @@ def features_module(net: nn.Module, name: str | None) -> nn.Module:
 
 
 class TestEmbeddings(TensorBoardView):
-    """Logs `test/embeddings` to TensorBoard's projector at the end of `test`: what the net hands its last
-    layer, the input of `module` (a forward hook: any net works unchanged), flattened to (N, D). Only the
-    first call of `module` per batch and its first rows, one per sample, are kept: a net that runs it on
-    several views (test-time augmentation) shows the first. The metadata's first column is the true class:
-    TensorBoard's projector colours nothing until "Color by" is chosen (it has no setting for a default),
-    and lists that column first.
+    """Logs `test/embeddings` to TensorBoard's projector at the end of `test`: the input of `module` (a forward
+    hook: any net works unchanged), flattened to (N, D); of a module run on several views (test-time
+    augmentation), the first. The true class is the metadata's first column: the projector colours nothing
+    until "Color by" is chosen, and lists that column first.
 
     Args:
         max_samples: the first this many test samples of global rank 0 (the projector slows down past
             a few thousand, and the sprite holds at most 8192 x 8192 pixels).
-        module: name of the module in `net` whose input is the feature vector, as listed by
-            `net.named_modules()`; None: the last nn.Linear.
+        module: name of the module in `net` whose input is the feature vector (`net.named_modules()`);
+            None: the last nn.Linear.
         thumbnail: side in pixels of each image in the sprite (image data only).
     """
 

@@ -1,7 +1,5 @@
 """TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a grid
-of misclassified test images, from the Classifier's evaluation outputs (`{"preds": (B,), "probs": (B, C)}`).
-The matrix accumulates on the device (no host sync per batch); pictures are drawn at the epoch's end, on
-global rank 0. Without a TensorBoardLogger both idle."""
+of misclassified test images. The matrix accumulates on the device (no host sync per batch)."""
 
 import itertools
 
@@ -18,19 +16,16 @@ from project.sizes import class_names
 
 class ConfusionMatrixImage(TensorBoardView):
     """Logs the confusion matrix of every validation epoch (`val/confusion_matrix`) and of `test`
-    (`test/confusion_matrix`): rows the true class, columns the predicted one, class names on both
-    axes, each row shaded by its share, counts in the cells.
+    (`test/confusion_matrix`): rows the true class, each shaded by its share, counts in the cells.
 
     Args:
-        normalize: also log `<stage>/confusion_matrix_normalized`, the cells showing each row's shares
-            (per-class recall on the diagonal), which reads better when the classes differ in size.
-        validation: draw after validation epochs. A run that validates only at its end (a speed
-            run) may leave this to `test`: matplotlib takes a few tenths of a second a picture on a
-            small CPU, time such a fit would otherwise wait for.
+        normalize: also log `<stage>/confusion_matrix_normalized`, each row's shares (per-class recall on the
+            diagonal), which reads better when the classes differ in size.
+        validation: draw after validation epochs. A speed run may leave this to `test`: matplotlib takes a
+            few tenths of a second a picture on a small CPU.
         test: draw after `test`.
-        min_interval: seconds of a fit between two validation pictures; a validation sooner than that
-            is counted but not drawn, and the last such is drawn when the fit ends. 0 draws every
-            validation epoch.
+        min_interval: seconds of a fit between two validation pictures; the last one skipped is drawn when
+            the fit ends. 0 draws every validation epoch.
     """
 
     def __init__(self, normalize: bool = False, validation: bool = True, test: bool = True, min_interval: float = 60.0):
@@ -89,9 +84,8 @@ class ConfusionMatrixImage(TensorBoardView):
 
 
 class ShownErrors:
-    """Up to `count` misclassified samples of an evaluation to show, spread over the true classes: a first
-    error of each class, then a second, and so on. `offer` a batch's labels and predictions (host lists)
-    with `keep(i)`, which copies sample i off the device; `full` says no later batch can change the choice."""
+    """Up to `count` misclassified samples to show, spread over the true classes: a first error of each class,
+    then a second, and so on. `keep(i)` copies sample i off the device; `full`: no later batch changes the choice."""
 
     def __init__(self, count: int):
         self.count = count
@@ -107,7 +101,6 @@ class ShownErrors:
                 self.wrong.setdefault(label, []).append(keep(i))
 
     def chosen(self) -> list:
-        """The samples in order of their true class."""
         classes = sorted(self.wrong)
         rounds = itertools.zip_longest(*(self.wrong[c] for c in classes))  # a first error of each, then a second
         shown = [(c, item) for row in rounds for c, item in zip(classes, row, strict=True) if item is not None]
@@ -115,13 +108,12 @@ class ShownErrors:
 
 
 class MisclassifiedImages(TensorBoardView):
-    """Logs up to `count` misclassified test images as one grid (`test/misclassified`), each captioned
-    with its true class and, in red beneath, the predicted class and the probability the model gave
-    it. For image inputs (B, C, H, W) only.
+    """Logs up to `count` misclassified test images as one grid (`test/misclassified`), each captioned with its
+    true class and the predicted one with its probability. For image inputs (B, C, H, W) only.
 
     Args:
-        count: images in the grid: a first error of each true class, then a second, and so on, from the
-            first errors of the test set (one host sync per test batch until each slot has its class).
+        count: images in the grid, from the first errors of the test set (one host sync per test batch
+            until each slot has its class).
         columns: images a row; three keep the captions readable at TensorBoard's default card width.
     """
 

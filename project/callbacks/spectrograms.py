@@ -14,14 +14,12 @@ from project.sizes import class_names
 
 
 class LogSpectrograms(TensorBoardView):
-    """Logs the log-mel features (`val/spectrogram/<class>`, time in seconds along x, mel bands up y) and
-    the waveforms (`val/audio/<class>`) of `count` validation clips of different true classes, titled
-    "true: seven · predicted: three": misclassified clips first, one per class, then correct ones.
+    """Logs the log-mel features (`val/spectrogram/<class>`, seconds along x, mel bands up y) and the waveforms
+    (`val/audio/<class>`) of `count` validation clips of different true classes, titled "true: seven ·
+    predicted: three": misclassified clips first, one per class, then correct ones.
 
-    Needs a net with a `log_mel` front end (`RNNClassifier`). Idles without a TensorBoardLogger. The
-    candidates are picked on the device (`FirstPerClass`, no host sync a batch); the pictures are drawn
-    at the validation epoch's end, on global rank 0 only, at most every `min_interval` seconds of a fit
-    (the last one skipped is drawn when the fit ends; 0 draws every epoch).
+    Needs a net with a `log_mel` front end (`RNNClassifier`). Candidates are picked on the device (no host sync a
+    batch); pictures are drawn at most every `min_interval` seconds of a fit (0: every epoch).
     """
 
     def __init__(self, count: int = 4, min_interval: float = 60.0):
@@ -74,11 +72,9 @@ class LogSpectrograms(TensorBoardView):
 
 
 class FirstPerClass:
-    """The first misclassified and the first correct clip of each true class in an evaluation, kept in
-    (C, T) slots on the device: a batch's candidates are chosen with tensor ops, so offering one costs
-    no host sync. `chosen(count)` reads the slots back once: errors first, one per class, then correct
-    clips of the classes with no error, up to `count`, in class order; each `(wave (T,), true, predicted)`.
-    The slots hold two clips per class, at the longest clip length seen."""
+    """The first misclassified and the first correct clip of each true class, kept in (C, T) slots on the device,
+    chosen with tensor ops (no host sync). `chosen(count)` reads them back once: errors first, then correct clips
+    of classes with no error, up to `count`, in class order, each `(wave (T,), true, predicted)`."""
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
