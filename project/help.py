@@ -1,9 +1,5 @@
-"""What `--help` says before LightningCLI's exhaustive list: each command in full, and for `fit` the
-recipe's own main keys with their values and the presets that stack over it.
-
-The keys are read from the recipe's file as it is; a file that cannot be read leaves the section out
-(the parse that follows reports it properly).
-"""
+"""What `--help` says before LightningCLI's exhaustive list: each command in full, and for `fit` the recipe's
+main keys with their values and the presets (left out when the file cannot be read: the parse reports it)."""
 
 import argparse
 from pathlib import Path

@@ -1,10 +1,6 @@
-"""What the commands that run one recipe many times share (`project.sweep`, `project.crossval`): the
-recipe as the CLI resolves it, where its runs go, and one device per run.
-
-Each run is a call of the CLI's `main` in the command's own process, so a run is an ordinary run
-folder with its logs, checkpoints and config.yaml, and a multi-device strategy (which would start
-copies of the whole command) is refused: several GPUs are used by starting several processes.
-"""
+"""What the commands that run one recipe many times share (`project.sweep`, `project.crossval`): the recipe as
+the CLI resolves it, where its runs go, and one device per run. Each run calls the CLI's `main` in this
+process, so a multi-device strategy (which would start copies of the whole command) is refused."""
 
 from project.cli import main
 from project.errors import ConfigError, UserError

@@ -1,20 +1,16 @@
 """Which config files a command starts from, and which configs it may pick up without being asked.
 
 - Every command starts from `base.yaml`: trainer, logging, checkpointing and precision, no task.
-- `fit` with no `--config` trains the default recipe (CIFAR-10); a `--config` replaces it, never
-  merges over it. A shipped recipe is named by its name alone (`--config fsdd`) from any folder.
-- `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from the run
-  folder's `config.yaml`, or else from what the checkpoint stores (its model and data module
-  hyperparameters). Command-line keys still win.
-  (project/run_config.py; a config picked up so may only name trusted code, project/trust.py).
-- `--preset NAME` (repeatable) stacks a preset over the recipe: it becomes a `--config` placed after the
-  recipe's, before every other key of the command line, which still wins. A preset is never the recipe:
-  `fit --preset debug` trains the default recipe, and an evaluation given `--ckpt_path` still rebuilds
-  its run from the checkpoint underneath. A config file inside a folder named `presets` passed with
-  `--config` is a preset too. `preset_path` says where a name is looked up.
+- `fit` with no `--config` trains the default recipe; a `--config` replaces it, never merges over it. A
+  shipped recipe is named by its name alone (`--config fsdd`) from any folder.
+- `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from its folder's
+  `config.yaml`, or else from the checkpoint (project/run_config.py; trusted code only, project/trust.py).
+- `--preset NAME` (repeatable) becomes a `--config` after the recipe's, before every other key: never the
+  recipe itself (`fit --preset debug` trains the default recipe). A config file in a folder named
+  `presets` is a preset too; `preset_path` says where a name is looked up.
 
-The command line is looked at for the names `--config`, `--preset` and `--ckpt_path` only, because the
-files a command starts from must be chosen before LightningCLI builds its parser.
+Only `--config`, `--preset` and `--ckpt_path` are looked at: these files are chosen before LightningCLI
+builds its parser.
 """
 
 import importlib
@@ -85,13 +81,9 @@ def preset_folders(recipe: str | None) -> list[Path]:
 
 
 def preset_path(name: str, recipe: str | None) -> str:
-    """The config file of preset `name` stacked over the recipe file `recipe` (None: a recipe that is not a file).
-
-    The first that exists of: `presets/NAME/<recipe stem>.yaml` beside the recipe (a preset made for that
-    very recipe), `presets/NAME.yaml` beside the recipe, `presets/NAME.yaml` of the shipped configs.
-    Without a recipe file (the default recipe is one; a run rebuilt from its checkpoint, or a recipe
-    given as YAML text, is not), only the last. A path to a .yaml file is used as it is.
-    """
+    """The config file of preset `name` over the recipe file `recipe` (None: no file): the first that exists of
+    `presets/NAME/<recipe stem>.yaml` and `presets/NAME.yaml` beside the recipe, then the shipped
+    `presets/NAME.yaml` (only that without a recipe file). A path to a .yaml file is used as it is."""
     if name.endswith((".yaml", ".yml")) and _is_file(name):
         return name
     stem = Path(recipe).stem if recipe and _is_file(recipe) else None
