@@ -1,10 +1,6 @@
-"""Running a cross-validation study: each fold a normal `fit` then `test` through the CLI, resumable.
-
-A fold's run folder is `<save_dir>/<study>/fold<i>`. When its fit ends, the checkpoint to test is
-noted in the fold's record (crossval_fold.json); when its test ends, the test metrics are. Running
-the study again skips the folds that have their test metrics, tests a fold whose fit finished,
-resumes a fit cut short from its last.ckpt, and runs the rest: nothing finished is run twice.
-"""
+"""Running a cross-validation study: each fold a normal `fit` then `test` through the CLI, in
+`<save_dir>/<study>/fold<i>`, resumable. The fold's record (crossval_fold.json) notes the checkpoint to test
+when its fit ends, and the test metrics; run again, the study runs nothing finished twice."""
 
 import gc
 import json

@@ -83,11 +83,8 @@ def _short_names(keys: list[str]) -> dict[str, str]:
 
 
 def write_best_config(study: optuna.Study, path: Path, metric: str) -> Path | None:
-    """The best completed trial's own config.yaml, for `python -m project.cli fit --config PATH`.
-
-    The logger keeps the study's name and drops the trial's version, so a fit of it lands in
-    `<save_dir>/<study>/version_<n>` beside the trials. Returns None when no trial has completed.
-    """
+    """The best completed trial's own config.yaml (None before one completes), for `fit --config PATH`; its logger
+    keeps the study's name and drops the trial's version, so a fit of it lands beside the trials."""
     try:
         best = study.best_trial
     except ValueError:  # no completed trial

@@ -1,11 +1,6 @@
-"""One trial: a normal `fit` through the project's CLI with the sampled values as overrides.
-
-The run lands in `<save_dir>/<study>/trial_<number>` with its TensorBoard logs, checkpoints and
-config.yaml, like any other run. Optuna's Lightning integration reports the monitored metric every
-validation and stops the fit when the pruner says so (optuna-integration builds it on
-`lightning.pytorch`, the package the project uses; one built on the older `pytorch_lightning` would
-be refused by the Trainer as not a callback).
-"""
+"""One trial: a normal `fit` through the CLI with the sampled values as overrides, in
+`<save_dir>/<study>/trial_<number>`. Optuna's Lightning integration reports the monitored metric and prunes
+(optuna-integration's, built on `lightning.pytorch`: one on `pytorch_lightning` is not a callback here)."""
 
 import gc
 import os
@@ -68,10 +63,8 @@ class TrialFailed(RuntimeError):
 
 
 class TrialRecorder(L.Callback):
-    """Notes what the study needs from a trial's fit: its run folder, the best value of the monitored
-    metric (the trial's value, as the best checkpoint's), and whether the user interrupted it.
-    Lightning turns Ctrl-C during a fit into SystemExit(1), which alone would not tell an interrupt
-    from a config the CLI rejected."""
+    """Notes what the study needs from a trial's fit: its run folder, the best value of the monitored metric, and
+    whether the user interrupted it (Lightning turns Ctrl-C into SystemExit(1), as for a rejected config)."""
 
     def __init__(self, trial: optuna.Trial):
         self.trial = trial
