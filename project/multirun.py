@@ -2,12 +2,27 @@
 the CLI resolves it, where its runs go, and one device per run. Each run calls the CLI's `main` in this
 process, so a multi-device strategy (which would start copies of the whole command) is refused."""
 
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from project import signals
 from project.cli import main
 from project.errors import ConfigError, UserError
 
 
 class StudyError(ConfigError):
     """A recipe or option that a multi-run command cannot use; the message says how to fix it."""
+
+
+class InterruptWatch(L.Callback):
+    """Tells a Ctrl-C from other failures of a run: Lightning turns one during a fit into SystemExit(1), as it
+    does a rejected config; between two steps it stops through Lightning's SIGTERMException (project/signals.py)."""
+
+    interrupted = False
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        stopped = isinstance(exception, KeyboardInterrupt | SIGTERMException | signals.Stopped)
+        self.interrupted = self.interrupted or stopped
 
 
 def resolved_config(base_args: list[str], recipe: str) -> dict:

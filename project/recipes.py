@@ -125,15 +125,19 @@ def _option(args: list[str], name: str) -> Iterator[tuple[int, str]]:
             yield i, arg.split("=", 1)[1]
 
 
+def _configs(args: list[str]) -> list[tuple[int, str]]:
+    """(index, value) of every `--config`/`-c` value, in command-line order."""
+    return sorted([*_option(args, "--config"), *_option(args, "-c")])
+
+
 def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(the arguments with recipe names resolved, implicit configs and presets inserted, the default config files)."""
     args, presets = _take_presets(list(args))
-    for i, value in list(_option(args, "--config")) + list(_option(args, "-c")):
+    for i, value in _configs(args):
         resolved = recipe_path(value)
         args[i] = resolved if args[i] == value else args[i].split("=", 1)[0] + "=" + resolved
     command = args[0] if args else None
-    configs = sorted(list(_option(args, "--config")) + list(_option(args, "-c")))
-    recipes = [(i, v) for i, v in configs if not is_preset(v)]
+    recipes = [(i, v) for i, v in _configs(args) if not is_preset(v)]
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
     base = [str(base_config())]
     default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
@@ -169,7 +173,7 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
 def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
     """The run name the recipe gives its logger (`trainer.logger.init_args.name`), read from the config
     files before presets stack over them: a preset that swaps the logger (mlflow, nologger) keeps it."""
-    configs = [*defaults, *(v for _, v in sorted([*_option(args, "--config"), *_option(args, "-c")]))]
+    configs = [*defaults, *(v for _, v in _configs(args))]
     name = None
     for config in configs:
         if is_preset(config):
@@ -187,7 +191,7 @@ def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
 def presets_in(args: list[str]) -> list[str]:
     """The names of the presets a prepared command line stacks (`presets/quick.yaml` and
     `presets/quick/<recipe>.yaml` are both `quick`), in order."""
-    configs = [v for _, v in sorted(list(_option(args, "--config")) + list(_option(args, "-c")))]
+    configs = [v for _, v in _configs(args)]
     folders = [Path(v).resolve().parent for v in configs if is_preset(v)]
     stems = [Path(v).stem for v in configs if is_preset(v)]
     return [stem if folder.name == PRESETS else folder.name for folder, stem in zip(folders, stems, strict=True)]

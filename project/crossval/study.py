@@ -5,17 +5,16 @@ when its fit ends, and the test metrics; run again, the study runs nothing finis
 import gc
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from project.cli import CLI, main
 from project.crossval import results
-from project.multirun import StudyError, one_device, resolved_config, save_dir
+from project.multirun import InterruptWatch, StudyError, one_device, resolved_config, save_dir
 
 SCALE_OUT = (
     "To use several GPUs, run the folds as separate jobs, one per GPU: `--print-commands` prints them "
@@ -43,13 +42,7 @@ class CrossVal:
 
     def about(self) -> dict[str, Any]:
         """What makes two runs of the command one study; recorded, and checked on every later run."""
-        return {
-            "recipe": self.recipe,
-            "num_folds": self.num_folds,
-            "group": self.group,
-            "checkpoint": self.checkpoint,
-            "overrides": self.overrides,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "study"}
 
     def fold_args(self, fold: int) -> list[str]:
         """The overrides that make a run fold `fold` of this study."""
@@ -156,24 +149,14 @@ def _fit(cv: CrossVal, fold: int, fit_args: list[str], folder: Path) -> dict[str
     return {"fold": fold, "num_folds": cv.num_folds, "group": cv.group, "checkpoint": str(checkpoint)}
 
 
-class _Interrupts(L.Callback):
-    """Tells a Ctrl-C from other failures: Lightning turns one during a fit into SystemExit(1)."""
-
-    def __init__(self) -> None:
-        self.seen = False
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.seen = self.seen or isinstance(exception, KeyboardInterrupt)
-
-
 def _call(args: list[str], fold: int) -> CLI:
-    interrupts = _Interrupts()
+    interrupts = InterruptWatch()
     try:
         return main(args, callbacks=[interrupts])
     except KeyboardInterrupt:
         raise _interrupted(fold) from None
     except SystemExit as exit:
-        if interrupts.seen:
+        if interrupts.interrupted:
             raise _interrupted(fold) from None
         raise FoldFailed(
             f"Fold {fold} stopped: the CLI exited with status {exit.code} (its message is above)."

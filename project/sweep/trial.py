@@ -11,11 +11,11 @@ from pathlib import Path
 import lightning as L
 import optuna
 import torch
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna_integration import PyTorchLightningPruningCallback
 
 from project import metrics, signals
 from project.cli import main
+from project.multirun import InterruptWatch
 from project.sweep.space import Param, cli_args
 
 # A trial killed with its process (or interrupted) is run again with the same values, at most this
@@ -62,14 +62,13 @@ class TrialFailed(RuntimeError):
     pass
 
 
-class TrialRecorder(L.Callback):
+class TrialRecorder(InterruptWatch):
     """Notes what the study needs from a trial's fit: its run folder, the best value of the monitored metric, and
-    whether the user interrupted it (Lightning turns Ctrl-C into SystemExit(1), as for a rejected config)."""
+    whether the user interrupted it."""
 
     def __init__(self, trial: optuna.Trial):
         self.trial = trial
         self.best: float | None = None
-        self.interrupted = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.trial.set_user_attr("run_dir", str(Path(trainer.log_dir).resolve()))
@@ -82,10 +81,6 @@ class TrialRecorder(L.Callback):
         if value == value:  # not NaN
             better = max if metrics.MONITOR_MODE == "max" else min
             self.best = value if self.best is None else better(self.best, value)
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        # Ctrl-C stops a fit between two steps through Lightning's SIGTERMException (project/signals.py)
-        self.interrupted = isinstance(exception, KeyboardInterrupt | SIGTERMException | signals.Stopped)
 
 
 def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> float:
