@@ -69,14 +69,11 @@ def resolve_data_paths(data: Any) -> None:
     if not hasattr(data, "items"):
         return
     for key, value in list(data.items()):  # a parsed config's items are its leaves, with dotted keys
+        local = isinstance(value, str | Path) and bool(str(value)) and "://" not in str(value)  # not a URL
         if hasattr(value, "items"):
             resolve_data_paths(value)
-        elif str(key).rsplit(".", 1)[-1] in PATH_ARGUMENTS and _relative_path(value):
+        elif str(key).rsplit(".", 1)[-1] in PATH_ARGUMENTS and local and not os.path.isabs(value):
             data[key] = os.path.abspath(value)
-
-
-def _relative_path(value: Any) -> bool:
-    return isinstance(value, str | Path) and bool(str(value)) and "://" not in str(value) and not os.path.isabs(value)
 
 
 LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it: the fit's process id
@@ -167,11 +164,6 @@ def _lock_holder(lock: Path) -> int | None:
         return None
 
 
-def logger_class(logger: Any) -> str:
-    """The class path of a logger as configured (empty for none or `true`)."""
-    return str(logger.get("class_path") or "") if hasattr(logger, "get") else ""
-
-
 def profile_in_run_folder(trainer: L.Trainer) -> None:
     """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml), rank 0 only:
     Lightning's `trainer.log_dir` is the store's root for MLflow."""
@@ -211,7 +203,8 @@ def place_run(config: Any, recipe: str | None) -> None:
         runs = Path("logs") / run_name(config, recipe)
         trainer.default_root_dir = str(runs / f"version_{next_version(runs)}")
     uri = (init or {}).get("tracking_uri")
-    if logger_class(logger).endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
+    logger_class = str(logger.get("class_path") or "") if hasattr(logger, "get") else ""  # "": none, or `true`
+    if logger_class.endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
         # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
         # mlflow.yaml); MLflow >= 3.7 refuses its file store unless asked for it this way
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")

@@ -95,12 +95,6 @@ def prepare(cv: CrossVal) -> tuple[list[str], Path]:
     return fit_args, study_dir
 
 
-def record_study(cv: CrossVal, study_dir: Path) -> None:
-    recorded = study_dir / STUDY_RECORD
-    if not recorded.is_file() or json.loads(recorded.read_text()) != cv.about():
-        results.write_json(recorded, cv.about())
-
-
 def run_fold(cv: CrossVal, fold: int, fit_args: list[str], study_dir: Path) -> dict[str, Any]:
     """Fit fold `fold` (or finish its fit) and test it; returns its record. Skips what is done."""
     folder = results.fold_dir(study_dir, fold)
@@ -185,7 +179,9 @@ def run(cv: CrossVal, folds: list[int] | None = None) -> Path | None:
     """Run `folds` (all by default) one after the other, then write the summary once every fold of the
     study has its test metrics; returns the summary's CSV, or None while folds are missing."""
     fit_args, study_dir = prepare(cv)
-    record_study(cv, study_dir)
+    recorded = study_dir / STUDY_RECORD
+    if not recorded.is_file() or json.loads(recorded.read_text()) != cv.about():
+        results.write_json(recorded, cv.about())
     for fold in range(cv.num_folds) if folds is None else folds:
         run_fold(cv, fold, fit_args, study_dir)
     summary = collect(cv, study_dir, quiet_if_missing=folds is not None)

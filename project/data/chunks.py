@@ -32,13 +32,9 @@ def require_litdata() -> Any:
     return litdata
 
 
-def is_url(path: str) -> bool:
-    return "://" in path
-
-
 def read_meta(input_dir: str) -> dict[str, Any]:
     """`project.json` of an optimized folder, from disk or, for a URL, through LitData's downloader."""
-    if not is_url(input_dir):
+    if "://" not in input_dir:  # a folder, not a URL
         path = Path(input_dir) / META
         if not path.is_file():
             raise FileNotFoundError(

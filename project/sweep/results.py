@@ -43,7 +43,7 @@ def table(study: optuna.Study, metric: str) -> str:
     rows = [header]
     for t in ranked(trials, study.direction):
         value = "" if t.value is None else f"{t.value:.4f}"
-        params = [_format(t.params[k]) if k in t.params else "" for k in keys]
+        params = [(f"{v:.3g}" if isinstance(v := t.params.get(k, ""), float) else str(v)) for k in keys]
         rows.append([str(t.number), t.state.name.lower(), value, *params, _note(t, rerun)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -63,10 +63,6 @@ def _note(t: FrozenTrial, rerun: dict[int, int]) -> str:
     if t.state == TrialState.RUNNING:
         notes.append("running elsewhere, or its process was killed (re-run once its heartbeat is stale)")
     return "; ".join(notes)
-
-
-def _format(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _short_names(keys: list[str]) -> dict[str, str]:
