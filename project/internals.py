@@ -24,10 +24,8 @@ C = TypeVar("C")
 
 def hpc_resume_path(trainer: L.Trainer) -> str | None:
     """The checkpoint a SLURM requeue will resume from, or None.
-
     Why: `trainer.ckpt_path` is set only after the callbacks' `setup`, too late for SaveRunConfig. Private
-    `_CheckpointConnector._hpc_resume_path` (Lightning 2.6); no public equivalent.
-    """
+    `_CheckpointConnector._hpc_resume_path` (Lightning 2.6); no public equivalent."""
     return trainer._checkpoint_connector._hpc_resume_path
 
 
@@ -47,20 +45,16 @@ def freeze_cli_hparams(cli: Any) -> dict[str, Any]:
 
 def without_checkpoint_hparams(cli_class: type[C]) -> type[C]:
     """A LightningCLI subclass that leaves the model's hyperparameters stored in `--ckpt_path` unread.
-
     Why: project/run_config.py loads them beneath the command line so that its keys win; LightningCLI
-    parses them over it, with no switch, in the private `LightningCLI._parse_ckpt_path` (Lightning 2.6).
-    """
+    parses them over it, with no switch, in the private `LightningCLI._parse_ckpt_path` (Lightning 2.6)."""
     cli_class._parse_ckpt_path = lambda self: None
     return cli_class
 
 
 def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
     """A class's config section (`class_path`, `init_args`) from the hyperparameters LightningCLI stored.
-
     Why: `load_from_checkpoint_support` stores the class as `_class_path` beside its `_instantiator`
-    (private `_InstantiatorFn`, Lightning 2.6), undocumented.
-    """
+    (private `_InstantiatorFn`, Lightning 2.6), undocumented."""
     hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
     if "_class_path" in hparams:
         class_path = hparams.pop("_class_path")
@@ -70,48 +64,38 @@ def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
 
 def restore_train_loader_state(trainer: L.Trainer) -> None:
     """Hand the checkpoint's saved training-loader `state_dict` to the loader now (a no-op when done).
-
     Why: a loader built before the checkpoint is read (`estimated_stepping_batches`, read by OneCycleLR,
     builds it) silently loses its saved position, so a mid-epoch resume replays the epoch. Private
-    `_FitLoop._load_combined_loader_states()` (Lightning 2.6) applies pending states, once.
-    """
+    `_FitLoop._load_combined_loader_states()` (Lightning 2.6) applies pending states, once."""
     trainer.fit_loop._load_combined_loader_states()
 
 
 def request_stop_after_this_step(trainer: L.Trainer) -> None:
     """Make the training loop stop after the step in progress, as Lightning does for a SIGTERM.
-
     Why: no public way to ask that stop (whose checkpoint holds one whole step) for another signal; the
-    loop reads the private `_SignalConnector.received_sigterm` after each step (Lightning 2.6).
-    """
+    loop reads the private `_SignalConnector.received_sigterm` after each step (Lightning 2.6)."""
     trainer._signal_connector.received_sigterm = True
 
 
 def total_batch_index(trainer: L.Trainer) -> int:
     """Training batches started so far in the whole run, counted from 0 (survives a resume).
-
     Why: `global_step` counts optimizer steps (not batches under accumulation or several optimizers);
-    `total_batch_idx` of the private `_FitLoop` is restored from checkpoints (Lightning 2.6).
-    """
+    `total_batch_idx` of the private `_FitLoop` is restored from checkpoints (Lightning 2.6)."""
     return trainer.fit_loop.total_batch_idx
 
 
 def expose_epoch_sampler(loader: Any, sampler: Any) -> None:
     """Let Lightning call `sampler.set_epoch(epoch)` on a loader that is not a `DataLoader`.
-
     Why: Lightning's private `lightning.fabric.utilities.data._set_sampler_epoch` (2.6) duck-types
-    `loader.sampler` and `loader.batch_sampler.sampler` only; a loader that batches by itself sets both.
-    """
+    `loader.sampler` and `loader.batch_sampler.sampler` only; a loader that batches by itself sets both."""
     loader.sampler = sampler
     loader.batch_sampler = None
 
 
 def flatten_batch_indices(batch_indices: list) -> list[int]:
     """The sample indices a `BasePredictionWriter.write_on_epoch_end` received, in prediction order.
-
     Why: with one predict dataloader Lightning 2.6 (`PredictionLoop`) nests them `[loader][batch][index]`,
-    not `[batch][index]` as documented; both shapes are accepted.
-    """
+    not `[batch][index]` as documented; both shapes are accepted."""
     if len(batch_indices) == 1 and batch_indices[0] and isinstance(batch_indices[0][0], list):
         batch_indices = batch_indices[0]
     return [i for batch in batch_indices for i in batch]
@@ -119,11 +103,9 @@ def flatten_batch_indices(batch_indices: list) -> list[int]:
 
 def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
     """Make a monitor-less `ModelCheckpoint` save the current step unless it already has (on every rank).
-
     Why: with `every_n_train_steps` nothing is saved at the end of training (10 steps, every 4: last.ckpt
     at step 8), and there is no public "save now"; these are the private steps of its `on_train_batch_end`
-    (`_last_global_step_saved`, `_monitor_candidates`, `_save_*_checkpoint`, Lightning 2.6).
-    """
+    (`_last_global_step_saved`, `_monitor_candidates`, `_save_*_checkpoint`, Lightning 2.6)."""
     if callback._last_global_step_saved == trainer.global_step or trainer.fast_dev_run or trainer.sanity_checking:
         return
     candidates = callback._monitor_candidates(trainer)
@@ -134,11 +116,9 @@ def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) ->
 def leave_checkpoint_callback_states(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:
     """Keep the trainer's `ModelCheckpoint`s from loading their state from `checkpoint` (from a callback's
     `on_load_checkpoint`; the file on disk is untouched).
-
     Why: an evaluation logs into a new folder, so loading their state warns "The dirpath has changed"
     each time. Lightning 2.6 calls every `on_load_checkpoint`, then `load_state_dict` from the same dict
-    (private `_CheckpointConnector.restore_callbacks`), an undocumented order.
-    """
+    (private `_CheckpointConnector.restore_callbacks`), an undocumented order."""
     states = checkpoint.get("callbacks") or {}
     for callback in trainer.checkpoint_callbacks:
         states.pop(callback.state_key, None)
@@ -146,10 +126,8 @@ def leave_checkpoint_callback_states(trainer: L.Trainer, checkpoint: dict[str, A
 
 def logger_version_unset(logger: Any) -> bool:
     """True for a TensorBoardLogger or CSVLogger that will pick its `version_N` itself.
-
     Why: reading the public `version` would make that pick; the private `_version` is None until then
-    (Lightning 2.6). A logger without `_version` is left alone.
-    """
+    (Lightning 2.6). A logger without `_version` is left alone."""
     return getattr(logger, "_version", "given") is None
 
 
@@ -160,20 +138,16 @@ def set_logger_version(logger: Any, version: int) -> None:
 
 def tensorboard_event_writer(writer: Any) -> Any:
     """The `FileWriter` behind a `torch.utils.tensorboard.SummaryWriter`, to add a hand-built Summary.
-
     Why: `add_audio` writes the legacy audio value, without a caption; the captioned tensor form needs
-    the private `SummaryWriter._get_file_writer` (torch 2.x).
-    """
+    the private `SummaryWriter._get_file_writer` (torch 2.x)."""
     return writer._get_file_writer()
 
 
 def cheap_repeated_logging() -> None:
     """Make `self.log` of a value already logged on the same device skip Lightning's move of its record.
-
     Why: each `self.log` calls the private `_ResultMetric.to` (Lightning 2.6), which deep-copies the
     record's metadata: about 1 ms a call on a 2-core CPU, twice a step. Returns early when all is on the
-    device already; otherwise does what Lightning does. Idempotent.
-    """
+    device already; otherwise does what Lightning does. Idempotent."""
     from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
     from torchmetrics import Metric
 
@@ -197,11 +171,9 @@ def cheap_repeated_logging() -> None:
 
 def clean_interrupt_messages() -> None:
     """Turn the message Lightning logs when an interrupt saved a checkpoint into one readable line.
-
     Why: `ModelCheckpoint.on_exception` logs "An SIGTERMException was raised with message:             ,
     saved checkpoint to PATH" through the `rank_zero` logger (Lightning 2.6); an undocumented format, so
-    an unrecognised one passes unchanged.
-    """
+    an unrecognised one passes unchanged."""
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _InterruptMessage) for f in logger.filters):
         logger.addFilter(_InterruptMessage())
@@ -209,10 +181,8 @@ def clean_interrupt_messages() -> None:
 
 def quiet_library_notices() -> None:
     """Drop Lightning's advertising tip and a deprecation warning that Lightning itself triggers. Idempotent.
-
     Why: the "💡 Tip: For seamless cloud" log record has no switch (Lightning 2.6); `CombinedLoader`'s
-    `_pytree.LeafSpec()` raises torch 2.14's FutureWarning, ignored from that module only.
-    """
+    `_pytree.LeafSpec()` raises torch 2.14's FutureWarning, ignored from that module only."""
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _CloudTip) for f in logger.filters):
         logger.addFilter(_CloudTip())
@@ -250,10 +220,8 @@ class _InterruptMessage(logging.Filter):
 
 def fail_running_trial(study: Any, trial: Any) -> Any:
     """Mark a `running` trial of `study` failed; returns it as it is now, or None if it had ended already.
-
     Why: a restarted sweep knows a trial on its own host is dead; public `fail_stale_trials` waits out two
-    heartbeats. Private `Study._storage`, `FrozenTrial._trial_id` (Optuna 4).
-    """
+    heartbeats. Private `Study._storage`, `FrozenTrial._trial_id` (Optuna 4)."""
     import optuna
 
     try:
@@ -268,18 +236,14 @@ def fail_running_trial(study: Any, trial: Any) -> Any:
 
 def unrequire_arguments(add_kwargs: dict[str, Any], names: set[str]) -> dict[str, Any]:
     """`add_class_arguments` keyword arguments under which the parameters `names` are not required.
-
     Why: a net's sizes come from the data after parsing (project/sizes.py). The private keyword
-    `linked_targets` (jsonargparse 4.x) exempts them; a real link fails on builder functions (`resnet18`).
-    """
+    `linked_targets` (jsonargparse 4.x) exempts them; a real link fails on builder functions (`resnet18`)."""
     return {**add_kwargs, "linked_targets": set(add_kwargs.get("linked_targets") or ()) | names}
 
 
 def option_strings(parser: Any) -> list[str]:
     """Every option string an argparse (or jsonargparse) parser accepts, e.g. `--trainer.max_epochs`.
-
-    Why: to suggest the key a mistyped one was close to; only the private `_option_string_actions` lists them.
-    """
+    Why: to suggest the key a mistyped one was close to; only the private `_option_string_actions` lists them."""
     return list(parser._option_string_actions)
 
 
@@ -288,10 +252,8 @@ def option_strings(parser: Any) -> list[str]:
 
 def foreach_lerp_(targets: list[Tensor], ends: list[Tensor], weight: float) -> None:
     """`t += weight * (end - t)` for each pair, in one fused kernel per device and dtype (in place).
-
     Why: Lookahead averages every tensor every few steps; private `torch._foreach_lerp_` (torch 2.x), as
-    torch's own optimizers use, instead of two kernels per tensor.
-    """
+    torch's own optimizers use, instead of two kernels per tensor."""
     torch._foreach_lerp_(targets, ends, weight)
 
 
@@ -302,10 +264,8 @@ def foreach_copy_(targets: list[Tensor], sources: list[Tensor]) -> None:
 
 def keep_batch(batch: T) -> T:
     """The `collate_fn` for datasets with `__getitems__`: the fetcher already returned a batch.
-
     Why: torch's private `_MapDatasetFetcher` (2.x) calls `__getitems__(indices)` when present, so a set
-    gathers or pads a batch at once; undocumented.
-    """
+    gathers or pads a batch at once; undocumented."""
     return batch
 
 
@@ -331,9 +291,7 @@ Why: pickles name numpy's private reconstruction functions, `numpy.core.*` (nump
 
 def numpy_pickle_module(module: str) -> str:
     """Where a pickle's numpy module lives in the installed numpy.
-
-    Why: numpy 2 renamed `numpy.core` to `numpy._core`, and its shim warns on each access.
-    """
+    Why: numpy 2 renamed `numpy.core` to `numpy._core`, and its shim warns on each access."""
     import numpy as np
 
     if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
