@@ -47,10 +47,8 @@ class StepSeededRandomness(L.Callback):
 
 def seed_torch_generators(seed: int) -> None:
     """`torch.manual_seed(seed)` for the CPU and every accelerator already in use, without its cost.
-
     `torch.manual_seed` also queues a seed, with a Python stack trace, for each backend not yet initialised
-    (2 to 8 ms a call, a whole GPU step of a small net); such a backend holds no generator state to reseed.
-    """
+    (2 to 8 ms a call, a whole GPU step of a small net); such a backend holds no generator state to reseed."""
     torch.default_generator.manual_seed(seed)
     for backend in (torch.cuda, torch.xpu, torch.mtia):
         if backend.is_initialized():

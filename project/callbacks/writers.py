@@ -84,11 +84,9 @@ class TensorBoardView(L.Callback):
 
 def add_captioned_audio(writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int, about: str) -> None:
     """A mono clip in [-1, 1] in TensorBoard's AUDIO tab, with `caption` stored beside it.
-
     TensorBoard (2.21) shows no per-clip caption (its audio plugin serves every label as ""), only the
     tag and `about` behind the card's info button, both kept from the tag's first step: they should hold
-    what stays the same from step to step. The `caption` stays in the event file for other readers.
-    """
+    what stays the same from step to step. The `caption` stays in the event file for other readers."""
     samples = (clip.detach().float().cpu().clamp(-1, 1).numpy() * np.iinfo(np.int16).max).astype("<i2")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
