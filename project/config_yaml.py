@@ -119,6 +119,16 @@ def load_config_text(text: str, source: str) -> Any:
     return yaml.safe_load(text)
 
 
+def load_config_value(value: str) -> Any:
+    """A `--config` value's content: the file it names, else the value as YAML text; None when it cannot be
+    read (the parse that follows reports why)."""
+    try:
+        is_file = "\n" not in value and Path(value).is_file()
+        return load_config_file(Path(value)) if is_file else load_config_text(value, "--config")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
+        return None
+
+
 _jsonargparse_yaml_load = get_loader("yaml")
 
 

@@ -19,10 +19,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
 from project.checkpoints import check_checkpoint_path
-from project.config_yaml import load_config_file, load_config_text
+from project.config_yaml import load_config_value
 from project.errors import ConfigError
 from project.run_config import implicit_config, resume_config
 
@@ -121,7 +119,7 @@ def _option(args: list[str], name: str) -> Iterator[tuple[int, str]]:
             yield i, arg.split("=", 1)[1]
 
 
-def _configs(args: list[str]) -> list[tuple[int, str]]:
+def config_options(args: list[str]) -> list[tuple[int, str]]:
     """(index, value) of every `--config`/`-c` value, in command-line order."""
     return sorted([*_option(args, "--config"), *_option(args, "-c")])
 
@@ -129,11 +127,11 @@ def _configs(args: list[str]) -> list[tuple[int, str]]:
 def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(the arguments with recipe names resolved, implicit configs and presets inserted, the default config files)."""
     args, presets = _take_presets(list(args))
-    for i, value in _configs(args):
+    for i, value in config_options(args):
         resolved = recipe_path(value)
         args[i] = resolved if args[i] == value else args[i].split("=", 1)[0] + "=" + resolved
     command = args[0] if args else None
-    recipes = [(i, v) for i, v in _configs(args) if not is_preset(v)]
+    recipes = [(i, v) for i, v in config_options(args) if not is_preset(v)]
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
     base = [str(recipes_dir() / "base.yaml")]
     default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
@@ -169,16 +167,14 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
 def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
     """The run name the recipe gives its logger (`trainer.logger.init_args.name`), read from the config
     files before presets stack over them: a preset that swaps the logger (mlflow, nologger) keeps it."""
-    configs = [*defaults, *(v for _, v in _configs(args))]
+    configs = [*defaults, *(v for _, v in config_options(args))]
     name = None
     for config in configs:
         if is_preset(config):
             continue
-        try:
-            content = load_config_file(Path(config)) if _is_file(config) else load_config_text(config, "--config")
-            logger = ((content or {}).get("trainer") or {}).get("logger")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, ConfigError):
-            continue  # reported when the config is parsed
+        content = load_config_value(config)  # one that cannot be read is reported when the config is parsed
+        trainer = content.get("trainer") if isinstance(content, dict) else None
+        logger = trainer.get("logger") if isinstance(trainer, dict) else None
         given = (logger.get("init_args") or {}).get("name") if isinstance(logger, dict) else None
         name = given if isinstance(given, str) and given else name
     return name
@@ -187,7 +183,7 @@ def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
 def presets_in(args: list[str]) -> list[str]:
     """The names of the presets a prepared command line stacks (`presets/quick.yaml` and
     `presets/quick/<recipe>.yaml` are both `quick`), in order."""
-    configs = [v for _, v in _configs(args)]
+    configs = [v for _, v in config_options(args)]
     folders = [Path(v).resolve().parent for v in configs if is_preset(v)]
     stems = [Path(v).stem for v in configs if is_preset(v)]
     return [stem if folder.name == PRESETS else folder.name for folder, stem in zip(folders, stems, strict=True)]

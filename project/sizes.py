@@ -5,15 +5,13 @@ the data is refused (a default, as torchvision's `num_classes=1000`, is not give
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from project.config_yaml import load_config_file, load_config_text
+from project.config_yaml import load_config_value
 from project.errors import ConfigError
 
 
@@ -187,11 +185,7 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
             state["keys"] |= keys
 
     def from_file_or_text(value: str, section: tuple[str, ...]) -> Any:
-        path = Path(value)
-        try:
-            content = load_config_file(path) if path.is_file() else load_config_text(value, "--config")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
-            return None
+        content = load_config_value(value)
         for key in section:
             content = content.get(key) if isinstance(content, Mapping) else None
         return content
