@@ -14,6 +14,7 @@ import torch
 from optuna_integration import PyTorchLightningPruningCallback
 
 from project import metrics, signals
+from project.checkpoints import is_running
 from project.cli import main
 from project.multirun import InterruptWatch
 from project.sweep.space import Param, cli_args
@@ -36,12 +37,8 @@ def is_dead_here(process: object) -> bool:
     pid = process.get("pid")
     if not isinstance(pid, int):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not is_running(pid):
         return True
-    except PermissionError:
-        return False
     return process.get("started") is not None and _start_time(pid) != process.get("started")
 
 
