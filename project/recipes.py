@@ -40,6 +40,10 @@ def recipes_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "configs"
 
 
+def base_config() -> Path:
+    return recipes_dir() / "base.yaml"
+
+
 def recipe_path(name: str) -> str:
     """A path as given if it exists, else the shipped recipe of that name (`fsdd` or `fsdd.yaml`)."""
     if "\n" in name or ":" in name or Path(name).exists():  # a YAML string, or a file
@@ -133,7 +137,7 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
     command = args[0] if args else None
     recipes = [(i, v) for i, v in config_options(args) if not is_preset(v)]
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
-    base = [str(recipes_dir() / "base.yaml")]
+    base = [str(base_config())]
     default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
     if command == "fit" and ckpt and ckpt != "last" and not recipes:
         # a resume continues the run as it was made (recipe, presets, command line), in its own folder
