@@ -136,15 +136,12 @@ class Classifier(L.LightningModule):
         init_from_data(sample)
 
     def forward(self, x: Inputs) -> Tensor:
-        if not self._inputs_checked:
-            return self._first_forward(x)
-        return self.net(*x) if isinstance(x, tuple | list) else self.net(x)
-
-    def _first_forward(self, x: Inputs) -> Tensor:
-        """The first batch after building or loading the net: a net that fails on it was made for other data."""
         try:
             out = self.net(*x) if isinstance(x, tuple | list) else self.net(x)
         except (RuntimeError, TypeError, ValueError) as err:
+            if self._inputs_checked:
+                raise
+            # The first batch after building or loading the net: a net that fails on it was made for other data
             try:
                 ckpt_path = self.trainer.ckpt_path
             except RuntimeError:  # not attached to a trainer: called directly
@@ -154,8 +151,9 @@ class Classifier(L.LightningModule):
             if misfit is None:
                 raise
             raise misfit from err
-        self._inputs_checked = True
-        self._input_shapes = self._input_shapes or shapes(x)
+        if not self._inputs_checked:
+            self._inputs_checked = True
+            self._input_shapes = self._input_shapes or shapes(x)
         return out
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
