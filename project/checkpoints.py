@@ -20,13 +20,12 @@ class UnsafeCheckpointError(CheckpointError, RuntimeError):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a local checkpoint to a temporary file beside it, syncs it, then renames it over the target.
+    """Writes a local checkpoint to a temporary file beside it, syncs it, then renames it over the target: a run
+    killed mid-write leaves the previous `last.ckpt` intact (plus a `.last.ckpt.tmp-PID` to delete).
 
-    A rename within one folder is atomic, so a run killed mid-write leaves the previous `last.ckpt`
-    intact (plus a `.last.ckpt.tmp-PID` to delete). Lightning's default writes through an fsspec
-    transaction whose temporary file lies in the system temp folder: moving it onto a different
-    file system (node-local /tmp, checkpoints on NFS/Lustre) is a copy, which a kill can cut short,
-    and a small /tmp can fill up. URLs (s3://, gs://, ...) keep Lightning's behaviour.
+    Lightning's default writes through an fsspec transaction whose temporary file lies in the system temp
+    folder: moving it to another file system (node-local /tmp, NFS checkpoints) is a copy, which a kill can cut
+    short, and a small /tmp can fill up. URLs (s3://, gs://, ...) keep Lightning's behaviour.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
@@ -51,9 +50,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
-        """Every checkpoint Lightning loads (a path, a file:// or other URL, a SLURM requeue's hpc_ckpt) is
-        scanned first: torch's own `weights_only` guard is off when TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 is set.
-        Only an explicit `weights_only=False` (a file the user trusts) skips the scan."""
+        """Every checkpoint Lightning loads is scanned first: torch's `weights_only` guard is off under
+        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1. Only an explicit `weights_only=False` (a trusted file) skips the scan."""
         if weights_only is not False:
             check_checkpoint_is_safe(path)
         kwargs = {} if map_location is None else {"map_location": map_location}
@@ -74,12 +72,9 @@ def temporary_path(path: Path, pid: int | None = None) -> Path:
 
 
 def remove_leftover_temporary_files(folder: str | Path, only_dead_writers: bool = True) -> list[Path]:
-    """Delete the temporary files of checkpoint writes that a kill cut short; returns those deleted.
-
-    With `only_dead_writers`, a file is deleted only when no process with its PID is running on this
-    machine, so a write under way in another run is left alone. Without it, every one but this
-    process's own goes: for the folder a fit is about to write into, where no other writer belongs.
-    """
+    """Delete the temporary files of checkpoint writes that a kill cut short; returns those deleted. With
+    `only_dead_writers`, only those whose PID runs no process here; without, all but this process's own (for
+    the folder a fit is about to write into, where no other writer belongs)."""
     deleted = []
     for tmp in Path(folder).glob(".*.tmp-*"):
         pid = tmp.name.rsplit(".tmp-", 1)[1]
@@ -123,11 +118,8 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")  # --ckpt_path values
 
 
 def check_checkpoint_path(path: str | Path, trusted: bool = False, resume: bool = False) -> None:
-    """Raise `CheckpointError` unless `path` (a `--ckpt_path`) names a safe Lightning checkpoint file.
-
-    URLs and Lightning's own names ("last", "best", ...) are left to Lightning. A `trusted` file (the
-    user turned weights_only off) is only checked to be a file.
-    """
+    """Raise `CheckpointError` unless `path` (a `--ckpt_path`) names a safe Lightning checkpoint file. URLs and
+    Lightning's own names ("last", "best", ...) are left to Lightning; a `trusted` file need only be a file."""
     text = str(path)
     if "://" in text or text in LIGHTNING_CKPT_NAMES or text.startswith("registry:"):
         return
@@ -163,12 +155,8 @@ LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
 
 
 def check_checkpoint_is_safe(path: str | Path) -> None:
-    """Raise `UnsafeCheckpointError` if loading the checkpoint at `path` could run code.
-
-    A .ckpt is a pickle. Project checkpoints hold only tensors and plain values, which
-    `torch.load(weights_only=True)` reads without executing anything; a file that names any other
-    Python callable is refused here, before anything in it is unpickled.
-    """
+    """Raise `UnsafeCheckpointError` if loading the checkpoint at `path` could run code: a .ckpt is a pickle, and
+    one that names any Python callable beyond tensors and plain values is refused before anything is unpickled."""
     local = local_path(path)
     if local is not None and local.is_dir():
         raise UnsafeCheckpointError(f"{path} is a folder, not a checkpoint file; name a .ckpt file inside it.")

@@ -27,20 +27,18 @@ Inputs = Tensor | tuple[Tensor, ...]
 class Classifier(L.LightningModule):
     """Cross-entropy classification around an injected `net`.
 
-    Batches are `(inputs, labels)`. `inputs` is a tensor, or a tuple of tensors passed to `net` as
-    separate arguments: audio sends `(waveforms, lengths)` so the net can ignore the padding.
+    Batches are `(inputs, labels)`; a tuple of `inputs` is passed to `net` as separate arguments: audio sends
+    `(waveforms, lengths)` so the net can ignore the padding.
 
     Args:
         net: maps inputs to (B, num_classes) logits; chosen in YAML by class_path. The CLI hands it over
-            unbuilt (a `NetSpec`) and it is built at `setup`, when the data's sizes fill its constructor
-            arguments of the same names (project/sizes.py); a built module is used as it is.
-            The CLI builds it at once when the data knows its sizes before `setup`.
+            unbuilt and it is built once the data's sizes are known, filling its constructor arguments of
+            the same names (project/sizes.py); a built module is used as it is.
         num_classes: sizes the metrics; by default the data's class count, read at `setup`.
         optimizer: built from the config, e.g. `class_path: torch.optim.SGD`; None is AdamW at its defaults
             (configs/base.yaml states the CLI's).
-        scheduler: optional; a scheduler that takes `total_steps` and is not given one (OneCycleLR)
-            gets the run's length from the trainer and is stepped every batch; any other is stepped
-            every epoch.
+        scheduler: optional; one that takes `total_steps` and is not given it (OneCycleLR) gets the run's
+            length and is stepped every batch; any other is stepped every epoch.
         label_smoothing: spreads this much target mass over all classes; a mild regulariser.
         compile: wrap `net` in torch.compile for the forward and backward passes.
     """
@@ -138,15 +136,12 @@ class Classifier(L.LightningModule):
         init_from_data(sample)
 
     def forward(self, x: Inputs) -> Tensor:
-        if not self._inputs_checked:
-            return self._first_forward(x)
-        return self.net(*x) if isinstance(x, tuple | list) else self.net(x)
-
-    def _first_forward(self, x: Inputs) -> Tensor:
-        """The first batch after building or loading the net: a net that fails on it was made for other data."""
         try:
             out = self.net(*x) if isinstance(x, tuple | list) else self.net(x)
         except (RuntimeError, TypeError, ValueError) as err:
+            if self._inputs_checked:
+                raise
+            # The first batch after building or loading the net: a net that fails on it was made for other data
             try:
                 ckpt_path = self.trainer.ckpt_path
             except RuntimeError:  # not attached to a trainer: called directly
@@ -156,8 +151,9 @@ class Classifier(L.LightningModule):
             if misfit is None:
                 raise
             raise misfit from err
-        self._inputs_checked = True
-        self._input_shapes = self._input_shapes or shapes(x)
+        if not self._inputs_checked:
+            self._inputs_checked = True
+            self._input_shapes = self._input_shapes or shapes(x)
         return out
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

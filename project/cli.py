@@ -1,11 +1,5 @@
 """The command line: `python -m project.cli {fit,validate,test,predict} [--config RECIPE] [--preset NAME]
-[--key value]`.
-
-Every command starts from configs/base.yaml (no task in it); `fit` with no --config adds the default
-recipe (CIFAR-10), and a --config replaces it; presets (debug, overfit, quick, profile, csv, mlflow,
-nologger) stack over the recipe (project/recipes.py). Every key can still be overridden on the command
-line. The net is built once the data is set up, its sizes filled from the data (project/sizes.py).
-"""
+[--key value]`. Configs and presets stack as project/recipes.py says; every key can still be overridden."""
 
 import shutil
 import sys

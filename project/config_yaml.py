@@ -1,14 +1,9 @@
-"""Every config the template reads is YAML read with bounds: on its size, on what its aliases expand to,
-on its nesting, and with duplicate keys refused.
+"""Every config the template reads is YAML read with bounds: on its size, on what its aliases expand to, on
+its nesting, and with duplicate keys refused (else the last one silently wins).
 
-PyYAML builds an alias as a reference to its anchor, so a 1 KB file of nested aliases (a "billion
-laughs") loads at once; it is whatever walks or copies the result (jsonargparse does both) that then
-needs gigabytes. The checks here run on YAML's node graph, before anything is built, in time linear in
-the text. A duplicate key would otherwise be dropped silently (the last one wins).
-
-`load_config_file` reads the configs the project reads itself (a run folder's config.yaml, --config files
-checked before jsonargparse parses them); `use_bounded_yaml` makes jsonargparse's own YAML loading (config
-files, YAML text given as --config, command-line values) go through the same checks.
+A 1 KB file of nested aliases (a "billion laughs") loads at once in PyYAML, but whatever walks or copies
+the result (jsonargparse does both) then needs gigabytes. The checks run on YAML's node graph, before
+anything is built, in linear time. `use_bounded_yaml` puts jsonargparse's own YAML loading through them.
 """
 
 from pathlib import Path
@@ -28,9 +23,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def config_problem(text: str, source: str) -> str | None:
     """What makes the YAML `text` (read from `source`) too large, a bomb, or ambiguous; None if it is fine.
-
-    YAML syntax errors are left to the parser that reads it (they are reported with their line there).
-    """
+    Syntax errors are left to the parser, which reports their line."""
     if len(text) > MAX_CONFIG_BYTES:
         return _too_large(source, len(text))
     try:
@@ -124,6 +117,16 @@ def load_config_text(text: str, source: str) -> Any:
     if problem is not None:
         raise ConfigError(problem)
     return yaml.safe_load(text)
+
+
+def load_config_value(value: str) -> Any:
+    """A `--config` value's content: the file it names, else the value as YAML text; None when it cannot be
+    read (the parse that follows reports why)."""
+    try:
+        is_file = "\n" not in value and Path(value).is_file()
+        return load_config_file(Path(value)) if is_file else load_config_text(value, "--config")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
+        return None
 
 
 _jsonargparse_yaml_load = get_loader("yaml")

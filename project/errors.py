@@ -1,13 +1,8 @@
 """A user's mistake ends in one clear line and a non-zero exit; a bug ends in its traceback.
 
-The project raises `UserError` (or a subclass) for anything the user can fix: a bad config value, data
-that is missing or malformed, a checkpoint that cannot be used here, a full disk. The command line's
-entry point (`run_command`) prints such an error as `error: <message>` on stderr and exits with status
-2, without a traceback. Every other exception is a bug and keeps its traceback. `PROJECT_DEBUG=1`
-shows the traceback of user errors too.
-
-The subclasses also derive from the built-in exception that code calling the project directly (not
-through the command line) would expect, so `except ValueError` keeps working.
+Raise `UserError` (or a subclass) for anything the user can fix: the entry point (`run_command`) prints it
+as `error: <message>` and exits with status 2, no traceback (`PROJECT_DEBUG=1` shows it). The subclasses
+also derive from the built-in exception that direct callers expect, so `except ValueError` keeps working.
 """
 
 import errno
@@ -70,11 +65,8 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
 
 
 def as_user_error(err: BaseException) -> BaseException | None:
-    """The user error `err` stands for, or None when it is a bug.
-
-    Besides `UserError`: a missing file or folder the user named, and a full disk anywhere in the
-    chain (the save-on-exception checkpoint of a run stopped by a full disk fails on the disk again).
-    """
+    """The user error `err` stands for, or None when it is a bug: besides `UserError`, a missing file the user
+    named, and a full disk anywhere in the chain (the save-on-exception checkpoint fails on the disk again)."""
     for cause in _chain(err):
         if isinstance(cause, UserError):
             return cause
@@ -105,11 +97,8 @@ def _misconfiguration(message: str) -> str:
 
 
 def run_command(main: Callable[[], T]) -> T:
-    """Run the command line's `main`, turning a user error into one line on stderr and a non-zero exit.
-
-    A command stopped by SIGINT or SIGTERM, at any stage, exits with 130 or 143, as a process killed by the
-    signal would, so that `fit && test` does not go on with an unfinished run (project/signals.py).
-    """
+    """Run the command line's `main`, turning a user error into one line on stderr and a non-zero exit. A command
+    stopped by SIGINT or SIGTERM exits with 130 or 143, as a killed process would, so `fit && test` stops."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException  # here: networks import only torch
 
     from project import signals

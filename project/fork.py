@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the repository root (default: here)")
     args = parser.parse_args(argv)
     root = args.root.resolve()
-    if not (root / "pyproject.toml").is_file() or not (root / package_dir(root)).is_dir():
-        parser.error(f"{root} is not the repository root (no pyproject.toml beside a {package_dir(root)}/ folder)")
+    if not (root / "pyproject.toml").is_file() or not (root / PACKAGE).is_dir():
+        parser.error(f"{root} is not the repository root (no pyproject.toml beside a {PACKAGE}/ folder)")
     try:
         changed = rename(root, args.name) if args.command == "rename" else remove_examples(root, args.keep)
     except ValueError as err:
@@ -84,11 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     for line in changed:
         print(line)
     return 0
-
-
-def package_dir(root: Path) -> str:
-    """The package's folder name in `root` (this package's name unless the tree says otherwise)."""
-    return PACKAGE
 
 
 # --- rename ----------------------------------------------------------------------------------------
@@ -124,7 +119,7 @@ def _text_files(root: Path) -> list[Path]:
 
 
 def rename(root: Path, new: str) -> list[str]:
-    old = package_dir(root)
+    old = PACKAGE
     if not new.isidentifier() or keyword.iskeyword(new) or new != new.lower():
         raise ValueError(f"{new!r} is not a package name: use a lower-case Python identifier, e.g. digitsnet")
     if (root / new).exists():
@@ -175,7 +170,7 @@ def _ruff(root: Path) -> list[str]:
 
 
 def remove_examples(root: Path, keep: list[str]) -> list[str]:
-    pkg = package_dir(root)
+    pkg = PACKAGE
     gone = [name for name in EXAMPLES if name not in keep]
     paths = [p.format(pkg=pkg) for name in gone for p in EXAMPLES[name]]
     paths += SHARED if not keep else []

@@ -1,19 +1,15 @@
-"""What `--help` says before LightningCLI's exhaustive list: each command in full, and for `fit` the
-recipe's own main keys with their values and the presets that stack over it.
-
-The keys are read from the recipe's file as it is; a file that cannot be read leaves the section out
-(the parse that follows reports it properly).
-"""
+"""What `--help` says before LightningCLI's exhaustive list: each command in full, and for `fit` the recipe's
+main keys with their values and the presets (left out when the file cannot be read: the parse reports it)."""
 
 import argparse
 from pathlib import Path
 from textwrap import fill
 from typing import Any
 
-import yaml
 from jsonargparse import DefaultHelpFormatter
 
-from project.recipes import PRESETS, available_presets, is_preset
+from project.config_yaml import load_config_value
+from project.recipes import PRESETS, available_presets, config_options, is_preset
 
 COMMANDS = {
     "fit": "train a recipe (--config RECIPE, default cifar10; --preset quick for a CPU-sized run)",
@@ -40,11 +36,11 @@ def asks_for_help(args: list[str]) -> bool:
 
 def fit_help(args: list[str], defaults: list[str], width: int = 100) -> str:
     """The opening of `fit --help`: the recipe's main keys, its presets, and where the rest is."""
-    configs = [a for i, a in enumerate(args) if i and args[i - 1] in ("--config", "-c")]
-    configs += [a.split("=", 1)[1] for a in args if a.startswith(("--config=", "-c="))]
+    configs = [value for _, value in config_options(args)]
     merged: dict[str, Any] = {}
     for config in [*defaults, *configs]:
-        merged = _merge(merged, _read(config))
+        loaded = load_config_value(config)
+        merged = _merge(merged, loaded if isinstance(loaded, dict) else {})
     recipes = [c for c in [*defaults, *configs] if not is_preset(c)]
     recipe = next((c for c in reversed(recipes) if Path(c).stem != "base"), None)
     stacked = [Path(c).parent.name if Path(c).parent.name != PRESETS else Path(c).stem for c in configs if is_preset(c)]
@@ -64,15 +60,6 @@ def fit_help(args: list[str], defaults: list[str], width: int = 100) -> str:
         "would run: --print_config."
     )
     return "\n".join([*lines, fill(rest, width)])
-
-
-def _read(config: str) -> dict[str, Any]:
-    try:
-        text = Path(config).read_text() if "\n" not in config and Path(config).is_file() else config
-        loaded = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,8 @@
 """Every private or undocumented Lightning, torch, jsonargparse, Optuna and numpy behaviour the project relies
 on, in one place (so this module is longer than the others: one short entry per private use).
 
-Each entry is a small function (or constant) saying why it is needed and which upstream behaviour it
-leans on. Nothing outside this module touches a private name; `tests/test_internals.py` checks that
-each one still exists in the installed versions and names the one that vanished. On a Lightning or
-torch upgrade, run that test first: a failure there points at the entry below to rewrite.
+Nothing outside this module touches a private name. On an upgrade, run `tests/test_internals.py` first: it
+names the entry below to rewrite.
 """
 
 import logging
@@ -27,12 +25,8 @@ C = TypeVar("C")
 
 def hpc_resume_path(trainer: L.Trainer) -> str | None:
     """The checkpoint a SLURM requeue will resume from, or None.
-
-    Why: `trainer.ckpt_path` is set only after the callbacks' `setup`, so a callback that must know
-    during `setup` whether this fit continues a run (SaveRunConfig) cannot read it. Lightning finds a
-    requeue's checkpoint (`hpc_ckpt_*.ckpt` in the default root dir) through the private
-    `_CheckpointConnector._hpc_resume_path` property; there is no public equivalent (Lightning 2.6).
-    """
+    Why: `trainer.ckpt_path` is set only after the callbacks' `setup`, too late for SaveRunConfig. Private
+    `_CheckpointConnector._hpc_resume_path` (Lightning 2.6); no public equivalent."""
     return trainer._checkpoint_connector._hpc_resume_path
 
 
@@ -55,21 +49,16 @@ def freeze_cli_hparams(cli: Any) -> dict[str, Any]:
 
 def without_checkpoint_hparams(cli_class: type[C]) -> type[C]:
     """A LightningCLI subclass that leaves the model's hyperparameters stored in `--ckpt_path` unread.
-
-    Why: LightningCLI parses them over the command line in the private `LightningCLI._parse_ckpt_path`
-    (Lightning 2.6), with no switch; project/run_config.py loads the model's and the data's beneath the
-    command line instead, so command-line keys win.
-    """
+    Why: project/run_config.py loads them beneath the command line so that its keys win; LightningCLI
+    parses them over it, with no switch, in the private `LightningCLI._parse_ckpt_path` (Lightning 2.6)."""
     cli_class._parse_ckpt_path = lambda self: None
     return cli_class
 
 
 def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
     """A class's config section (`class_path`, `init_args`) from the hyperparameters LightningCLI stored.
-
-    Why: with `load_from_checkpoint_support` LightningCLI stores the class under the key `_class_path` and
-    its own `_instantiator` among the hyperparameters (`_InstantiatorFn`, Lightning 2.6), undocumented.
-    """
+    Why: `load_from_checkpoint_support` stores the class as `_class_path` beside its `_instantiator`
+    (private `_InstantiatorFn`, Lightning 2.6), undocumented."""
     hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
     if "_class_path" in hparams:
         class_path = hparams.pop("_class_path")
@@ -79,76 +68,48 @@ def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
 
 def restore_train_loader_state(trainer: L.Trainer) -> None:
     """Hand the checkpoint's saved training-loader `state_dict` to the loader now (a no-op when done).
-
-    Why: Lightning restores a loader's `state_dict` only when it builds the loader after reading the
-    checkpoint. If `configure_optimizers` reads `trainer.estimated_stepping_batches` (OneCycleLR does),
-    the loader is built before the checkpoint is read and the saved position is silently dropped, so a
-    run resumed mid-epoch replays the epoch from its start (Lightning 2.6). The private
-    `_FitLoop._load_combined_loader_states()` applies the pending states; it returns at once when there
-    are none or they were applied already.
-    """
+    Why: a loader built before the checkpoint is read (`estimated_stepping_batches`, read by OneCycleLR,
+    builds it) silently loses its saved position, so a mid-epoch resume replays the epoch. Private
+    `_FitLoop._load_combined_loader_states()` (Lightning 2.6) applies pending states, once."""
     trainer.fit_loop._load_combined_loader_states()
 
 
 def request_stop_after_this_step(trainer: L.Trainer) -> None:
     """Make the training loop stop after the step in progress, as Lightning does for a SIGTERM.
-
-    Why: Lightning's own SIGTERM handler sets `_SignalConnector.received_sigterm`; the training epoch
-    loop reads it (as `trainer.received_sigterm`) once the step has finished and raises
-    `SIGTERMException`, and the checkpoint saved on that exception holds one step's whole state. There
-    is no public way to ask for the same stop for another signal (Ctrl-C, SLURM's requeue signal);
-    the attribute is private (Lightning 2.6).
-    """
+    Why: no public way to ask that stop (whose checkpoint holds one whole step) for another signal; the
+    loop reads the private `_SignalConnector.received_sigterm` after each step (Lightning 2.6)."""
     trainer._signal_connector.received_sigterm = True
 
 
 def total_batch_index(trainer: L.Trainer) -> int:
     """Training batches started so far in the whole run, counted from 0 (survives a resume).
-
-    Why: the only counter of batches across epochs that includes batches skipped by gradient
-    accumulation and is restored from checkpoints. `trainer.global_step` counts optimizer steps, which
-    differ under accumulation or with several optimizers. `fit_loop.total_batch_idx` is a public
-    property of the private `_FitLoop` class, undocumented (Lightning 2.6).
-    """
+    Why: `global_step` counts optimizer steps (not batches under accumulation or several optimizers);
+    `total_batch_idx` of the private `_FitLoop` is restored from checkpoints (Lightning 2.6)."""
     return trainer.fit_loop.total_batch_idx
 
 
 def expose_epoch_sampler(loader: Any, sampler: Any) -> None:
     """Let Lightning call `sampler.set_epoch(epoch)` on a loader that is not a `DataLoader`.
-
-    Why: before each epoch Lightning's fit and evaluation loops call
-    `lightning.fabric.utilities.data._set_sampler_epoch(loader, epoch)`, which looks for a `set_epoch`
-    method on `loader.sampler` and `loader.batch_sampler.sampler` and on nothing else (duck typing,
-    no public protocol). A loader of its own (DeviceLoader) therefore names its ordering `sampler`
-    and sets `batch_sampler = None`: it batches by itself, and Lightning reads the attribute beside
-    `sampler`.
-    """
+    Why: Lightning's private `lightning.fabric.utilities.data._set_sampler_epoch` (2.6) duck-types
+    `loader.sampler` and `loader.batch_sampler.sampler` only; a loader that batches by itself sets both."""
     loader.sampler = sampler
     loader.batch_sampler = None
 
 
 def flatten_batch_indices(batch_indices: list) -> list[int]:
     """The sample indices a `BasePredictionWriter.write_on_epoch_end` received, in prediction order.
-
-    Why: with one predict dataloader Lightning passes them nested once more per dataloader,
-    `[loader][batch][index]`, rather than `[batch][index]` as the hook's documentation suggests
-    (Lightning 2.6, `PredictionLoop` with a single dataloader). Both shapes are accepted here.
-    """
+    Why: with one predict dataloader Lightning 2.6 (`PredictionLoop`) nests them `[loader][batch][index]`,
+    not `[batch][index]` as documented; both shapes are accepted."""
     if len(batch_indices) == 1 and batch_indices[0] and isinstance(batch_indices[0][0], list):
         batch_indices = batch_indices[0]
     return [i for batch in batch_indices for i in batch]
 
 
 def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
-    """Make a monitor-less `ModelCheckpoint` save the current step unless it already has.
-
-    Why: with `every_n_train_steps` it saves only at multiples of the interval, and nothing at the end
-    of training, so a 10-step fit saving every 4 steps leaves last.ckpt at step 8 (Lightning 2.6).
-    There is no public "save now"; these are the private steps its own `on_train_batch_end` takes
-    (`_last_global_step_saved`, `_monitor_candidates`, `_save_topk_checkpoint`, `_save_last_checkpoint`),
-    which keep its file naming, top-k bookkeeping and `save_last` link. Called on every rank, as
-    saving is collective.
-    """
+    """Make a monitor-less `ModelCheckpoint` save the current step unless it already has (on every rank).
+    Why: with `every_n_train_steps` nothing is saved at the end of training (10 steps, every 4: last.ckpt
+    at step 8), and there is no public "save now"; these are the private steps of its `on_train_batch_end`
+    (`_last_global_step_saved`, `_monitor_candidates`, `_save_*_checkpoint`, Lightning 2.6)."""
     if callback._last_global_step_saved == trainer.global_step or trainer.fast_dev_run or trainer.sanity_checking:
         return
     candidates = callback._monitor_candidates(trainer)
@@ -157,18 +118,11 @@ def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) ->
 
 
 def leave_checkpoint_callback_states(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:
-    """Keep the trainer's `ModelCheckpoint`s from loading their state from `checkpoint`; called from a
-    callback's `on_load_checkpoint`.
-
-    Why: an evaluation (`validate`/`test`/`predict --ckpt_path`) logs into a new folder, so its checkpoint
-    callbacks point elsewhere than the fit's did; loading their state makes Lightning warn "The dirpath
-    has changed ... won't be reloaded" on every evaluation, about bookkeeping an evaluation never uses (it
-    saves nothing). Removing the callbacks instead makes Lightning warn that the checkpoint's callbacks
-    are missing. Lightning restores callbacks in two passes over the same loaded dict: every callback's
-    `on_load_checkpoint`, then `load_state_dict` for each callback whose `state_key` is in
-    `checkpoint["callbacks"]` (`_CheckpointConnector.restore_callbacks`, Lightning 2.6); the order and the
-    shared dict are not documented. The file on disk is untouched.
-    """
+    """Keep the trainer's `ModelCheckpoint`s from loading their state from `checkpoint` (from a callback's
+    `on_load_checkpoint`; the file on disk is untouched).
+    Why: an evaluation logs into a new folder, so loading their state warns "The dirpath has changed"
+    each time. Lightning 2.6 calls every `on_load_checkpoint`, then `load_state_dict` from the same dict
+    (private `_CheckpointConnector.restore_callbacks`), an undocumented order."""
     states = checkpoint.get("callbacks") or {}
     for callback in trainer.checkpoint_callbacks:
         states.pop(callback.state_key, None)
@@ -176,11 +130,8 @@ def leave_checkpoint_callback_states(trainer: L.Trainer, checkpoint: dict[str, A
 
 def logger_version_unset(logger: Any) -> bool:
     """True for a TensorBoardLogger or CSVLogger that will pick its `version_N` itself.
-
-    Why: both keep the version they were given in the private `_version` (None: pick one), and pick
-    by listing the existing `version_*` folders the first time `version` is read (Lightning 2.6);
-    reading the public `version` would make that choice. A logger without `_version` is left alone.
-    """
+    Why: reading the public `version` would make that pick; the private `_version` is None until then
+    (Lightning 2.6). A logger without `_version` is left alone."""
     return getattr(logger, "_version", "given") is None
 
 
@@ -191,26 +142,16 @@ def set_logger_version(logger: Any, version: int) -> None:
 
 def tensorboard_event_writer(writer: Any) -> Any:
     """The `FileWriter` behind a `torch.utils.tensorboard.SummaryWriter`, to add a hand-built Summary.
-
-    Why: `SummaryWriter.add_audio` writes the legacy audio value, which has no place for a caption;
-    TensorBoard's audio plugin shows a caption only with its tensor form (audio and label side by side),
-    which torch has no method for. The private `SummaryWriter._get_file_writer` (torch 2.x) is how
-    its own `add_*` methods reach the event file; there is no public equivalent.
-    """
+    Why: `add_audio` writes the legacy audio value, without a caption; the captioned tensor form needs
+    the private `SummaryWriter._get_file_writer` (torch 2.x)."""
     return writer._get_file_writer()
 
 
 def cheap_repeated_logging() -> None:
     """Make `self.log` of a value already logged on the same device skip Lightning's move of its record.
-
-    Why: at every `self.log` call Lightning moves the value's record to the value's device
-    (`_ResultCollection.log` calls the private `_ResultMetric.to`, Lightning 2.6), and that walks the
-    whole record, a torchmetrics Metric, with `apply_to_collection`, deep-copying its metadata
-    dataclasses on the way: about 1 ms a call on a 2-core CPU, two calls a training step, whatever the
-    device. After the first call the record is already there. The wrapper returns at once when every
-    tensor of the record (and its Metric value) is on the asked device, and otherwise does what Lightning
-    does. Idempotent.
-    """
+    Why: each `self.log` calls the private `_ResultMetric.to` (Lightning 2.6), which deep-copies the
+    record's metadata: about 1 ms a call on a 2-core CPU, twice a step. Returns early when all is on the
+    device already; otherwise does what Lightning does. Idempotent."""
     from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
     from torchmetrics import Metric
 
@@ -234,27 +175,18 @@ def cheap_repeated_logging() -> None:
 
 def clean_interrupt_messages() -> None:
     """Turn the message Lightning logs when an interrupt saved a checkpoint into one readable line.
-
-    Why: `ModelCheckpoint.on_exception` (save_on_exception) logs "An SIGTERMException was raised with
-    message:             , saved checkpoint to PATH": the message of a SIGTERM is empty and the source
-    line's indentation is part of the string (Lightning 2.6). It goes through `rank_zero_info`, i.e.
-    the `lightning.pytorch.utilities.rank_zero` logger, whose records a filter can rewrite; the text
-    is not a documented format, so an unrecognised one passes unchanged.
-    """
+    Why: `ModelCheckpoint.on_exception` logs "An SIGTERMException was raised with message:             ,
+    saved checkpoint to PATH" through the `rank_zero` logger (Lightning 2.6); an undocumented format, so
+    an unrecognised one passes unchanged."""
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _InterruptMessage) for f in logger.filters):
         logger.addFilter(_InterruptMessage())
 
 
 def quiet_library_notices() -> None:
-    """Drop Lightning's advertising tips and a deprecation warning that Lightning itself triggers.
-
-    Why: the Trainer logs "💡 Tip: For seamless cloud ..." (litlogger, litmodels) through `rank_zero_info`
-    on every run that has no LitLogger, with no switch to turn it off (Lightning 2.6); a filter on the
-    `lightning.pytorch.utilities.rank_zero` logger drops exactly those records. Lightning's `CombinedLoader`
-    builds `torch.utils._pytree.LeafSpec()`, which torch (2.14) deprecates with a FutureWarning attributed
-    to `lightning.pytorch.utilities._pytree`; only that warning from that module is ignored. Idempotent.
-    """
+    """Drop Lightning's advertising tip and a deprecation warning that Lightning itself triggers. Idempotent.
+    Why: the "💡 Tip: For seamless cloud" log record has no switch (Lightning 2.6); `CombinedLoader`'s
+    `_pytree.LeafSpec()` raises torch 2.14's FutureWarning, ignored from that module only."""
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _CloudTip) for f in logger.filters):
         logger.addFilter(_CloudTip())
@@ -292,12 +224,8 @@ class _InterruptMessage(logging.Filter):
 
 def fail_running_trial(study: Any, trial: Any) -> Any:
     """Mark a `running` trial of `study` failed; returns it as it is now, or None if it had ended already.
-
-    Why: a sweep restarted on the host where a trial's process was killed knows at once that the trial is
-    dead; Optuna's public `fail_stale_trials` fails a trial only once its heartbeat is older than the grace
-    period (two intervals), by the steps used here: the private `Study._storage`,
-    `FrozenTrial._trial_id` and the storage's `set_trial_state_values` and `get_trial` (Optuna 4).
-    """
+    Why: a restarted sweep knows a trial on its own host is dead; public `fail_stale_trials` waits out two
+    heartbeats. Private `Study._storage`, `FrozenTrial._trial_id` (Optuna 4)."""
     import optuna
 
     try:
@@ -312,22 +240,14 @@ def fail_running_trial(study: Any, trial: Any) -> Any:
 
 def unrequire_arguments(add_kwargs: dict[str, Any], names: set[str]) -> dict[str, Any]:
     """`add_class_arguments` keyword arguments under which the parameters `names` are not required.
-
-    Why: a net's sizes (`num_classes`, `in_features`...) come from the data after the config is parsed
-    (project/sizes.py), so the parser must accept a net config that leaves them out. jsonargparse
-    exempts exactly the targets of `link_arguments` through the private keyword `linked_targets`
-    of `add_class_arguments` (jsonargparse 4.x, `_add_signature_parameter`); a real link cannot be
-    used, because jsonargparse fails on links into builder functions (torchvision's `resnet18`).
-    """
+    Why: a net's sizes come from the data after parsing (project/sizes.py). The private keyword
+    `linked_targets` (jsonargparse 4.x) exempts them; a real link fails on builder functions (`resnet18`)."""
     return {**add_kwargs, "linked_targets": set(add_kwargs.get("linked_targets") or ()) | names}
 
 
 def option_strings(parser: Any) -> list[str]:
     """Every option string an argparse (or jsonargparse) parser accepts, e.g. `--trainer.max_epochs`.
-
-    Why: to suggest the key a mistyped `--key` was close to. argparse lists them only in the private
-    `ArgumentParser._option_string_actions` (Python 3.x); no public method lists a parser's options.
-    """
+    Why: to suggest the key a mistyped one was close to; only the private `_option_string_actions` lists them."""
     return list(parser._option_string_actions)
 
 
@@ -336,11 +256,8 @@ def option_strings(parser: Any) -> list[str]:
 
 def foreach_lerp_(targets: list[Tensor], ends: list[Tensor], weight: float) -> None:
     """`t += weight * (end - t)` for each pair, in one fused kernel per device and dtype (in place).
-
-    Why: Lookahead averages every parameter and buffer every few steps; a Python loop of `lerp_`
-    launches two kernels per tensor. `torch._foreach_lerp_` is what torch's own optimizers use, but is
-    private (no public fused multi-tensor API in torch 2.x).
-    """
+    Why: Lookahead averages every tensor every few steps; private `torch._foreach_lerp_` (torch 2.x), as
+    torch's own optimizers use, instead of two kernels per tensor."""
     torch._foreach_lerp_(targets, ends, weight)
 
 
@@ -351,12 +268,8 @@ def foreach_copy_(targets: list[Tensor], sources: list[Tensor]) -> None:
 
 def keep_batch(batch: T) -> T:
     """The `collate_fn` for datasets with `__getitems__`: the fetcher already returned a batch.
-
-    Why: torch's map-style fetcher (`torch.utils.data._utils.fetch._MapDatasetFetcher`) calls
-    `dataset.__getitems__(indices)` when the dataset has it, instead of one `__getitem__` per index, so an
-    in-memory set gathers a batch with one indexing op and an audio set pads once per batch. It is
-    undocumented (added in torch 2.0 for torchdata).
-    """
+    Why: torch's private `_MapDatasetFetcher` (2.x) calls `__getitems__(indices)` when present, so a set
+    gathers or pads a batch at once; undocumented."""
     return batch
 
 
@@ -376,18 +289,13 @@ NUMPY_ARRAY_PICKLE_GLOBALS = frozenset(
 )
 """The globals a pickled numpy array names: enough, and no more, to unpickle CIFAR-10's batches.
 
-Why: pickles refer to numpy's private reconstruction functions by module path. Files written under
-numpy 1 name `numpy.core.*`, those written under numpy 2 name `numpy._core.*`; a safe unpickler must
-allow exactly these and nothing else.
+Why: pickles name numpy's private reconstruction functions, `numpy.core.*` (numpy 1) or `numpy._core.*` (2).
 """
 
 
 def numpy_pickle_module(module: str) -> str:
     """Where a pickle's numpy module lives in the installed numpy.
-
-    Why: numpy 2 renamed `numpy.core` to `numpy._core` and left a shim that warns on every access;
-    resolving the new name directly keeps the CIFAR-10 reader quiet on numpy 2 and working on numpy 1.
-    """
+    Why: numpy 2 renamed `numpy.core` to `numpy._core`, and its shim warns on each access."""
     import numpy as np
 
     if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
@@ -396,7 +304,6 @@ def numpy_pickle_module(module: str) -> str:
 
 
 def stop_rich_bar(bar: Any) -> None:
-    """End a RichProgressBar's live display now, as its `teardown` would, so that nothing printed after
-    training (the run summary) is followed by the bar drawn once more. `_stop_progress` also marks the
-    display for a fresh start should the same trainer run another stage."""
+    """End a RichProgressBar's live display now, as its `teardown` would, so that it is not drawn again after
+    the run summary. Why: only the private `_stop_progress` does it, and readies a fresh start (Lightning 2.6)."""
     bar._stop_progress()

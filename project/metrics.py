@@ -1,8 +1,5 @@
-"""The one place metric names are spelled.
-
-The LightningModule logs under these names and the checkpoint callback monitors them, so a rename
-here cannot leave a monitor watching a metric that no longer exists.
-"""
+"""The one place metric names are spelled, so a rename cannot leave a monitor watching a metric that no
+longer exists."""
 
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"

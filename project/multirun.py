@@ -1,17 +1,28 @@
-"""What the commands that run one recipe many times share (`project.sweep`, `project.crossval`): the
-recipe as the CLI resolves it, where its runs go, and one device per run.
+"""What the commands that run one recipe many times share (`project.sweep`, `project.crossval`): the recipe as
+the CLI resolves it, where its runs go, and one device per run. Each run calls the CLI's `main` in this
+process, so a multi-device strategy (which would start copies of the whole command) is refused."""
 
-Each run is a call of the CLI's `main` in the command's own process, so a run is an ordinary run
-folder with its logs, checkpoints and config.yaml, and a multi-device strategy (which would start
-copies of the whole command) is refused: several GPUs are used by starting several processes.
-"""
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from project import signals
 from project.cli import main
 from project.errors import ConfigError, UserError
 
 
 class StudyError(ConfigError):
     """A recipe or option that a multi-run command cannot use; the message says how to fix it."""
+
+
+class InterruptWatch(L.Callback):
+    """Tells a Ctrl-C from other failures of a run: Lightning turns one during a fit into SystemExit(1), as it
+    does a rejected config; between two steps it stops through Lightning's SIGTERMException (project/signals.py)."""
+
+    interrupted = False
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        stopped = isinstance(exception, KeyboardInterrupt | SIGTERMException | signals.Stopped)
+        self.interrupted = self.interrupted or stopped
 
 
 def resolved_config(base_args: list[str], recipe: str) -> dict:

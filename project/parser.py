@@ -1,9 +1,6 @@
-"""The command line's parser: Lightning's, with errors a user can read.
-
-A parse error prints one `error:` line and a hint to `--help`, not the whole usage (about 90 lines
-for `fit`). A config file that is not valid YAML, is empty, or holds something other than a mapping of
-keys is named with the line at fault; jsonargparse reports such files as `"<unicode string>", line 2`.
-"""
+"""The command line's parser: Lightning's, with errors a user can read: one `error:` line and a hint to
+`--help`, not the whole usage (about 90 lines for `fit`); a bad config file named with the line at fault
+(jsonargparse says `"<unicode string>", line 2`)."""
 
 import difflib
 import inspect

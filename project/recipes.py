@@ -1,20 +1,16 @@
 """Which config files a command starts from, and which configs it may pick up without being asked.
 
 - Every command starts from `base.yaml`: trainer, logging, checkpointing and precision, no task.
-- `fit` with no `--config` trains the default recipe (CIFAR-10); a `--config` replaces it, never
-  merges over it. A shipped recipe is named by its name alone (`--config fsdd`) from any folder.
-- `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from the run
-  folder's `config.yaml`, or else from what the checkpoint stores (its model and data module
-  hyperparameters). Command-line keys still win.
-  (project/run_config.py; a config picked up so may only name trusted code, project/trust.py).
-- `--preset NAME` (repeatable) stacks a preset over the recipe: it becomes a `--config` placed after the
-  recipe's, before every other key of the command line, which still wins. A preset is never the recipe:
-  `fit --preset debug` trains the default recipe, and an evaluation given `--ckpt_path` still rebuilds
-  its run from the checkpoint underneath. A config file inside a folder named `presets` passed with
-  `--config` is a preset too. `preset_path` says where a name is looked up.
+- `fit` with no `--config` trains the default recipe; a `--config` replaces it, never merges over it. A
+  shipped recipe is named by its name alone (`--config fsdd`) from any folder.
+- `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from its folder's
+  `config.yaml`, or else from the checkpoint (project/run_config.py; trusted code only, project/trust.py).
+- `--preset NAME` (repeatable) becomes a `--config` after the recipe's, before every other key: never the
+  recipe itself (`fit --preset debug` trains the default recipe). A config file in a folder named
+  `presets` is a preset too; `preset_path` says where a name is looked up.
 
-The command line is looked at for the names `--config`, `--preset` and `--ckpt_path` only, because the
-files a command starts from must be chosen before LightningCLI builds its parser.
+Only `--config`, `--preset` and `--ckpt_path` are looked at: these files are chosen before LightningCLI
+builds its parser.
 """
 
 import importlib
@@ -23,10 +19,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
-
 from project.checkpoints import check_checkpoint_path
-from project.config_yaml import load_config_file, load_config_text
+from project.config_yaml import load_config_value
 from project.errors import ConfigError
 from project.run_config import implicit_config, resume_config
 
@@ -85,13 +79,9 @@ def preset_folders(recipe: str | None) -> list[Path]:
 
 
 def preset_path(name: str, recipe: str | None) -> str:
-    """The config file of preset `name` stacked over the recipe file `recipe` (None: a recipe that is not a file).
-
-    The first that exists of: `presets/NAME/<recipe stem>.yaml` beside the recipe (a preset made for that
-    very recipe), `presets/NAME.yaml` beside the recipe, `presets/NAME.yaml` of the shipped configs.
-    Without a recipe file (the default recipe is one; a run rebuilt from its checkpoint, or a recipe
-    given as YAML text, is not), only the last. A path to a .yaml file is used as it is.
-    """
+    """The config file of preset `name` over the recipe file `recipe` (None: no file): the first that exists of
+    `presets/NAME/<recipe stem>.yaml` and `presets/NAME.yaml` beside the recipe, then the shipped
+    `presets/NAME.yaml` (only that without a recipe file). A path to a .yaml file is used as it is."""
     if name.endswith((".yaml", ".yml")) and _is_file(name):
         return name
     stem = Path(recipe).stem if recipe and _is_file(recipe) else None
@@ -133,15 +123,19 @@ def _option(args: list[str], name: str) -> Iterator[tuple[int, str]]:
             yield i, arg.split("=", 1)[1]
 
 
+def config_options(args: list[str]) -> list[tuple[int, str]]:
+    """(index, value) of every `--config`/`-c` value, in command-line order."""
+    return sorted([*_option(args, "--config"), *_option(args, "-c")])
+
+
 def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(the arguments with recipe names resolved, implicit configs and presets inserted, the default config files)."""
     args, presets = _take_presets(list(args))
-    for i, value in list(_option(args, "--config")) + list(_option(args, "-c")):
+    for i, value in config_options(args):
         resolved = recipe_path(value)
         args[i] = resolved if args[i] == value else args[i].split("=", 1)[0] + "=" + resolved
     command = args[0] if args else None
-    configs = sorted(list(_option(args, "--config")) + list(_option(args, "-c")))
-    recipes = [(i, v) for i, v in configs if not is_preset(v)]
+    recipes = [(i, v) for i, v in config_options(args) if not is_preset(v)]
     ckpt = next((v for _, v in _option(args, "--ckpt_path")), None)
     base = [str(base_config())]
     default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
@@ -177,16 +171,14 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
 def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
     """The run name the recipe gives its logger (`trainer.logger.init_args.name`), read from the config
     files before presets stack over them: a preset that swaps the logger (mlflow, nologger) keeps it."""
-    configs = [*defaults, *(v for _, v in sorted([*_option(args, "--config"), *_option(args, "-c")]))]
+    configs = [*defaults, *(v for _, v in config_options(args))]
     name = None
     for config in configs:
         if is_preset(config):
             continue
-        try:
-            content = load_config_file(Path(config)) if _is_file(config) else load_config_text(config, "--config")
-            logger = ((content or {}).get("trainer") or {}).get("logger")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, ConfigError):
-            continue  # reported when the config is parsed
+        content = load_config_value(config)  # one that cannot be read is reported when the config is parsed
+        trainer = content.get("trainer") if isinstance(content, dict) else None
+        logger = trainer.get("logger") if isinstance(trainer, dict) else None
         given = (logger.get("init_args") or {}).get("name") if isinstance(logger, dict) else None
         name = given if isinstance(given, str) and given else name
     return name
@@ -195,7 +187,7 @@ def recipe_run_name(args: list[str], defaults: list[str]) -> str | None:
 def presets_in(args: list[str]) -> list[str]:
     """The names of the presets a prepared command line stacks (`presets/quick.yaml` and
     `presets/quick/<recipe>.yaml` are both `quick`), in order."""
-    configs = [v for _, v in sorted(list(_option(args, "--config")) + list(_option(args, "-c")))]
+    configs = [v for _, v in config_options(args)]
     folders = [Path(v).resolve().parent for v in configs if is_preset(v)]
     stems = [Path(v).stem for v in configs if is_preset(v)]
     return [stem if folder.name == PRESETS else folder.name for folder, stem in zip(folders, stems, strict=True)]

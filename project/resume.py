@@ -36,9 +36,8 @@ READS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "
 
 
 def continue_in(trainer: Any, folder: Path) -> None:
-    """Make a resumed fit's parsed `trainer` config log into the run folder it resumes: its TensorBoard or
-    CSV logger's save_dir/name/version, or without a logger its default_root_dir. A version the command
-    line names, and other loggers (MLflow), are left as they are."""
+    """Make a resumed fit's parsed `trainer` config log into the run folder it resumes (its TensorBoard or CSV
+    logger's, else its default_root_dir), unless the command line names a version; MLflow is left as it is."""
     logger = trainer.get("logger")
     if logger is None or logger is False:
         trainer.default_root_dir = str(folder)
@@ -94,9 +93,8 @@ def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path |
 
 
 def _with_net_defaults(made: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """`made` with its net's unset arguments at their defaults, as a parsed config has them: a run's
-    config.yaml records only the net arguments given (project/sizes.py). Only for the class the command
-    line already imported, so nothing of a run folder's config is imported here."""
+    """`made` with its net's unset arguments at their defaults, as a parsed config has them (config.yaml records
+    only those given). Only for a class already imported: nothing of a run folder's config is imported here."""
     net = (made.get("model") or {}).get("net")
     class_path = net.get("class_path") if isinstance(net, dict) else None
     if not class_path or class_path != ((now.get("model") or {}).get("net") or {}).get("class_path"):

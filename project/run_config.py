@@ -1,12 +1,5 @@
 """A run's config is its record: a fit saves it beside its checkpoints (config.yaml) and inside them, and
-later commands read it back.
-
-- `SaveRunConfig` writes config.yaml (Lightning's config saving, for commands that log into an existing
-  run's folder too) and puts the run's whole config into every checkpoint the fit saves.
-- `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from the run folder's
-  config.yaml, or else from what the checkpoint stores (`implicit_config`); `fit --ckpt_path` continues
-  the run as it was made (`resume_config`). Either is checked against the trusted packages (project/trust.py).
-"""
+later commands read it back (`implicit_config`, `resume_config`), checked against project/trust.py."""
 
 import os
 from pathlib import Path
@@ -62,9 +55,8 @@ def implicit_config(ckpt: str) -> str | None:
 
 
 def resume_config(ckpt: str) -> str | None:
-    """`fit --ckpt_path X`'s config, as YAML text: the whole config of the run X belongs to (its folder's
-    config.yaml, else the one stored in X), logging into that run's own folder; None for a checkpoint
-    that has neither (the command line then says what to train)."""
+    """`fit --ckpt_path X`'s config, as YAML text: the whole config of X's run (its folder's config.yaml, else
+    the one stored in X); None for a checkpoint that has neither."""
     local = local_path(ckpt)
     if local is None or not local.is_file():
         return None
@@ -109,14 +101,10 @@ def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Lightning's config saving, for commands that log into an existing run's folder.
-
-    A fit writes `config.yaml`, the run's record, which evaluations read back (`implicit_config`).
-    A resume, or a validate/test/predict whose logger names the same version (e.g.
-    `--trainer.logger.init_args.version baseline`), writes `resume_config.yaml` or `<command>_config.yaml`
-    beside it; Lightning's own callback would stop such a command. A new fit into an existing run's
-    folder is still refused: it would mix two runs' checkpoints and curves.
-    """
+    """Lightning's config saving, also for commands that log into an existing run's folder: a resume, or an
+    evaluation whose logger names the same version, writes `resume_config.yaml` or `<command>_config.yaml`
+    beside the run's `config.yaml`, where Lightning's own callback would stop. A new fit into an existing
+    run's folder is still refused: it would mix two runs' checkpoints and curves."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.already_saved:

@@ -1,8 +1,5 @@
 """A run's folder: which one a run writes (`run_folder`), claimed so that two runs never share one, held by
-the fit writing it (`hold_run_folder`), and where a run's data paths point from any folder.
-
-A fit writes `config.yaml` beside its checkpoints, whatever the logger (or none): project/run_config.py.
-"""
+the fit writing it (`hold_run_folder`), and where a run's data paths point from any folder."""
 
 import atexit
 import os
@@ -24,10 +21,9 @@ PATH_ARGUMENTS = ("root", "train", "val", "test", "predict_dir", "data_dir", "pa
 
 
 def claim_run_folders(trainer: L.Trainer) -> None:
-    """Give each logger that picks its own `version_N` (TensorBoard, CSV) the first free one, claimed by
-    creating its folder, which fails if another process created it first: two runs started at the same
-    moment never share a folder. Lightning's loggers pick the version by listing the folders, which
-    two runs can do at the same instant. Rank 0 claims; the others never write a run's files."""
+    """Give each logger that picks its own `version_N` (TensorBoard, CSV) the first free one, claimed by creating
+    its folder: Lightning's loggers pick by listing the folders, which two runs can do at the same instant.
+    Rank 0 claims; the others never write a run's files."""
     if trainer.global_rank != 0:
         return
     for logger in trainer.loggers:
@@ -35,8 +31,7 @@ def claim_run_folders(trainer: L.Trainer) -> None:
         if root is None or "://" in str(root) or not logger_version_unset(logger):
             continue
         os.makedirs(root, exist_ok=True)
-        taken = [n.split("_", 1)[1] for n in os.listdir(root) if n.startswith("version_")]
-        version = max((int(v) for v in taken if v.isdigit()), default=-1) + 1
+        version = next_version(Path(root))
         while True:
             try:
                 os.mkdir(os.path.join(root, f"version_{version}"))
@@ -47,9 +42,8 @@ def claim_run_folders(trainer: L.Trainer) -> None:
 
 
 def run_folder(trainer: L.Trainer) -> Path:
-    """The run's folder, the parent of its checkpoints/ for every logger (as ModelCheckpoint places them):
-    save_dir/name/version for TensorBoard and CSV, mlruns/<experiment>/<run> for MLflow, the trainer's
-    default_root_dir without a logger."""
+    """The run's folder, the parent of its checkpoints/: save_dir/name/version for TensorBoard and CSV,
+    mlruns/<experiment>/<run> for MLflow, the trainer's default_root_dir without a logger."""
     if not trainer.loggers:
         return Path(trainer.default_root_dir)
     logger = trainer.loggers[0]
@@ -64,10 +58,10 @@ def newest_last_checkpoint(runs: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def next_version_folder(runs: Path) -> Path:
-    """`runs/version_N` with N one above the highest there, as TensorBoard and CSV loggers number runs."""
+def next_version(runs: Path) -> int:
+    """One above the highest `runs/version_N`, as TensorBoard and CSV loggers number runs."""
     numbers = [int(p.name.split("_", 1)[1]) for p in runs.glob("version_*") if p.name.split("_", 1)[1].isdigit()]
-    return runs / f"version_{max(numbers, default=-1) + 1}"
+    return max(numbers, default=-1) + 1
 
 
 def resolve_data_paths(data: Any) -> None:
@@ -75,14 +69,11 @@ def resolve_data_paths(data: Any) -> None:
     if not hasattr(data, "items"):
         return
     for key, value in list(data.items()):  # a parsed config's items are its leaves, with dotted keys
+        local = isinstance(value, str | Path) and bool(str(value)) and "://" not in str(value)  # not a URL
         if hasattr(value, "items"):
             resolve_data_paths(value)
-        elif str(key).rsplit(".", 1)[-1] in PATH_ARGUMENTS and _relative_path(value):
+        elif str(key).rsplit(".", 1)[-1] in PATH_ARGUMENTS and local and not os.path.isabs(value):
             data[key] = os.path.abspath(value)
-
-
-def _relative_path(value: Any) -> bool:
-    return isinstance(value, str | Path) and bool(str(value)) and "://" not in str(value) and not os.path.isabs(value)
 
 
 LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it: the fit's process id
@@ -124,13 +115,9 @@ class RunFolderLock(L.Callback):
 
 
 def hold_run_folder(trainer: L.Trainer, resuming: bool) -> None:
-    """Claim a fit's run folder for this process before anything is written into it.
-
-    Refused, in one line: a new fit into a run folder that already holds a run (a named version used
-    twice), and any fit into a folder another living process on this machine is fitting. A lock file
-    whose process is gone (killed) is taken over. Rank 0 only; loggers whose folder is known only once
-    they start (MLflow) are not held.
-    """
+    """Claim a fit's run folder for this process before anything is written into it. Refused, in one line: a new
+    fit into a folder that holds a run, and any fit into one another living process here is fitting (a dead
+    one's lock is taken over). Rank 0 only; MLflow's folder, known only once it starts, is not held."""
     if trainer.global_rank != 0:
         return
     if trainer.loggers and not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
@@ -175,20 +162,11 @@ def _lock_holder(lock: Path) -> int | None:
         return int(lock.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return True
-
-
-def logger_class(logger: Any) -> str:
-    """The class path of a logger as configured (empty for none or `true`)."""
-    return str(logger.get("class_path") or "") if hasattr(logger, "get") else ""
 
 
 def profile_in_run_folder(trainer: L.Trainer) -> None:
-    """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml).
-
-    Lightning puts it in `trainer.log_dir`: the run folder for TensorBoard, CSV and no logger, but the
-    store's root for others (MLflow's logs/mlruns). Rank 0 only: the others do not know the folder yet.
-    """
+    """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml), rank 0 only:
+    Lightning's `trainer.log_dir` is the store's root for MLflow."""
     profiler = trainer.profiler
     if getattr(profiler, "dirpath", "given") is not None or not trainer.loggers or trainer.global_rank != 0:
         return
@@ -222,9 +200,11 @@ def place_run(config: Any, recipe: str | None) -> None:
         init.experiment_name = run_name(config, recipe)
     if logger is False and not trainer.get("default_root_dir"):
         # No logger: checkpoints and the run's config still get a folder of their own
-        trainer.default_root_dir = str(next_version_folder(Path("logs") / run_name(config, recipe)))
+        runs = Path("logs") / run_name(config, recipe)
+        trainer.default_root_dir = str(runs / f"version_{next_version(runs)}")
     uri = (init or {}).get("tracking_uri")
-    if logger_class(logger).endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
+    logger_class = str(logger.get("class_path") or "") if hasattr(logger, "get") else ""  # "": none, or `true`
+    if logger_class.endswith(".MLFlowLogger") and (uri is None or str(uri).startswith("file:")):
         # A local MLflow store in save_dir keeps the run beside the others in logs/ (configs/presets/
         # mlflow.yaml); MLflow >= 3.7 refuses its file store unless asked for it this way
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")

@@ -1,15 +1,10 @@
 """Stop signals (Ctrl-C's SIGINT, SIGTERM): one step's whole state saved, and the shell's exit status.
 
-While training steps run, the first SIGINT or SIGTERM asks Lightning to stop after the step in
-progress, exactly as its own SIGTERM handling does: the step finishes, the loader has handed out
-exactly that step's batches, and the checkpoint saved on the way out holds weights, optimizer,
-scheduler, loader position and RNG of that one step. A KeyboardInterrupt raised in the middle of a
-step (Python's default for Ctrl-C) would save the weights of step N with a loader that already
-handed out batch N+1. A second signal while waiting stops at once and saves nothing.
-
-Outside the training steps (parsing, data setup, sanity check, after the fit) a signal stops at once
-with `Stopped`: nothing is half done that a checkpoint would need. The command line then exits with
-128 + the signal's number (130, 143), as a shell expects of a process a signal stopped.
+While training steps run, the first SIGINT or SIGTERM asks Lightning to stop after the step in progress,
+as its own SIGTERM handling does, so the checkpoint holds one step's weights, optimizer, loader position
+and RNG; a KeyboardInterrupt mid-step would save step N's weights with batch N+1 handed out. A second signal
+stops at once and saves nothing. Outside the steps a signal stops at once with `Stopped`, and the command
+exits with 128 + the signal's number (130, 143), as a shell expects.
 """
 
 import os
@@ -30,9 +25,8 @@ _received: list[int] = []  # stop signals this process received, in order
 
 
 class Stopped(BaseException):
-    """A stop signal outside the training steps (or a second one): the command stops where it is.
-
-    A BaseException, as KeyboardInterrupt is, so that no `except Exception` swallows it."""
+    """A stop signal outside the training steps (or a second one); a BaseException, as KeyboardInterrupt is, so
+    that no `except Exception` swallows it."""
 
     def __init__(self, signum: int):
         self.signum = signum

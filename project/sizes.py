@@ -1,25 +1,17 @@
-"""A data module hands sizes to the net: numbers only the data knows (class count, input features, sample
-rate) fill the network's constructor arguments of the same names.
-
-A data module states them as `sizes` (read after its `setup`; else its `num_classes`). The net is given
-as a `NetSpec` (class path plus the arguments the user gave) and built once the data is set up: every
-constructor argument named like a size and not given is filled; a given one that contradicts the data
-is refused (a default such as torchvision's `num_classes=1000` is not given). The filled arguments go
-into the checkpoint's hyperparameters, so a checkpoint rebuilds the same net without its data.
-"""
+"""A data module hands sizes to the net: numbers only the data knows (its `sizes` after `setup`, else its
+`num_classes`) fill the net's constructor arguments of the same names unless given; a given one that contradicts
+the data is refused (a default, as torchvision's `num_classes=1000`, is not given). The checkpoint keeps them."""
 
 import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from project.config_yaml import load_config_file, load_config_text
+from project.config_yaml import load_config_value
 from project.errors import ConfigError
 
 
@@ -29,8 +21,7 @@ class SizeMismatchError(ConfigError):
 
 def data_sizes(datamodule: Any) -> dict[str, Any]:
     """What `datamodule` knows about the shapes of its data (read after its `setup`)."""
-    sizes = getattr(datamodule, "sizes", None)
-    if sizes is not None:
+    if (sizes := getattr(datamodule, "sizes", None)) is not None:
         return dict(sizes)
     num_classes = getattr(datamodule, "num_classes", None)
     if num_classes is None:
@@ -43,23 +34,26 @@ def _import(class_path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def net_defaults(class_path: str) -> dict[str, Any]:
-    """The constructor's defaults as jsonargparse resolves them (a builder function's `**kwargs`
-    followed to the class it builds, as for torchvision's `resnet18`)."""
-    target = _import(class_path)
+def _net_parser(target: Any, build: bool = False) -> ArgumentParser:
     parser = ArgumentParser(exit_on_error=False)
-    if inspect.isclass(target):
-        parser.add_class_arguments(target, "net", fail_untyped=False)
-    else:
+    if not inspect.isclass(target):
         parser.add_function_arguments(target, "net", fail_untyped=False)
-    return dict(parser.get_defaults().as_dict().get("net", {}))
+    elif build:  # the method's arguments, not the class: instantiating must not build it
+        parser.add_method_arguments(target, "__init__", "net", fail_untyped=False)
+    else:
+        parser.add_class_arguments(target, "net", fail_untyped=False)
+    return parser
+
+
+def net_defaults(class_path: str) -> dict[str, Any]:
+    """The constructor's defaults as jsonargparse resolves them (a builder's `**kwargs` followed to the class
+    it builds, as for torchvision's `resnet18`)."""
+    return dict(_net_parser(_import(class_path)).get_defaults().as_dict().get("net", {}))
 
 
 class NetSpec:
-    """A network not built yet: its class path (or builder function) and only the arguments the user
-    gave (config, command line or checkpoint), so a class switched on the command line never inherits
-    values meant for another. `build(sizes)` fills the size arguments not given, refuses a given one that
-    contradicts the data and builds the net; `config()` is then the complete `{class_path, init_args}`."""
+    """A network not built yet: its class path (or builder) and only the arguments the user gave, so a class
+    switched on the command line never inherits values meant for another. `config()` is complete once built."""
 
     def __init__(self, class_path: str, init_args: Mapping[str, Any] | None = None):
         self.class_path = class_path
@@ -68,23 +62,18 @@ class NetSpec:
 
     @classmethod
     def from_config(cls, config: Any, given: set[str] | None = None) -> "NetSpec":
-        """From the `{class_path, init_args}` of a parsed config (a Namespace or a dict). `given`: the
-        init_args keys the user gave; None keeps those that differ from the constructor's defaults (for a
-        config whose sources are unknown)."""
-        if isinstance(config, Namespace):
-            config = config.as_dict()
-        init_args = _plain(dict(config.get("init_args") or {}))
+        """From a parsed `{class_path, init_args}`. `given`: the keys the user gave; None (sources unknown)
+        keeps those that differ from the constructor's defaults."""
+        config = _plain(config)
+        init_args = dict(config.get("init_args") or {})
         if given is None:
             defaults = _plain(net_defaults(config["class_path"]))
             given = {k for k, v in init_args.items() if k not in defaults or defaults[k] != v}
         return cls(config["class_path"], {k: v for k, v in init_args.items() if k in given})
 
-    def accepts(self, name: str) -> bool:
-        return name in self.init_args or name in _parameters(self.class_path)
-
     def build(self, sizes: Mapping[str, Any], source: str = "the data") -> nn.Module:
         for name, value in sizes.items():
-            if not self.accepts(name):
+            if name not in self.init_args and name not in _parameters(self.class_path):
                 continue
             if name in self.given and self.init_args[name] != value:
                 raise SizeMismatchError(
@@ -101,8 +90,8 @@ class NetSpec:
             )
         # A builder taking **kwargs that jsonargparse could not follow (torchvision's mobilenet_v3_small,
         # timm's create_model) is offered the class count too; it is dropped again if the builder refuses it.
-        offered = {} if "num_classes" in self.init_args or not _takes_kwargs(self.class_path) else dict(sizes)
-        offered = {k: v for k, v in offered.items() if k == "num_classes"}
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in _signature(self.class_path))
+        offered = {k: v for k, v in sizes.items() if k == "num_classes" and k not in self.init_args and takes_kwargs}
         try:
             return self._instantiate({**self.init_args, **offered})
         except TypeError:
@@ -111,15 +100,11 @@ class NetSpec:
         return self._instantiate(self.init_args)
 
     def _instantiate(self, init_args: dict[str, Any]) -> nn.Module:
-        # jsonargparse checks and converts the arguments it knows (nested class_paths become objects);
-        # those it cannot see (a builder's untyped **kwargs) go to the constructor as they are
+        # jsonargparse converts the arguments it knows (nested class_paths become objects); those it cannot
+        # see (a builder's untyped **kwargs) go to the constructor as they are
         target = _import(self.class_path)
         known = _parameters(self.class_path)
-        parser = ArgumentParser(exit_on_error=False)
-        if inspect.isclass(target):  # the method's arguments, not the class: instantiating must not build it
-            parser.add_method_arguments(target, "__init__", "net", fail_untyped=False)
-        else:
-            parser.add_function_arguments(target, "net", fail_untyped=False)
+        parser = _net_parser(target, build=True)
         kwargs = {k: v for k, v in init_args.items() if k in known}
         cfg = parser.parse_object({"net": kwargs}, defaults=False)
         built = parser.instantiate_classes(cfg).get("net") or {}
@@ -128,8 +113,7 @@ class NetSpec:
         net = target(**built, **{k: v for k, v in init_args.items() if k not in known})
         if not isinstance(net, nn.Module):
             raise ConfigError(f"model.net ({self.class_path}) built a {type(net).__name__}, not a torch.nn.Module.")
-        if init_args is not self.init_args:
-            self.init_args = dict(init_args)
+        self.init_args = dict(init_args)
         return net
 
     def config(self) -> dict[str, Any]:
@@ -137,7 +121,6 @@ class NetSpec:
 
 
 def _parameters(class_path: str) -> set[str]:
-    """The constructor arguments jsonargparse sees (a builder's **kwargs followed where it can be)."""
     return set(net_defaults(class_path)) | set(_required(class_path))
 
 
@@ -154,8 +137,7 @@ def _required(class_path: str) -> list[str]:
 
 
 def _plain(value: Any) -> Any:
-    """`value` as YAML would hold it: a class or function by its import path, so that a checkpoint's
-    hyperparameters stay plain data (torchvision's `block: BasicBlock` would otherwise be pickled)."""
+    """`value` as YAML holds it, a class by its import path: else the checkpoint would pickle `block: BasicBlock`."""
     if isinstance(value, Namespace):
         value = value.as_dict()
     if isinstance(value, Mapping):
@@ -165,10 +147,6 @@ def _plain(value: Any) -> Any:
     if inspect.isclass(value) or inspect.isfunction(value):
         return f"{value.__module__}.{value.__qualname__}"
     return value
-
-
-def _takes_kwargs(class_path: str) -> bool:
-    return any(p.kind is p.VAR_KEYWORD for p in _signature(class_path))
 
 
 def build_net(
@@ -185,13 +163,13 @@ def build_net(
 
 _NET = "--model.net"
 _NET_KEYS = ("class_path", "init_args", "dict_kwargs", "__path__")
+_NET_SECTIONS = {"--config": ("model", "net"), "-c": ("model", "net"), "--model": ("net",), _NET: ()}
 
 
 def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[str | None, set[str]]:
-    """(the net's class path, the init_args keys given for it) from the config files and the command
-    line, in the order jsonargparse reads them. A source that names another class starts the keys over:
-    jsonargparse carries the earlier class's arguments over to a new one where their names fit, and
-    those were never given for it. (None, set()) when no source names the net."""
+    """(the net's class path or None, the init_args keys given for it) from the config files and the command
+    line, read in jsonargparse's order. A source naming another class starts the keys over: jsonargparse
+    carries the earlier class's arguments over where their names fit, and those were never given for it."""
     state: dict[str, Any] = {"class_path": None, "keys": set()}
 
     def apply(net: Any) -> None:
@@ -207,11 +185,7 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
             state["keys"] |= keys
 
     def from_file_or_text(value: str, section: tuple[str, ...]) -> Any:
-        path = Path(value)
-        try:
-            content = load_config_file(path) if path.is_file() else load_config_text(value, "--config")
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
-            return None
+        content = load_config_value(value)
         for key in section:
             content = content.get(key) if isinstance(content, Mapping) else None
         return content
@@ -223,14 +197,9 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
         name, eq, value = arg.partition("=")
         if not name.startswith("-"):
             continue
-        if not eq:
-            value = args[i + 1] if i + 1 < len(args) else ""
-        if name in ("--config", "-c"):
-            apply(from_file_or_text(value, ("model", "net")))
-        elif name == "--model":
-            apply(from_file_or_text(value, ("net",)))
-        elif name == _NET:
-            apply(from_file_or_text(value, ()))
+        value = value if eq else args[i + 1] if i + 1 < len(args) else ""
+        if name in _NET_SECTIONS:
+            apply(from_file_or_text(value, _NET_SECTIONS[name]))
         elif name == f"{_NET}.class_path":
             apply({"class_path": value})
         elif name == f"{_NET}.init_args":
@@ -242,20 +211,16 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
     return state["class_path"], state["keys"]
 
 
-# What the project reads of any LightningDataModule, here only; one it lacks is named once per run:
-#   classes -> class names in predictions, confusion matrix and per-class table
-#   sizes (or num_classes) -> the net's size arguments and the metrics
-#   predict_names -> the predictions CSV's `sample` column
-# (the project's data modules have all three, and `fold`/`num_folds` for `python -m project.crossval`)
-
+# The data module protocol: what the project reads of any LightningDataModule, here only, naming once per run
+# what one lacks: `classes` (class names in reports), `sizes` or `num_classes` (net and metrics),
+# `predict_names` (the predictions CSV's `sample` column); `fold`/`num_folds` for `python -m project.crossval`.
 _told: set[tuple[type, str]] = set()
 
 
 def _tell_missing(datamodule: Any, name: str, lost: str) -> None:
-    key = (type(datamodule), name)
-    if datamodule is None or key in _told:
+    if datamodule is None or (type(datamodule), name) in _told:
         return
-    _told.add(key)
+    _told.add((type(datamodule), name))
     rank_zero_info(
         f"{type(datamodule).__name__} has no `{name}`: {lost}. Add it to the data module to change that "
         "(the data module protocol: project/sizes.py)."

@@ -1,8 +1,5 @@
-"""Which code a config picked up without being asked for (beside a checkpoint, inside one) may name.
-
-A config found beside a checkpoint may only name classes and callables defined in TRUSTED_PACKAGES;
-anything else is refused, naming the key. Passing the config yourself with `--config` accepts it.
-"""
+"""Which code a config picked up without being asked for (beside a checkpoint, inside one) may name: only
+classes and callables defined in TRUSTED_PACKAGES; passing the config yourself with `--config` accepts it."""
 
 import importlib
 import importlib.util
@@ -27,11 +24,8 @@ class UntrustedConfigError(ConfigError):
 
 
 def check_trusted(config: Any, source: str, key: str = "") -> None:
-    """Refuse a class or callable anywhere in `config` that is not defined in TRUSTED_PACKAGES.
-
-    Trust goes by what a name resolves to, not by its first word: `torch.os.system` is `os.system`,
-    re-exported by torch, and is refused. A name outside the trusted packages is refused unimported.
-    """
+    """Refuse a class or callable anywhere in `config` not defined in TRUSTED_PACKAGES, by what a name resolves
+    to (`torch.os.system` is `os.system`); a name outside the trusted packages is refused unimported."""
     if isinstance(config, dict):
         for k, v in config.items():
             check_trusted(v, source, f"{key}.{k}" if key else str(k))
@@ -57,10 +51,7 @@ def _trusted(module: str) -> bool:
 
 
 def _defined_in(dotted: str) -> str | None:
-    """The module that defines what `dotted` names (a module: itself), or None when it names nothing.
-
-    Only names inside the trusted packages are imported to find out; anything else is not trusted anyway.
-    """
+    """The module that defines what `dotted` names (a module: itself), or None; only trusted names are imported."""
     parts = dotted.split(".")
     if not _trusted(parts[0]):
         return parts[0]

@@ -16,14 +16,11 @@ from project.internals import leave_checkpoint_callback_states, save_latest_chec
 class CheckpointFiles(L.Callback):
     """Tidies checkpoint folders at the start of a fit and saves the final step at its end.
 
-    - A write cut short by a kill leaves `.last.ckpt.tmp-PID` beside the checkpoint
-      (`AtomicCheckpointIO`). At the start of a fit, rank 0 deletes those in the folders this fit will
-      write into, and those of finished processes in the folder of the checkpoint it resumes from.
-    - A checkpoint callback without a monitor (the latest state, `last.ckpt`) that saves every
-      `every_n_train_steps` misses the final step when the interval does not divide the run; it is
-      saved when training ends, so a finished fit's last.ckpt is the finished model.
-    - An evaluation given a checkpoint leaves the fit's checkpoint bookkeeping in it alone: it saves
-      nothing, and the bookkeeping names the fit's folder, not this run's.
+    - Rank 0 deletes the `.NAME.tmp-PID` files writes cut short by a kill left (`AtomicCheckpointIO`) in the
+      folders this fit writes, and those of finished processes beside the checkpoint it resumes from.
+    - A monitor-less checkpoint saving every `every_n_train_steps` misses the final step when the interval
+      does not divide the run: it is saved at the end, so a finished fit's last.ckpt is the finished model.
+    - An evaluation leaves the fit's checkpoint bookkeeping in its checkpoint alone: it names the fit's folder.
     """
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ from torch import Tensor, nn
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, tensorboards
 from project.errors import ConfigError
+from project.sizes import class_names
 
 
 def features_module(net: nn.Module, name: str | None) -> nn.Module:
@@ -33,18 +34,16 @@ def features_module(net: nn.Module, name: str | None) -> nn.Module:
 
 
 class TestEmbeddings(TensorBoardView):
-    """Logs `test/embeddings` to TensorBoard's projector at the end of `test`: what the net hands its last
-    layer, the input of `module` (a forward hook: any net works unchanged), flattened to (N, D). Only the
-    first call of `module` per batch and its first rows, one per sample, are kept: a net that runs it on
-    several views (test-time augmentation) shows the first. The metadata's first column is the true class:
-    TensorBoard's projector colours nothing until "Color by" is chosen (it has no setting for a default),
-    and lists that column first.
+    """Logs `test/embeddings` to TensorBoard's projector at the end of `test`: the input of `module` (a forward
+    hook: any net works unchanged), flattened to (N, D); of a module run on several views (test-time
+    augmentation), the first. The true class is the metadata's first column: the projector colours nothing
+    until "Color by" is chosen, and lists that column first.
 
     Args:
         max_samples: the first this many test samples of global rank 0 (the projector slows down past
             a few thousand, and the sprite holds at most 8192 x 8192 pixels).
-        module: name of the module in `net` whose input is the feature vector, as listed by
-            `net.named_modules()`; None: the last nn.Linear.
+        module: name of the module in `net` whose input is the feature vector (`net.named_modules()`);
+            None: the last nn.Linear.
         thumbnail: side in pixels of each image in the sprite (image data only).
     """
 
@@ -62,7 +61,7 @@ class TestEmbeddings(TensorBoardView):
         self.features, self.labels, self.preds, self.images = [], [], [], []
         self.kept = 0
         self._batch: Tensor | None = None
-        if not has_tensorboard(trainer):
+        if not self.writes(trainer):
             return
         target = features_module(pl_module.net, self.module)
         self._hook = target.register_forward_hook(self._capture)
@@ -94,12 +93,12 @@ class TestEmbeddings(TensorBoardView):
             self._hook.remove()
             self._hook = None
         if not self.features:
-            if has_tensorboard(trainer):
+            if self.writes(trainer):
                 rank_zero_warn(
                     "TestEmbeddings saw no features: the module it hooks never ran in the test. Set its `module`."
                 )
             return
-        names = class_names(trainer, pl_module.hparams.num_classes)
+        names = class_names(trainer.datamodule, pl_module.hparams.num_classes)
         labels, preds = torch.cat(self.labels).tolist(), torch.cat(self.preds).tolist()
         metadata = [[names[y], names[p], str(y == p)] for y, p in zip(labels, preds, strict=True)]
         features = torch.cat(self.features)  # (N, D)

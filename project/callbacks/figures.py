@@ -1,9 +1,6 @@
-"""Pictures for TensorBoard, drawn with matplotlib as (3, H, W) uint8 arrays for `add_image`.
-
-Each draws on its own `Figure` with the Agg canvas, never through pyplot: nothing joins pyplot's list of
-open figures and no window can open, whatever the user's backend. Sized to be read at TensorBoard's
-default image size (about 600 px wide) without zooming.
-"""
+"""Pictures for TensorBoard, drawn with matplotlib as (3, H, W) uint8 arrays for `add_image`, sized for its
+default image card (about 600 px wide). Each draws on its own Agg `Figure`, never through pyplot: nothing
+joins pyplot's open figures and no window opens, whatever the user's backend."""
 
 from collections.abc import Sequence
 
@@ -35,9 +32,8 @@ def to_image(fig) -> np.ndarray:
 
 
 def confusion_matrix(counts: Tensor, names: Sequence[str], normalize: bool = False) -> np.ndarray:
-    """(C, C) counts, rows the true class -> the matrix with class names on both axes, each row shaded by
-    its share (the class's recall on the diagonal), the cells showing the counts or, with `normalize`, the
-    shares. Margins from the names' lengths: the layout engine took 0.4 s of a 0.5 s draw on a 2-core CPU."""
+    """(C, C) counts, rows the true class -> the matrix, each row shaded by its share, the cells showing counts
+    or, with `normalize`, shares. Margins from the names' lengths: the layout engine took 0.4 s of a 0.5 s draw."""
     counts = counts.double().cpu()
     shares = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
     n = len(names)
@@ -86,10 +82,9 @@ def spectrogram(
 
 
 def pr_curves(precision: Tensor, recall: Tensor, names: Sequence[str]) -> np.ndarray:
-    """(T, C) precision and recall at T rising thresholds -> a small chart per class, recall along x and
-    precision up y, titled with the class and its average precision (the binned curve's). Three columns
-    of about 120 px, as `image_grid`, fit TensorBoard's image card unscaled. Fixed margins, not the
-    layout engine: it would cost most of the draw."""
+    """(T, C) precision and recall at T rising thresholds -> a small chart per class titled with its average
+    precision; three columns of about 120 px fit TensorBoard's card unscaled. Fixed margins: the layout engine
+    would cost most of the draw."""
     n = len(names)
     columns, rows = min(n, 3), -(-n // 3)
     width, height = 0.6 + 1.2 * columns, 0.75 + 1.2 * rows  # inches: the margins hold the axis names
@@ -118,10 +113,9 @@ LINE = int(FONT_PT * DPI / 72 * 1.25)  # a caption line's height in pixels
 def image_grid(
     images: Sequence[Tensor], captions: Sequence[tuple[str, str]], columns: int = 3, legend: str = ""
 ) -> np.ndarray:
-    """Images (C, H, W), each stretched to its own range, in a grid with two caption lines under each,
-    the second in red (MisclassifiedImages: the true class, then the prediction). In pixels for
-    TensorBoard's image card, about 350 px wide: three columns of 130 px keep 10-pt captions readable.
-    One mosaic in one axes, captions over it: a subplot per image would cost ten times more to draw."""
+    """Images (C, H, W), each stretched to its own range, in a grid with two caption lines under each, the second
+    in red. Three columns of 130 px keep 10-pt captions readable in TensorBoard's 350 px card. One mosaic in one
+    axes: a subplot per image would cost ten times more to draw."""
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
     tiles = [displayable(image) for image in images]

@@ -1,6 +1,5 @@
-"""The network's graph in TensorBoard's GRAPHS tab. Off by default: it traces the net once (torch.jit),
-which costs a forward pass and, for a large net, seconds. Add it to a recipe's trainer.callbacks (or
-`--trainer.callbacks+=project.callbacks.ModelGraph`) to see it."""
+"""The network's graph in TensorBoard's GRAPHS tab. Off by default: tracing the net costs a forward pass and,
+for a large net, seconds (`--trainer.callbacks+=project.callbacks.ModelGraph` turns it on)."""
 
 import warnings
 
@@ -11,12 +10,9 @@ from project.callbacks.writers import TensorBoardView, tensorboards
 
 
 class ModelGraph(TensorBoardView):
-    """Writes the graph of `net` once, on the first training batch of a fit (its real inputs).
-
-    The trace runs in eval mode without gradients, so it moves no BatchNorm statistic and draws no
-    random number a resumed run would miss. A net the tracer cannot follow (data-dependent control
-    flow, say) gives one warning and the fit goes on without a graph.
-    """
+    """Writes the graph of `net` once, traced on the first training batch of a fit, in eval mode without
+    gradients (no BatchNorm statistic moves, no random number drawn). A net the tracer cannot follow gives one
+    warning and no graph."""
 
     def __init__(self):
         super().__init__()

@@ -19,14 +19,13 @@ class NonFiniteLossError(UserError, RuntimeError):
 class FiniteLossGuard(L.Callback):
     """Stops training with a clear error once the training loss has been NaN or inf.
 
-    Lightning's own options do not fit: `detect_anomaly=True` slows every backward pass several-fold,
-    `EarlyStopping(check_finite=True)` sees only a monitored metric at validation. Here each step adds a
-    few tiny device ops (no host sync) remembering at which batch the loss first went non-finite, read
-    back every `check_every_n_steps` batches and before any checkpoint: none holds weights trained on a NaN.
+    `detect_anomaly=True` slows every backward several-fold; `EarlyStopping(check_finite=True)` sees only a
+    monitored metric. Here each step adds a few device ops (no host sync) that remember the first non-finite
+    batch, read back every `check_every_n_steps` batches and before any checkpoint: none holds NaN-trained weights.
 
     Args:
-        check_every_n_steps: batches between read-backs; by default the trainer's
-            `log_every_n_steps`, when logging syncs anyway.
+        check_every_n_steps: batches between read-backs; by default the trainer's `log_every_n_steps`,
+            when logging syncs anyway.
     """
 
     def __init__(self, check_every_n_steps: int | None = None):

@@ -1,10 +1,6 @@
-"""Per-class views of every evaluation, for any data (images, audio, tables): a table of precision,
-recall and F1 per class (TEXT tab) and one picture of every class's precision-recall curve (IMAGES tab).
-
-Everything accumulates on the device in torchmetrics states of fixed size, no host sync per batch:
-counts per class, and for the curves binned counts at `thresholds` probabilities (the full curve would grow
-with the data); summed over ranks once at the epoch's end; global rank 0 writes.
-"""
+"""Per-class views of every evaluation, for any data: a table of precision, recall and F1 per class (TEXT tab)
+and a picture of every class's precision-recall curve (IMAGES tab). Counts accumulate on the device in
+fixed-size torchmetrics states (no host sync per batch), summed over ranks once at the epoch's end."""
 
 import lightning as L
 import torch
@@ -14,18 +10,15 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassPrecision, 
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, tensorboards
+from project.sizes import class_names
 
 
 class BinnedCounts(Metric):
-    """One-vs-rest counts per class at `thresholds` evenly spaced probabilities: what TensorBoard's
-    PR-curve plugin takes. Fixed-size states (T, C), summed over batches and ranks.
-
-    Written here rather than taken from torchmetrics' binned `MulticlassPrecisionRecallCurve`: that one
-    counts with `bincount`, which under `trainer.deterministic` becomes a (B·C·T, 4·C·T) comparison
-    table per batch (half a gigabyte for 16 clips of 10 classes at 101 thresholds). Comparisons and sums
-    are deterministic as they are.
-    """
+    """One-vs-rest counts per class at `thresholds` evenly spaced probabilities, as TensorBoard's PR-curve plugin
+    takes them: fixed-size (T, C) states. Not torchmetrics' binned `MulticlassPrecisionRecallCurve`: its
+    `bincount` under `trainer.deterministic` builds a (B·C·T, 4·C·T) table per batch (half a gigabyte for 16
+    clips of 10 classes at 101 thresholds)."""
 
     full_state_update = False
 
@@ -51,17 +44,16 @@ class BinnedCounts(Metric):
 
 
 class PerClassMetrics(TensorBoardView):
-    """Logs, after each validation epoch (`val/per_class`, `val/pr_curves`) and the test (`test/...`), a
-    markdown table of precision, recall, F1 and support per class, and a picture of a one-vs-rest
-    precision-recall curve per class, its axes labelled.
+    """Logs, after each validation epoch (`val/per_class`, `val/pr_curves`) and the test (`test/...`), a table of
+    precision, recall, F1 and support per class, and a picture of each class's precision-recall curve.
 
     Args:
         pr_curves: also log the curves.
         thresholds: points on each curve (probabilities 0..1, evenly spaced).
-        pr_curve_tab: also log each class's curve to the PR CURVES tab (`val/pr_curve/<class>`): a chart
-            per class, its threshold at each point, but no axis labels.
-        min_interval: seconds of a fit between two pictures of the curves (the table is written every
-            validation); the last one skipped is drawn when the fit ends. 0 draws every validation.
+        pr_curve_tab: also log each class's curve to the PR CURVES tab (`val/pr_curve/<class>`), without
+            axis labels.
+        min_interval: seconds of a fit between two pictures of the curves; the last one skipped is drawn
+            when the fit ends. 0 draws every validation.
     """
 
     def __init__(
@@ -106,9 +98,9 @@ class PerClassMetrics(TensorBoardView):
             return
         results = {k: v.cpu() for k, v in self.scores.compute().items()}  # every rank joins the sums over ranks
         curve = self.curve.compute() if self.curve is not None else None
-        if trainer.sanity_checking or not has_tensorboard(trainer):
+        if trainer.sanity_checking or not self.writes(trainer):
             return
-        names, step = class_names(trainer, len(results["precision"])), trainer.global_step
+        names, step = class_names(trainer.datamodule, len(results["precision"])), trainer.global_step
         scores = (results["precision"], results["recall"], results["f1"], results["stats"][:, 4])
         for writer in tensorboards(trainer):
             writer.add_text(table_tag, per_class_table(names, *scores), step)

@@ -1,6 +1,5 @@
-"""`predict` writes a CSV: one row per sample with the predicted class, its probability and the
-probability of every class, named as the DataModule names its classes and samples. Where the true
-labels are known (predicting a test split), each row also gives the label, and the accuracy is printed."""
+"""`predict` writes a CSV: one row per sample with the predicted class, its probability and every class's,
+named as the DataModule names classes and samples; where labels are known, the label too, and the accuracy."""
 
 import csv
 import io
@@ -18,11 +17,11 @@ from project.sizes import class_names, predict_names
 
 class PredictionCSV(BasePredictionWriter):
     """Args:
-    output: the CSV to write; by default `predictions.csv` in the run's log folder. Under DDP each
-        rank writes its share to `<stem>.rank<r>.csv`.
+        output: the CSV to write; by default `predictions.csv` in the run's log folder. Under DDP each
+            rank writes its share to `<stem>.rank<r>.csv`.
 
-    Batches are `(inputs, labels)`; a label below 0 means unknown (a folder of new files). The labels
-    stay on the device until the end of the epoch, so predicting costs no extra host sync per batch.
+    A label below 0 means unknown (a folder of new files). Labels stay on the device until the epoch's end:
+    no extra host sync per batch.
     """
 
     def __init__(self, output: str | Path | None = None):

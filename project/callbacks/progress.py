@@ -1,8 +1,7 @@
 """Progress a person can read wherever the output goes, and an early word on how long the fit will take.
 
-Lightning's rich bar redraws one terminal line in place; sent to a file (CI, SLURM, `nohup`) it prints
-nothing for minutes, then `0.00it/s`. So off a terminal plain lines (`LineProgress`), in one a rich bar that
-keeps to its own lines (`TerminalProgress`). Epochs are numbered from 0, as the bar and checkpoints do.
+Lightning's rich bar, sent to a file (CI, SLURM, `nohup`), prints nothing for minutes, then `0.00it/s`: off a
+terminal plain lines (`LineProgress`), in one a rich bar that keeps to its own lines (`TerminalProgress`).
 """
 
 import math
@@ -29,8 +28,8 @@ def format_duration(seconds: float) -> str:
 
 
 class LineProgress(ProgressBar):
-    """One plain line every `every_n_seconds` while training (epoch, step, loss, it/s, ETA; the loss read
-    back from the device only then), one per validation with its metrics, one at the end of an evaluation."""
+    """One plain line every `every_n_seconds` while training (the loss read back from the device only then), one
+    per validation with its metrics, one at the end of an evaluation. Epochs from 0, as the checkpoints'."""
 
     def __init__(self, every_n_seconds: float = 30.0):
         super().__init__()
@@ -104,8 +103,8 @@ class LineProgress(ProgressBar):
 
 
 class TerminalProgress(RichProgressBar):
-    """Lightning's rich bar for a terminal, showing the run's version as the integer it is and ending its
-    live display when training ends, so the run summary is the last thing on the screen."""
+    """Lightning's rich bar, showing the run's version as an integer and ending its live display when training
+    ends, so the run summary is the last thing on the screen."""
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
@@ -127,8 +126,7 @@ class TerminalProgress(RichProgressBar):
 
 
 def readable_progress(trainer: L.Trainer) -> None:
-    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one;
-    a bar the user chose (TQDM, or their own) is left alone."""
+    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one."""
     bar = trainer.progress_bar_callback
     if type(bar) is RichProgressBar:
         trainer.callbacks[trainer.callbacks.index(bar)] = TerminalProgress() if sys.stdout.isatty() else LineProgress()
@@ -137,16 +135,14 @@ def readable_progress(trainer: L.Trainer) -> None:
 class FitTimeEstimate(L.Callback):
     """After the first `after_steps` training steps, print how long the whole fit will take here.
 
-    The first step is left out (it pays for allocation, autotuning and compilation). The clock is read
-    twice in a fit, each after a device synchronisation: true on a GPU too, and nothing per step.
+    The first step (allocation, autotuning, compilation) is left out; the clock is read twice a fit, each after
+    a device synchronisation.
 
     Args:
         after_steps: steps measured before the estimate is printed.
         warn_above_minutes: when the estimate is longer and no GPU is in use, say how to shorten it.
-        short_preset: the preset that sizes a recipe for a CPU (`--preset quick`), named in the hint;
-            None where there is none.
-        presets: the presets this run stacks (the CLI passes them): a run already on `short_preset` is
-            never told to switch to it.
+        short_preset: the preset that sizes a recipe for a CPU, named in the hint; None where there is none.
+        presets: the presets this run stacks (the CLI passes them): a run on `short_preset` is not told to use it.
     """
 
     def __init__(
@@ -188,7 +184,6 @@ class FitTimeEstimate(L.Callback):
                 print_beside_bar(trainer, line)
 
     def report(self, on_cpu: bool, per_step: float, remaining: float) -> list[str]:
-        """The lines to print once `estimate_s` is known."""
         if not math.isfinite(self.estimate_s):
             return [f"Training runs at {per_step:.3f} s a step; the run has no fixed length to estimate."]
         lines = [
@@ -223,8 +218,8 @@ class FitTimeEstimate(L.Callback):
 
 
 def machine_load(busy_above: float = 1.5) -> tuple[float, int] | None:
-    """(the last minute's load average, the cores) when other work crowds the CPU, else None: a fit keeps
-    about one run-queue entry per core busy itself, so only a load well above the cores says so."""
+    """(load average, cores) when other work crowds the CPU, else None: a fit itself keeps about one run-queue
+    entry per core busy, so only a load well above the cores says so."""
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # not on every platform
@@ -234,7 +229,7 @@ def machine_load(busy_above: float = 1.5) -> tuple[float, int] | None:
 
 
 def print_beside_bar(trainer: L.Trainer, line: str) -> None:
-    """A line of its own above a progress bar drawn in place (the bar's own `print`), a plain line otherwise."""
+    """A line of its own above a progress bar drawn in place, a plain line otherwise."""
     bar = trainer.progress_bar_callback
     if bar is not None and bar.is_enabled:
         bar.print(line)

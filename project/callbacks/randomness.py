@@ -1,13 +1,9 @@
 """Every random draw of a training step, resumable: the global RNGs are reseeded before each step.
 
-Dropout, SpecAugment's masks and anything else a network or loss draws take their randomness from
-the global generators (torch's on CPU and on every GPU, numpy's, Python's), whose state no
-checkpoint holds. Reseeding them before every training step from (run seed, rank, batch count)
-makes each step's draws a pure function of where the step is in the run, as
-`project.data.ordering.augmentation_generator` does for augmentation: a run resumed from any
-checkpoint (mid-epoch, end of epoch, after Ctrl-C, SIGTERM or a crash) draws exactly what the
-uninterrupted run drew, and each DDP rank draws differently. The run seed is saved in checkpoints,
-so it need not be given again on resume.
+Dropout, SpecAugment's masks and the like draw from the global generators (torch's, numpy's, Python's),
+whose state no checkpoint holds. Reseeded from (run seed, rank, batch count), as
+`project.data.ordering.augmentation_generator` does for augmentation, a run resumed from any checkpoint
+draws what the uninterrupted run drew, and each DDP rank draws differently. The seed travels in checkpoints.
 """
 
 import random
@@ -25,13 +21,9 @@ _SALT = 0x5EED
 
 
 class StepSeededRandomness(L.Callback):
-    """Reseeds torch (CPU and CUDA), numpy and Python's `random` before every training batch.
-
-    The run seed is the torch seed in force when training starts (`seed_everything`'s, when set)
-    and travels in checkpoints. Tens of microseconds of host work per step; no device sync.
-    The reseed covers the step itself (forward, loss, backward, optimizer); a DataModule's
-    `on_after_batch_transfer` runs before it and draws from `augmentation_generator` instead.
-    """
+    """Reseeds torch (CPU and CUDA), numpy and Python's `random` before every training batch: tens of
+    microseconds of host work, no device sync. The run seed is the torch seed in force when training starts.
+    A DataModule's `on_after_batch_transfer` runs before the reseed and draws from `augmentation_generator`."""
 
     def __init__(self) -> None:
         self.seed: int | None = None
@@ -55,13 +47,8 @@ class StepSeededRandomness(L.Callback):
 
 def seed_torch_generators(seed: int) -> None:
     """`torch.manual_seed(seed)` for the CPU and every accelerator already in use, without its cost.
-
-    `torch.manual_seed` also queues a seed for each accelerator backend not yet initialised (CUDA on a
-    CPU run, XPU and MTIA on a CUDA run), capturing a Python stack trace each time: 2 to 8 ms of host
-    time per call from inside Lightning's loop, as much as a whole training step of a small net on a
-    GPU. A backend not initialised holds no generator state to reseed; the trainer initialises the
-    one it trains on before the first step.
-    """
+    `torch.manual_seed` also queues a seed, with a Python stack trace, for each backend not yet initialised
+    (2 to 8 ms a call, a whole GPU step of a small net); such a backend holds no generator state to reseed."""
     torch.default_generator.manual_seed(seed)
     for backend in (torch.cuda, torch.xpu, torch.mtia):
         if backend.is_initialized():

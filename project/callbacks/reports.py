@@ -1,7 +1,5 @@
 """TensorBoard pictures of how the classifier errs: a confusion matrix every validation epoch and a grid
-of misclassified test images, from the Classifier's evaluation outputs (`{"preds": (B,), "probs": (B, C)}`).
-The matrix accumulates on the device (no host sync per batch); pictures are drawn at the epoch's end, on
-global rank 0. Without a TensorBoardLogger both idle."""
+of misclassified test images. The matrix accumulates on the device (no host sync per batch)."""
 
 import itertools
 
@@ -11,25 +9,23 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, tensorboards
 from project.errors import ConfigError
+from project.sizes import class_names
 
 
 class ConfusionMatrixImage(TensorBoardView):
     """Logs the confusion matrix of every validation epoch (`val/confusion_matrix`) and of `test`
-    (`test/confusion_matrix`): rows the true class, columns the predicted one, class names on both
-    axes, each row shaded by its share, counts in the cells.
+    (`test/confusion_matrix`): rows the true class, each shaded by its share, counts in the cells.
 
     Args:
-        normalize: also log `<stage>/confusion_matrix_normalized`, the cells showing each row's shares
-            (per-class recall on the diagonal), which reads better when the classes differ in size.
-        validation: draw after validation epochs. A run that validates only at its end (a speed
-            run) may leave this to `test`: matplotlib takes a few tenths of a second a picture on a
-            small CPU, time such a fit would otherwise wait for.
+        normalize: also log `<stage>/confusion_matrix_normalized`, each row's shares (per-class recall on the
+            diagonal), which reads better when the classes differ in size.
+        validation: draw after validation epochs. A speed run may leave this to `test`: matplotlib takes a
+            few tenths of a second a picture on a small CPU.
         test: draw after `test`.
-        min_interval: seconds of a fit between two validation pictures; a validation sooner than that
-            is counted but not drawn, and the last such is drawn when the fit ends. 0 draws every
-            validation epoch.
+        min_interval: seconds of a fit between two validation pictures; the last one skipped is drawn when
+            the fit ends. 0 draws every validation epoch.
     """
 
     def __init__(self, normalize: bool = False, validation: bool = True, test: bool = True, min_interval: float = 60.0):
@@ -47,12 +43,12 @@ class ConfusionMatrixImage(TensorBoardView):
     def _draw(self, trainer: L.Trainer, tags: tuple[str, str]) -> None:
         counts = self.matrix.compute().cpu()  # every rank joins the sum over ranks
         self.matrix.reset()
-        if trainer.sanity_checking or not has_tensorboard(trainer):
+        if trainer.sanity_checking or not self.writes(trainer):
             return
         step = trainer.global_step
 
         def draw() -> None:
-            names = class_names(trainer, len(counts))
+            names = class_names(trainer.datamodule, len(counts))
             views = {tags[0]: figures.confusion_matrix(counts, names)}
             if self.normalize:
                 views[tags[1]] = figures.confusion_matrix(counts, names, normalize=True)
@@ -88,9 +84,8 @@ class ConfusionMatrixImage(TensorBoardView):
 
 
 class ShownErrors:
-    """Up to `count` misclassified samples of an evaluation to show, spread over the true classes: a first
-    error of each class, then a second, and so on. `offer` a batch's labels and predictions (host lists)
-    with `keep(i)`, which copies sample i off the device; `full` says no later batch can change the choice."""
+    """Up to `count` misclassified samples to show, spread over the true classes: a first error of each class,
+    then a second, and so on. `keep(i)` copies sample i off the device; `full`: no later batch changes the choice."""
 
     def __init__(self, count: int):
         self.count = count
@@ -106,7 +101,6 @@ class ShownErrors:
                 self.wrong.setdefault(label, []).append(keep(i))
 
     def chosen(self) -> list:
-        """The samples in order of their true class."""
         classes = sorted(self.wrong)
         rounds = itertools.zip_longest(*(self.wrong[c] for c in classes))  # a first error of each, then a second
         shown = [(c, item) for row in rounds for c, item in zip(classes, row, strict=True) if item is not None]
@@ -114,13 +108,12 @@ class ShownErrors:
 
 
 class MisclassifiedImages(TensorBoardView):
-    """Logs up to `count` misclassified test images as one grid (`test/misclassified`), each captioned
-    with its true class and, in red beneath, the predicted class and the probability the model gave
-    it. For image inputs (B, C, H, W) only.
+    """Logs up to `count` misclassified test images as one grid (`test/misclassified`), each captioned with its
+    true class and the predicted one with its probability. For image inputs (B, C, H, W) only.
 
     Args:
-        count: images in the grid: a first error of each true class, then a second, and so on, from the
-            first errors of the test set (one host sync per test batch until each slot has its class).
+        count: images in the grid, from the first errors of the test set (one host sync per test batch
+            until each slot has its class).
         columns: images a row; three keep the captions readable at TensorBoard's default card width.
     """
 
@@ -134,14 +127,14 @@ class MisclassifiedImages(TensorBoardView):
         self.samples = ShownErrors(self.count)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self.samples.full or not has_tensorboard(trainer):
+        if self.samples.full or not self.writes(trainer):
             return
         images, labels = batch
         if not (isinstance(images, Tensor) and images.ndim == 4):
             raise ConfigError(
                 "MisclassifiedImages needs image batches (B, C, H, W); remove it from trainer.callbacks for this data."
             )
-        names = class_names(trainer, pl_module.hparams.num_classes)
+        names = class_names(trainer.datamodule, pl_module.hparams.num_classes)
         preds, probs = outputs["preds"].tolist(), outputs["probs"]  # test time: a sync is fine
 
         def keep(i: int) -> tuple:

@@ -11,26 +11,18 @@ from project.internals import restore_train_loader_state
 
 
 class ResumeLoaderPosition(L.Callback):
-    """Hands the saved position back to a resumable training loader (e.g. `ResumableLoader`).
-
-    Lightning stores the loader's `state_dict()` in each checkpoint, but restores it only when it
-    builds the loader after the checkpoint is read. When `configure_optimizers` asks for
-    `trainer.estimated_stepping_batches` (OneCycleLR does), the loader is built earlier and the saved
-    position is silently dropped: a run resumed mid-epoch would replay the epoch from its start.
-    Training has not drawn a batch yet at `on_train_start`, so restoring there is still in time.
-    (Lightning 2.6; see `project.internals.restore_train_loader_state`.)
-    """
+    """Hands the saved position back to a resumable training loader (e.g. `ResumableLoader`): Lightning drops it
+    when the loader was built before the checkpoint was read (`project.internals.restore_train_loader_state`).
+    No batch is drawn before `on_train_start`, so restoring there is in time."""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         restore_train_loader_state(trainer)
 
 
 class StartFromWeights(L.Callback):
-    """Starts a new run from the trained weights of another run's checkpoint (its `state_dict` only: the
-    optimizer, schedule, step and data position start afresh). A resume (`--ckpt_path`) ignores it.
-
-    `fit --trainer.callbacks+=project.callbacks.StartFromWeights --trainer.callbacks.checkpoint=X` is how
-    a run continues under settings a resume refuses (another batch size, split, seed or schedule).
+    """Starts a new run from the weights of another run's checkpoint (its `state_dict` only: optimizer, schedule,
+    step and data position start afresh), to continue under settings a resume refuses (another batch size,
+    split, seed or schedule). A resume (`--ckpt_path`) ignores it.
 
     Args:
         checkpoint: the checkpoint file whose weights the network starts from; loaded as data only.

@@ -8,19 +8,18 @@ from torch import Tensor
 
 from project import metrics
 from project.callbacks import figures
-from project.callbacks.writers import TensorBoardView, add_captioned_audio, class_names, has_tensorboard, tensorboards
+from project.callbacks.writers import TensorBoardView, add_captioned_audio, tensorboards
 from project.errors import ConfigError
+from project.sizes import class_names
 
 
 class LogSpectrograms(TensorBoardView):
-    """Logs the log-mel features (`val/spectrogram/<class>`, time in seconds along x, mel bands up y) and
-    the waveforms (`val/audio/<class>`) of `count` validation clips of different true classes, titled
-    "true: seven · predicted: three": misclassified clips first, one per class, then correct ones.
+    """Logs the log-mel features (`val/spectrogram/<class>`, seconds along x, mel bands up y) and the waveforms
+    (`val/audio/<class>`) of `count` validation clips of different true classes, titled "true: seven ·
+    predicted: three": misclassified clips first, one per class, then correct ones.
 
-    Needs a net with a `log_mel` front end (`RNNClassifier`). Idles without a TensorBoardLogger. The
-    candidates are picked on the device (`FirstPerClass`, no host sync a batch); the pictures are drawn
-    at the validation epoch's end, on global rank 0 only, at most every `min_interval` seconds of a fit
-    (the last one skipped is drawn when the fit ends; 0 draws every epoch).
+    Needs a net with a `log_mel` front end (`RNNClassifier`). Candidates are picked on the device (no host sync a
+    batch); pictures are drawn at most every `min_interval` seconds of a fit (0: every epoch).
     """
 
     def __init__(self, count: int = 4, min_interval: float = 60.0):
@@ -33,7 +32,7 @@ class LogSpectrograms(TensorBoardView):
         self.samples = FirstPerClass(pl_module.hparams.num_classes)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if dataloader_idx != 0 or trainer.sanity_checking or not has_tensorboard(trainer):
+        if dataloader_idx != 0 or trainer.sanity_checking or not self.writes(trainer):
             return
         # Checked here, not in `setup`: the net has just run on this data, so a net for other data
         # (from a checkpoint, say) has already been reported as such by the Classifier
@@ -60,7 +59,7 @@ class LogSpectrograms(TensorBoardView):
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, kept: list, step: int) -> None:
         rate = int(pl_module.net.sample_rate)
         hop = getattr(pl_module.net.log_mel, "hop_length", None)
-        names = class_names(trainer, pl_module.hparams.num_classes)
+        names = class_names(trainer.datamodule, pl_module.hparams.num_classes)
         for feature, wave, label, pred in kept:
             caption = f"true: {names[label]} · predicted: {names[pred]}"
             image = figures.spectrogram(feature, hop / rate if hop else None, caption)
@@ -73,11 +72,9 @@ class LogSpectrograms(TensorBoardView):
 
 
 class FirstPerClass:
-    """The first misclassified and the first correct clip of each true class in an evaluation, kept in
-    (C, T) slots on the device: a batch's candidates are chosen with tensor ops, so offering one costs
-    no host sync. `chosen(count)` reads the slots back once: errors first, one per class, then correct
-    clips of the classes with no error, up to `count`, in class order; each `(wave (T,), true, predicted)`.
-    The slots hold two clips per class, at the longest clip length seen."""
+    """The first misclassified and the first correct clip of each true class, kept in (C, T) slots on the device,
+    chosen with tensor ops (no host sync). `chosen(count)` reads them back once: errors first, then correct clips
+    of classes with no error, up to `count`, in class order, each `(wave (T,), true, predicted)`."""
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes

@@ -13,13 +13,11 @@ class StopBetweenSteps(L.Callback):
     """Makes every interrupt of a fit save one step's state, or nothing.
 
     - SIGINT (Ctrl-C) and SIGTERM stop after the step in progress (`project.signals`); before the first
-      training step and after the last they stop at once.
-    - SLURM's requeue signal (SIGUSR1, under Lightning's SLURM plugin) is held until the step in progress
-      has ended; the plugin then saves its `hpc_ckpt_N.ckpt` and requeues. Run at once, in the middle of a
-      step, it saved the weights of one step with the loader position of the next.
-    - A fit that fails or is stopped before its first training step saves no checkpoint (nothing was
-      trained; a resumed run's last.ckpt is left as it was), so it is not reported as an interrupted run.
-      A second signal, which stops in the middle of a step, saves nothing either.
+      training step and after the last, at once.
+    - SLURM's requeue signal (SIGUSR1) is held until the step has ended, then Lightning's SLURM plugin saves
+      `hpc_ckpt_N.ckpt` and requeues: mid-step, it saved one step's weights with the next one's loader position.
+    - A fit stopped before its first step saves no checkpoint (nothing was trained), so it is not reported as an
+      interrupted run; nor does a second signal, which stops mid-step.
     """
 
     def __init__(self) -> None:

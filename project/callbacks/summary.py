@@ -1,6 +1,5 @@
-"""What a person needs when a fit ends: where the best checkpoint is, how good it is, what the loggers
-wrote and where, and the commands that come next (test, predict, TensorBoard); `test` too says where it
-logged. Also puts the final metrics next to the hyperparameters in TensorBoard's HPARAMS tab."""
+"""What a person needs when a fit ends: the best checkpoint and its score, what the loggers wrote where, and the
+commands that come next; `test` too says where it logged. Also fills TensorBoard's HPARAMS tab."""
 
 import shlex
 from pathlib import Path

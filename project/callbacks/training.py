@@ -12,12 +12,10 @@ from project.internals import foreach_copy_, foreach_lerp_
 class Lookahead(L.Callback):
     """Pull the weights towards their running average every few steps (airbench's "lookahead" EMA).
 
-    From `start_epoch` on, every `every_n_steps` steps the average moves towards the weights by 1 - rho
-    and the weights are set to it, rho = decay^every_n_steps · progress^decay_power: early on the weights
-    move almost freely, at the end they are a strong average. The run's last step sets the weights to the
-    average (dropping any steps since the last update, as airbench does): worth a few tenths of a point
-    in short runs; copying it back at each epoch's end would throw steps away. The average is in the
-    checkpoint (exact resume) and includes BatchNorm's running statistics, so they stay consistent.
+    Every `every_n_steps` steps from `start_epoch`, the average moves towards the weights by 1 - rho, rho =
+    decay^every_n_steps · progress^decay_power, and the weights are set to it. The last step sets the weights to
+    the average: worth a few tenths of a point in short runs (at each epoch's end it would throw steps away). The
+    average is in the checkpoint and includes BatchNorm's statistics, so they stay consistent.
 
     Args:
         start_epoch: first epoch with averaging.
@@ -56,7 +54,6 @@ class Lookahead(L.Callback):
             self.copy_back(module)
 
     def copy_back(self, module: nn.Module) -> None:
-        """Set the weights to the average (done at the run's last step)."""
         if self.average is not None:
             with torch.no_grad():
                 foreach_copy_(_averaged_tensors(module), self.average)
@@ -81,12 +78,10 @@ def _averaged_tensors(module: nn.Module) -> list[Tensor]:
 
 
 class FreezeParameters(L.Callback):
-    """Stop training the named parameters after `after_epochs` epochs (airbench trains the whitening
-    layer's bias for the first few epochs only).
+    """Stop training the named parameters after `after_epochs` epochs (airbench's whitening bias).
 
-    Their gradients are dropped after each backward pass, so the optimizer skips them entirely (no
-    momentum, no weight decay), as if `requires_grad` were off. Switching `requires_grad` itself would
-    make a compiled net recompile mid-run.
+    Their gradients are dropped after each backward pass, so the optimizer skips them (no momentum, no weight
+    decay); switching `requires_grad` would make a compiled net recompile mid-run.
 
     Args:
         names: parameter names as in `LightningModule.named_parameters()`, e.g. `net.whiten.bias`.

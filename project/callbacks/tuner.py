@@ -1,12 +1,8 @@
-"""Lightning's tuner from the command line: the learning-rate finder and the batch-size finder, as
-callbacks that report what they found as the override to type, then end the fit.
+"""Lightning's learning-rate and batch-size finders from the command line (`--preset lr_find`,
+`--preset batch_size`), reporting what they found as the override to type.
 
-    python -m project.cli fit --config fsdd --preset lr_find       # configs/presets/lr_find.yaml
-    python -m project.cli fit --config fsdd --preset batch_size    # configs/presets/batch_size.yaml
-
-Both end the fit once they have an answer instead of training on with it: the run's saved
-config.yaml would not state the value it trained with, so its checkpoints could not be resumed or
-evaluated as recorded. Run again with the printed override (or put it in the recipe).
+Both end the fit once they have an answer: training on with it, the run's config.yaml would not state the
+value it trained with, so its checkpoints could not be resumed or evaluated as recorded.
 """
 
 import inspect
@@ -22,14 +18,13 @@ from project.callbacks.writers import tensorboards
 
 
 def report(trainer: L.Trainer, line: str) -> None:
-    """The answer on stdout, once (global rank 0), beside the run summary."""
     if trainer.is_global_zero:
         print(line, flush=True)
 
 
 def learning_rate_override(pl_module: L.LightningModule, lr: float) -> str:
-    """The command-line override that makes `lr` the run's learning rate: a one-cycle schedule's peak
-    (`max_lr`, which sets the optimizer's lr at every step), else the optimizer's own `lr`."""
+    """The override that makes `lr` the run's learning rate: a one-cycle schedule's `max_lr` (which sets the
+    optimizer's lr at every step), else the optimizer's `lr`."""
     scheduler = getattr(pl_module, "scheduler", None)
     if scheduler is not None:
         given = getattr(scheduler, "keywords", {})
@@ -43,14 +38,9 @@ def learning_rate_override(pl_module: L.LightningModule, lr: float) -> str:
 
 
 class LearningRateFinder(callbacks.LearningRateFinder):
-    """Lightning's learning-rate range test (`num_training_steps` steps, the lr growing from `min_lr` to
-    `max_lr`) at the start of `fit`; then the loss-against-lr plot goes to TensorBoard
-    (`tuner/lr_finder`), the suggestion (steepest descent of the loss) and its override are printed,
-    and the fit ends. The model's weights are left as they were before the test.
-
-    The suggested rate is for the optimizer as configured; with a one-cycle schedule it is the peak
-    (`max_lr`). Arguments as Lightning's `LearningRateFinder`.
-    """
+    """Lightning's learning-rate range test at the start of `fit`: the loss-against-lr plot goes to TensorBoard
+    (`tuner/lr_finder`), the suggestion and its override are printed (a one-cycle schedule's peak, `max_lr`),
+    and the fit ends with the weights as they were. Arguments as Lightning's `LearningRateFinder`."""
 
     def __init__(
         self,
@@ -92,14 +82,9 @@ class LearningRateFinder(callbacks.LearningRateFinder):
 
 
 class BatchSizeFinder(callbacks.BatchSizeFinder):
-    """Lightning's batch-size finder at the start of `fit`: tries a few training steps at growing batch
-    sizes (doubling in `power` mode) until one runs out of memory, then prints the largest that ran
-    and its override (`--data.batch_size N`), and ends the fit.
-
-    It changes the data module's `batch_size`, so it needs a data module that reads `batch_size`
-    when it builds its loaders (this project's do). On a CPU nothing runs out of memory: it stops at
-    `max_val` or at the training set's size.
-    """
+    """Lightning's batch-size finder at the start of `fit`: prints the largest batch size that ran and its
+    override, and ends the fit. It needs a data module that reads `batch_size` when it builds its loaders.
+    On a CPU nothing runs out of memory: it stops at `max_val` or at the training set's size."""
 
     def __init__(
         self,

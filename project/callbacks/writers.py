@@ -1,9 +1,8 @@
-"""Where the TensorBoard callbacks write: the SummaryWriters of the trainer's TensorBoard loggers, and
-the class names to label their pictures with.
+"""Where the TensorBoard callbacks write: the SummaryWriters of the trainer's TensorBoard loggers.
 
-A callback that finds no TensorBoardLogger (CSV, MLflow, `logger: false`) idles: the recipes list
-these callbacks for everyone, and a run logged elsewhere is not a mistake. One info line says so for
-all of them, never a warning; none under fast_dev_run, which announces that it switched logging off.
+A callback that finds no TensorBoardLogger idles: the recipes list these callbacks for everyone, and a run
+logged elsewhere is not a mistake. One info line says so for all of them (none under fast_dev_run, which
+announces that it switched logging off).
 """
 
 import io
@@ -23,38 +22,32 @@ from tensorboard.plugins.audio import metadata as audio_metadata
 from torch import Tensor
 
 from project.internals import tensorboard_event_writer
-from project.sizes import class_names as data_class_names
 
 
 class TensorBoardLogger(loggers.TensorBoardLogger):
-    """Lightning's TensorBoard logger without the `epoch` scalar that Lightning adds to every logged step
-    (`LoggerConnector.log_metrics`): its card sorted above train/ and val/, where a user looks first, and
-    the epoch is already in the progress lines and the checkpoint names. Arguments as Lightning's."""
+    """Lightning's TensorBoard logger without the `epoch` scalar Lightning adds to every logged step: its card
+    sorted above train/ and val/, and the epoch is in the progress lines already. Arguments as Lightning's."""
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
 
 
 def tensorboards(trainer: L.Trainer) -> list:
-    """The SummaryWriters of the trainer's TensorBoard loggers; empty off global rank 0, where
-    Lightning's loggers write nothing."""
+    """The SummaryWriters of the trainer's TensorBoard loggers; none off global rank 0, where loggers write nothing."""
     if not trainer.is_global_zero:
         return []
     return [logger.experiment for logger in trainer.loggers if isinstance(logger, loggers.TensorBoardLogger)]
 
 
-def has_tensorboard(trainer: L.Trainer) -> bool:
-    """Whether anything would be written: work done only for TensorBoard can be skipped when not."""
-    return trainer.is_global_zero and any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers)
+_told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
 
 
 class TensorBoardView(L.Callback):
-    """A callback that only draws into TensorBoard. `self.active` says, from `setup` on, whether this
-    run has a TensorBoardLogger; the same on every rank, so ranks that sum states together agree.
+    """A callback that only draws into TensorBoard. `self.active` says, from `setup` on, whether this run has a
+    TensorBoardLogger; the same on every rank, so ranks that sum states together agree.
 
-    During a fit, pictures keep `min_interval` seconds apart (`draw_when_due`) and the last one skipped is
-    drawn when the fit ends: the final model's is always there. Drawing takes a few tenths of a second on
-    a small CPU, nothing beside a CPU epoch, but as much as a whole epoch of a small net on a GPU.
+    During a fit, pictures keep `min_interval` seconds apart (`draw_when_due`; a few tenths of a second each on
+    a small CPU, a whole epoch of a small net on a GPU) and the last one skipped is drawn when the fit ends.
     """
 
     active = True
@@ -62,9 +55,17 @@ class TensorBoardView(L.Callback):
     _pending = None  # the latest skipped validation's drawing, owed at the fit's end
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.active = draws(trainer)
+        self.active = any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers)
+        if not self.active and not trainer.fast_dev_run and trainer not in _told:
+            _told.add(trainer)
+            idle = [type(c).__name__ for c in trainer.callbacks if isinstance(c, TensorBoardView)]
+            rank_zero_info(f"{', '.join(idle)}: these draw into TensorBoard only; this run has none, so they idle.")
         self._last_drawn = time.monotonic()
         self._pending = None
+
+    def writes(self, trainer: L.Trainer) -> bool:
+        """Whether this process writes: work done only for TensorBoard is skipped when not."""
+        return self.active and trainer.is_global_zero
 
     def draw_when_due(self, trainer: L.Trainer, work) -> None:
         """Run `work` (a callable drawing one evaluation's pictures) now outside a fit, or when `min_interval`
@@ -81,32 +82,11 @@ class TensorBoardView(L.Callback):
             self._pending = None
 
 
-_told: "weakref.WeakSet[L.Trainer]" = weakref.WeakSet()
-
-
-def draws(trainer: L.Trainer) -> bool:
-    """Whether the run has a TensorBoard to draw into; if not, one info line naming the idle views."""
-    if any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers):
-        return True
-    if not trainer.fast_dev_run and trainer not in _told:
-        _told.add(trainer)
-        idle = [type(c).__name__ for c in trainer.callbacks if isinstance(c, TensorBoardView)]
-        rank_zero_info(f"{', '.join(idle)}: these draw into TensorBoard only; this run has none, so they idle.")
-    return False
-
-
-def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
-    """The data's class names (its `classes`), else the class indices as text."""
-    return data_class_names(trainer.datamodule, num_classes)
-
-
 def add_captioned_audio(writer, tag: str, clip: Tensor, sample_rate: int, caption: str, step: int, about: str) -> None:
     """A mono clip in [-1, 1] in TensorBoard's AUDIO tab, with `caption` stored beside it.
-
     TensorBoard (2.21) shows no per-clip caption (its audio plugin serves every label as ""), only the
     tag and `about` behind the card's info button, both kept from the tag's first step: they should hold
-    what stays the same from step to step. The `caption` stays in the event file for other readers.
-    """
+    what stays the same from step to step. The `caption` stays in the event file for other readers."""
     samples = (clip.detach().float().cpu().clamp(-1, 1).numpy() * np.iinfo(np.int16).max).astype("<i2")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:

@@ -1,25 +1,20 @@
-"""Running a cross-validation study: each fold a normal `fit` then `test` through the CLI, resumable.
-
-A fold's run folder is `<save_dir>/<study>/fold<i>`. When its fit ends, the checkpoint to test is
-noted in the fold's record (crossval_fold.json); when its test ends, the test metrics are. Running
-the study again skips the folds that have their test metrics, tests a fold whose fit finished,
-resumes a fit cut short from its last.ckpt, and runs the rest: nothing finished is run twice.
-"""
+"""Running a cross-validation study: each fold a normal `fit` then `test` through the CLI, in
+`<save_dir>/<study>/fold<i>`, resumable. The fold's record (crossval_fold.json) notes the checkpoint to test
+when its fit ends, and the test metrics; run again, the study runs nothing finished twice."""
 
 import gc
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from project.cli import CLI, main
 from project.crossval import results
-from project.multirun import StudyError, one_device, resolved_config, save_dir
+from project.multirun import InterruptWatch, StudyError, one_device, resolved_config, save_dir
 
 SCALE_OUT = (
     "To use several GPUs, run the folds as separate jobs, one per GPU: `--print-commands` prints them "
@@ -47,13 +42,7 @@ class CrossVal:
 
     def about(self) -> dict[str, Any]:
         """What makes two runs of the command one study; recorded, and checked on every later run."""
-        return {
-            "recipe": self.recipe,
-            "num_folds": self.num_folds,
-            "group": self.group,
-            "checkpoint": self.checkpoint,
-            "overrides": self.overrides,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "study"}
 
     def fold_args(self, fold: int) -> list[str]:
         """The overrides that make a run fold `fold` of this study."""
@@ -106,12 +95,6 @@ def prepare(cv: CrossVal) -> tuple[list[str], Path]:
     return fit_args, study_dir
 
 
-def record_study(cv: CrossVal, study_dir: Path) -> None:
-    recorded = study_dir / STUDY_RECORD
-    if not recorded.is_file() or json.loads(recorded.read_text()) != cv.about():
-        results.write_json(recorded, cv.about())
-
-
 def run_fold(cv: CrossVal, fold: int, fit_args: list[str], study_dir: Path) -> dict[str, Any]:
     """Fit fold `fold` (or finish its fit) and test it; returns its record. Skips what is done."""
     folder = results.fold_dir(study_dir, fold)
@@ -160,24 +143,14 @@ def _fit(cv: CrossVal, fold: int, fit_args: list[str], folder: Path) -> dict[str
     return {"fold": fold, "num_folds": cv.num_folds, "group": cv.group, "checkpoint": str(checkpoint)}
 
 
-class _Interrupts(L.Callback):
-    """Tells a Ctrl-C from other failures: Lightning turns one during a fit into SystemExit(1)."""
-
-    def __init__(self) -> None:
-        self.seen = False
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.seen = self.seen or isinstance(exception, KeyboardInterrupt)
-
-
 def _call(args: list[str], fold: int) -> CLI:
-    interrupts = _Interrupts()
+    interrupts = InterruptWatch()
     try:
         return main(args, callbacks=[interrupts])
     except KeyboardInterrupt:
         raise _interrupted(fold) from None
     except SystemExit as exit:
-        if interrupts.seen:
+        if interrupts.interrupted:
             raise _interrupted(fold) from None
         raise FoldFailed(
             f"Fold {fold} stopped: the CLI exited with status {exit.code} (its message is above)."
@@ -206,7 +179,9 @@ def run(cv: CrossVal, folds: list[int] | None = None) -> Path | None:
     """Run `folds` (all by default) one after the other, then write the summary once every fold of the
     study has its test metrics; returns the summary's CSV, or None while folds are missing."""
     fit_args, study_dir = prepare(cv)
-    record_study(cv, study_dir)
+    recorded = study_dir / STUDY_RECORD
+    if not recorded.is_file() or json.loads(recorded.read_text()) != cv.about():
+        results.write_json(recorded, cv.about())
     for fold in range(cv.num_folds) if folds is None else folds:
         run_fold(cv, fold, fit_args, study_dir)
     summary = collect(cv, study_dir, quiet_if_missing=folds is not None)

@@ -1,9 +1,5 @@
-"""Reading WAV files into mono clips at one sample rate, and batching clips of different lengths.
-
-Clips are decoded and resampled once, when a data set is loaded, and kept in memory; a batch is
-then a pad (or crop) of a few in-memory tensors, with each clip's true length alongside it so the
-network can ignore the padding.
-"""
+"""Reading WAV files into mono clips at one sample rate, and batching clips of different lengths: decoded and
+resampled once, at load; a batch pads a few in-memory clips and carries their true lengths."""
 
 import math
 import struct
@@ -30,11 +26,8 @@ MAX_AMPLITUDE = 256.0
 
 
 def read_audio(path: str | Path, sample_rate: int) -> Tensor:
-    """Decode an audio file into a mono float32 waveform (T,) at `sample_rate`.
-
-    Channels are averaged; a file at another rate is resampled with `resample`. A file that is
-    truncated, declares an absurd rate, or holds non-finite or absurdly large samples is refused.
-    """
+    """Decode an audio file into a mono float32 waveform (T,) at `sample_rate`, channels averaged. A file that is
+    truncated, declares an absurd rate, or holds non-finite or absurdly large samples is refused."""
     path = Path(path)
     try:
         _check_wav_length(path)
@@ -100,9 +93,8 @@ def read_split(items: list[tuple[Path, int]], sample_rate: int, root: Path) -> S
 
 
 def read_audio_folder(folder: Path, sample_rate: int) -> tuple[list[Tensor], list[str]]:
-    """Every file under `folder` (recursively, sorted; hidden files aside) as mono clips at
-    `sample_rate`, with each file's path relative to `folder` as its name. A file that is not audio
-    stops the load with its name."""
+    """Every file under `folder` (recursively, sorted, hidden ones aside) as clips at `sample_rate`, named by
+    their paths in `folder`. A file that is not audio stops the load with its name."""
     files, names = list_audio_folder(folder)
     if not files:
         raise DataError(f"data.predict_dir {folder.resolve()} holds no files.")
@@ -122,13 +114,9 @@ def list_audio_folder(folder: Path) -> tuple[list[Path], list[str]]:
 
 
 def resample(wave: Tensor, orig_rate: int, new_rate: int, zero_crossings: int = 32, rolloff: float = 0.95) -> Tensor:
-    """Band-limited resampling of waveforms (..., T) by a Kaiser-windowed sinc filter.
-
-    A polyphase filter: the rates are reduced to coprime `orig` and `new`, and each of the `new`
-    output phases is a convolution with its own shifted sinc kernel, strided by `orig`. The sinc's
-    cutoff sits at `rolloff` times the lower Nyquist frequency, so downsampling does not alias;
-    `zero_crossings` per side sets how sharp the cutoff is.
-    """
+    """Band-limited resampling of waveforms (..., T) by a polyphase Kaiser-windowed sinc filter. The cutoff sits
+    at `rolloff` times the lower Nyquist frequency, so downsampling does not alias; `zero_crossings` per side
+    sets how sharp it is."""
     if orig_rate <= 0 or new_rate <= 0:
         raise DataError(f"sample rates must be positive, got {orig_rate} -> {new_rate}.")
     gcd = math.gcd(orig_rate, new_rate)
@@ -160,10 +148,8 @@ KAISER_BETA = 14.77  # stop-band attenuation of about 150 dB, as in resampy's "k
 class AudioClips(Dataset):
     """Mono clips of different lengths with int64 labels, served a whole batch at a time.
 
-    Clips are stored as float16: half the memory of float32 (Speech Commands' 105,829 one-second
-    clips at 16 kHz take 3.4 GB this way, 6.8 GB as float32) and an 11-bit mantissa, finer than the
-    features need. `read_audio` refuses samples beyond +-256, so none can overflow float16's 65,504.
-    Batches go to the device as float16 and are widened there.
+    Stored as float16: half of float32's memory (Speech Commands: 3.4 GB, not 6.8) and finer than the features
+    need; `read_audio` refuses samples beyond +-256, so none overflows. Batches are widened on the device.
 
     Args:
         clips: 1-D waveforms, all at the sample rate the model expects.
@@ -203,10 +189,8 @@ class AudioClips(Dataset):
 
 
 def pad_clips(clips: list[Tensor], length: int | None = None) -> tuple[Tensor, Tensor]:
-    """Stack 1-D clips into zero-padded waveforms (B, T) and their true lengths (B,) int64.
-
-    T is the longest clip, or `length` when given (longer clips keep their first `length` samples).
-    """
+    """Zero-padded waveforms (B, T) and true lengths (B,) int64; T is the longest clip, or `length` (longer clips
+    keep their first `length` samples)."""
     if not clips:
         raise DataError("cannot batch an empty list of clips.")
     lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.int64)

@@ -1,6 +1,5 @@
-"""Audio held in memory as decoded clips and augmented on the device: any `AudioSource` (FSDD, Speech
-Commands, a folder of WAVs, yours). Clips keep their true lengths, so a batch is padded only to its
-longest clip and the network can ignore the padding."""
+"""Audio held in memory as decoded clips and augmented on the device: any `AudioSource`. Clips keep their true
+lengths, so a batch is padded only to its longest clip and the network can ignore the padding."""
 
 from collections.abc import Callable
 from functools import partial
@@ -27,16 +26,15 @@ class AudioDataModule(InMemoryDataModule):
 
     Args:
         source: the data set, and how it splits (e.g. `class_path: project.data.FSDD`).
-        sample_rate: every clip is resampled to this rate once, when loaded; handed to the net's `sample_rate`
-            (project/sizes.py).
-        clip_seconds: pad or crop every clip to this length; None pads each batch to its longest
-            clip and passes the true lengths, so no clip is cut and no compute is spent on silence.
+        sample_rate: every clip is resampled to this rate once, when loaded; handed to the net's `sample_rate`.
+        clip_seconds: pad or crop every clip to this length; None pads each batch to its longest clip and
+            passes the true lengths, so no clip is cut and no compute is spent on silence.
         speed: training augmentation: largest relative change of speed and pitch (0 turns it off).
         max_shift: training augmentation: longest silence, in seconds, put before a clip.
         gain_db: training augmentation: largest change of loudness, in decibels, either way.
-        **kwargs: `InMemoryDataModule`'s (batch_size, val_size, seed, on_device, predict_dir, ...).
-            Every file under `predict_dir` is read as audio. With `on_device` and no
-            `clip_seconds`, clips are padded to the longest of their split.
+        **kwargs: `InMemoryDataModule`'s (batch_size, val_size, seed, on_device, predict_dir, ...). Every file
+            under `predict_dir` is read as audio. With `on_device` and no `clip_seconds`, clips are padded
+            to the longest of their split.
     """
 
     def __init__(

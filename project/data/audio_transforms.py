@@ -1,10 +1,6 @@
-"""Batch transforms for padded waveforms, run on the device after the batch is transferred.
-
-Like the image transforms, each is a few batched ops on whatever device the batch is on, with
-randomness from an explicit generator (see `AudioDataModule.on_after_batch_transfer`). Both take
-and return `(waveforms (B, T), lengths (B,))`; the train transform changes lengths (a clip that
-is slowed down or shifted gets longer), so the batch widens to hold the longest possible result.
-"""
+"""Batch transforms for padded waveforms `(waveforms (B, T), lengths (B,))`, run on the device after transfer,
+with randomness from an explicit generator, as the image transforms. Slowing down or shifting makes a clip
+longer, so the batch widens to hold the longest possible result."""
 
 import math
 
@@ -26,9 +22,8 @@ class WaveformEvalTransform:
 class WaveformTrainTransform:
     """Speed perturbation, a random delay and a random gain, each drawn per clip.
 
-    Speed perturbation resamples the clip by a factor in [1 - speed, 1 + speed]: faster speech is
-    also higher-pitched, with formants scaled as by a shorter vocal tract, which is what tells
-    speakers apart. It is the augmentation that most helps a model generalise to unseen voices.
+    Speed perturbation (resampling by a factor in [1 - speed, 1 + speed]) also scales pitch and formants, as a
+    shorter or longer vocal tract would: the augmentation that most helps a model to unseen voices.
 
     Args:
         sample_rate: of the waveforms, to turn `max_shift` into samples.
@@ -75,11 +70,8 @@ class WaveformTrainTransform:
 def resample_at(
     waves: Tensor, lengths: Tensor, rate: Tensor, shift: Tensor, out_len: int, zero_crossings: int
 ) -> Tensor:
-    """Read each clip at positions (n - shift) * rate by windowed-sinc interpolation: (B, T) -> (B, out_len).
-
-    Samples at or beyond a clip's length count as zero, whatever the padding holds. When a clip is
-    sped up (rate > 1) the kernel's cutoff drops to the new Nyquist frequency, so nothing aliases.
-    """
+    """Each clip read at positions (n - shift) * rate by windowed-sinc interpolation: (B, T) -> (B, out_len).
+    Samples past a clip's length count as zero; sped up, the cutoff drops to the new Nyquist frequency."""
     b, t = waves.shape
     device = waves.device
     n = torch.arange(out_len, device=device, dtype=torch.float32)

@@ -1,15 +1,10 @@
 """Training from LitData's optimized chunks, in a local folder or object storage (`s3://`, `gs://`, ...).
 
-`python -m project.data.optimize` writes any source's splits as chunks (`<dir>/train`, `val`, `test`)
-with a `project.json` of what the net and transforms need (classes, image size or sample rate, the
-normalisation); the sources here read them back, and LitData's `StreamingDataset` and
-`StreamingDataLoader` do the rest: chunks downloaded ahead into a local cache, shuffled chunk-wise,
-sharded over devices and nodes, and the loader's position saved in checkpoints for a mid-epoch
-resume. The data module (`ImageDataModule`, `AudioDataModule`) keeps its batch size, transforms,
-views, class names and sizes; the splits are the chunks' own, so there is no `val_size` hold-out
-and no cross-validation (folds would each need their own conversion).
-
-LitData is an optional extra: `pip install -e ".[stream]"`.
+`python -m project.data.optimize` writes a source's splits as chunks with a `project.json` of what the net
+and transforms need; the sources here read them back, and LitData's `StreamingDataset` and
+`StreamingDataLoader` do the rest (caching, chunk-wise shuffling, sharding, the loader's position in
+checkpoints). The splits are the chunks' own: no `val_size` hold-out and no cross-validation (folds would
+each need their own conversion). An optional extra: `pip install -e ".[stream]"`.
 """
 
 import json
@@ -37,13 +32,9 @@ def require_litdata() -> Any:
     return litdata
 
 
-def is_url(path: str) -> bool:
-    return "://" in path
-
-
 def read_meta(input_dir: str) -> dict[str, Any]:
     """`project.json` of an optimized folder, from disk or, for a URL, through LitData's downloader."""
-    if not is_url(input_dir):
+    if "://" not in input_dir:  # a folder, not a URL
         path = Path(input_dir) / META
         if not path.is_file():
             raise FileNotFoundError(
@@ -60,9 +51,7 @@ def read_meta(input_dir: str) -> dict[str, Any]:
 
 
 class ChunkSplit:
-    """One split of an optimized folder: a `StreamingDataset` and the loader LitData serves it with.
-
-    Predictions from it are named `<split>/<n>` in the chunks' order (the files are gone)."""
+    """One split of an optimized folder and its LitData loader; predictions are named `<split>/<n>` (no files)."""
 
     def __init__(self, input_dir: str, split: Split, size: int, cache_dir: str | None):
         self.input_dir = f"{input_dir.rstrip('/')}/{split}"
@@ -140,8 +129,8 @@ class LitDataImages(ImageSource):
 
 
 class LitDataAudio(AudioSource):
-    """Clips optimized by `python -m project.data.optimize`, for `AudioDataModule` with `in_memory: false`
-    and the `sample_rate` they were written at.
+    """Clips optimized by `python -m project.data.optimize`, for `AudioDataModule` with `in_memory: false` and the
+    `sample_rate` they were written at.
 
     Args:
         input_dir: the folder it wrote, or its copy in object storage (`s3://bucket/prefix`, `gs://...`).

@@ -1,7 +1,5 @@
-"""One DataModule for every data set held in memory or streamed: a `Source` says what the data is; this
-does what is the same for every data set. Tables of features use it as it is; `ImageDataModule` and
-`AudioDataModule` add their inputs' transforms and readers.
-"""
+"""One DataModule for every data set held in memory or streamed: a `Source` says what the data is; this does
+what is the same for every data set. `ImageDataModule` and `AudioDataModule` add transforms and readers."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -38,20 +36,17 @@ class InMemoryDataModule(L.LightningDataModule):
         batch_size: global batch size, split evenly across devices (a recipe means the same on 1 or 8 GPUs).
         val_size: when the source has no validation split, how much of its training split is held out
             (seeded) to choose the best epoch: a count (int) or a share (float in (0, 1)). Never the test split.
-        num_workers: loader processes; 0 (the data is in memory, transformed on the device) copies nothing
-            into workers.
+        num_workers: loader processes; 0 (in memory, transformed on the device) copies nothing into workers.
         seed: fixes the held-out validation split, the shuffle order and the augmentation stream.
-        on_device: keep the whole set on the training device and gather batches there (a `DeviceLoader`):
-            no host work per step, for nets that outrun a DataLoader; costs the set's size in device memory.
+        on_device: keep the whole set on the training device and gather batches there: no host work per
+            step, for nets that outrun a DataLoader; costs the set's size in device memory.
         predict_dir: a folder of files for `predict` (by default the test split), named by their paths in it.
-        fold, num_folds: cross-validation. The source's train, val and test splits together are dealt into
-            `num_folds` folds, stratified by class and fixed by `seed` (project/data/folds.py); fold `fold`
-            is the test split, the rest is trained on, `val_size` of it held out. Saved in checkpoints, so
-            `test --ckpt_path` tests the fold the run was trained without; `python -m project.crossval`
+        fold, num_folds: cross-validation. All the source's splits are dealt into `num_folds` folds,
+            stratified by class and fixed by `seed`; fold `fold` is the test split, the rest is trained on.
+            Saved in checkpoints, so `test --ckpt_path` tests the held-out fold; `python -m project.crossval`
             runs every fold.
         in_memory: decode every sample into memory at setup, or (false) stream each from its file in
-            `num_workers` workers so memory stays flat (docs/data.md); splits, folds, order, resume and
-            augmentation are the same either way. Streaming needs a source that lists its files (`listing`).
+            `num_workers` workers so memory stays flat (docs/data.md); needs a source with a `listing`.
         fold_groups: deal whole groups (a name in the source's `group_keys`, e.g. "speaker") into the folds
             instead of stratifying by class, so no group is both trained and tested on.
     """

@@ -1,9 +1,6 @@
-"""Download, verify and extract an archive: torchvision's `download_url` fetches; the rest is ours
-because torchvision's `download_and_extract_archive` writes in place (a killed run leaves a half file
-or folder that is later taken for data), checks MD5 only, and extracts tar members unchecked (an
-archive can write outside its target; `filter="data"` alone misses CVE-2025-4517 on some supported
-Pythons).
-"""
+"""Download, verify and extract an archive: torchvision's `download_url` fetches; the rest is ours because
+torchvision's `download_and_extract_archive` writes in place (a killed run leaves a half file taken later for
+data), checks MD5 only, and extracts tar members unchecked (`filter="data"` alone misses CVE-2025-4517)."""
 
 import glob
 import hashlib

@@ -1,14 +1,9 @@
 """K-fold cross-validation: which of `num_folds` folds each sample of a pool is in.
 
-Stratified (the default): every class is dealt over the folds in a seeded random order, each class
-continuing where the one before stopped, so every fold holds each class's share to within one
-sample and the folds' sizes differ by at most one. Grouped (e.g. by speaker): every group lies whole
-in one fold; groups are dealt largest first (ties in a seeded random order) to the fold that holds
-fewest samples so far, so with as many folds as groups each fold is one group.
-
-The assignment depends only on the samples' keys (their names), labels, groups and the seed, never
-on the order a source lists its files in, so every fold of a study, run anywhere, sees the same
-partition.
+Stratified (the default): each class is dealt over the folds in a seeded order, continuing where the one
+before stopped, so folds hold each class's share to within one sample. Grouped (e.g. by speaker): groups go
+whole, largest first, to the fold with fewest samples. The assignment depends only on the samples' names,
+labels, groups and the seed, never on listing order, so every fold of a study sees the same partition.
 """
 
 from collections import Counter
@@ -27,14 +22,8 @@ def assign_folds(
     groups: list[str] | None = None,
     classes: tuple[str, ...] = (),
 ) -> Tensor:
-    """The fold (0 to num_folds - 1) of every sample: int64 (N,).
-
-    Args:
-        keys: a name per sample, unique, that does not depend on where it sits in the pool (its file).
-        labels: int64 (N,).
-        groups: a group per sample to keep whole (a speaker), or None to stratify by class.
-        classes: the class names, for messages.
-    """
+    """The fold (0 to num_folds - 1) of every sample, int64 (N,). `keys`: a unique name per sample that does not
+    depend on its place in the pool; `groups`: a group per sample to keep whole, or None to stratify by class."""
     generator = torch.Generator().manual_seed(seed)
     if groups is None:
         order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's

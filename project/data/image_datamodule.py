@@ -1,9 +1,6 @@
-"""Images held in memory as uint8 and augmented on the device: any `ImageSource` (CIFAR-10, a folder tree, yours).
-
-A batch is one gather from an (N, 3, H, W) uint8 tensor (4x less to copy than float32); random
-translation, flips and normalisation run on whatever device the batch is on
-(project/data/transforms.py), so no CPU worker sits between the data and the GPU.
-"""
+"""Images held in memory as uint8 and augmented on the device: any `ImageSource`. A batch is one gather from
+an (N, 3, H, W) uint8 tensor (4x less to copy than float32), transformed on its device: no CPU worker sits
+between the data and the GPU."""
 
 from collections.abc import Callable
 from functools import partial
@@ -32,17 +29,14 @@ class ImageDataModule(InMemoryDataModule):
     Args:
         source: the data set, e.g. `class_path: project.data.CIFAR10`.
         **kwargs: `InMemoryDataModule`'s (batch_size, val_size, seed, on_device, predict_dir, ...).
-            `predict_dir` images may be any size: each is resized and centre-cropped to the
-            source's `image_size`.
+            `predict_dir` images may be any size: each is resized and centre-cropped to `image_size`.
         mean, std: per-channel normalisation as fractions of 255; by default the source's published
-            statistics, or else measured on the training images at setup (when streaming, on the
-            first 2,048 of the seeded training split). Saved in checkpoints, so
-            evaluating one normalises exactly as its training did.
+            statistics, else measured on the training images at setup (streaming: the first 2,048).
+            Saved in checkpoints, so evaluating one normalises exactly as its training did.
         translate: random translation of up to this many pixels (crop from reflect padding); 0 for none.
         flip: "random" mirrors each image with probability 1/2 at every step; "alternating" mirrors a
-            fixed random half of the set in even epochs and the other half in odd ones, so every image
-            is seen both ways within two epochs (airbench's trick, worth most in short runs); "none"
-            for text, digits and anything else whose mirror image is another thing.
+            fixed random half of the set in even epochs and the other half in odd ones (airbench's trick,
+            worth most in short runs); "none" for text, digits and anything whose mirror image differs.
     """
 
     def __init__(
@@ -86,11 +80,8 @@ class ImageDataModule(InMemoryDataModule):
                 self._make_transforms(self._measure(self._stats_images(self.train_set)))
 
     def sample_train_images(self, n: int) -> Tensor:
-        """The first `n` training images, normalised as the net sees them in evaluation: (n, C, H, W) float.
-
-        For nets that set a layer from data statistics before training (airbench's whitening conv). The
-        split is seeded, so every rank gets the same images and computes the same layer.
-        """
+        """The first `n` training images as evaluation sees them, (n, C, H, W) float, for a layer set from data
+        (airbench's whitening conv): the split is seeded, so every rank computes the same layer."""
         return self.transform(self._first_images(self.train_set, n))
 
     def read_predict_dir(self, folder: Path) -> tuple[Tensor, list[str]]:

@@ -1,6 +1,5 @@
-"""Image files from disk into uint8 tensors: decoded with Pillow (torchvision's own decoders are
-deprecated since 0.29), resized without distortion, in parallel threads, with an error naming any
-file that is not a readable image."""
+"""Image files into uint8 tensors: decoded with Pillow (torchvision's decoders are deprecated since 0.29),
+resized without distortion, in threads, with an error naming any file that is not a readable image."""
 
 import logging
 import os
@@ -40,9 +39,8 @@ def decode_image_file(path: Path, size: int) -> Tensor:
 
 
 def decode_all(files: list[Path], size: int, skip_bad_files: bool) -> tuple[list[Tensor], list[int]]:
-    """Decode `files` in parallel; returns the images and the indices of the files they came from.
-
-    An unreadable file raises its error, or with `skip_bad_files` is logged and left out."""
+    """The images of `files`, decoded in parallel, and the indices of the files they came from. An unreadable
+    file raises its error, or with `skip_bad_files` is logged and left out."""
 
     def decode(path: Path) -> Tensor | ValueError:
         try:
@@ -67,9 +65,8 @@ def decode_all(files: list[Path], size: int, skip_bad_files: bool) -> tuple[list
 
 
 def find_image_files(folder: Path, skip_bad_files: bool = False) -> list[Path]:
-    """Every image file under `folder`, recursively, in sorted order; hidden files are passed over.
-
-    Any other file is an error naming it, or with `skip_bad_files` is logged and left out."""
+    """Every image file under `folder`, recursively, sorted, hidden ones aside. Any other file is an error naming
+    it, or with `skip_bad_files` is logged and left out."""
     files = []
     for path in sorted(folder.rglob("*")):
         if path.is_dir() or any(part.startswith(".") for part in path.relative_to(folder).parts):

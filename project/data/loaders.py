@@ -1,7 +1,6 @@
 """The loaders every DataModule serves: a host `ResumableLoader` for training, a plain ordered one for
-evaluation, or a `DeviceLoader` over a copy of the set on the accelerator. Training loaders of both
-kinds follow `project.data.ordering.ShardedOrder` and save the same state in checkpoints (Lightning
-stores the `state_dict()` of any training loader that has one and hands it back on resume)."""
+evaluation, or a `DeviceLoader` over a copy of the set on the accelerator. Training loaders of both kinds
+follow `ShardedOrder` and save the same `state_dict()`, which Lightning keeps in checkpoints."""
 
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -92,16 +91,13 @@ class ResumableLoader(DataLoader):
 
 
 class DeviceLoader:
-    """Yields `(inputs, labels)` batches gathered from tensors that already live on the device.
-
-    A small set (CIFAR-10 is 150 MB as uint8) fits on a GPU many times over; holding it there turns a
-    batch into one gather on the device, so the loader can never be the bottleneck, however fast the
-    net. It follows `DataLoader` + `DistributedSampler` semantics, so Lightning drives it unchanged.
+    """Yields `(inputs, labels)` batches gathered from tensors that already live on the device: a small set
+    (CIFAR-10 is 150 MB as uint8) fits on a GPU many times over, and the loader is then never the
+    bottleneck. `DataLoader` + `DistributedSampler` semantics, so Lightning drives it unchanged.
 
     Args:
-        inputs: the whole set, (N, ...) of any dtype, or a tuple of such tensors (audio's waveforms
-            (N, T) and lengths (N,)), each gathered alike. uint8 images stay uint8: augmentation and
-            conversion to float happen per batch, after the gather.
+        inputs: the whole set, (N, ...) of any dtype, or a tuple of such tensors (audio's waveforms (N, T)
+            and lengths (N,)), each gathered alike. uint8 images stay uint8 until each batch's transform.
         labels: (N,) targets.
         batch_size: samples per batch on this rank.
         shuffle, drop_last, seed, num_replicas, rank: see `ShardedOrder`. `drop_last` also drops this

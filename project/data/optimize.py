@@ -3,14 +3,11 @@
     python -m project.data.optimize --config configs/my_images.yaml --output_dir chunks/my_images
     python -m project.data.optimize --config fsdd --output_dir chunks/fsdd --num_workers 4
 
-The `data:` section of the config (a recipe, or a file holding only `data:`), with any `--data.*`
-override, says what to convert; the rest of a recipe is ignored. Each split is written as the fit
-sees it (the held-out validation split included) and decoded as training would decode it, to
-`<output_dir>/train`, `val` and `test`, beside a `project.json` of what the net and the transforms
-need (classes, image size or sample rate, normalisation). A progress bar follows each split.
-An interrupted conversion resumes where it stopped when run again with the same arguments; a split
-already written is left as it is. Upload the folder (`aws s3 sync`, `gsutil rsync`) and train from
-its URL with `project.data.LitDataImages` or `LitDataAudio` (docs/data.md).
+The config's `data:` section (and any `--data.*`) says what to convert. Each split is written as the fit sees
+it (the held-out validation split included), decoded as training would, to `<output_dir>/train`, `val` and
+`test`, beside a `project.json` of what the net and transforms need. Run again with the same arguments, it
+resumes where it stopped. Train from the folder or its upload with `project.data.LitDataImages` or
+`LitDataAudio` (docs/data.md).
 """
 
 import json

@@ -1,10 +1,8 @@
 """The one order in which a training run sees its data, and where it stands in it.
 
-Both loaders (the host `ResumableLoader` and the on-device `DeviceLoader`) and the benchmark's plain
-loop draw from here. The order of an epoch is a pure function of (seed, epoch), so the state a
-checkpoint needs is just `{"epoch": e, "batches_done": k}`: a resumed run skips k batches of epoch e
-and sees exactly the batches the uninterrupted run would have seen. Augmentation is a pure function
-of (seed, rank, batch count) for the same reason.
+An epoch's order is a pure function of (seed, epoch), so a checkpoint needs only `{"epoch": e,
+"batches_done": k}` for a resumed run to see exactly the batches of the uninterrupted one; augmentation is
+a pure function of (seed, rank, batch count) for the same reason.
 """
 
 import lightning as L
@@ -19,16 +17,16 @@ from project.internals import total_batch_index
 class ShardedOrder(DistributedSampler):
     """Which samples one rank sees in each epoch, and how many batches of it were handed out.
 
-    The same seeded permutation is drawn on every rank (seed + epoch), so the ranks agree on it without
-    communicating; rank r takes every `num_replicas`-th index starting at r. A `DistributedSampler`
-    subclass because Lightning keeps a sampler of that type under DDP instead of replacing it.
+    Every rank draws the same seeded permutation (seed + epoch), so they agree without communicating; rank r
+    takes every `num_replicas`-th index from r. A `DistributedSampler` because Lightning keeps a sampler of that
+    type under DDP instead of replacing it.
 
     Args:
         size: samples in the data set.
         shuffle: a fresh permutation every epoch; otherwise the natural order.
-        drop_last: cut the tail so every rank gets the same number of samples (training, where ranks must
-            step together). Without it the ranks differ by at most one sample and every sample is seen
-            exactly once, so evaluation metrics are exact (`DistributedSampler` pads with repeats).
+        drop_last: cut the tail so every rank gets as many samples (training, where ranks step together).
+            Without it every sample is seen exactly once, so evaluation metrics are exact
+            (`DistributedSampler` pads with repeats).
         seed: the permutation of epoch e is drawn from `seed + e`.
         num_replicas: ranks sharing the data (the trainer's world size).
         rank: this process's rank.

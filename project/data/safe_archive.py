@@ -21,10 +21,9 @@ def escapes(name: str) -> bool:
 
 
 def unsafe_tar_member(members: list[tarfile.TarInfo]) -> str | None:
-    """What makes the archive unsafe, or None when it only creates files, folders and links inside its
-    folder: each member named once and not written through a link, symlinks resolving (through the
-    archive's others) inside it, hard links to the archive's own files. Checked on the archive's paths,
-    never on the file system, whose PATH_MAX limit is what CVE-2025-4517 exploits."""
+    """What makes the archive unsafe, or None when it only creates files, folders and links inside its folder
+    (members named once, not written through a link, links resolving inside it). Checked on the archive's
+    paths, never on the file system, whose PATH_MAX limit is what CVE-2025-4517 exploits."""
     kinds: dict[str, tarfile.TarInfo] = {}
     for member in members:
         name = posixpath.normpath(member.name)

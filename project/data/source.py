@@ -1,12 +1,9 @@
 """What a data set is to the rest of the project: a source.
 
-A source says its classes, how to get its files (`prepare`) and how to load a split into memory
-(`load`), and may tell each sample's group (`group`, e.g. its speaker, for cross-validation that
-keeps a group whole). Everything else (splitting off validation, cross-validation folds, batching,
-the global batch size, resumable loaders, the device, augmentation, `predict_dir`, size checks) is
-the DataModule's it is plugged into: `ImageDataModule`, `AudioDataModule`, or `InMemoryDataModule`
-as it is for tables of features. Adding a data set is one source file and one YAML (see
-docs/make-it-yours.md).
+A source says its classes, how to get its files (`prepare`) and load a split (`load`), and may tell each
+sample's group (`group`, e.g. its speaker). Everything else (validation hold-out, folds, batching, loaders,
+device, augmentation, `predict_dir`, size checks) is the DataModule's it is plugged into. Adding a data set
+is one source file and one YAML (docs/make-it-yours.md).
 """
 
 from abc import ABC, abstractmethod
@@ -73,9 +70,8 @@ class Source(ABC):
         out of "train" by the DataModule (seeded, `data.val_size`)."""
 
     def listing(self, split: Split) -> Samples | None:
-        """The split's files, not read: `Samples` whose inputs are file paths, named by file (None when
-        the data set has no such split). Lets the DataModule stream the split from disk
-        (`data.in_memory: false`) and tell its size in memory before decoding it. Optional: a source
+        """The split's files, not read: `Samples` whose inputs are file paths (None: no such split), so that the
+        DataModule can stream it (`data.in_memory: false`) and tell its size in memory first. Optional: a source
         without files of its own (one archive, one table) only loads."""
         raise NotImplementedError
 
@@ -85,9 +81,8 @@ class Source(ABC):
 
 
 class ImageSource(Source):
-    """Images as uint8 (N, 3, H, W). `image_size` is the side a `predict_dir` image is resized to;
-    `mean` and `std` (per channel, as fractions of 255) are the set's known statistics, if published
-    (otherwise the DataModule measures them on the training split)."""
+    """Images as uint8 (N, 3, H, W). `image_size`: the side a `predict_dir` image is resized to; `mean` and `std`
+    (per channel, fractions of 255): the set's published statistics, if any (else measured on the training split)."""
 
     image_size: int
     mean: tuple[float, float, float] | None = None

@@ -1,12 +1,9 @@
 """Data read from its files while training (`data.in_memory: false`), and what holding it in memory costs.
 
-A source that can list a split's files without reading them (`Source.listing`) is served either way:
-in memory, every file decoded once at `setup`; or streamed, each file decoded when its batch is
-fetched, in the DataLoader's worker processes, so memory stays flat however large the set. Both
-paths share everything else: the listing is a `Samples` whose inputs are the files, so the held-out
-validation split, the folds, the names in prediction CSVs and the loaders' order (and with it the
-exact mid-epoch resume) are the in-memory path's own, and a streamed batch is the same uint8 images
-(or padded clips) the in-memory path would hand over, augmented on the device after transfer.
+A source that lists a split's files (`Source.listing`) is served either way: decoded once at `setup`, or
+each file decoded in the DataLoader's workers when its batch is fetched, so memory stays flat. The listing
+is a `Samples` of files, so hold-out, folds, names, order and exact resume are the in-memory path's own,
+and a streamed batch is the same uint8 images (or padded clips) as an in-memory one.
 """
 
 import logging

@@ -1,10 +1,5 @@
-"""Batch transforms for uint8 images, run on the device after the batch is transferred.
-
-The loaders hand over raw uint8 batches (4x less to copy than float32) and these classes do the
-augmentation on whatever device the batch is on, one batched op each, so no CPU worker sits
-between the data and the GPU. Randomness comes from an explicit generator so that a run's
-augmentation is a function of its seed and step (see `InMemoryDataModule.on_after_batch_transfer`).
-"""
+"""Batch transforms for uint8 images, run on the device after transfer (4x less to copy than float32), one
+batched op each, randomness from an explicit generator so that augmentation is a function of seed and step."""
 
 from typing import Literal
 
@@ -29,13 +24,9 @@ class ImageEvalTransform:
 
 
 class ImageTrainTransform(ImageEvalTransform):
-    """Random crop after reflect padding (a translation of up to `pad` pixels) and horizontal flip,
-    then normalisation.
-
-    `flip="random"` mirrors each image with probability 1/2. `flip="alternating"` mirrors the whole
-    batch in odd epochs only: given a set whose random half was mirrored once up front, every image
-    is then seen both ways in any two consecutive epochs, instead of by chance.
-    """
+    """Random crop after reflect padding (a translation of up to `pad` pixels), horizontal flip, normalisation.
+    `flip="alternating"` mirrors the whole batch in odd epochs only: with a random half of the set mirrored
+    once up front, every image is seen both ways in any two consecutive epochs, not by chance."""
 
     def __init__(
         self,

@@ -1,16 +1,12 @@
-"""A small, fast CIFAR-10 net in the spirit of airbench94 (Keller Jordan, 2024: 94% in a few seconds).
-
-What makes it train fast, each a known trick of the CIFAR-10 speed runs:
-- a frozen first conv whose 2x2 filters whiten the input patches (eigenvectors of their covariance,
-  computed once from training images by `init_from_data`), so the first trained layer sees
-  decorrelated inputs;
-- three conv-pool-BN-GELU groups, 64/256/256 wide: wide enough to keep a GPU busy, shallow enough to
-  need few steps;
-- BatchNorm without a learned scale, whose shift learns `bias_lr_scale` times faster than the weights
-  (done by reparametrisation, so one plain SGD optimizer from the YAML does it);
+"""A small, fast CIFAR-10 net in the spirit of airbench94 (Keller Jordan, 2024: 94% in a few seconds), with
+the known tricks of the CIFAR-10 speed runs:
+- a frozen first conv whose 2x2 filters whiten the input patches (`init_from_data`), so the first trained
+  layer sees decorrelated inputs;
+- three conv-pool-BN-GELU groups, 64/256/256 wide: busy on a GPU, shallow enough to need few steps;
+- BatchNorm without a learned scale, whose shift learns `bias_lr_scale` times faster (reparametrised, so
+  one plain SGD optimizer from the YAML does it);
 - 3x3 convs that start as the identity on their first input channels (an implicit residual path);
-- scaled-down logits, and test-time augmentation (see project/models/tta.py) in eval mode.
-"""
+- scaled-down logits, and test-time augmentation (project/models/tta.py) in eval mode."""
 
 from collections.abc import Callable
 
@@ -23,13 +19,9 @@ from project.models.tta import LEVELS, tta_logits
 
 
 class BatchNorm(nn.Module):
-    """BatchNorm2d with a fixed unit scale and a shift that trains `lr_scale` times faster.
-
-    The shift is stored divided by sqrt(lr_scale) and multiplied back in `forward`: its gradient grows
-    by sqrt(lr_scale) and so does each step's effect, so SGD moves it lr_scale times faster, while
-    weight decay shrinks it by the same fraction as every other parameter. This is airbench's separate
-    parameter group for BatchNorm biases, without a second group in the optimizer config.
-    """
+    """BatchNorm2d with a fixed unit scale and a shift that trains `lr_scale` times faster: stored divided by
+    sqrt(lr_scale) and multiplied back in `forward`, so SGD moves it lr_scale times faster while weight decay
+    shrinks it as any other parameter (airbench's separate parameter group, without a second optimizer group)."""
 
     def __init__(self, channels: int, momentum: float = 0.4, eps: float = 1e-12, lr_scale: float = 64.0):
         super().__init__()
@@ -55,10 +47,8 @@ def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
 
 
 class ConvGroup(nn.Module):
-    """conv -> 2x2 max-pool -> BN -> GELU -> conv -> BN -> GELU; halves the resolution.
-
-    Pooling right after the first conv makes the rest of the group run at a quarter of the pixels.
-    """
+    """conv -> 2x2 max-pool -> BN -> GELU -> conv -> BN -> GELU, halving the resolution; pooling right after
+    the first conv runs the rest at a quarter of the pixels."""
 
     def __init__(self, c_in: int, c_out: int, bn_momentum: float, bn_lr_scale: float):
         super().__init__()
@@ -136,11 +126,8 @@ class AirbenchNet(nn.Module):
 
     @torch.no_grad()
     def init_from_data(self, sample: Callable[[int], Tensor]) -> None:
-        """Set the whitening filters from `sample(n)`: n normalised training images (n, C, H, W).
-
-        Each filter is an eigenvector of the covariance of the k x k input patches, divided by the
-        square root of its eigenvalue, so the layer's outputs are decorrelated with unit variance.
-        """
+        """Set the whitening filters from `sample(n)`, n normalised training images (n, C, H, W): eigenvectors of the
+        k x k patches' covariance, divided by the root of their eigenvalues (decorrelated outputs, unit variance)."""
         images = sample(self.whitening_images).to(self.whiten.weight.device, torch.float32)
         c, k = images.shape[1], self.whiten.kernel_size[0]
         patches = images.unfold(2, k, 1).unfold(3, k, 1)  # (N, C, H-k+1, W-k+1, k, k)

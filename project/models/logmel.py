@@ -99,11 +99,8 @@ def _mel_to_hz(mel: Tensor) -> Tensor:
 
 
 def dct_matrix(n_in: int, n_out: int) -> Tensor:
-    """Orthonormal DCT-II (n_in, n_out): log-mel (..., n_in) @ it -> cepstra (..., n_out), as MFCCs are made.
-
-    Keeping the first coefficients keeps the spectral envelope (vocal tract) and drops the fine
-    ripple of the voice's pitch harmonics, which differs from speaker to speaker.
-    """
+    """Orthonormal DCT-II (n_in, n_out): log-mel (..., n_in) @ it -> cepstra (..., n_out), as MFCCs. The first
+    coefficients keep the spectral envelope and drop the pitch harmonics' ripple, which differs by speaker."""
     n = torch.arange(n_in, dtype=torch.float64)[:, None]
     k = torch.arange(n_out, dtype=torch.float64)[None]
     basis = torch.cos(math.pi / n_in * (n + 0.5) * k) * math.sqrt(2 / n_in)
@@ -112,13 +109,9 @@ def dct_matrix(n_in: int, n_out: int) -> Tensor:
 
 
 def normalize_utterance(features: Tensor, mask: Tensor, per_band: bool = False) -> Tensor:
-    """Zero mean, unit variance over each clip's own frames: (B, T, F) -> (B, T, F).
-
-    One mean and variance per clip removes its loudness and keeps its spectral shape. `per_band`
-    normalises every mel band on its own (CMVN), which also removes the microphone's colouring but
-    lifts a band that holds only background noise to the same scale as the speech bands.
-    `mask` (B, T) marks real frames; padded frames come out zero.
-    """
+    """Zero mean, unit variance over each clip's own frames (`mask` (B, T) marks them; padding comes out zero):
+    (B, T, F) -> (B, T, F). `per_band` (CMVN) also removes the microphone's colouring, but lifts a band of
+    background noise to the scale of the speech bands."""
     mask = mask[..., None].to(features.dtype)  # (B, T, 1)
     dims = (1,) if per_band else (1, 2)
     count = mask.sum(1, keepdim=True) * (1 if per_band else features.shape[2])
@@ -128,16 +121,15 @@ def normalize_utterance(features: Tensor, mask: Tensor, per_band: bool = False) 
 
 
 class SpecAugment(nn.Module):
-    """SpecAugment's frequency and time masking (Park et al., 2019), drawn per clip, training only.
-
-    Masked cells are set to zero, the clip's mean after `normalize_utterance`.
+    """SpecAugment's frequency and time masking (Park et al., 2019), drawn per clip, training only; masked cells
+    are zero, the clip's mean after `normalize_utterance`.
 
     Args:
         freq_masks: bands of mel channels masked per clip.
         freq_mask_width: widest such band, in mel channels.
         time_masks: spans of frames masked per clip.
-        time_mask_fraction: widest such span, as a fraction of the clip's own frames, so short
-            words are not wiped out.
+        time_mask_fraction: widest such span, as a fraction of the clip's own frames, so short words are not
+            wiped out.
     """
 
     def __init__(

@@ -1,8 +1,5 @@
-"""A small ResNet for 32x32 images: the ResNet-9 layout of Myrtle.ai's DAWNBench CIFAR-10 entry.
-
-Three stages, each halving the resolution; stages listed in `residual` add a two-conv residual
-block. Wide and shallow: at 32x32 depth buys little, and wide convs keep a GPU busy.
-"""
+"""A small ResNet for 32x32 images, the ResNet-9 layout of Myrtle.ai's DAWNBench CIFAR-10 entry: three stages,
+each halving the resolution. Wide and shallow: at 32x32 depth buys little, and wide convs keep a GPU busy."""
 
 import torch
 from torch import Tensor, nn

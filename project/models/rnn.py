@@ -83,10 +83,8 @@ class RNNClassifier(nn.Module):
 class LengthAwareRNN(nn.Module):
     """Stacked, optionally bidirectional GRU/LSTM over padded sequences (B, T, F) -> (B, T, H * directions).
 
-    The backward direction runs over each sequence reversed within its own length, so it starts
-    at the sequence's last real frame rather than at the padding. That takes one cuDNN call per
-    direction (a fused bidirectional call would start every row at T), but needs no packing, whose
-    lengths must be on the CPU: a host sync every step.
+    The backward direction starts at each sequence's last real frame, not the padding: one cuDNN call per
+    direction (a fused bidirectional one starts every row at T), but no packing, whose CPU lengths sync each step.
     """
 
     def __init__(

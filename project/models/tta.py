@@ -1,9 +1,6 @@
-"""Test-time augmentation for image classifiers: average the logits of mirrored and shifted views.
-
-A net trained with flips and translations is nearly, but not exactly, invariant to them; averaging
-over a few such views of each test image removes part of what is left, for about half a point of
-CIFAR-10 accuracy at the price of a larger evaluation batch (airbench's `tta_level`).
-"""
+"""Test-time augmentation for image classifiers: averaging the logits of mirrored and shifted views removes
+part of what a net trained with flips and translations has left of them, about half a point of CIFAR-10
+accuracy for a larger evaluation batch (airbench's `tta_level`)."""
 
 from collections.abc import Callable
 
@@ -21,11 +18,8 @@ LEVELS = {
 
 
 def views(images: Tensor, level: int) -> Tensor:
-    """The augmented views of a batch, stacked along the batch dimension: (V·B, C, H, W).
-
-    level 0: the images; 1: and their mirror images; 2: and both of those shifted one pixel up-left
-    and one pixel down-right (reflect padding keeps the border plausible).
-    """
+    """The views of a batch, stacked along the batch: (V·B, C, H, W). Level 0: the images; 1: and their mirror
+    images; 2: and both shifted one pixel up-left and down-right (reflect padding keeps the border plausible)."""
     if level not in LEVELS:
         raise ConfigError(f"TTA level must be one of {sorted(LEVELS)}, got {level}.")
     stack = [images]
@@ -39,11 +33,8 @@ def views(images: Tensor, level: int) -> Tensor:
 
 
 def tta_logits(logits_fn: Callable[[Tensor], Tensor], images: Tensor, level: int) -> Tensor:
-    """Weighted mean of `logits_fn` over the views of `images` at `level`: (B, num_classes).
-
-    All views go through `logits_fn` as one batch: one forward pass, however many views. The net
-    must be in eval mode, so that BatchNorm treats the views independently.
-    """
+    """Weighted mean of `logits_fn` over the views of `images`, (B, num_classes), in one forward pass; the net
+    must be in eval mode, so that BatchNorm treats the views independently."""
     logits = logits_fn(views(images, level))  # checks the level
     weights = LEVELS[level]
     logits = logits.view(len(weights), images.shape[0], -1)  # (V, B, num_classes)

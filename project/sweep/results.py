@@ -43,7 +43,7 @@ def table(study: optuna.Study, metric: str) -> str:
     rows = [header]
     for t in ranked(trials, study.direction):
         value = "" if t.value is None else f"{t.value:.4f}"
-        params = [_format(t.params[k]) if k in t.params else "" for k in keys]
+        params = [(f"{v:.3g}" if isinstance(v := t.params.get(k, ""), float) else str(v)) for k in keys]
         rows.append([str(t.number), t.state.name.lower(), value, *params, _note(t, rerun)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -65,10 +65,6 @@ def _note(t: FrozenTrial, rerun: dict[int, int]) -> str:
     return "; ".join(notes)
 
 
-def _format(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
 def _short_names(keys: list[str]) -> dict[str, str]:
     """The shortest dotted suffix that still tells the keys apart: `lr`, `hidden_size`."""
     names = {}
@@ -83,11 +79,8 @@ def _short_names(keys: list[str]) -> dict[str, str]:
 
 
 def write_best_config(study: optuna.Study, path: Path, metric: str) -> Path | None:
-    """The best completed trial's own config.yaml, for `python -m project.cli fit --config PATH`.
-
-    The logger keeps the study's name and drops the trial's version, so a fit of it lands in
-    `<save_dir>/<study>/version_<n>` beside the trials. Returns None when no trial has completed.
-    """
+    """The best completed trial's own config.yaml (None before one completes), for `fit --config PATH`; its logger
+    keeps the study's name and drops the trial's version, so a fit of it lands beside the trials."""
     try:
         best = study.best_trial
     except ValueError:  # no completed trial

@@ -1,11 +1,6 @@
-"""One trial: a normal `fit` through the project's CLI with the sampled values as overrides.
-
-The run lands in `<save_dir>/<study>/trial_<number>` with its TensorBoard logs, checkpoints and
-config.yaml, like any other run. Optuna's Lightning integration reports the monitored metric every
-validation and stops the fit when the pruner says so (optuna-integration builds it on
-`lightning.pytorch`, the package the project uses; one built on the older `pytorch_lightning` would
-be refused by the Trainer as not a callback).
-"""
+"""One trial: a normal `fit` through the CLI with the sampled values as overrides, in
+`<save_dir>/<study>/trial_<number>`. Optuna's Lightning integration reports the monitored metric and prunes
+(optuna-integration's, built on `lightning.pytorch`: one on `pytorch_lightning` is not a callback here)."""
 
 import gc
 import os
@@ -16,11 +11,12 @@ from pathlib import Path
 import lightning as L
 import optuna
 import torch
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna_integration import PyTorchLightningPruningCallback
 
 from project import metrics, signals
+from project.checkpoints import is_running
 from project.cli import main
+from project.multirun import InterruptWatch
 from project.sweep.space import Param, cli_args
 
 # A trial killed with its process (or interrupted) is run again with the same values, at most this
@@ -41,12 +37,8 @@ def is_dead_here(process: object) -> bool:
     pid = process.get("pid")
     if not isinstance(pid, int):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not is_running(pid):
         return True
-    except PermissionError:
-        return False
     return process.get("started") is not None and _start_time(pid) != process.get("started")
 
 
@@ -67,16 +59,13 @@ class TrialFailed(RuntimeError):
     pass
 
 
-class TrialRecorder(L.Callback):
-    """Notes what the study needs from a trial's fit: its run folder, the best value of the monitored
-    metric (the trial's value, as the best checkpoint's), and whether the user interrupted it.
-    Lightning turns Ctrl-C during a fit into SystemExit(1), which alone would not tell an interrupt
-    from a config the CLI rejected."""
+class TrialRecorder(InterruptWatch):
+    """Notes what the study needs from a trial's fit: its run folder, the best value of the monitored metric, and
+    whether the user interrupted it."""
 
     def __init__(self, trial: optuna.Trial):
         self.trial = trial
         self.best: float | None = None
-        self.interrupted = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.trial.set_user_attr("run_dir", str(Path(trainer.log_dir).resolve()))
@@ -89,10 +78,6 @@ class TrialRecorder(L.Callback):
         if value == value:  # not NaN
             better = max if metrics.MONITOR_MODE == "max" else min
             self.best = value if self.best is None else better(self.best, value)
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        # Ctrl-C stops a fit between two steps through Lightning's SIGTERMException (project/signals.py)
-        self.interrupted = isinstance(exception, KeyboardInterrupt | SIGTERMException | signals.Stopped)
 
 
 def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> float:

@@ -28,9 +28,8 @@ STD = (0.2470, 0.2435, 0.2616)
 
 
 class CIFAR10(ImageSource):
-    """CIFAR-10 from the official python-pickle archive: 50,000 training and 10,000 test images, 32x32.
-
-    Has no validation split of its own: the DataModule holds out `data.val_size` training images.
+    """CIFAR-10 from the official python-pickle archive: 50,000 training and 10,000 test images, 32x32, and no
+    validation split (the DataModule holds out `data.val_size` training images).
 
     Args:
         root: where `cifar-10-batches-py/` is, or will be extracted to.

@@ -27,24 +27,22 @@ class FSDD(AudioSource):
     """FSDD from the tagged release on GitHub, in the usual split or with one speaker held out.
 
     Args:
-        root: where `free-spoken-digit-dataset-1.0.10/` is or will be extracted; a folder that
-            holds `recordings/` directly works too.
-        split: "usual": takes 0-4 of every speaker and digit are the test set, the rest train.
-            "speaker": every recording of `test_speaker` is the test set, the other five speakers
-            train, which measures how well the model hears a voice it has never heard.
+        root: where `free-spoken-digit-dataset-1.0.10/` is or will be extracted; a folder that holds
+            `recordings/` directly works too.
+        split: "usual": takes 0-4 of every speaker and digit are the test set, the rest train. "speaker":
+            every recording of `test_speaker` is the test set, the other five speakers train, which
+            measures how well the model hears a voice it has never heard.
         test_speaker: the held-out speaker for split="speaker".
         val_fraction: share of the training recordings held out, seeded, for validation.
         download: fetch the release archive when the recordings are missing.
-        md5: checksum of the release archive. GitHub builds tag archives on request and does not
-            promise their bytes stay the same, so none is pinned; give one to have the download
-            verified (the download logs the one it got).
+        md5: checksum of the release archive; none is pinned, as GitHub does not promise a tag archive's
+            bytes stay the same. Give one to have the download verified (the download logs the one it got).
         url: where the release archive is (http(s)://, or file:// for a local mirror).
         seed: fixes the validation split.
-        expected_recordings: the folder must hold at least this many recordings, or it is refused
-            as incomplete; the release has 3,000. 0 accepts any number (a subset of your own).
+        expected_recordings: fewer recordings than this (the release has 3,000) is refused as incomplete;
+            0 accepts any number (a subset of your own).
 
-    Cross-validation by speaker (`data.fold_groups: speaker`, 6 folds: each holds one speaker out)
-    pools every recording, whatever `split` says; `python -m project.crossval --group speaker`.
+    Cross-validation by speaker (`data.fold_groups: speaker`, 6 folds) pools every recording, whatever `split`.
     """
 
     classes = CLASSES

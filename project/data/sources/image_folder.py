@@ -1,16 +1,12 @@
 """Your own images, one sub-folder per class, decoded once and held in memory as uint8 like CIFAR-10.
 
-Two layouts are accepted:
-
     root/<class>/*.jpg                   a seeded `data.val_size` of it is held out for validation
     root/train/<class>/*.jpg             the same, plus optional val/ and test/ folders with the
     root/val/<class>/*.jpg  (optional)   same class names: val/ replaces the seeded split, test/
     root/test/<class>/*.jpg (optional)   is what `test` and `predict` use
 
-Class names are the sub-folder names in sorted order, so label i always means the same class. Every
-image is decoded with Pillow at `setup`, its shorter side resized to `image_size` and centre-
-cropped to a square, so a batch is one gather from an (N, 3, image_size, image_size) uint8 tensor and
-augmentation runs on the device (project/data/image_datamodule.py), as for CIFAR-10.
+Class names are the sorted sub-folder names, so label i always means the same class. Each image's shorter
+side is resized to `image_size` and centre-cropped to a square at `setup`.
 """
 
 from pathlib import Path
@@ -31,8 +27,8 @@ class ImageFolder(ImageSource):
     Args:
         root: the folder holding the class folders, or train/ (val/, test/) folders of them.
         image_size: side of the square every image is resized and centre-cropped to.
-        skip_bad_files: by default an unreadable file stops setup with its name; with this, each one
-            is logged as a warning and left out, and a count is logged at the end.
+        skip_bad_files: by default an unreadable file stops setup with its name; with this, each one is
+            logged as a warning and left out, and a count is logged at the end.
     """
 
     def __init__(self, root: str | Path, image_size: int = 32, skip_bad_files: bool = False):

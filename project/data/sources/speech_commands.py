@@ -32,17 +32,17 @@ class SpeechCommands(AudioSource):
 
     Args:
         root: where `speech_commands_v0.02/` is or will be extracted.
-        task: 35: every word is a class. 12: the ten commands, `_unknown_` (a seeded sample of the
-            other words, as many as an average command has) and `_silence_` (as many one-second
-            cuts of the background-noise recordings, at a random volume).
+        task: 35: every word is a class. 12: the ten commands, `_unknown_` (a seeded sample of the other
+            words, as many as an average command has) and `_silence_` (as many one-second cuts of the
+            background-noise recordings, at a random volume).
         download: fetch the official archive when the folder is missing; its SHA-256 is verified.
         md5: optionally also check the archive against this MD5.
         seed: fixes the `_unknown_` sample and the `_silence_` cuts.
-        expected_recordings: the word folders must hold at least this many recordings, or the
-            folder is refused as incomplete; v0.02 has 105,829. 0 accepts any number.
+        expected_recordings: fewer recordings than this (v0.02 has 105,829) is refused as incomplete;
+            0 accepts any number.
 
-    Cross-validation by speaker (`data.fold_groups: speaker`) keeps each speaker's recordings (the
-    `<speaker>_nohash_<n>.wav` files) in one fold, and the `_silence_` cuts of one noise recording.
+    Cross-validation by speaker (`data.fold_groups: speaker`) keeps each speaker's recordings in one fold, and
+    the `_silence_` cuts of one noise recording.
     """
 
     group_keys = ("speaker",)

@@ -12,21 +12,18 @@ from project.errors import DataError
 
 
 class WavFolder(AudioSource):
-    """`root/<class>/<any name>.wav`, split per class at random (seeded) into train, val and test.
-
-    Every file in a class folder is read (hidden files aside), so a stray non-audio file stops the
-    load with its name rather than being skipped; any format libsndfile reads works, at any rate
-    and channel count (clips are mono-mixed and resampled).
+    """`root/<class>/<any name>.wav`, split per class at random (seeded) into train, val and test. Every file is
+    read (hidden ones aside), so a stray non-audio file stops the load with its name rather than being skipped;
+    any format, rate and channel count libsndfile reads works.
 
     Args:
-        root: the folder holding one sub-folder per class; the class names are the sorted
-            sub-folder names.
+        root: the folder holding one sub-folder per class; the class names are the sorted sub-folder names.
         val_fraction: share of each class held out for validation.
         test_fraction: share of each class held out for testing.
         seed: fixes the split.
-        groups: for cross-validation by group (`data.fold_groups`): a regular expression per group
-            key, searched in each file's path below root, whose first parenthesised part is the
-            file's group; e.g. `{speaker: "([^/_]+)_[^/]*$"}` reads the speaker from `yes/anna_03.wav`.
+        groups: for cross-validation by group (`data.fold_groups`): a regular expression per group key,
+            searched in each file's path below root, whose first parenthesised part is the file's group;
+            e.g. `{speaker: "([^/_]+)_[^/]*$"}` reads the speaker from `yes/anna_03.wav`.
     """
 
     def __init__(
