@@ -61,10 +61,9 @@ def cases(bad_inputs: Sequence[BadInput]) -> list:
 
     ids = [re.sub(r"[^\w=.+-]+", "-", case.name).strip("-") for case in bad_inputs]
     assert len(set(ids)) == len(ids), "two bad inputs share a name"
-    return [
-        pytest.param(case, id=i, marks=[needs_recipe(case.recipe)] if case.recipe else [])
-        for case, i in zip(bad_inputs, ids, strict=True)
-    ]
+    # A case that needs the file's fits waits for them: slow
+    marks = [[needs_recipe(c.recipe)] * bool(c.recipe) + [pytest.mark.slow] * c.needs_runs for c in bad_inputs]
+    return [pytest.param(case, id=i, marks=m) for case, i, m in zip(bad_inputs, ids, marks, strict=True)]
 
 
 def check(case: BadInput, folder: Path, *extras: object) -> None:

@@ -412,6 +412,7 @@ def test_bad_cifar10_files_are_refused_with_a_clear_error(case, tmp_path, reques
     check(case, tmp_path, *([request.getfixturevalue("cifar_runs")] if case.needs_runs else []))
 
 
+@pytest.mark.slow  # a fit of the CIFAR-10 recipe first
 def test_testing_a_checkpoint_logs_misclassified_images(fitted_cifar, tmp_path):
     ckpt = run_dir(fitted_cifar / "logs", "cifar10") / "checkpoints" / "last.ckpt"
     main(["test", f"--ckpt_path={ckpt}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
@@ -420,6 +421,7 @@ def test_testing_a_checkpoint_logs_misclassified_images(fitted_cifar, tmp_path):
     assert "test/misclassified" in events.Tags()["images"]
 
 
+@pytest.mark.slow  # a fit of the CIFAR-10 recipe first
 def test_predict_a_folder_of_images(fitted_cifar, tmp_path):
     """Any-size images in nested folders, resized to the net's 32x32, named by their path in the CSV."""
     from PIL import Image

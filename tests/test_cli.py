@@ -195,6 +195,7 @@ def _leaves(tree, prefix=""):
         yield prefix, tree
 
 
+@pytest.mark.slow  # a parse of each shipped example recipe
 @pytest.mark.parametrize("recipe", shipped_recipes())
 def test_a_recipe_carries_only_what_it_states_or_the_base_gives(recipe, capsys):
     """Every value of a shipped recipe's resolved config is stated in it, or is what a config naming only
@@ -287,6 +288,7 @@ def test_help_lists_the_subcommands(capsys):
 # --- any network: the data hands its sizes to the net ----------------------------------------------
 
 
+@pytest.mark.slow  # tests/test_sizes.py trains a builder, and the test below evaluates a torchvision checkpoint
 def test_a_torchvision_builder_function_trains_and_its_checkpoint_evaluates(tmp_path, monkeypatch):
     args = [
         "--config",
@@ -439,8 +441,11 @@ def test_every_way_a_checkpoint_is_loaded_refuses_a_payload(trained, how, force_
 # --- loggers -----------------------------------------------------------------------------------------
 
 
-# MLflow's store is the slowest to set up; its run folder stays tested quickly in tests/test_presets.py
-@pytest.mark.parametrize("logger", ["tensorboard", "csv", pytest.param("mlflow", marks=pytest.mark.slow), "none"])
+# Quick: the loggers no other test uses (TensorBoard is every other test's; MLflow's store is the slowest to set up)
+SLOW_LOGGERS = [pytest.param(logger, marks=pytest.mark.slow) for logger in ("tensorboard", "mlflow")]
+
+
+@pytest.mark.parametrize("logger", [*SLOW_LOGGERS, "csv", "none"])
 def test_every_logger_keeps_the_run_config_beside_its_checkpoints_resumes_and_evaluates(
     logger, tmp_path, monkeypatch, capsys
 ):

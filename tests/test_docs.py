@@ -153,6 +153,7 @@ def help_of(module: str, subcommand: str | None) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow  # a parse of every shipped recipe the docs show, half a second each
 def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path):
     # The docs' example files (a network, a callback) are written where a fork would put them
     for page in COMMAND_PAGES:

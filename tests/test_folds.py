@@ -217,6 +217,7 @@ def check_summary(study: Path, folds: int = 3) -> None:
     assert [row.split(",")[0] for row in rows[1:]] == [*map(str, range(folds)), "mean", "std", "min", "max"]
 
 
+@pytest.mark.slow  # a whole study: the quick tests above check its folds, checkpoints and settings
 def test_a_2_fold_study_runs_end_to_end_and_writes_the_mean_and_spread(tmp_path, capsys):
     command = study_command(tmp_path, folds=2)  # the fewest folds that have a spread
     main(command)
@@ -256,7 +257,7 @@ class InterruptOnce(L.Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.slow  # a whole study, interrupted and resumed: the 2-fold study above runs the same path
+@pytest.mark.slow  # a whole study, interrupted and resumed
 def test_an_interrupted_study_resumes_with_no_fold_lost_or_run_twice(tmp_path, capsys):
     init_args = {"version": "fold1", "marker": str(tmp_path / "interrupted")}
     interrupt = json.dumps({"class_path": f"{__name__}.InterruptOnce", "init_args": init_args})

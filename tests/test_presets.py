@@ -205,7 +205,8 @@ def test_overfit_memorises_a_few_batches(tmp_path, monkeypatch):
     assert column(metrics.TRAIN_ACC)[-1] > 0.95
 
 
-@pytest.mark.parametrize("logger", ["tensorboard", "csv", "mlflow", "nologger"])
+# MLflow's store is the slowest to set up
+@pytest.mark.parametrize("logger", ["tensorboard", "csv", pytest.param("mlflow", marks=pytest.mark.slow), "nologger"])
 def test_loggers_and_the_profile_land_in_the_run_folder(logger, trained, tmp_path, monkeypatch, capsys):
     """csv/mlflow/nologger put their files where their comments say; the profile lands in the run folder
     for each, on fit and on an evaluation, and nothing warns about a callback the preset idled."""

@@ -32,6 +32,8 @@ def _source(recipe: Path) -> str | None:
     return source.get("class_path") if isinstance(source, dict) else None
 
 
+# A few steps of each shipped recipe: the examples, not the machinery (which tiny recipes test quickly)
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_trains_a_few_steps_on_a_stand_in(recipe, tmp_path):
     source = _source(CONFIGS / recipe)

@@ -161,6 +161,7 @@ def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
     _assert_same_run(_resume_after_interrupt(args, 4, tmp_path), (full, last), steps=3 * EPOCHS)
 
 
+@pytest.mark.slow  # the same resume as the table's above, through a ResNet on images
 def test_image_folder_resume_is_bit_exact(tmp_path):
     """3 classes x 10 images, a quarter held out: 22 / batch 6 = 3 steps an epoch; stopped inside the second."""
     root = write_image_tree(tmp_path / "images", per_class=10)

@@ -98,7 +98,10 @@ IMAGES = {
 @pytest.mark.parametrize(
     "net",
     [
-        ["--model.net=timm.create_model", "--model.net.init_args.model_name=resnet10t"],
+        # a builder function, as torchvision's below, through timm's registry
+        pytest.param(
+            ["--model.net=timm.create_model", "--model.net.init_args.model_name=resnet10t"], marks=pytest.mark.slow
+        ),
         [
             "--model.net=timm.models.vision_transformer.VisionTransformer",
             *("--model.net.init_args.depth=1", "--model.net.init_args.embed_dim=16"),

@@ -39,6 +39,7 @@ def by_number(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
     return {t.number: t for t in study.get_trials()}
 
 
+@pytest.mark.slow  # seven fits; the quick tests check the sweep's parts
 def test_sweep_goes_on_after_a_failure_and_resumes_after_an_interrupt(tmp_path, capsys):
     recipe, space = write_recipe(tmp_path)
     # Trial 1's loss turns NaN; trial 2 is interrupted (Ctrl-C) in its second epoch
