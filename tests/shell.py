@@ -35,6 +35,7 @@ def child(argv, env, out, err):
     status = 0
     try:
         if argv[0] == "-m":
+            sys.path[0] = os.getcwd()  # as `python -m` has it (`-c` has "")
             sys.argv = [argv[1], *argv[2:]]
             runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
         else:
