@@ -110,8 +110,8 @@ def _parsers_built_once():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first: pytest-xdist's workers then finish together on the many quick ones, instead of one
-    of them starting a minute-long test when the other has nothing left to do."""
+    """Slow tests first: pytest-xdist's workers (taking two tests at a time, pyproject.toml) then finish
+    together on the many quick ones, instead of one starting a minute-long test when the other is done."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # a stable sort keeps the rest in order
 
 

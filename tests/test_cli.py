@@ -441,11 +441,12 @@ def test_every_way_a_checkpoint_is_loaded_refuses_a_payload(trained, how, force_
 # --- loggers -----------------------------------------------------------------------------------------
 
 
-# Quick: the loggers no other test uses (TensorBoard is every other test's; MLflow's store is the slowest to set up)
-SLOW_LOGGERS = [pytest.param(logger, marks=pytest.mark.slow) for logger in ("tensorboard", "mlflow")]
+# Slow: TensorBoard is every other test's logger, no logger's run folder is quick in tests/test_presets.py, and
+# MLflow's store is the slowest to set up
+SLOW_LOGGERS = [pytest.param(logger, marks=pytest.mark.slow) for logger in ("tensorboard", "mlflow", "none")]
 
 
-@pytest.mark.parametrize("logger", [*SLOW_LOGGERS, "csv", "none"])
+@pytest.mark.parametrize("logger", [*SLOW_LOGGERS, "csv"])
 def test_every_logger_keeps_the_run_config_beside_its_checkpoints_resumes_and_evaluates(
     logger, tmp_path, monkeypatch, capsys
 ):

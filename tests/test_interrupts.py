@@ -91,7 +91,10 @@ def _table(log_dir: Path) -> list[str]:
     return [*tiny_args(log_dir, epochs=EPOCHS), "--trainer.deterministic=true"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+# Ctrl-C mid-step is quick in tests/test_reliability.py too (test_ctrl_c_mid_epoch_then_resume_is_bit_exact)
+@pytest.mark.parametrize(
+    "signum", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM], ids=["SIGINT", "SIGTERM"]
+)
 def test_table_stopped_mid_step_resumes_exactly(signum, tmp_path):
     """5 steps an epoch; the signal comes in the middle of the 7th step (the second epoch's second)."""
     _assert_resumes_exactly(_table, signum, 6, 5, tmp_path)
