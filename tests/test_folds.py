@@ -27,8 +27,6 @@ try:  # our examples; gone in a fork that removed them (python -m project.fork r
 except ImportError:
     FSDD = SpeechCommands = SPEAKERS = None
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 class Speakers(Source):
     """Feature vectors of 2 classes from speakers of different sizes: speaker s has 4 + s samples."""

@@ -21,8 +21,6 @@ from tests.recipes import tiny_args
 from tests.shell import run_commands
 from tests.test_bad_inputs import bomb
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _raise(err: BaseException):
     def main():
