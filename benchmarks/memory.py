@@ -1,7 +1,7 @@
 """Peak resident memory of each shipped recipe's fit on a CPU, and what its data takes in memory.
 
     python benchmarks/memory.py --cifar10 CIFAR_DIR --fsdd FSDD_ROOT
-    python benchmarks/memory.py --fsdd FSDD_ROOT --recipes fsdd --steps 1      # a smoke test
+    python benchmarks/memory.py --fsdd FSDD_ROOT --recipes fsdd --steps 1  # a smoke test
 
 Each recipe is fitted for a few steps in a process of its own (`python -m project.cli fit --config
 RECIPE --trainer.limit_train_batches 3 --trainer.limit_val_batches 1 --trainer.max_epochs 1`, on the
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 RECIPES = ("cifar10", "cifar10_fast", "fsdd", "fsdd_speaker", "speech_commands")
 DATA_FLAG = {"cifar10": "cifar10", "cifar10_fast": "cifar10", "fsdd": "fsdd", "fsdd_speaker": "fsdd"}
 DATA_FLAG["speech_commands"] = "speech_commands"
@@ -67,8 +67,8 @@ def data_bytes(recipe: str, extra: list[str], log_dir: str) -> int:
     """Bytes of every tensor in the recipe's train, validation and test splits, as its DataModule holds them."""
     import torch
 
-    from project.cli import main
-    from project.recipes import base_config, recipe_path
+    from project.engine.cli import main
+    from project.engine.recipes import base_config, recipe_path
 
     configs = [f"--config={base_config()}", f"--config={recipe_path(recipe)}"]  # `run=False` reads no default
     cli = main(

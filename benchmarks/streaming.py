@@ -14,7 +14,7 @@ prints one table:
   the streamed `ImageFolder`, torchvision's `ImageFolder` + `DataLoader` with the same workers, batch,
   decode (Pillow, shorter side resized, centre crop) and augmentation, and LitData's loader over the
   set's optimized chunks;
-- the time `python -m project.data.optimize` takes to write those chunks;
+- the time `python -m project.optimize` takes to write those chunks;
 - resume: from a loader given a mid-epoch position (half the epoch done) to its first batch, against
   a fresh loader's first batch.
 Throughput, conversion and resume are measured on the smallest size only.
@@ -57,8 +57,8 @@ def make_folder(root: Path, count: int) -> Path:
 
 def data_args(folder: Path, in_memory: bool, workers: int, batch: int) -> list[str]:
     return [
-        "--data=project.data.ImageDataModule",
-        "--data.source=project.data.ImageFolder",
+        "--data=project.engine.data.ImageDataModule",
+        "--data.source=project.engine.data.ImageFolder",
         f"--data.source.init_args.root={folder}",
         f"--data.source.init_args.image_size={SIZE}",
         f"--data.in_memory={str(in_memory).lower()}",
@@ -72,8 +72,8 @@ def data_args(folder: Path, in_memory: bool, workers: int, batch: int) -> list[s
 
 def litdata_args(chunks: Path, workers: int, batch: int) -> list[str]:
     return [
-        "--data=project.data.ImageDataModule",
-        "--data.source=project.data.LitDataImages",
+        "--data=project.engine.data.ImageDataModule",
+        "--data.source=project.engine.data.LitDataImages",
         f"--data.source.init_args.input_dir={chunks}",
         "--data.in_memory=false",
         f"--data.num_workers={workers}",
@@ -82,8 +82,8 @@ def litdata_args(chunks: Path, workers: int, batch: int) -> list[str]:
 
 
 def convert(folder: Path, chunks: Path, args: argparse.Namespace) -> float | None:
-    """Seconds `python -m project.data.optimize` took, or None when the chunks were kept from a previous run."""
-    from project.data.optimize import main as optimize
+    """Seconds `python -m project.optimize` took, or None when the chunks were kept from a previous run."""
+    from project.engine.data.optimize import main as optimize
 
     if (chunks / "project.json").is_file():
         return None
@@ -135,7 +135,7 @@ def images_per_second(loader, augment, batches: int) -> float:
 
 
 def streamed(folder: Path, args: argparse.Namespace, source=None):
-    from project.data import ImageDataModule, ImageFolder
+    from project.engine.data import ImageDataModule, ImageFolder
 
     source = source or ImageFolder(folder, image_size=SIZE)
     data = ImageDataModule(
@@ -233,7 +233,7 @@ def main() -> None:
     row(f"images/s, torchvision ImageFolder + DataLoader, {args.workers} workers", f"{theirs:.0f}")
     row("streamed / torchvision", f"{ours / theirs:.2f}x")
 
-    from project.data import LitDataImages
+    from project.engine.data import LitDataImages
 
     chunks = Path(args.root) / f"chunks{min(args.sizes)}"
     took = convert(folder, chunks, args)

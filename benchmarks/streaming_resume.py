@@ -24,7 +24,7 @@ from tests.stops import interrupt_at
 
 def fit_args(source: list[str], log_dir: Path) -> list[str]:
     return [
-        "--data=project.data.ImageDataModule",
+        "--data=project.engine.data.ImageDataModule",
         *source,
         "--data.in_memory=false",
         "--data.num_workers=2",
@@ -54,13 +54,14 @@ def main_() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--folder", help="an image folder, streamed from its files")
-    group.add_argument("--chunks", help="a folder written by python -m project.data.optimize")
+    group.add_argument("--chunks", help="a folder written by python -m project.optimize")
     args = parser.parse_args()
     if args.folder:
-        source = ["--data.source=project.data.ImageFolder", f"--data.source.init_args.root={args.folder}"]
+        source = ["--data.source=project.engine.data.ImageFolder", f"--data.source.init_args.root={args.folder}"]
         source.append("--data.source.init_args.image_size=64")
     else:
-        source = ["--data.source=project.data.LitDataImages", f"--data.source.init_args.input_dir={args.chunks}"]
+        source = ["--data.source=project.engine.data.LitDataImages"]
+        source += [f"--data.source.init_args.input_dir={args.chunks}"]
     out = Path(tempfile.mkdtemp(prefix="streaming_resume_"))
     start = time.perf_counter()
     main(["fit", *fit_args(source, out / "full")])

@@ -38,8 +38,8 @@ def cli(*args: str) -> None:
     """`python -m project.cli ARGS` as the shell runs it, in this process; raises `Refused` with its
     `error:` message. Any other ending (a traceback, another exit status) fails the case."""
     # Imported here: conftest reads TALLY at the end of every run, which must not cost a torch import
-    from project.cli import main
-    from project.errors import USER_ERROR_EXIT, run_command
+    from project.engine.cli import main
+    from project.engine.errors import USER_ERROR_EXIT, run_command
 
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):

@@ -43,7 +43,7 @@ def _without_config_files(kwargs: dict) -> dict:
 @contextlib.contextmanager
 def parsers_built_once() -> Iterator[None]:
     """Within it, the CLI takes a copy of a parser built before with the same arguments, else builds one."""
-    from project.cli import CLI  # imports torch and Lightning: not at conftest's import
+    from project.engine.cli import CLI  # imports torch and Lightning: not at conftest's import
 
     build = CLI.setup_parser
     if getattr(build, "reuses_parsers", False):  # already within one

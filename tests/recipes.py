@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from project.data import Samples, Source
+from project.engine.data import Samples, Source
+from project.engine.recipes import shipped
 from tests.conftest import cpu_trainer_args
 
 TINY = Path(__file__).resolve().parent / "tiny.yaml"
@@ -75,8 +76,8 @@ class TinyNet(nn.Module):
 def needs_recipe(name: str) -> pytest.MarkDecorator:
     """Skip a test of a shipped example recipe in a fork that removed it (`python -m project.fork
     remove-examples`), saying so in the summary."""
-    missing = not (CONFIGS / f"{name}.yaml").is_file()
-    return pytest.mark.skipif(missing, reason=f"configs/{name}.yaml is not here (removed with the examples)")
+    missing = name not in shipped()
+    return pytest.mark.skipif(missing, reason=f"the recipe {name} is not here (removed with the examples)")
 
 
 def tiny_args(log_dir: Path, epochs: int = 3) -> list[str]:
@@ -92,8 +93,8 @@ def image_folder_args(root: Path, log_dir: Path, widths: str = "[8,8,8,8]", epoc
         "--model.net=project.models.ResNet",
         "--model.net.init_args.channels_last=false",
         f"--model.net.init_args.widths={widths}",
-        "--data=project.data.ImageDataModule",
-        "--data.source=project.data.ImageFolder",
+        "--data=project.engine.data.ImageDataModule",
+        "--data.source=project.engine.data.ImageFolder",
         f"--data.source.init_args.root={root}",
         "--data.source.init_args.image_size=16",
         "--data.batch_size=6",

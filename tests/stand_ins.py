@@ -31,4 +31,7 @@ def image_folder(folder: Path) -> list[str]:
     return [f"--data.source.init_args.root={folder}", "--data.val_size=3"]
 
 
-STAND_INS: dict[str, StandIn] = {"project.data.FeatureFiles": feature_files, "project.data.ImageFolder": image_folder}
+STAND_INS: dict[str, StandIn] = {
+    "project.engine.data.FeatureFiles": feature_files,
+    "project.engine.data.ImageFolder": image_folder,
+}

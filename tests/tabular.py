@@ -1,5 +1,5 @@
 """A tabular data module whose sizes are known only once it has read its file, and an MLP sized by them:
-the shape of a fork's own data and network, for the tests of `project/sizes.py`."""
+the shape of a fork's own data and network, for the tests of `project/engine/sizes.py`."""
 
 from pathlib import Path
 

@@ -9,18 +9,19 @@ import pytest
 import soundfile
 import torch
 
-from project.data import AudioDataModule, WavFolder
-from project.data.audio import AudioClips, pad_clips, read_audio, resample
-from project.data.audio_transforms import WaveformTrainTransform
-from project.data.download import DownloadError
-from project.data.loaders import DeviceLoader
+from project.engine.data import AudioDataModule, WavFolder
+from project.engine.data.audio import AudioClips, pad_clips, read_audio, resample
+from project.engine.data.audio_transforms import WaveformTrainTransform
+from project.engine.data.download import DownloadError
+from project.engine.data.loaders import DeviceLoader
 from tests.conftest import real_data_file
 from tests.recipes import needs_recipe
 from tests.wav_format import write_fsdd, write_speech_commands, write_wav, write_wav_folder
 
 try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.data import FSDD, SpeechCommands
-    from project.data.sources.speech_commands import COMMANDS, SILENCE, UNKNOWN, WORDS
+    from project.examples.fsdd import FSDD
+    from project.examples.speech_commands import SpeechCommands
+    from project.examples.speech_commands.source import COMMANDS, SILENCE, UNKNOWN, WORDS
 except ImportError:
     FSDD = SpeechCommands = COMMANDS = SILENCE = UNKNOWN = WORDS = None
 

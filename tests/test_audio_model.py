@@ -8,17 +8,18 @@ import soundfile
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from project import metrics
-from project.cli import main
-from project.data.audio import pad_clips, resample
+from project.engine.cli import main
+from project.engine.data.audio import pad_clips, resample
+from project.engine.recipes import shipped
 from project.models import RNNClassifier
 from project.models.logmel import LogMel, SpecAugment, dct_matrix
 from project.models.rnn import reverse_padded
+from project.tasks.classification import metrics
 from tests.conftest import cpu_trainer_args
 from tests.recipes import needs_recipe
 from tests.wav_format import write_fsdd, write_wav, write_wav_folder
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RECIPES = shipped()
 
 
 def _tiny_net(num_classes: int = 7, **kwargs) -> RNNClassifier:
@@ -102,10 +103,10 @@ def test_reverse_padded_reverses_within_each_length():
 
 
 def tiny_fsdd_args(root: Path, log_dir: Path, epochs: int) -> list[str]:
-    """configs/fsdd.yaml shrunk to seconds on a CPU: a small net and batch, no augmentation (a few
-    dozen steps are too few to learn through it; the augmentations have tests of their own)."""
+    """The fsdd recipe shrunk to seconds on a CPU: a small net and batch, no augmentation (a few dozen steps are
+    too few to learn through it; the augmentations have tests of their own)."""
     return [
-        "--config", str(CONFIGS / "fsdd.yaml"),
+        "--config", str(RECIPES["fsdd"]),
         f"--data.source.init_args.root={root}",
         "--data.source.init_args.download=false",
         "--data.source.init_args.expected_recordings=0",  # a handful of generated recordings
@@ -179,19 +180,19 @@ def test_the_data_hands_its_sample_rate_to_the_front_end(tmp_path):
 
 @pytest.mark.parametrize(
     ("configs", "num_classes"),
-    [(["fsdd.yaml"], 10), (["fsdd_speaker.yaml"], 10), (["speech_commands.yaml"], 35)],
+    [(["fsdd"], 10), (["fsdd_speaker"], 10), (["speech_commands"], 35)],
 )
 def test_audio_configs_build_their_model_and_data(configs, num_classes, tmp_path):
-    missing = [config for config in configs if not (CONFIGS / config).is_file()]
+    missing = [config for config in configs if config not in RECIPES]
     if missing:
-        pytest.skip(f"configs/{missing[0]} is not here (removed with the examples)")
-    given = [arg for config in configs for arg in ("--config", str(CONFIGS / config))]
+        pytest.skip(f"the recipe {missing[0]} is not here (removed with the examples)")
+    given = [arg for config in configs for arg in ("--config", str(RECIPES[config]))]
     cli = main([*given, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
     assert isinstance(cli.model.net, RNNClassifier)
     assert cli.model.hparams.num_classes == num_classes == cli.datamodule.num_classes
     assert cli.model.net.sample_rate == cli.datamodule.sample_rate
-    assert cli.trainer.logger.name == configs[-1].removesuffix(".yaml")
-    if "fsdd_speaker.yaml" in configs:  # the overlay changes only what an unseen voice needs
+    assert cli.trainer.logger.name == configs[-1]
+    if "fsdd_speaker" in configs:  # the overlay changes only what an unseen voice needs
         assert cli.datamodule.source.split == "speaker" and cli.model.net.dct.shape == (40, 20)
         assert cli.trainer.max_epochs == 40 and cli.datamodule.batch_size == 128, "the rest comes from fsdd.yaml"
     callbacks = [type(c).__name__ for c in cli.trainer.callbacks]
@@ -204,8 +205,8 @@ def test_own_recordings_swap_in_from_the_command_line(tmp_path):
     root = write_wav_folder(tmp_path / "sounds", per_class=4)
     args = [
         "--config",
-        str(CONFIGS / "fsdd.yaml"),
-        "--data.source=project.data.WavFolder",
+        str(RECIPES["fsdd"]),
+        "--data.source=project.engine.data.WavFolder",
         f"--data.source.root={root}",
     ]
     cli = main([*args, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)

@@ -21,11 +21,11 @@ import pytest
 import torch
 import yaml
 
-from project.cli import main
-from project.config_yaml import MAX_CONFIG_BYTES
-from project.data import FeatureFiles
-from project.errors import ConfigError, DataError, run_command
-from project.sweep.space import load_space
+from project.engine.cli import main
+from project.engine.config_yaml import MAX_CONFIG_BYTES
+from project.engine.data import FeatureFiles
+from project.engine.errors import ConfigError, DataError, run_command
+from project.engine.sweep.space import load_space
 from tests.catalogue import BadInput, Refused, cases, check, cli
 from tests.recipes import TINY, tiny_args
 
@@ -170,7 +170,7 @@ TRUST += [
         lambda t: _test_run_folder(
             t,
             hyper_parameters={"net": {"class_path": "torch.os.system"}},
-            datamodule_hyper_parameters={"_class_path": "project.data.InMemoryDataModule"},
+            datamodule_hyper_parameters={"_class_path": "project.engine.data.InMemoryDataModule"},
         ),
         Refused,
         r"Refusing model\.net\.class_path: torch\.os\.system \(it is os's\) from the hyperparameters stored in "
@@ -180,7 +180,7 @@ TRUST += [
         "checkpoint hyperparameters naming subprocess.Popen as the data module",
         lambda t: _test_run_folder(
             t,
-            hyper_parameters={"_class_path": "project.classifier.Classifier"},
+            hyper_parameters={"_class_path": "project.tasks.classification.Classifier"},
             datamodule_hyper_parameters={"_class_path": "subprocess.Popen", "args": "touch ran"},
         ),
         Refused,
@@ -362,7 +362,7 @@ OPTIONS = [  # (name, extra arguments to a tiny fit, what the one line must say)
     (
         "abbreviated --data.batch_siz 4",
         ["--data.batch_siz", "4"],
-        r"data\.batch_siz='4': project\.data\.InMemoryDataModule has no argument batch_siz",
+        r"data\.batch_siz='4': project\.engine\.data\.InMemoryDataModule has no argument batch_siz",
     ),
     ("abbreviated --seed 1", ["--seed", "1"], r"unrecognized arguments: --seed 1"),
     ("abbreviated --conf", ["--conf", str(TINY)], r"unrecognized arguments: --conf .*tiny\.yaml"),
@@ -442,7 +442,7 @@ OPTIONS = [  # (name, extra arguments to a tiny fit, what the one line must say)
     (
         "data argument misspelt",
         ["--data.init_args.batchsize=4"],
-        r"data\.batchsize='4': project\.data\.InMemoryDataModule has no argument batchsize",
+        r"data\.batchsize='4': project\.engine\.data\.InMemoryDataModule has no argument batchsize",
     ),
     (
         "accelerator gpu without a GPU",
@@ -666,7 +666,7 @@ FEATURE_FILES += [
         lambda t: cli(
             "test",
             f"--config={TINY}",
-            "--data.source=project.data.FeatureFiles",
+            "--data.source=project.engine.data.FeatureFiles",
             _option(t, "--data.source.init_args.train", "train.pt", _table()),
             _option(t, "--data.source.init_args.test", "test.pt", _spoilt(features=_nan_features())),
             "--trainer.accelerator=cpu",
@@ -679,7 +679,7 @@ FEATURE_FILES += [
         "feature file with float labels, through the command line",
         lambda t: _fit(
             t,
-            "--data.source=project.data.FeatureFiles",
+            "--data.source=project.engine.data.FeatureFiles",
             _option(t, "--data.source.init_args.train", "train.pt", _spoilt(labels=torch.arange(12) % 3 * 0.9)),
         ),
         Refused,
@@ -794,7 +794,7 @@ def _predict_read_only_output(t: Path) -> None:
     def refuse(path, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    with unittest.mock.patch("project.callbacks.predictions.open", refuse, create=True):
+    with unittest.mock.patch("project.engine.callbacks.predictions.open", refuse, create=True):
         cli("predict", *tiny_args(t / "logs", epochs=1), f"--predictions.output={t / 'ro' / 'predictions.csv'}")
 
 

@@ -1,4 +1,4 @@
-"""LitData: any source optimized into chunks (`python -m project.data.optimize`) and trained from them."""
+"""LitData: any source optimized into chunks (`python -m project.optimize`) and trained from them."""
 
 import json
 import sys
@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from project.cli import main
-from project.data import AudioDataModule, ImageDataModule, ImageFolder, LitDataAudio, LitDataImages, WavFolder
-from project.data.optimize import main as optimize
-from project.errors import ConfigError, DataError
+from project.engine.cli import main
+from project.engine.data import AudioDataModule, ImageDataModule, ImageFolder, LitDataAudio, LitDataImages, WavFolder
+from project.engine.data.optimize import main as optimize
+from project.engine.errors import ConfigError, DataError
 from tests.image_tree import write_image_tree
 from tests.wav_format import write_wav_folder
 
@@ -26,8 +26,8 @@ def tree(tmp_path_factory):
 
 def image_args(root):
     return [
-        "--data=project.data.ImageDataModule",
-        "--data.source=project.data.ImageFolder",
+        "--data=project.engine.data.ImageDataModule",
+        "--data.source=project.engine.data.ImageFolder",
         f"--data.source.init_args.root={root}",
         "--data.source.init_args.image_size=8",
         "--data.val_size=0.25",
@@ -96,7 +96,7 @@ def test_litdata_loader_resumes_mid_epoch_exactly(chunks):
 
 def test_wav_folder_chunks_hold_the_clips_at_their_rate(tmp_path):
     root = write_wav_folder(tmp_path / "wavs", per_class=10)
-    args = ["--data=project.data.AudioDataModule", "--data.source=project.data.WavFolder"]
+    args = ["--data=project.engine.data.AudioDataModule", "--data.source=project.engine.data.WavFolder"]
     args += [f"--data.source.init_args.root={root}", "--data.sample_rate=8000"]
     meta = optimize([*args, f"--output_dir={tmp_path / 'chunks'}", "--num_workers=1"])
     assert meta["kind"] == "audio" and meta["sample_rate"] == 8000
@@ -137,8 +137,8 @@ def test_a_folder_that_is_not_chunks_is_named(tmp_path):
 @pytest.mark.slow
 def test_fit_test_and_predict_from_chunks_through_the_cli(chunks, tmp_path):
     args = [
-        "--data=project.data.ImageDataModule",
-        "--data.source=project.data.LitDataImages",
+        "--data=project.engine.data.ImageDataModule",
+        "--data.source=project.engine.data.LitDataImages",
         f"--data.source.init_args.input_dir={chunks}",
         "--data.in_memory=false",
         "--data.batch_size=6",

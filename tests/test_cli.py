@@ -13,14 +13,14 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from project import metrics
-from project.checkpoints import UnsafeCheckpointError
-from project.cli import main
-from project.errors import CheckpointError, ConfigError
-from project.recipes import recipes_dir, shipped_recipes
-from project.run_config import IncompleteCheckpointError
-from project.sizes import SizeMismatchError
-from project.trust import UntrustedConfigError
+from project.engine.checkpoints import UnsafeCheckpointError
+from project.engine.cli import main
+from project.engine.errors import CheckpointError, ConfigError
+from project.engine.recipes import shipped, shipped_recipes
+from project.engine.run_config import IncompleteCheckpointError
+from project.engine.sizes import SizeMismatchError
+from project.engine.trust import UntrustedConfigError
+from project.tasks.classification import metrics
 from tests.conftest import cpu_trainer_args
 from tests.image_tree import write_image_tree
 from tests.recipes import needs_recipe
@@ -47,10 +47,10 @@ def write_recipe(root: Path, name: str = "shapes") -> Path:
             "scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 2}},
         },
         "data": {
-            "class_path": "project.data.ImageDataModule",
+            "class_path": "project.engine.data.ImageDataModule",
             "init_args": {
                 "source": {
-                    "class_path": "project.data.ImageFolder",
+                    "class_path": "project.engine.data.ImageFolder",
                     "init_args": {"root": str(data), "image_size": 16},
                 },
                 "batch_size": 6,
@@ -200,7 +200,7 @@ def _leaves(tree, prefix=""):
 def test_a_recipe_carries_only_what_it_states_or_the_base_gives(recipe, capsys):
     """Every value of a shipped recipe's resolved config is stated in it, or is what a config naming only
     the same data and net resolves to (the base and the code's defaults): nothing leaks from another recipe."""
-    stated = yaml.safe_load((recipes_dir() / f"{recipe}.yaml").read_text())
+    stated = yaml.safe_load(shipped()[recipe].read_text())
     full = _resolved(["--config", recipe], capsys)
     minimal = {"data": stated["data"], "model": {"net": stated["model"]["net"]}}
     neutral = dict(_leaves(_resolved(["--config", yaml.safe_dump(minimal)], capsys)))
@@ -224,8 +224,10 @@ def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path
     write_image_tree(data / "test", per_class=2, seed=1)
     config = {
         "data": {
-            "class_path": "project.data.ImageDataModule",
-            "init_args": {"source": {"class_path": "project.data.ImageFolder", "init_args": {"root": str(data)}}},
+            "class_path": "project.engine.data.ImageDataModule",
+            "init_args": {
+                "source": {"class_path": "project.engine.data.ImageFolder", "init_args": {"root": str(data)}}
+            },
         },
         "model": {"net": {"class_path": "project.models.ResNet", "init_args": {"widths": [8, 8, 8, 8]}}},
     }
@@ -244,7 +246,7 @@ def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path
 def test_fit_without_a_config_is_the_cifar10_recipe_and_a_config_replaces_it(tmp_path, capsys):
     default = _resolved([], capsys)
     assert default["model"]["net"]["class_path"] == "project.models.ResNet"
-    assert default["data"]["init_args"]["source"]["class_path"] == "project.data.CIFAR10"
+    assert default["data"]["init_args"]["source"]["class_path"] == "project.examples.cifar10.CIFAR10"
     assert default["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
     assert default["checkpoint"]["monitor"] == metrics.VAL_ACC
     own = _resolved(["--config", str(write_recipe(tmp_path))], capsys)
@@ -256,7 +258,7 @@ def test_fit_without_a_config_is_the_cifar10_recipe_and_a_config_replaces_it(tmp
 def test_a_shipped_recipe_is_named_without_its_path_from_any_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert _resolved(["--config", "fsdd"], capsys)["trainer"]["logger"]["init_args"]["name"] == "fsdd"
-    assert _resolved(["--config", str(recipes_dir() / "fsdd.yaml")], capsys)["data"]["class_path"]
+    assert _resolved(["--config", str(shipped()["fsdd"])], capsys)["data"]["class_path"]
 
 
 def test_optimizer_and_scheduler_are_swappable_from_the_command_line(tmp_path):
@@ -523,13 +525,15 @@ def test_auto_accelerator_without_gpu_trains_in_full_precision(tmp_path):
 
 
 def test_the_wheel_lists_every_package():
-    """pyproject.toml names the packages (so configs/ can ship as project.configs): a new one must be added."""
+    """pyproject.toml names the packages (so configs/ can ship as project.configs): a new one must be added. The
+    examples' tests and benchmarks stay in the checkout."""
     from setuptools import find_packages
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    assert set(find_packages(str(REPO), include=["project*"])) <= listed, "add the new package to pyproject.toml"
+    found = set(find_packages(str(REPO), include=["project*"], exclude=["*.tests", "*.tests.*", "*.benchmarks"]))
+    assert found <= listed, "add the new package to pyproject.toml"
 
 
 @pytest.mark.slow
@@ -566,9 +570,11 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     package = main.__module__.split(".")[0]  # the package's name, whatever a fork renamed it to
     where = run(str(python), "-c", f"import {package}; print({package}.__file__)")
     assert str(site) in where, f"the installed copy must be used, not the checkout: {where}"
-    assert "class_path: project.data.CIFAR10" in run(str(python), "-m", "project.cli", "fit", "--print_config")
+    assert "class_path: project.examples.cifar10.CIFAR10" in run(
+        str(python), "-m", "project.cli", "fit", "--print_config"
+    )
     printed = run(str(python.parent / "project"), "fit", "--config", "fsdd", "--print_config")
-    assert "class_path: project.data.FSDD" in printed and "name: fsdd" in printed
+    assert "class_path: project.examples.fsdd.FSDD" in printed and "name: fsdd" in printed
     assert "fast_dev_run: 2" in run(str(python.parent / "project"), "fit", "--preset", "debug", "--print_config")
     assert not list(empty.iterdir()), "printing a config writes nothing"
 

@@ -1,4 +1,4 @@
-"""Every config is YAML read with bounds (project/config_yaml.py): a bomb is refused at once and without
+"""Every config is YAML read with bounds (project/engine/config_yaml.py): a bomb is refused at once and without
 memory, a duplicate key is refused naming it, and what real configs use (anchors, merge keys) still reads."""
 
 import time
@@ -7,9 +7,9 @@ import tracemalloc
 import pytest
 import yaml
 
-from project.config_yaml import config_problem, load_config_file
-from project.errors import ConfigError
-from project.recipes import presets_dir, recipes_dir
+from project.engine.config_yaml import config_problem, load_config_file
+from project.engine.errors import ConfigError
+from project.engine.recipes import presets_dir, recipes_dir
 from tests.catalogue import Refused, cli
 from tests.test_bad_inputs import bomb
 

@@ -4,9 +4,9 @@ format, `on_device` for any in-memory source, the held-out validation split and 
 import pytest
 import torch
 
-from project.cli import main
-from project.data import InMemoryDataModule
-from project.data.loaders import DeviceLoader, ResumableLoader
+from project.engine.cli import main
+from project.engine.data import InMemoryDataModule
+from project.engine.data.loaders import DeviceLoader, ResumableLoader
 from tests.recipes import TinyTable, tiny_args
 
 

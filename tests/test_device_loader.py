@@ -5,9 +5,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from project.callbacks import ResumeLoaderPosition
-from project.data.loaders import DeviceLoader
-from project.data.ordering import ShardedOrder
+from project.engine.callbacks import ResumeLoaderPosition
+from project.engine.data.loaders import DeviceLoader
+from project.engine.data.ordering import ShardedOrder
 
 
 def _epoch(loader: DeviceLoader) -> list[int]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from project import fork, recipes
-from project.cli import main
+from project.engine import fork, recipes
+from project.engine.cli import main
 from tests.test_readme_example import example_files, write_into_package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,13 +30,13 @@ USER_VALUES = ("--ckpt_path",)
 
 
 # What `python -m project.fork remove-examples` deletes: a fork without it keeps docs that name it, skipped here
-REMOVED = {p.format(pkg=PKG) for paths in fork.EXAMPLES.values() for p in paths} | set(fork.SHARED)
-REMOVED_RECIPES = {Path(p).stem for p in REMOVED if re.fullmatch(r"configs/\w+\.yaml", p)}
+EXAMPLES = ROOT / PKG / fork.EXAMPLES
 
 
 def removed_example(path_or_recipe: str) -> bool:
-    path = f"configs/{path_or_recipe}.yaml" if path_or_recipe in REMOVED_RECIPES else path_or_recipe
-    return path in REMOVED and not (ROOT / path).exists()
+    if path_or_recipe.startswith(f"{PKG}/{fork.EXAMPLES}/"):
+        return not (ROOT / path_or_recipe).exists()
+    return False
 
 
 def slug(heading: str) -> str:
@@ -129,7 +129,7 @@ def config_problem(value: str) -> str | None:
     if removed_example(value):
         return "skip"
     if "/" not in value and not value.endswith(".yaml"):
-        return None if (ROOT / "configs" / f"{value}.yaml").exists() else f"no shipped recipe {value}"
+        return None if value in recipes.shipped() else f"no shipped recipe {value}"
     if value.startswith("configs/"):
         return None if (ROOT / value).exists() else f"{value} does not exist"
     return "skip"  # a file of the user's (my_recipe.yaml, a run's config.yaml): not here to parse
@@ -190,7 +190,7 @@ def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path)
             args = ["fit", "--config", args[args.index("--config") + 1], *args[args.index("--") + 1 :]]
         if not args:
             continue  # the program named in prose
-        default_gone = "--config" not in args and not (ROOT / "configs" / f"{recipes.DEFAULT_RECIPE}.yaml").exists()
+        default_gone = "--config" not in args and recipes.default_recipe() is None
         if problems or default_gone or any("$" in a for a in args):
             skipped.append(f"{shown}: names a file or value of the user's, or a removed example")
             continue

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from project.data.download import DownloadError, RemoteArchive, download_and_extract, extract_archive
+from project.engine.data.download import DownloadError, RemoteArchive, download_and_extract, extract_archive
 from tests.archive_format import add_to_tar
 from tests.recipes import needs_recipe
 from tests.wav_format import write_fsdd
 
 try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.data import FSDD
+    from project.examples.fsdd import FSDD
 except ImportError:
     FSDD = None
 

@@ -1,4 +1,4 @@
-"""K-fold cross-validation: the folds of the shared data module (project/data/folds.py) and the
+"""K-fold cross-validation: the folds of the shared data module (project/engine/data/folds.py) and the
 command that runs them all (`python -m project.crossval`), on the tests' own tiny recipe."""
 
 import json
@@ -11,19 +11,20 @@ import lightning as L
 import pytest
 import torch
 
-from project.cli import main as cli_main
-from project.crossval.__main__ import main
-from project.data import AudioDataModule, InMemoryDataModule, Samples, Source, WavFolder
-from project.data.folds import assign_folds
-from project.errors import USER_ERROR_EXIT, DataError, run_command
+from project.engine.cli import main as cli_main
+from project.engine.crossval.__main__ import main
+from project.engine.data import AudioDataModule, InMemoryDataModule, Samples, Source, WavFolder
+from project.engine.data.folds import assign_folds
+from project.engine.errors import USER_ERROR_EXIT, DataError, run_command
 from tests.conftest import real_data_file
 from tests.recipes import TINY, TinyTable, needs_recipe, run_dir, tiny_args
 from tests.shell import run_commands
 from tests.wav_format import write_fsdd, write_wav_folder
 
 try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.data import FSDD, SpeechCommands
-    from project.data.sources.fsdd import SPEAKERS
+    from project.examples.fsdd import FSDD
+    from project.examples.fsdd.source import SPEAKERS
+    from project.examples.speech_commands import SpeechCommands
 except ImportError:
     FSDD = SpeechCommands = SPEAKERS = None
 

@@ -1,4 +1,4 @@
-"""A fork makes the template its own (project/fork.py): `rename NEWNAME`, then `remove-examples`, on a copy
+"""A fork makes the template its own (project/engine/fork.py): `rename NEWNAME`, then `remove-examples`, on a copy
 of the tree, leave it passing ruff and its tests, with runs written under the old name still loadable."""
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from project.fork import PACKAGE, _patterns, _with_former_name
+from project.engine.fork import PACKAGE, _patterns, _with_former_name
 from tests.recipes import needs_recipe
 from tests.source_tree import copy_source_tree
 
@@ -73,7 +73,7 @@ def test_a_renamed_and_stripped_copy_passes_ruff_and_its_tests(tmp_path):
     renamed = _run(copy, sys.executable, "-m", f"{PACKAGE}.fork", "rename", new).stdout
     assert f"moved {PACKAGE}/ to {new}/" in renamed and "rewrote pyproject.toml" in renamed
     removed = _run(copy, sys.executable, "-m", f"{new}.fork", "remove-examples").stdout
-    assert "deleted configs/cifar10.yaml" in removed and "set DEFAULT_RECIPE" in removed
+    assert f"deleted {new}/examples/cifar10/" in removed and "set DEFAULT_RECIPE" in removed
     assert not (copy / PACKAGE).exists() and not list(copy.rglob("cifar10*"))
     _run(copy, sys.executable, "-m", "ruff", "check", ".")
     _run(copy, sys.executable, "-m", "ruff", "format", "--check", ".")

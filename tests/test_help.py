@@ -3,8 +3,8 @@ own main keys and the presets before the exhaustive list. On the tests' own tiny
 
 import pytest
 
-from project.cli import main
-from project.help import COMMANDS
+from project.engine.cli import main
+from project.engine.help import COMMANDS
 from tests.recipes import TINY
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from project.cli import main
-from project.data import ImageDataModule, ImageFolder
-from project.data.image_files import decode_image_file
+from project.engine.cli import main
+from project.engine.data import ImageDataModule, ImageFolder
+from project.engine.data.image_files import decode_image_file
 from tests.conftest import real_data_file
 from tests.image_tree import CLASSES, to_pil, truncate, write_image_tree
 
@@ -78,7 +78,7 @@ def test_skip_bad_files_logs_every_skipped_file(tree, caplog):
     with pytest.raises(ValueError, match="not an image file"):
         folder_data(tree).setup("fit")  # by default the first bad file stops setup
     dm = folder_data(tree, skip_bad_files=True, val_fraction=0.2)
-    with caplog.at_level(logging.WARNING, logger="project.data.image_files"):
+    with caplog.at_level(logging.WARNING, logger="project.engine.data.image_files"):
         dm.setup("fit")
     assert len(dm.train_set) + len(dm.val_set) == 3 * 8 - 2
     for path in bad:
@@ -116,8 +116,8 @@ def test_fit_then_test_a_checkpoint_through_the_cli(tmp_path):
             "fit",
             "--config",
             IMAGE_TASK,
-            "--data=project.data.ImageDataModule",
-            "--data.source=project.data.ImageFolder",
+            "--data=project.engine.data.ImageDataModule",
+            "--data.source=project.engine.data.ImageFolder",
             f"--data.source.init_args.root={tmp_path / 'images'}",
             "--data.source.init_args.image_size=16",
             "--data.batch_size=6",

@@ -1,4 +1,4 @@
-"""Each private Lightning/torch/numpy behaviour in project/internals.py still exists and still does what
+"""Each private Lightning/torch/numpy behaviour in project/engine/internals.py still exists and still does what
 the project relies on. A failure names the entry to rewrite after an upgrade."""
 
 import importlib
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from project import internals
+from project.engine import internals
 
 # (module, attribute path, the internals entry that leans on it)
 PRIVATE_NAMES = [
@@ -48,7 +48,7 @@ def test_private_name_still_exists(module, path, entry):
     owner = importlib.import_module(module)
     for part in path.split("."):
         assert hasattr(owner, part), (
-            f"{module}.{path} is gone from the installed version: rewrite project.internals.{entry} "
+            f"{module}.{path} is gone from the installed version: rewrite project.engine.internals.{entry} "
             f"(lightning {L.__version__}, torch {torch.__version__})."
         )
         owner = getattr(owner, part)
@@ -58,11 +58,11 @@ def test_foreach_ops_update_in_place():
     targets, ends = [torch.zeros(3), torch.zeros(2)], [torch.ones(3), torch.full((2,), 4.0)]
     internals.foreach_lerp_(targets, ends, 0.25)
     assert torch.allclose(targets[0], torch.full((3,), 0.25)) and torch.allclose(targets[1], torch.ones(2)), (
-        "torch._foreach_lerp_ changed behaviour: rewrite project.internals.foreach_lerp_"
+        "torch._foreach_lerp_ changed behaviour: rewrite project.engine.internals.foreach_lerp_"
     )
     internals.foreach_copy_(targets, ends)
     assert all(torch.equal(t, e) for t, e in zip(targets, ends, strict=True)), (
-        "torch._foreach_copy_ changed behaviour: rewrite project.internals.foreach_copy_"
+        "torch._foreach_copy_ changed behaviour: rewrite project.engine.internals.foreach_copy_"
     )
 
 
@@ -82,7 +82,7 @@ def test_dataloader_fetches_whole_batches_through_getitems():
 
     batches = list(DataLoader(Batched(), batch_size=4, collate_fn=internals.keep_batch))
     assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5]], (
-        "DataLoader no longer calls Dataset.__getitems__ with a batch: see project.internals.keep_batch"
+        "DataLoader no longer calls Dataset.__getitems__ with a batch: see project.engine.internals.keep_batch"
     )
 
 
@@ -199,7 +199,7 @@ def test_loggers_keep_an_unset_version_in_version(tmp_path):
 
     for kind in (TensorBoardLogger, CSVLogger):
         logger = kind(tmp_path, name="runs")
-        assert internals.logger_version_unset(logger), f"rewrite project.internals.logger_version_unset ({kind})"
+        assert internals.logger_version_unset(logger), f"rewrite internals.logger_version_unset ({kind})"
         internals.set_logger_version(logger, 7)
         assert logger.version == 7 and logger.log_dir.endswith("version_7")
         assert not internals.logger_version_unset(kind(tmp_path, name="runs", version=3))
@@ -237,4 +237,4 @@ def test_request_stop_after_this_step_sets_what_the_training_loop_reads():
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     assert trainer.received_sigterm is False
     internals.request_stop_after_this_step(trainer)
-    assert trainer.received_sigterm is True, "rewrite project.internals.request_stop_after_this_step"
+    assert trainer.received_sigterm is True, "rewrite project.engine.internals.request_stop_after_this_step"

@@ -15,9 +15,9 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from project import signals
-from project.cli import main
-from project.errors import run_command
+from project.engine import signals
+from project.engine.cli import main
+from project.engine.errors import run_command
 from tests.recipes import image_folder_args, needs_recipe, tiny_args
 
 EPOCHS = 3
@@ -134,8 +134,8 @@ def test_wav_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
 @needs_recipe("cifar10")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cifar_format_stopped_mid_step_resumes_exactly(signum, tmp_path):
-    from tests.cifar_format import write_cifar10
-    from tests.conftest import tiny_cifar_args
+    from project.examples.cifar10.tests.cifar_format import write_cifar10
+    from project.examples.cifar10.tests.conftest import tiny_cifar_args
 
     write_cifar10(tmp_path / "data", per_batch=40)  # 200 training images, 100 held out: 2 steps an epoch
 

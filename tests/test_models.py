@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-from project.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip, random_translate
+from project.engine.data.transforms import ImageEvalTransform, ImageTrainTransform, random_flip, random_translate
 from project.models import ResNet
 
 

@@ -1,5 +1,5 @@
 """A plain LightningDataModule, the one a Lightning user already has, trains, tests, predicts and resumes
-through the CLI; what it lacks of the data module protocol (project/sizes.py) is named once, in one line."""
+through the CLI; what it lacks of the data module protocol (project/engine/sizes.py) is named once, in one line."""
 
 import csv
 import logging
@@ -9,7 +9,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
-from project.cli import main
+from project.engine.cli import main
 from tests.recipes import run_dir, tiny_args
 
 

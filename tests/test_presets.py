@@ -1,4 +1,4 @@
-"""Presets stack over any recipe (`--preset NAME`, project/recipes.py) and do what their files say;
+"""Presets stack over any recipe (`--preset NAME`, project/engine/recipes.py) and do what their files say;
 outputs are honest: `--print_config` shows the precision that runs, callbacks a preset idles do not
 warn, evaluations do not warn about the fit's checkpoint folder. Runs use the tests' tiny recipe."""
 
@@ -11,10 +11,11 @@ import pytest
 import torch
 import yaml
 
-from project import metrics, recipes
-from project.cli import main
-from project.errors import CheckpointError, ConfigError
-from project.recipes import DEFAULT_RECIPE, prepare_args, preset_path, presets_dir, recipes_dir
+from project import settings
+from project.engine.cli import main
+from project.engine.errors import CheckpointError, ConfigError
+from project.engine.recipes import default_recipe, prepare_args, preset_path, presets_dir, shipped
+from project.tasks.classification import metrics
 from tests.catalogue import Refused, cli
 from tests.recipes import TINY
 
@@ -79,7 +80,7 @@ def test_presets_stack_after_the_recipe_and_before_the_command_line_keys():
 
 def test_a_preset_is_never_the_recipe():
     """`fit` with only presets trains the default recipe under them; a preset file given with --config too."""
-    default = str(recipes_dir() / f"{DEFAULT_RECIPE}.yaml")
+    default = default_recipe()
     args, defaults = prepare_args(["fit", "--preset", "debug", "--trainer.max_epochs=1"])
     assert defaults[-1] == default and args == [
         "fit",
@@ -123,10 +124,10 @@ def test_a_recipe_s_own_preset_wins_over_the_generic_one(tmp_path):
 
 
 def test_a_shipped_recipe_finds_its_own_quick_preset_first():
-    for recipe in ("cifar10", "fsdd"):
-        own = presets_dir() / "quick" / f"{recipe}.yaml"
+    for recipe in shipped().values():
+        own = recipe.parent / "presets" / "quick" / recipe.name
         expected = own if own.is_file() else presets_dir() / "quick.yaml"
-        assert Path(preset_path("quick", str(recipes_dir() / f"{recipe}.yaml"))).resolve() == expected.resolve()
+        assert Path(preset_path("quick", str(recipe))).resolve() == expected.resolve()
 
 
 def test_an_unknown_preset_is_one_clear_line_and_exit_2(tmp_path, monkeypatch):
@@ -245,8 +246,8 @@ def test_loggers_and_the_profile_land_in_the_run_folder(logger, trained, tmp_pat
 def test_without_the_default_recipe_a_fork_is_told_to_pass_a_config(tmp_path, monkeypatch):
     """A fork that deletes the default recipe's file: `fit` alone names what to do, and `--ckpt_path`
     naming a folder is still reported for what it is."""
-    monkeypatch.setattr(recipes, "DEFAULT_RECIPE", "deleted_by_the_fork")
-    with pytest.raises(ConfigError, match=r"no --config given .*deleted_by_the_fork\.yaml.*DEFAULT_RECIPE"):
+    monkeypatch.setattr(settings, "DEFAULT_RECIPE", "deleted_by_the_fork")
+    with pytest.raises(ConfigError, match=r"no --config given .*deleted_by_the_fork.* is not there.*DEFAULT_RECIPE"):
         prepare_args(["fit"])
     with pytest.raises(CheckpointError, match="is a folder"):
         prepare_args(["test", f"--ckpt_path={tmp_path}"])

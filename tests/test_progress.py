@@ -9,8 +9,8 @@ from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from project.callbacks import FitTimeEstimate, LineProgress, TerminalProgress, readable_progress
-from project.recipes import presets_in
+from project.engine.callbacks import FitTimeEstimate, LineProgress, TerminalProgress, readable_progress
+from project.engine.recipes import presets_in
 
 
 class TinyRegression(L.LightningModule):
@@ -78,7 +78,7 @@ def test_fit_time_estimate_measures_after_the_first_steps(capsys):
 
 
 def _long_estimate(presets=(), load=None, short_preset="quick", monkeypatch=None) -> str:
-    monkeypatch.setattr("project.callbacks.progress.machine_load", lambda: load)
+    monkeypatch.setattr("project.engine.callbacks.progress.machine_load", lambda: load)
     estimate = FitTimeEstimate(presets=presets, short_preset=short_preset)
     estimate.estimate_s = 3600.0
     return "\n".join(estimate.report(on_cpu=True, per_step=1.0, remaining=3600))

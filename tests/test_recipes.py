@@ -1,9 +1,10 @@
-"""Every recipe in configs/ (shipped or a fork's own) parses, builds its model and data, and trains a
-couple of steps on a synthetic stand-in for its data set (the real ones are not downloaded in tests).
+"""Every recipe found by name (configs/ and each example's or task's configs/, shipped or a fork's own) parses,
+builds its model and data, and trains a couple of steps on a synthetic stand-in for its data set (the real ones
+are not downloaded in tests).
 
-A recipe is found by globbing, so adding one needs no edit here; its source's stand-in comes from a
-`tests/stand_ins*.py` module (tests/stand_ins.py says how to add one). A recipe whose source has no
-stand-in is reported as skipped, naming what to add, not failed.
+Recipes are found as `--config NAME` finds them, so adding one needs no edit here; its source's stand-in comes
+from a `stand_ins*.py` module in tests/ or in a `tests/` folder inside the package (tests/stand_ins.py says how
+to add one). A recipe whose source has no stand-in is reported as skipped, naming what to add, not failed.
 """
 
 import importlib
@@ -12,17 +13,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from project.cli import main
+from project.engine.cli import main
+from project.engine.recipes import PACKAGE, shipped
 from tests.stand_ins import StandIn
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-RECIPES = sorted(path.name for path in CONFIGS.glob("*.yaml") if path.name != "base.yaml")  # base: under all
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = shipped()
 
 
 def stand_ins() -> dict[str, StandIn]:
     found: dict[str, StandIn] = {}
-    for module in sorted(Path(__file__).parent.glob("stand_ins*.py")):
-        found.update(importlib.import_module(f"tests.{module.stem}").STAND_INS)
+    package = ROOT / PACKAGE
+    modules = [*Path(__file__).parent.glob("stand_ins*.py"), *package.glob("**/tests/stand_ins*.py")]
+    for module in sorted(modules):
+        name = ".".join(module.relative_to(ROOT).with_suffix("").parts)
+        found.update(importlib.import_module(name).STAND_INS)
     return found
 
 
@@ -34,16 +39,17 @@ def _source(recipe: Path) -> str | None:
 
 # A few steps of each shipped recipe: the examples, not the machinery (which tiny recipes test quickly)
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_recipe_trains_a_few_steps_on_a_stand_in(recipe, tmp_path):
-    source = _source(CONFIGS / recipe)
+    path = RECIPES[recipe]
+    source = _source(path)
     stand_in = stand_ins().get(source)
     if stand_in is None:
-        pytest.skip(f"configs/{recipe}: no stand-in for its source {source}; add one to a tests/stand_ins*.py module")
+        pytest.skip(f"{path.name}: no stand-in for its source {source}; add one to a stand_ins*.py module in tests/")
     cli = main(
         [
             "fit",
-            f"--config={CONFIGS / recipe}",
+            f"--config={path}",
             *stand_in(tmp_path / "data"),
             "--data.batch_size=8",
             "--trainer.fast_dev_run=2",
@@ -59,6 +65,6 @@ def test_recipe_trains_a_few_steps_on_a_stand_in(recipe, tmp_path):
 def test_a_recipe_without_a_stand_in_is_reported_not_failed(tmp_path, monkeypatch):
     recipe = tmp_path / "mine.yaml"
     recipe.write_text(yaml.safe_dump({"data": {"init_args": {"source": {"class_path": "my.Source"}}}}))
-    monkeypatch.setattr("tests.test_recipes.CONFIGS", tmp_path)
-    with pytest.raises(pytest.skip.Exception, match=r"configs/mine\.yaml: no stand-in for its source my\.Source"):
-        test_recipe_trains_a_few_steps_on_a_stand_in("mine.yaml", tmp_path)
+    monkeypatch.setitem(RECIPES, "mine", recipe)
+    with pytest.raises(pytest.skip.Exception, match=r"mine\.yaml: no stand-in for its source my\.Source"):
+        test_recipe_trains_a_few_steps_on_a_stand_in("mine", tmp_path)

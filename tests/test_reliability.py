@@ -32,15 +32,15 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from project import metrics
-from project.callbacks import CheckpointFiles, FiniteLossGuard, NonFiniteLossError, StepSeededRandomness
-from project.checkpoints import AtomicCheckpointIO, UnsafeCheckpointError, check_checkpoint_is_safe
-from project.classifier import Classifier
-from project.cli import main
-from project.data import ImageDataModule, ImageFolder
-from project.data.audio import read_audio
-from project.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
-from project.runs import claim_run_folders
+from project.engine.callbacks import CheckpointFiles, FiniteLossGuard, NonFiniteLossError, StepSeededRandomness
+from project.engine.checkpoints import AtomicCheckpointIO, UnsafeCheckpointError, check_checkpoint_is_safe
+from project.engine.cli import main
+from project.engine.data import ImageDataModule, ImageFolder
+from project.engine.data.audio import read_audio
+from project.engine.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
+from project.engine.runs import claim_run_folders
+from project.tasks.classification import metrics
+from project.tasks.classification.module import Classifier
 from tests.archive_format import add_to_tar
 from tests.catalogue import BadInput, Refused, cases, check, cli
 from tests.image_tree import truncate, write_image_tree
@@ -51,8 +51,9 @@ from tests.test_download import write_cve_2025_4517_archive
 from tests.wav_format import write_fsdd, write_speech_commands
 
 try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.data import FSDD, SpeechCommands
-    from project.data.sources.speech_commands import WORDS as SPEECH_COMMANDS_WORDS
+    from project.examples.fsdd import FSDD
+    from project.examples.speech_commands import SpeechCommands
+    from project.examples.speech_commands.source import WORDS as SPEECH_COMMANDS_WORDS
 except ImportError:
     FSDD = SpeechCommands = SPEECH_COMMANDS_WORDS = None
 
@@ -279,7 +280,7 @@ def test_checkpoint_writer_killed_mid_write_leaves_the_good_file(tmp_path):
     AtomicCheckpointIO().save_checkpoint({"global_step": 1}, target)
     script = (
         "import torch, sys\n"
-        "from project.checkpoints import AtomicCheckpointIO\n"
+        "from project.engine.checkpoints import AtomicCheckpointIO\n"
         "big = {'global_step': 2, 'w': torch.ones(16, 1024, 1024)}\n"  # 64 MB
         "while True:\n"
         f"    AtomicCheckpointIO().save_checkpoint(big, {str(target)!r})\n"
@@ -788,7 +789,7 @@ BAD_INPUTS = [
         UnsafeCheckpointError,
         r"x\.ckpt is not a readable PyTorch checkpoint",
     ),
-    # Audio (the reader is project/data/audio.py's; stereo and other rates are converted, not errors)
+    # Audio (the reader is project/engine/data/audio.py's; stereo and other rates are converted, not errors)
     BadInput("WAV with no samples", _read_empty_wav, ValueError, r"empty\.wav holds no audio samples"),
     BadInput("text file named .wav", _read_text_wav, ValueError, r"Could not read .*fake\.wav as audio"),
     BadInput(

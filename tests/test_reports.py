@@ -7,9 +7,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from project import metrics
-from project.callbacks.figures import confusion_matrix
-from project.cli import main
+from project.engine.callbacks.figures import confusion_matrix
+from project.engine.cli import main
+from project.tasks.classification import metrics
 from tests.recipes import CLASSES, run_dir, tiny_args
 
 
@@ -24,7 +24,7 @@ def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("reports")
     main([
         "fit", *tiny_args(root / "logs", epochs=3), "--model.net.init_args.hidden=12",
-        "--trainer.callbacks+=project.callbacks.ConfusionMatrixImage",
+        "--trainer.callbacks+=project.tasks.classification.ConfusionMatrixImage",
     ])  # fmt: skip
     return root
 

@@ -12,8 +12,8 @@ import lightning as L
 import pytest
 import torch
 
-from project.cli import main
-from project.errors import ConfigError
+from project.engine.cli import main
+from project.engine.errors import ConfigError
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "features.yaml"
 
@@ -105,7 +105,7 @@ def test_a_new_run_starts_from_a_checkpoints_weights(trained_run, tmp_path):
             f"--config={trained_run.parents[1] / 'config.yaml'}",
             "--data.batch_size=8",
             "--model.optimizer.init_args.lr=0",  # nothing learnt: the weights stay those it started from
-            "--trainer.callbacks+=project.callbacks.StartFromWeights",
+            "--trainer.callbacks+=project.engine.callbacks.StartFromWeights",
             f"--trainer.callbacks.checkpoint={trained_run}",
             f"--trainer.logger.init_args.save_dir={tmp_path}",
         ]
@@ -207,7 +207,7 @@ class RunAway(torch.nn.Module):
 def test_nan_guard_names_the_checkpoint_before_the_divergence(tmp_path):
     """The last checkpoint before the NaN holds finite but ruined weights: the message says so and names
     the best one, from before the divergence, with the command that starts from it."""
-    from project.callbacks import NonFiniteLossError
+    from project.engine.callbacks import NonFiniteLossError
     from tests.recipes import tiny_args
 
     net = [f"--model.net={__name__}.RunAway", "--model.scheduler=null"]

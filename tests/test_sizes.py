@@ -1,13 +1,13 @@
 """The net is built from the arguments the user gave (also one equal to a default) plus the data's sizes,
-never from defaults carried over from another class (project/sizes.py). Runs on the tests' tiny recipe
+never from defaults carried over from another class (project/engine/sizes.py). Runs on the tests' tiny recipe
 and synthetic images, so it holds in a fork without our examples."""
 
 import pytest
 import torch
 import yaml
 
-from project.cli import main
-from project.sizes import NetSpec, SizeMismatchError, net_args_given
+from project.engine.cli import main
+from project.engine.sizes import NetSpec, SizeMismatchError, net_args_given
 from tests.image_tree import write_image_tree
 from tests.recipes import TINY, tiny_args
 
@@ -57,10 +57,10 @@ def test_a_feature_file_with_other_columns_than_the_net_is_one_line_naming_both(
     config = {
         "model": {"net": {"class_path": "project.models.MLP", "init_args": {"in_features": 16}}},
         "data": {
-            "class_path": "project.data.InMemoryDataModule",
+            "class_path": "project.engine.data.InMemoryDataModule",
             "init_args": {
                 "source": {
-                    "class_path": "project.data.FeatureFiles",
+                    "class_path": "project.engine.data.FeatureFiles",
                     "init_args": {"train": str(tmp_path / "train.pt"), "test": str(tmp_path / "test.pt")},
                 },
                 "batch_size": 8,
@@ -86,9 +86,9 @@ def test_a_net_without_size_arguments_that_does_not_fit_the_data_is_one_line(tmp
 
 
 IMAGES = {
-    "class_path": "project.data.ImageDataModule",
+    "class_path": "project.engine.data.ImageDataModule",
     "init_args": {
-        "source": {"class_path": "project.data.ImageFolder", "init_args": {"root": None, "image_size": 32}},
+        "source": {"class_path": "project.engine.data.ImageFolder", "init_args": {"root": None, "image_size": 32}},
         "batch_size": 4,
         "val_size": 2,
     },
@@ -115,8 +115,8 @@ def test_any_network_trains_on_images_from_the_command_line(net, tmp_path):
     if net[0].startswith("--model.net=timm"):
         pytest.importorskip("timm")
     root = write_image_tree(tmp_path / "images", classes=("a", "b"), per_class=4)
-    data = _yaml({"data": {**IMAGES, "init_args": {**IMAGES["init_args"], "source": {
-        "class_path": "project.data.ImageFolder", "init_args": {"root": str(root), "image_size": 32}}}}})  # fmt: skip
+    source = {"class_path": "project.engine.data.ImageFolder", "init_args": {"root": str(root), "image_size": 32}}
+    data = _yaml({"data": {**IMAGES, "init_args": {**IMAGES["init_args"], "source": source}}})
     # over the tiny recipe, whose TinyNet arguments must not reach the new class
     cli = main(["fit", *tiny_args(tmp_path, 1), "--config", data, *net, "--trainer.fast_dev_run=1"])
     assert cli.trainer.global_step == 1

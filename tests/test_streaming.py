@@ -3,16 +3,24 @@
 import pytest
 import torch
 
-from project.cli import main
-from project.data import AudioDataModule, ImageDataModule, ImageFolder, ImageSource, Samples, WavFolder, streaming
-from project.data.loaders import ResumableLoader
-from project.errors import DataError
+from project.engine.cli import main
+from project.engine.data import (
+    AudioDataModule,
+    ImageDataModule,
+    ImageFolder,
+    ImageSource,
+    Samples,
+    WavFolder,
+    streaming,
+)
+from project.engine.data.loaders import ResumableLoader
+from project.engine.errors import DataError
 from tests.image_tree import write_image_tree
 from tests.recipes import needs_recipe
 from tests.wav_format import write_wav_folder
 
 try:  # our example; gone in a fork that removed it (python -m project.fork remove-examples)
-    from project.data.sources.cifar10 import CIFAR10
+    from project.examples.cifar10.source import CIFAR10
 except ImportError:
     CIFAR10 = None
 

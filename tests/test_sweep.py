@@ -18,8 +18,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from project.cli import main as cli_main
-from project.sweep.__main__ import main
+from project.engine.cli import main as cli_main
+from project.engine.recipes import shipped
+from project.engine.sweep.__main__ import main
 from tests.sweep_recipe import SPACE, write_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +121,8 @@ def test_a_killed_sweep_resumes_with_no_trial_lost_or_run_twice(tmp_path):
 @pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path):
     recipe, space = write_recipe(tmp_path)
-    command = [sys.executable, "-m", "project.sweep", "--config", str(recipe), "--search", str(space), "--trials", "4"]
+    command = [sys.executable, "-m", "project.sweep", "--config", str(recipe), "--search", str(space)]
+    command += ["--trials", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     workers = [
         subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -204,22 +206,26 @@ def test_the_command_line_prints_errors_without_a_traceback(tmp_path, capsys):
     assert "Did you mean model.net.init_args.hidden?" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs" / "search").glob("*.yaml")))
-def test_the_shipped_search_spaces_fit_their_recipes(name, tmp_path):
-    """Every key of configs/search/NAME.yaml exists in configs/NAME.yaml (checked as a sweep checks it)."""
-    from project.sweep.space import check_keys, load_space
-    from project.sweep.study import resolved_config
+SEARCHED = {name: path for name, path in shipped().items() if (path.parent / "search" / path.name).is_file()}
 
-    space = load_space(ROOT / "configs" / "search" / f"{name}.yaml")
-    config = resolved_config(["fit", "--config", str(ROOT / "configs" / f"{name}.yaml")], name)
-    check_keys(space, config, f"configs/search/{name}.yaml", f"configs/{name}.yaml")
+
+@pytest.mark.parametrize("name", sorted(SEARCHED))
+def test_the_shipped_search_spaces_fit_their_recipes(name, tmp_path):
+    """Every key of a recipe's search/NAME.yaml beside it exists in the recipe (checked as a sweep checks it)."""
+    from project.engine.sweep.space import check_keys, load_space
+    from project.engine.sweep.study import resolved_config
+
+    recipe = SEARCHED[name]
+    space = load_space(recipe.parent / "search" / recipe.name)
+    config = resolved_config(["fit", "--config", str(recipe)], name)
+    check_keys(space, config, f"search/{recipe.name}", recipe.name)
 
 
 def test_a_trial_whose_process_died_on_this_host_is_rerun_at_the_next_start(tmp_path):
     """Killed (SIGKILL) long before its heartbeat goes stale: the next start of the same command fails it
     and runs its values again, instead of finishing the study without it."""
-    from project.sweep.study import _rerun_dead_trials
-    from project.sweep.trial import this_process
+    from project.engine.sweep.study import _rerun_dead_trials
+    from project.engine.sweep.trial import this_process
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=3600)

@@ -1,6 +1,6 @@
 """TensorBoard worth opening: after a tiny fit and test, the event files hold each view under its tag
-(project/metrics.py) with a readable shape; every view idles without a TensorBoard logger; the tuner
-presets print what they found and the override to use.
+(project/tasks/classification/metrics.py) with a readable shape; every view idles without a TensorBoard logger;
+the tuner presets print what they found and the override to use.
 
 On recipes of the tests' own: the tiny table (tests/recipes.py) and a tiny image set below.
 """
@@ -17,10 +17,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util.tensor_util import make_ndarray
 from torch import Tensor, nn
 
-from project import metrics
-from project.callbacks.embeddings import features_module
-from project.cli import main
-from project.data import Samples, Source
+from project.engine.cli import main
+from project.engine.data import Samples, Source
+from project.tasks.classification import metrics
+from project.tasks.classification.embeddings import features_module
 from tests.recipes import CLASSES, TinyNet, run_dir, tiny_args
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "presets"
@@ -28,8 +28,11 @@ SHAPES = ("ring", "bar", "dot")
 VIEWS = {  # added to tests/tiny.yaml's ConfusionMatrixImage: the views for every kind of data
     "trainer": {
         "callbacks+": [
-            {"class_path": "project.callbacks.PerClassMetrics", "init_args": {"thresholds": 21, "pr_curve_tab": True}},
-            {"class_path": "project.callbacks.TestEmbeddings", "init_args": {"max_samples": 50}},
+            {
+                "class_path": "project.tasks.classification.PerClassMetrics",
+                "init_args": {"thresholds": 21, "pr_curve_tab": True},
+            },
+            {"class_path": "project.tasks.classification.TestEmbeddings", "init_args": {"max_samples": 50}},
         ]
     }
 }
@@ -76,18 +79,18 @@ def image_args(log_dir: Path) -> list[str]:
             "scheduler": None,
         },
         "data": {
-            "class_path": "project.data.InMemoryDataModule",
+            "class_path": "project.engine.data.InMemoryDataModule",
             "init_args": {"source": {"class_path": "tests.test_tensorboard_views.TinyImages"}, "batch_size": 20},
         },
         "trainer": {
-            "logger": {"class_path": "project.callbacks.TensorBoardLogger", "init_args": {"name": "images"}},
+            "logger": {"class_path": "project.engine.callbacks.TensorBoardLogger", "init_args": {"name": "images"}},
             "callbacks": [  # in place of tests/tiny.yaml's
                 {
-                    "class_path": "project.callbacks.ConfusionMatrixImage",
+                    "class_path": "project.tasks.classification.ConfusionMatrixImage",
                     "init_args": {"normalize": True, "min_interval": 0},  # every epoch
                 },
-                {"class_path": "project.callbacks.MisclassifiedImages", "init_args": {"count": 8}},
-                {"class_path": "project.callbacks.ModelGraph"},
+                {"class_path": "project.tasks.classification.MisclassifiedImages", "init_args": {"count": 8}},
+                {"class_path": "project.engine.callbacks.ModelGraph"},
             ],
         },
     }
@@ -179,7 +182,7 @@ def test_every_view_idles_quietly_without_tensorboard(logger, tmp_path):
     args = [*tiny_args(tmp_path / "logs", epochs=1), f"--config={yaml.safe_dump(VIEWS)}", f"--trainer.logger={logger}"]
     if logger != "false":
         args.append(f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}")
-    args += [f"--trainer.default_root_dir={tmp_path}", "--trainer.callbacks+=project.callbacks.ModelGraph"]
+    args += [f"--trainer.default_root_dir={tmp_path}", "--trainer.callbacks+=project.engine.callbacks.ModelGraph"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cli = main(["fit", *args])
@@ -222,7 +225,7 @@ def test_batch_size_finder_preset_prints_the_largest_batch_and_its_override(tmp_
 def test_binned_counts_match_torchmetrics_curve_and_stay_deterministic():
     from torchmetrics.classification import MulticlassPrecisionRecallCurve
 
-    from project.callbacks.per_class import BinnedCounts
+    from project.tasks.classification.per_class import BinnedCounts
 
     probs, labels = torch.rand(50, 4).softmax(dim=1), torch.randint(0, 4, (50,))
     ours = BinnedCounts(4, thresholds=11)
@@ -237,8 +240,8 @@ def test_binned_counts_match_torchmetrics_curve_and_stay_deterministic():
 
 
 def test_samples_shown_are_errors_first_one_per_class_then_correct_ones():
-    from project.callbacks.reports import ShownErrors
-    from project.callbacks.spectrograms import FirstPerClass
+    from project.tasks.classification.reports import ShownErrors
+    from project.tasks.classification.spectrograms import FirstPerClass
 
     clips = FirstPerClass(num_classes=9)
     # (true, predicted): class 0 right then wrong, class 1 right, class 2 wrong twice, class 3 and 4 right

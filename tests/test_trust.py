@@ -1,11 +1,11 @@
 """Configs picked up without being asked for (a run folder's config.yaml, a checkpoint's hyperparameters)
 may only name classes and callables DEFINED in the trusted packages: trust goes by what a name resolves
 to, so a trusted package's re-export of `os`, `subprocess`, `builtins`, `importlib` or `shutil` is refused
-(project/trust.py)."""
+(project/engine/trust.py)."""
 
 import pytest
 
-from project.trust import PROJECT_PACKAGE, TRUSTED_PACKAGES, UntrustedConfigError, check_trusted
+from project.engine.trust import PROJECT_PACKAGE, TRUSTED_PACKAGES, UntrustedConfigError, check_trusted
 
 REFUSED = [
     "torch.os.system",  # the bypass: torch re-exports os
@@ -38,8 +38,8 @@ ACCEPTED = [
     "torchmetrics.Accuracy",
     "lightning.pytorch.loggers.TensorBoardLogger",
     "lightning.pytorch.callbacks.LambdaCallback",
-    f"{PROJECT_PACKAGE}.data.InMemoryDataModule",
-    f"{PROJECT_PACKAGE}.callbacks.ConfusionMatrixImage",
+    f"{PROJECT_PACKAGE}.engine.data.InMemoryDataModule",
+    f"{PROJECT_PACKAGE}.tasks.classification.ConfusionMatrixImage",
 ]
 
 

@@ -1,5 +1,5 @@
 """A user's mistake ends in one `error:` line and exit status 2, without a traceback; a bug keeps its
-traceback; PROJECT_DEBUG=1 shows the traceback of user errors too (project/errors.py).
+traceback; PROJECT_DEBUG=1 shows the traceback of user errors too (project/engine/errors.py).
 
 The catalogue in tests/test_reliability.py runs every bad input through the same entry point in this
 process; here real `python -m project.cli` processes show what a shell sees.
@@ -16,7 +16,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from project.errors import DEBUG_ENV, SIGTERM_EXIT, USER_ERROR_EXIT, ConfigError, DiskFullError, run_command
+from project.engine.errors import DEBUG_ENV, SIGTERM_EXIT, USER_ERROR_EXIT, ConfigError, DiskFullError, run_command
 from tests.recipes import tiny_args
 from tests.shell import run_commands
 from tests.test_bad_inputs import bomb
@@ -151,7 +151,7 @@ def test_from_the_shell_a_bug_shows_its_traceback_and_debug_shows_a_user_errors(
 
 
 def test_disk_full_while_checkpointing_names_the_checkpoint(tmp_path, monkeypatch):
-    from project.checkpoints import AtomicCheckpointIO
+    from project.engine.checkpoints import AtomicCheckpointIO
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

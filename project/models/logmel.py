@@ -5,7 +5,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from project.errors import ConfigError
+from project.engine.errors import ConfigError
 
 
 class LogMel(nn.Module):

@@ -4,7 +4,7 @@ each halving the resolution. Wide and shallow: at 32x32 depth buys little, and w
 import torch
 from torch import Tensor, nn
 
-from project.errors import ConfigError
+from project.engine.errors import ConfigError
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -28,7 +28,7 @@ class ResNet(nn.Module):
     """Image classifier: (B, C, H, W) float images -> (B, num_classes) logits.
 
     Args:
-        num_classes: output logits; the data's class count replaces the default (project/sizes.py).
+        num_classes: output logits; the data's class count replaces the default (project/engine/sizes.py).
         in_channels: 3 for RGB.
         widths: channels of the stem and of each stage.
         residual: for each stage, whether it ends in a residual block.

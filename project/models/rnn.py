@@ -5,7 +5,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from project.errors import ConfigError
+from project.engine.errors import ConfigError
 from project.models.logmel import LogMel, SpecAugment, dct_matrix, normalize_utterance
 
 
@@ -17,7 +17,7 @@ class RNNClassifier(nn.Module):
     frames. So a checkpoint predicts from raw waveforms, batched or one at a time.
 
     Args:
-        num_classes: the data's class count replaces the default (project/sizes.py).
+        num_classes: the data's class count replaces the default (project/engine/sizes.py).
         sample_rate: of the input waveforms; the DataModule checks that it resamples to this.
         n_mels, window_ms, hop_ms, f_min, top_db: the log-mel front end (see `LogMel`).
         n_ceps: keep this many cepstral coefficients (a DCT of the log-mel bands, as MFCCs), which

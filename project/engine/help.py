@@ -1,0 +1,82 @@
+"""What `--help` says before LightningCLI's exhaustive list: each command in full, and for `fit` the recipe's
+main keys with their values and the presets (left out when the file cannot be read: the parse reports it)."""
+
+import argparse
+from pathlib import Path
+from textwrap import fill
+from typing import Any
+
+from jsonargparse import DefaultHelpFormatter
+
+from project.engine.config_yaml import load_config_value
+from project.engine.recipes import PRESETS, available_presets, config_options, is_preset
+
+COMMANDS = {
+    "fit": "train a recipe (--config RECIPE, default cifar10; --preset quick for a CPU-sized run)",
+    "validate": "evaluate a checkpoint on the validation split (--ckpt_path FILE)",
+    "test": "evaluate a checkpoint on the test split and log the test pictures (--ckpt_path FILE)",
+    "predict": "write predictions.csv for a checkpoint (--ckpt_path FILE; --data.predict_dir for new files)",
+}
+# (the key as typed on the command line, where it lies in a config file)
+MAIN_KEYS = (
+    ("--data", ("data", "class_path")),
+    ("--data.source", ("data", "init_args", "source", "class_path")),
+    ("--data.dataset", ("data", "init_args", "dataset", "class_path")),
+    ("--data.batch_size", ("data", "init_args", "batch_size")),
+    ("--model.net", ("model", "net", "class_path")),
+    ("--model.optimizer", ("model", "optimizer", "class_path")),
+    ("--model.optimizer.lr", ("model", "optimizer", "init_args", "lr")),
+    ("--trainer.max_epochs", ("trainer", "max_epochs")),
+)
+
+
+def asks_for_help(args: list[str]) -> bool:
+    return any(a in ("-h", "--help") for a in args)
+
+
+def fit_help(args: list[str], defaults: list[str], width: int = 100) -> str:
+    """The opening of `fit --help`: the recipe's main keys, its presets, and where the rest is."""
+    configs = [value for _, value in config_options(args)]
+    merged: dict[str, Any] = {}
+    for config in [*defaults, *configs]:
+        loaded = load_config_value(config)
+        merged = _merge(merged, loaded if isinstance(loaded, dict) else {})
+    recipes = [c for c in [*defaults, *configs] if not is_preset(c)]
+    recipe = next((c for c in reversed(recipes) if Path(c).stem != "base"), None)
+    stacked = [Path(c).parent.name if Path(c).parent.name != PRESETS else Path(c).stem for c in configs if is_preset(c)]
+    lines = []
+    shown = [(key, value) for key, path in MAIN_KEYS if (value := _get(merged, path)) is not None]
+    if shown:
+        where = f" ({recipe})" if recipe and "\n" not in recipe else ""
+        presets = f" with --preset {' --preset '.join(stacked)}" if stacked else ""
+        lines.append(f"Main keys of this recipe{where}{presets}, as they will run:")
+        column = max(len(key) for key, _ in shown)
+        lines += [f"  {key:<{column}}  {value}" for key, value in shown]
+    file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else None
+    lines.append(fill(f"Presets (--preset NAME, repeatable): {', '.join(available_presets(file))}.", width))
+    net = _get(merged, ("model", "net", "class_path")) or "CLASS"
+    rest = (
+        f"Every key follows. A class's own keys: --model.net.help {net}, --data.help CLASS; the whole config as it "
+        "would run: --print_config."
+    )
+    return "\n".join([*lines, fill(rest, width)])
+
+
+def _merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(under)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both else value
+    return merged
+
+
+def _get(config: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(config, dict):
+            return None
+        config = config.get(key)
+    return config
+
+
+class KeepLines(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with the description's lines kept as written (one key a line)."""

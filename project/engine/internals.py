@@ -1,0 +1,309 @@
+"""Every private or undocumented Lightning, torch, jsonargparse, Optuna and numpy behaviour the project relies
+on, in one place (so this module is longer than the others: one short entry per private use).
+
+Nothing outside this module touches a private name. On an upgrade, run `tests/test_internals.py` first: it
+names the entry below to rewrite.
+"""
+
+import logging
+import re
+import warnings
+from typing import Any, TypeVar
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+
+# --- Lightning -----------------------------------------------------------------------------------
+
+
+def hpc_resume_path(trainer: L.Trainer) -> str | None:
+    """The checkpoint a SLURM requeue will resume from, or None.
+    Why: `trainer.ckpt_path` is set only after the callbacks' `setup`, too late for SaveRunConfig. Private
+    `_CheckpointConnector._hpc_resume_path` (Lightning 2.6); no public equivalent."""
+    return trainer._checkpoint_connector._hpc_resume_path
+
+
+def freeze_cli_hparams(cli: Any) -> dict[str, Any]:
+    """Make LightningCLI record the model's and data's hyperparameters from the config as parsed now; returns
+    that record (the subcommand's config as a dict).
+
+    Why: the CLI hands the net to the Classifier unbuilt (project/engine/sizes.py), so it swaps the parsed
+    `model.net` for a `NetSpec` just before instantiation. LightningCLI records hyperparameters from the
+    undocumented `config_dump`, which the private `LightningCLI._dump_config` fills at the first
+    instantiation unless it is set (Lightning 2.6). Set here, it holds the config as the user wrote it,
+    dumped without validating again what parsing just validated (that costs about 0.1 s a command).
+    """
+    if not hasattr(cli, "config_dump"):
+        dumped = cli.parser.dump(cli.config, skip_link_targets=False, skip_unset=False, skip_validation=True)
+        config = yaml.safe_load(dumped)
+        cli.config_dump = config[cli.config.subcommand] if "subcommand" in cli.config else config
+    return cli.config_dump
+
+
+def without_checkpoint_hparams(cli_class: type[C]) -> type[C]:
+    """A LightningCLI subclass that leaves the model's hyperparameters stored in `--ckpt_path` unread.
+    Why: project/engine/run_config.py loads them beneath the command line so that its keys win; LightningCLI
+    parses them over it, with no switch, in the private `LightningCLI._parse_ckpt_path` (Lightning 2.6)."""
+    cli_class._parse_ckpt_path = lambda self: None
+    return cli_class
+
+
+def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A class's config section (`class_path`, `init_args`) from the hyperparameters LightningCLI stored.
+    Why: `load_from_checkpoint_support` stores the class as `_class_path` beside its `_instantiator`
+    (private `_InstantiatorFn`, Lightning 2.6), undocumented."""
+    hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+    if "_class_path" in hparams:
+        class_path = hparams.pop("_class_path")
+        return {"class_path": class_path, "init_args": hparams}
+    return hparams
+
+
+def restore_train_loader_state(trainer: L.Trainer) -> None:
+    """Hand the checkpoint's saved training-loader `state_dict` to the loader now (a no-op when done).
+    Why: a loader built before the checkpoint is read (`estimated_stepping_batches`, read by OneCycleLR,
+    builds it) silently loses its saved position, so a mid-epoch resume replays the epoch. Private
+    `_FitLoop._load_combined_loader_states()` (Lightning 2.6) applies pending states, once."""
+    trainer.fit_loop._load_combined_loader_states()
+
+
+def request_stop_after_this_step(trainer: L.Trainer) -> None:
+    """Make the training loop stop after the step in progress, as Lightning does for a SIGTERM.
+    Why: no public way to ask that stop (whose checkpoint holds one whole step) for another signal; the
+    loop reads the private `_SignalConnector.received_sigterm` after each step (Lightning 2.6)."""
+    trainer._signal_connector.received_sigterm = True
+
+
+def total_batch_index(trainer: L.Trainer) -> int:
+    """Training batches started so far in the whole run, counted from 0 (survives a resume).
+    Why: `global_step` counts optimizer steps (not batches under accumulation or several optimizers);
+    `total_batch_idx` of the private `_FitLoop` is restored from checkpoints (Lightning 2.6)."""
+    return trainer.fit_loop.total_batch_idx
+
+
+def expose_epoch_sampler(loader: Any, sampler: Any) -> None:
+    """Let Lightning call `sampler.set_epoch(epoch)` on a loader that is not a `DataLoader`.
+    Why: Lightning's private `lightning.fabric.utilities.data._set_sampler_epoch` (2.6) duck-types
+    `loader.sampler` and `loader.batch_sampler.sampler` only; a loader that batches by itself sets both."""
+    loader.sampler = sampler
+    loader.batch_sampler = None
+
+
+def flatten_batch_indices(batch_indices: list) -> list[int]:
+    """The sample indices a `BasePredictionWriter.write_on_epoch_end` received, in prediction order.
+    Why: with one predict dataloader Lightning 2.6 (`PredictionLoop`) nests them `[loader][batch][index]`,
+    not `[batch][index]` as documented; both shapes are accepted."""
+    if len(batch_indices) == 1 and batch_indices[0] and isinstance(batch_indices[0][0], list):
+        batch_indices = batch_indices[0]
+    return [i for batch in batch_indices for i in batch]
+
+
+def save_latest_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
+    """Make a monitor-less `ModelCheckpoint` save the current step unless it already has (on every rank).
+    Why: with `every_n_train_steps` nothing is saved at the end of training (10 steps, every 4: last.ckpt
+    at step 8), and there is no public "save now"; these are the private steps of its `on_train_batch_end`
+    (`_last_global_step_saved`, `_monitor_candidates`, `_save_*_checkpoint`, Lightning 2.6)."""
+    if callback._last_global_step_saved == trainer.global_step or trainer.fast_dev_run or trainer.sanity_checking:
+        return
+    candidates = callback._monitor_candidates(trainer)
+    callback._save_topk_checkpoint(trainer, candidates)
+    callback._save_last_checkpoint(trainer, candidates)
+
+
+def leave_checkpoint_callback_states(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:
+    """Keep the trainer's `ModelCheckpoint`s from loading their state from `checkpoint` (from a callback's
+    `on_load_checkpoint`; the file on disk is untouched).
+    Why: an evaluation logs into a new folder, so loading their state warns "The dirpath has changed"
+    each time. Lightning 2.6 calls every `on_load_checkpoint`, then `load_state_dict` from the same dict
+    (private `_CheckpointConnector.restore_callbacks`), an undocumented order."""
+    states = checkpoint.get("callbacks") or {}
+    for callback in trainer.checkpoint_callbacks:
+        states.pop(callback.state_key, None)
+
+
+def logger_version_unset(logger: Any) -> bool:
+    """True for a TensorBoardLogger or CSVLogger that will pick its `version_N` itself.
+    Why: reading the public `version` would make that pick; the private `_version` is None until then
+    (Lightning 2.6). A logger without `_version` is left alone."""
+    return getattr(logger, "_version", "given") is None
+
+
+def set_logger_version(logger: Any, version: int) -> None:
+    """Fix the version of a logger for which `logger_version_unset` was True (see there)."""
+    logger._version = version
+
+
+def tensorboard_event_writer(writer: Any) -> Any:
+    """The `FileWriter` behind a `torch.utils.tensorboard.SummaryWriter`, to add a hand-built Summary.
+    Why: `add_audio` writes the legacy audio value, without a caption; the captioned tensor form needs
+    the private `SummaryWriter._get_file_writer` (torch 2.x)."""
+    return writer._get_file_writer()
+
+
+def cheap_repeated_logging() -> None:
+    """Make `self.log` of a value already logged on the same device skip Lightning's move of its record.
+    Why: each `self.log` calls the private `_ResultMetric.to` (Lightning 2.6), which deep-copies the
+    record's metadata: about 1 ms a call on a 2-core CPU, twice a step. Returns early when all is on the
+    device already; otherwise does what Lightning does. Idempotent."""
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
+    from torchmetrics import Metric
+
+    original = _ResultMetric.to
+    if getattr(original, "skips_same_device", False):
+        return
+
+    def to(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and isinstance(args[0], torch.device):
+            device, state = args[0], self.__dict__
+            value = state.get("value")
+            tensors = [v for v in state.values() if isinstance(v, Tensor)]
+            tensors += [v for v in state.get("_defaults", {}).values() if isinstance(v, Tensor)]
+            if all(t.device == device for t in tensors) and not (isinstance(value, Metric) and value.device != device):
+                return self
+        return original(self, *args, **kwargs)
+
+    to.skips_same_device = True
+    _ResultMetric.to = to
+
+
+def clean_interrupt_messages() -> None:
+    """Turn the message Lightning logs when an interrupt saved a checkpoint into one readable line.
+    Why: `ModelCheckpoint.on_exception` logs "An SIGTERMException was raised with message:             ,
+    saved checkpoint to PATH" through the `rank_zero` logger (Lightning 2.6); an undocumented format, so
+    an unrecognised one passes unchanged."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _InterruptMessage) for f in logger.filters):
+        logger.addFilter(_InterruptMessage())
+
+
+def quiet_library_notices() -> None:
+    """Drop Lightning's advertising tip and a deprecation warning that Lightning itself triggers. Idempotent.
+    Why: the "💡 Tip: For seamless cloud" log record has no switch (Lightning 2.6); `CombinedLoader`'s
+    `_pytree.LeafSpec()` raises torch 2.14's FutureWarning, ignored from that module only."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _CloudTip) for f in logger.filters):
+        logger.addFilter(_CloudTip())
+    warnings.filterwarnings(
+        "ignore",
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        FutureWarning,
+        r"lightning\.pytorch\.utilities\._pytree",
+    )
+
+
+class _CloudTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip: For seamless cloud")
+
+
+class _InterruptMessage(logging.Filter):
+    PATTERN = re.compile(r"An (\w+) was raised with message:\s*(.*?),\s*saved checkpoint to (.+)", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self.PATTERN.fullmatch(str(record.msg).strip())
+        if found and not record.args:
+            kind, message, path = found.groups()
+            from project.engine import signals  # here: project.engine.signals leans on this module
+
+            # Lightning's SIGTERMException also ends a fit that another signal asked to stop (signals.py)
+            stopped = f"stopped by {signals.signal_name(signals.received())}"
+            why = stopped if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
+            record.msg = f"Interrupted ({why}); saved {path}: resume with --ckpt_path {path}"
+        return True
+
+
+# --- Optuna --------------------------------------------------------------------------------------
+
+
+def fail_running_trial(study: Any, trial: Any) -> Any:
+    """Mark a `running` trial of `study` failed; returns it as it is now, or None if it had ended already.
+    Why: a restarted sweep knows a trial on its own host is dead; public `fail_stale_trials` waits out two
+    heartbeats. Private `Study._storage`, `FrozenTrial._trial_id` (Optuna 4)."""
+    import optuna
+
+    try:
+        study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    return study._storage.get_trial(trial._trial_id)
+
+
+# --- jsonargparse ----------------------------------------------------------------------------------
+
+
+def unrequire_arguments(add_kwargs: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """`add_class_arguments` keyword arguments under which the parameters `names` are not required.
+    Why: a net's sizes come from the data after parsing (project/engine/sizes.py). The private keyword
+    `linked_targets` (jsonargparse 4.x) exempts them; a real link fails on builder functions (`resnet18`)."""
+    return {**add_kwargs, "linked_targets": set(add_kwargs.get("linked_targets") or ()) | names}
+
+
+def option_strings(parser: Any) -> list[str]:
+    """Every option string an argparse (or jsonargparse) parser accepts, e.g. `--trainer.max_epochs`.
+    Why: to suggest the key a mistyped one was close to; only the private `_option_string_actions` lists them."""
+    return list(parser._option_string_actions)
+
+
+# --- torch ---------------------------------------------------------------------------------------
+
+
+def foreach_lerp_(targets: list[Tensor], ends: list[Tensor], weight: float) -> None:
+    """`t += weight * (end - t)` for each pair, in one fused kernel per device and dtype (in place).
+    Why: Lookahead averages every tensor every few steps; private `torch._foreach_lerp_` (torch 2.x), as
+    torch's own optimizers use, instead of two kernels per tensor."""
+    torch._foreach_lerp_(targets, ends, weight)
+
+
+def foreach_copy_(targets: list[Tensor], sources: list[Tensor]) -> None:
+    """Copy each source into its target in one fused kernel per device and dtype (see `foreach_lerp_`)."""
+    torch._foreach_copy_(targets, sources)
+
+
+def keep_batch(batch: T) -> T:
+    """The `collate_fn` for datasets with `__getitems__`: the fetcher already returned a batch.
+    Why: torch's private `_MapDatasetFetcher` (2.x) calls `__getitems__(indices)` when present, so a set
+    gathers or pads a batch at once; undocumented."""
+    return batch
+
+
+# --- numpy ---------------------------------------------------------------------------------------
+
+NUMPY_ARRAY_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+    }
+)
+"""The globals a pickled numpy array names: enough, and no more, to unpickle CIFAR-10's batches.
+
+Why: pickles name numpy's private reconstruction functions, `numpy.core.*` (numpy 1) or `numpy._core.*` (2).
+"""
+
+
+def numpy_pickle_module(module: str) -> str:
+    """Where a pickle's numpy module lives in the installed numpy.
+    Why: numpy 2 renamed `numpy.core` to `numpy._core`, and its shim warns on each access."""
+    import numpy as np
+
+    if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
+        return module.replace("numpy.core", "numpy._core", 1)
+    return module
+
+
+def stop_rich_bar(bar: Any) -> None:
+    """End a RichProgressBar's live display now, as its `teardown` would, so that it is not drawn again after
+    the run summary. Why: only the private `_stop_progress` does it, and readies a fresh start (Lightning 2.6)."""
+    bar._stop_progress()

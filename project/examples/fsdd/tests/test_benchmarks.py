@@ -1,0 +1,62 @@
+"""The audio and memory benchmark scripts run to their tables on tiny synthetic data (no timing is checked)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.wav_format import write_fsdd
+
+ROOT = Path(__file__).resolve().parents[4]  # the repository
+# A synthetic FSDD of 2 speakers: a subset, small batches and a narrow net
+TINY_FSDD = [
+    "--data.source.init_args.expected_recordings=0",
+    "--data.batch_size=8",
+    "--model.net.init_args.hidden_size=16",
+]
+
+
+def run_script(*args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_fsdd_benchmark_prints_every_figure(tmp_path):
+    root = write_fsdd(tmp_path / "fsdd", takes=7)
+    extra = [f"--extra={flag}" for flag in TINY_FSDD]
+    out = run_script(
+        "project/examples/fsdd/benchmarks/fsdd.py",
+        str(root),
+        "--epochs",
+        "1",
+        "--runs",
+        "1",
+        "--to-accuracy",
+        "0.99",
+        *extra,
+    )
+    for row in ("imports", "start-up", "decoding the WAVs (fsdd)", "template / plain loop", "speaker overlay"):
+        assert row in out, out[-3000:]
+
+
+@pytest.mark.slow
+def test_memory_benchmark_measures_a_recipe(tmp_path):
+    root = write_fsdd(tmp_path / "fsdd", takes=7)
+    extra = [f"--extra={flag}" for flag in TINY_FSDD]
+    out = run_script(
+        "benchmarks/memory.py",
+        "--fsdd",
+        str(root),
+        "--recipes",
+        "fsdd",
+        "--steps",
+        "1",
+        *extra,
+    )
+    row = next(line for line in out.splitlines() if line.startswith("| fsdd |"))
+    assert " MB |" in row and "bytes" in row, out[-3000:]
