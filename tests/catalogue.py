@@ -1,10 +1,9 @@
 """The bad-input catalogue: each case builds one bad input in an empty folder and tries to use it; it
 must end in its promised error, whose message names the file, key or value and what is wrong.
 
-Cases live beside what they test (tests/test_reliability.py, tests/test_bad_inputs.py, and the CIFAR-10
-source's own in tests/test_cifar10_data.py, so a fork that deletes CIFAR-10 keeps the rest). Each case is
-one parametrized test (`cases`), run by `check`; every case adds to one tally, which
-`pytest_terminal_summary` in tests/conftest.py prints at the end of the run.
+Cases live beside what they test (tests/test_reliability.py, tests/test_bad_inputs.py; an example's own in
+its tests/ folder, deleted with it). Each case is one parametrized test (`cases`), run by `check`; every case
+adds to one tally, which `pytest_terminal_summary` in tests/conftest.py prints at the end of the run.
 """
 
 import contextlib
@@ -27,7 +26,6 @@ class BadInput:
     match: str  # must name the file or folder, and what is wrong
     needs_server: bool = False  # attempt(folder, serve_dir) with the conftest's local HTTP server
     needs_runs: bool = False  # attempt(folder, runs): data and checkpoints of tiny fits, made once per file
-    recipe: str = ""  # the shipped example recipe the case uses: skipped, saying so, in a fork that removed it
 
 
 class Refused(Exception):
@@ -57,12 +55,10 @@ def cli(*args: str) -> None:
 
 def cases(bad_inputs: Sequence[BadInput]) -> list:
     """`bad_inputs` as pytest parameters, one test id per bad input."""
-    from tests.recipes import needs_recipe  # imports torch, which conftest's import of TALLY must not cost
-
     ids = [re.sub(r"[^\w=.+-]+", "-", case.name).strip("-") for case in bad_inputs]
     assert len(set(ids)) == len(ids), "two bad inputs share a name"
     # A case that needs the file's fits waits for them: slow
-    marks = [[needs_recipe(c.recipe)] * bool(c.recipe) + [pytest.mark.slow] * c.needs_runs for c in bad_inputs]
+    marks = [[pytest.mark.slow] * c.needs_runs for c in bad_inputs]
     return [pytest.param(case, id=i, marks=m) for case, i, m in zip(bad_inputs, ids, marks, strict=True)]
 
 

@@ -7,12 +7,10 @@ line: `tests/tiny.yaml` states the whole task.
 
 from pathlib import Path
 
-import pytest
 import torch
 from torch import Tensor, nn
 
 from project.engine.data import Samples, Source
-from project.engine.recipes import shipped
 from tests.conftest import cpu_trainer_args
 
 TINY = Path(__file__).resolve().parent / "tiny.yaml"
@@ -73,13 +71,6 @@ class TinyNet(nn.Module):
         return self.layers(x)
 
 
-def needs_recipe(name: str) -> pytest.MarkDecorator:
-    """Skip a test of a shipped example recipe in a fork that removed it (`python -m project.fork
-    remove-examples`), saying so in the summary."""
-    missing = name not in shipped()
-    return pytest.mark.skipif(missing, reason=f"the recipe {name} is not here (removed with the examples)")
-
-
 def tiny_args(log_dir: Path, epochs: int = 3) -> list[str]:
     """The tiny recipe on one CPU process, logging often (tiny runs have few steps), logs in `log_dir`."""
     return [f"--config={TINY}", *cpu_trainer_args(log_dir, epochs)]
@@ -101,6 +92,34 @@ def image_folder_args(root: Path, log_dir: Path, widths: str = "[8,8,8,8]", epoc
         "--data.val_size=0.25",
         "--trainer.precision=32-true",
         "--trainer.deterministic=true",
+        *cpu_trainer_args(log_dir, epochs),
+    ]
+
+
+def wav_folder_args(root: Path, log_dir: Path, epochs: int = 3) -> list[str]:
+    """The tiny recipe's training with a small GRU on log-mel features (project.models.RNNClassifier) on the
+    folder of WAVs `root` (tests/wav_format.py) at 8 kHz, batches of 16, a fifth of each class held out; no
+    augmentation (a few dozen steps are too few to learn through it; the augmentations have tests of their own)."""
+    return [
+        f"--config={TINY}",
+        "--model.net=project.models.RNNClassifier",
+        "--model.net.init_args.n_mels=24",
+        "--model.net.init_args.hidden_size=32",
+        "--model.net.init_args.dropout=0",
+        "--model.net.init_args.freq_masks=0",
+        "--model.net.init_args.time_masks=0",
+        "--model.optimizer=torch.optim.AdamW",
+        "--model.optimizer.init_args.lr=0.02",
+        "--model.scheduler.init_args.max_lr=0.02",
+        "--data=project.engine.data.AudioDataModule",
+        "--data.source=project.engine.data.WavFolder",
+        f"--data.source.init_args.root={root}",
+        "--data.source.init_args.val_fraction=0.2",
+        "--data.sample_rate=8000",
+        "--data.batch_size=16",
+        "--data.speed=0",
+        "--data.max_shift=0",
+        "--data.gain_db=0",
         *cpu_trainer_args(log_dir, epochs),
     ]
 

@@ -1,10 +1,11 @@
 """Synthetic stand-ins for the data sets recipes read, keyed by the source's class path: each writes a
 small copy of the data into a folder and returns the command-line overrides that point a recipe at it.
 
-tests/test_recipes.py trains every recipe in configs/ a few steps on the stand-in of its source. The
-stand-ins are gathered from every `tests/stand_ins*.py` module's `STAND_INS`: a fork adds its own in a
-module of its own (`tests/stand_ins_mine.py`), and a recipe whose source has none is reported as
-skipped, not failed. These are for the generic sources; our examples' are in `stand_ins_examples.py`.
+tests/test_recipes.py trains every recipe found by name a few steps on the stand-in of its source. The
+stand-ins are gathered from every `stand_ins*.py` module's `STAND_INS`, in tests/ or in a `tests/` folder
+inside the package: a fork adds its own in a module of its own (`tests/stand_ins_mine.py`, or beside its
+task), and a recipe whose source has none is reported as skipped, not failed. These are for the generic
+sources; each example's are in its own tests/ folder.
 """
 
 from collections.abc import Callable

@@ -1,8 +1,6 @@
-"""Audio loading: decoding, resampling, batching with true lengths, the data sets' splits, downloads, errors."""
+"""Audio loading: decoding, resampling, batching with true lengths, WAV folders' splits, errors."""
 
-import hashlib
 import math
-import tarfile
 
 import numpy as np
 import pytest
@@ -12,18 +10,8 @@ import torch
 from project.engine.data import AudioDataModule, WavFolder
 from project.engine.data.audio import AudioClips, pad_clips, read_audio, resample
 from project.engine.data.audio_transforms import WaveformTrainTransform
-from project.engine.data.download import DownloadError
 from project.engine.data.loaders import DeviceLoader
-from tests.conftest import real_data_file
-from tests.recipes import needs_recipe
-from tests.wav_format import write_fsdd, write_speech_commands, write_wav, write_wav_folder
-
-try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.examples.fsdd import FSDD
-    from project.examples.speech_commands import SpeechCommands
-    from project.examples.speech_commands.source import COMMANDS, SILENCE, UNKNOWN, WORDS
-except ImportError:
-    FSDD = SpeechCommands = COMMANDS = SILENCE = UNKNOWN = WORDS = None
+from tests.wav_format import write_wav_folder
 
 
 def _sine(freq: float, rate: int, seconds: float = 1.0) -> torch.Tensor:
@@ -110,83 +98,6 @@ def test_train_transform_changes_speed_and_pitch_and_keeps_padding_zero():
     assert torch.equal(same_lengths, lengths) and torch.allclose(same[:, :4000], waves, atol=1e-5)
 
 
-@needs_recipe("fsdd")
-def test_fsdd_usual_and_speaker_splits(tmp_path):
-    root = write_fsdd(tmp_path, speakers=("george", "theo", "lucas"), takes=7)
-    usual = FSDD(root, download=False, val_fraction=0.2, expected_recordings=0)
-    files = usual._split_files()
-    assert len(files["test"]) == 3 * 10 * 5, "takes 0-4 of every speaker and digit"
-    assert len(files["train"]) + len(files["val"]) == 3 * 10 * 2 and len(files["val"]) == 12
-    assert not {p for p, _ in files["val"]} & {p for p, _ in files["train"]}
-    held_out = FSDD(root, split="speaker", test_speaker="lucas", download=False, expected_recordings=0)
-    held_out = held_out._split_files()
-    assert {p.name.split("_")[1] for p, _ in held_out["test"]} == {"lucas"}
-    assert "lucas" not in {p.name.split("_")[1] for p, _ in held_out["train"] + held_out["val"]}
-    clips, labels, names = usual.load("test", 8000)
-    assert len(clips) == 150 and sorted(set(labels.tolist())) == list(range(10))
-    assert names[0] == "recordings/0_george_0.wav"
-    with pytest.raises(ValueError, match="test_speaker='nobody' is not an FSDD speaker"):
-        FSDD(root, split="speaker", test_speaker="nobody")
-
-
-@needs_recipe("fsdd")
-def test_fsdd_rejects_files_not_named_like_fsdd(tmp_path):
-    root = write_fsdd(tmp_path, takes=6)
-    write_wav(root / "recordings" / "hello.wav", np.zeros(100), 8000)
-    with pytest.raises(ValueError, match=r"hello\.wav is not named"):
-        FSDD(root, download=False, expected_recordings=0).load("train", 8000)
-
-
-@needs_recipe("fsdd")
-def test_fsdd_downloads_and_verifies_the_release_archive(tmp_path, serve_dir):
-    """The tagged release's layout, served from a local stand-in for GitHub."""
-    source = write_fsdd(tmp_path / "src" / "free-spoken-digit-dataset-1.0.10", takes=6)
-    archive = tmp_path / "site" / "v1.0.10.tar.gz"
-    archive.parent.mkdir()
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(source, arcname=source.name)
-    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    url = f"{serve_dir(archive.parent)}/{archive.name}"
-
-    with pytest.raises(DownloadError, match="MD5"):
-        FSDD(tmp_path / "bad", url=url, md5="0" * 32).prepare()
-    data = FSDD(tmp_path / "data", url=url, md5=md5, expected_recordings=2 * 10 * 6)
-    data.prepare()
-    assert data.recordings == tmp_path / "data" / "free-spoken-digit-dataset-1.0.10" / "recordings"
-    assert len(data.load("test", 8000)[0]) == 2 * 10 * 5
-    with pytest.raises(FileNotFoundError, match="download is false"):
-        FSDD(tmp_path / "nowhere", download=False).prepare()
-
-
-@needs_recipe("speech_commands")
-def test_speech_commands_follows_the_official_lists(tmp_path):
-    root = write_speech_commands(tmp_path / "speech_commands_v0.02", WORDS)
-    data = SpeechCommands(tmp_path, task=35, download=False, expected_recordings=0)
-    data.prepare()  # finds the extracted folder; downloads nothing
-    assert data.classes == WORDS
-    for split, takes in (("train", 2), ("val", 1), ("test", 1)):
-        clips, labels, names = data.load(split, 16000)
-        assert torch.equal(labels.bincount(minlength=35), torch.full((35,), takes)), split
-    assert all(len(c) == 4000 for c in clips)
-    assert set(names) == set((root / "testing_list.txt").read_text().split())
-    assert (root / "validation_list.txt").read_text().count("\n") == 35
-
-
-@needs_recipe("speech_commands")
-def test_speech_commands_twelve_classes_add_unknown_and_silence(tmp_path):
-    write_speech_commands(tmp_path / "speech_commands_v0.02", WORDS)
-    data = SpeechCommands(tmp_path, task=12, download=False, expected_recordings=0)
-    assert data.classes == (*COMMANDS, UNKNOWN, SILENCE)
-    clips, labels, names = data.load("train", 8000)
-    counts = labels.bincount(minlength=12)
-    assert torch.equal(counts, torch.full((12,), 2)), "unknown and silence are as common as an average command"
-    silence = [c for c, label in zip(clips, labels.tolist(), strict=True) if label == 11]
-    assert all(len(c) == 8000 for c in silence), "silence is one second of background noise at the data's rate"
-    assert names[-1].startswith("_background_noise_/") and names[-1].endswith("s")
-    again = data.load("train", 8000).inputs
-    assert all(torch.equal(a, b) for a, b in zip(clips, again, strict=True)), "seeded: the same cuts every load"
-
-
 def test_wav_folder_splits_every_class(tmp_path):
     root = write_wav_folder(tmp_path / "sounds", per_class=10)
     data = WavFolder(root, val_fraction=0.2, test_fraction=0.2)
@@ -195,6 +106,20 @@ def test_wav_folder_splits_every_class(tmp_path):
     assert sizes == {"train": [6, 6, 6], "val": [2, 2, 2], "test": [2, 2, 2]}
     with pytest.raises(ValueError, match="holds 1 class folders"):
         WavFolder(write_wav_folder(tmp_path / "one", classes=("tone",), per_class=3))
+
+
+def test_a_wav_folder_names_each_clip_by_its_path_and_keeps_the_splits_apart(tmp_path):
+    root = write_wav_folder(tmp_path / "sounds", per_class=10)
+    data = WavFolder(root, val_fraction=0.2, test_fraction=0.2, seed=3)
+    splits = {split: data.load(split, 8000) for split in ("train", "val", "test")}
+    names = {split: samples.names for split, samples in splits.items()}
+    assert not set(names["train"]) & set(names["val"]) and not set(names["train"] + names["val"]) & set(names["test"])
+    every = sorted(str(p.relative_to(root)) for p in root.rglob("*.wav"))
+    assert sorted(n for split in names.values() for n in split) == every, "each file once, named by its path"
+    for samples in splits.values():
+        assert [data.classes[y] for y in samples.labels.tolist()] == [n.split("/")[0] for n in samples.names]
+    assert names == {s: WavFolder(root, 0.2, 0.2, seed=3).load(s, 8000).names for s in names}, "seeded"
+    assert names != {s: WavFolder(root, 0.2, 0.2, seed=4).load(s, 8000).names for s in names}, "by the seed"
 
 
 def test_datamodule_batches_variable_lengths_and_augments_only_in_training(tmp_path):
@@ -221,21 +146,6 @@ def test_datamodule_rejects_a_batch_that_does_not_split_over_devices(tmp_path):
     dm.trainer = TwoDevices()
     with pytest.raises(ValueError, match="does not divide evenly over 2 devices"):
         dm.setup("fit")
-
-
-@pytest.mark.slow  # unpacks 3,000 recordings
-@needs_recipe("fsdd")
-def test_real_fsdd_loads_in_the_usual_split(tmp_path):
-    with tarfile.open(real_data_file("fsdd.tar.xz")) as tar:
-        tar.extractall(tmp_path, filter="data")
-    data = FSDD(tmp_path, download=False)
-    sizes = {split: len(files) for split, files in data._split_files().items()}
-    assert sizes == {"train": 2430, "val": 270, "test": 300}
-    clips, labels, _ = data.load("test", 8000)
-    assert labels.bincount().tolist() == [30] * 10
-    seconds = torch.tensor([len(c) for c in clips]) / 8000
-    assert seconds.min() > 0.1 and seconds.max() < 3, "FSDD's recordings last 0.14-2.3 s"
-    assert all(c.abs().max() > 0.01 for c in clips), "every recording holds sound"
 
 
 def test_on_device_serves_padded_clips_with_their_lengths(tmp_path):

@@ -1,7 +1,6 @@
 """The audio model: log-mel front end, length-aware RNN, and a tiny fit through the CLI on generated WAVs."""
 
 import math
-from pathlib import Path
 
 import pytest
 import soundfile
@@ -10,16 +9,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from project.engine.cli import main
 from project.engine.data.audio import pad_clips, resample
-from project.engine.recipes import shipped
 from project.models import RNNClassifier
 from project.models.logmel import LogMel, SpecAugment, dct_matrix
 from project.models.rnn import reverse_padded
 from project.tasks.classification import metrics
-from tests.conftest import cpu_trainer_args
-from tests.recipes import needs_recipe
-from tests.wav_format import write_fsdd, write_wav, write_wav_folder
-
-RECIPES = shipped()
+from tests.recipes import run_dir, wav_folder_args
+from tests.wav_format import SOUNDS, write_wav, write_wav_folder
 
 
 def _tiny_net(num_classes: int = 7, **kwargs) -> RNNClassifier:
@@ -102,113 +97,59 @@ def test_reverse_padded_reverses_within_each_length():
     assert out.squeeze(-1).tolist() == [[2, 1, 0, 3], [7, 6, 5, 4]]
 
 
-def tiny_fsdd_args(root: Path, log_dir: Path, epochs: int) -> list[str]:
-    """The fsdd recipe shrunk to seconds on a CPU: a small net and batch, no augmentation (a few dozen steps are
-    too few to learn through it; the augmentations have tests of their own)."""
-    return [
-        "--config", str(RECIPES["fsdd"]),
-        f"--data.source.init_args.root={root}",
-        "--data.source.init_args.download=false",
-        "--data.source.init_args.expected_recordings=0",  # a handful of generated recordings
-        "--data.source.init_args.val_fraction=0.2",
-        "--data.batch_size=16",
-        "--data.speed=0", "--data.max_shift=0", "--data.gain_db=0",
-        "--model.net.init_args.hidden_size=32",
-        "--model.net.init_args.n_mels=24",
-        "--model.net.init_args.dropout=0",
-        "--model.net.init_args.freq_masks=0",
-        "--model.net.init_args.time_masks=0",
-        "--model.optimizer.init_args.lr=0.02",
-        "--model.scheduler.init_args.max_lr=0.02",
-        *cpu_trainer_args(log_dir, epochs),
-    ]  # fmt: skip
+def _with_views(args: list[str]) -> list[str]:
+    """The audio recipes' views on: spectrograms and clips, and per-class metrics with their PR curves."""
+    views = ("LogSpectrograms", "PerClassMetrics")
+    return [*args, *(f"--trainer.callbacks+=project.tasks.classification.{view}" for view in views)]
 
 
-# The audio example learning end to end (8 epochs); tests/test_recipes.py trains its recipe for a few steps quickly
+# An audio data set learnt end to end (8 epochs); the quick tests fit audio in tests/test_reliability.py
 @pytest.mark.slow
-@needs_recipe("fsdd")
-def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
-    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=10)
-    cli = main(["fit", *tiny_fsdd_args(root, tmp_path / "logs", epochs=8)])
-    assert cli.model.net.head[-1].out_features == 10
-    run = next((tmp_path / "logs" / "fsdd").glob("version_*"))
+def test_a_wav_folder_fits_tests_and_predicts_through_the_cli(tmp_path):
+    root = write_wav_folder(tmp_path / "sounds", classes=SOUNDS, per_class=14)
+    cli = main(["fit", *_with_views(wav_folder_args(root, tmp_path / "logs", epochs=8))])
+    assert cli.model.net.head[-1].out_features == len(SOUNDS)
+    run = run_dir(tmp_path / "logs")
     events = EventAccumulator(str(run), size_guidance={"images": 0})
     events.Reload()
     val_acc = [e.value for e in events.Scalars(metrics.VAL_ACC)]
-    assert max(val_acc) >= 0.6, f"10 synthetic classes, chance is 0.1; validation accuracy went {val_acc}"
+    assert max(val_acc) >= 0.6, f"7 synthetic classes, chance is 0.14; validation accuracy went {val_acc}"
     tags = events.Tags()
     assert any(tag.startswith(metrics.VAL_SPECTROGRAM) for tag in tags["images"]), "no spectrograms in TensorBoard"
     assert any(tag.startswith(metrics.VAL_AUDIO) for tag in tags["tensors"]), "no audio clips in TensorBoard"
-    assert metrics.VAL_PR_CURVES in tags["images"], "a PR curve per digit, in one picture"
+    assert metrics.VAL_PR_CURVES in tags["images"], "a PR curve per class, in one picture"
 
     # The checkpoint alone predicts from raw waveforms
-    tested = main([
-        "test", *tiny_fsdd_args(root, tmp_path / "test_logs", epochs=8),
-        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
-    ])  # fmt: skip
+    last = run / "checkpoints" / "last.ckpt"
+    tested = main(["test", *wav_folder_args(root, tmp_path / "test_logs", epochs=8), f"--ckpt_path={last}"])
     assert tested.trainer.callback_metrics[metrics.TEST_ACC] >= 0.6
     predicted = main([
-        "predict", *tiny_fsdd_args(root, tmp_path / "predict_logs", epochs=8),
-        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"--predictions.output={tmp_path / 'p.csv'}",
+        "predict", *wav_folder_args(root, tmp_path / "predict_logs", epochs=8),
+        f"--ckpt_path={last}", f"--predictions.output={tmp_path / 'p.csv'}",
     ])  # fmt: skip
     rows = (tmp_path / "p.csv").read_text().splitlines()
-    assert len(rows) == 1 + 100 and rows[1].startswith("recordings/0_george_0.wav,"), rows[:2]
-    assert predicted.trainer.predict_loop.predictions[0].shape[1] == 10
+    test_names = tested.datamodule.test_set.names
+    assert len(rows) == 1 + len(test_names) and rows[1].startswith(f"{test_names[0]},"), rows[:2]
+    assert test_names[0].startswith("buzz/") and test_names[0].endswith(".wav"), "named by its path in the folder"
+    assert predicted.trainer.predict_loop.predictions[0].shape[1] == len(SOUNDS)
 
     # A folder of the user's own recordings, nested, at another rate: named by their paths
     mine = tmp_path / "mine"
     (mine / "day2").mkdir(parents=True)
-    for source, target in [("1_theo_0.wav", "a.wav"), ("7_george_3.wav", "day2/b.wav")]:
-        clip, rate = soundfile.read(root / "recordings" / source)
+    for source, target in [("tone/0.wav", "a.wav"), ("chirp/3.wav", "day2/b.wav")]:
+        clip, rate = soundfile.read(root / source)
         write_wav(mine / target, resample(torch.from_numpy(clip).float(), rate, 16000).numpy(), 16000)
     main([
-        "predict", *tiny_fsdd_args(root, tmp_path / "predict_logs", epochs=8), f"--data.predict_dir={mine}",
-        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"--predictions.output={tmp_path / 'mine.csv'}",
+        "predict", *wav_folder_args(root, tmp_path / "predict_logs", epochs=8), f"--data.predict_dir={mine}",
+        f"--ckpt_path={last}", f"--predictions.output={tmp_path / 'mine.csv'}",
     ])  # fmt: skip
     rows = (tmp_path / "mine.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["a.wav", "day2/b.wav"]
 
 
-@needs_recipe("fsdd")
 def test_the_data_hands_its_sample_rate_to_the_front_end(tmp_path):
-    root = write_fsdd(tmp_path / "fsdd", takes=6)
-    args = tiny_fsdd_args(root, tmp_path / "logs", epochs=1)
+    root = write_wav_folder(tmp_path / "sounds", per_class=4)
+    args = wav_folder_args(root, tmp_path / "logs", epochs=1)
     assert main([*args, "--data.sample_rate=16000"], run=False).model.net.sample_rate == 16000
     with pytest.raises(ValueError, match=r"model\.net\.init_args\.sample_rate=8000 contradicts the data .*=16000"):
         main([*args, "--data.sample_rate=16000", "--model.net.init_args.sample_rate=8000"], run=False)
-
-
-@pytest.mark.parametrize(
-    ("configs", "num_classes"),
-    [(["fsdd"], 10), (["fsdd_speaker"], 10), (["speech_commands"], 35)],
-)
-def test_audio_configs_build_their_model_and_data(configs, num_classes, tmp_path):
-    missing = [config for config in configs if config not in RECIPES]
-    if missing:
-        pytest.skip(f"the recipe {missing[0]} is not here (removed with the examples)")
-    given = [arg for config in configs for arg in ("--config", str(RECIPES[config]))]
-    cli = main([*given, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
-    assert isinstance(cli.model.net, RNNClassifier)
-    assert cli.model.hparams.num_classes == num_classes == cli.datamodule.num_classes
-    assert cli.model.net.sample_rate == cli.datamodule.sample_rate
-    assert cli.trainer.logger.name == configs[-1]
-    if "fsdd_speaker" in configs:  # the overlay changes only what an unseen voice needs
-        assert cli.datamodule.source.split == "speaker" and cli.model.net.dct.shape == (40, 20)
-        assert cli.trainer.max_epochs == 40 and cli.datamodule.batch_size == 128, "the rest comes from fsdd.yaml"
-    callbacks = [type(c).__name__ for c in cli.trainer.callbacks]
-    assert callbacks.count("LogSpectrograms") == 1 and callbacks.count("LearningRateMonitor") == 1, callbacks
-
-
-@needs_recipe("fsdd")
-def test_own_recordings_swap_in_from_the_command_line(tmp_path):
-    """The documented path for a user's own data (docs/audio.md): keep the FSDD recipe, point it at a WAV folder."""
-    root = write_wav_folder(tmp_path / "sounds", per_class=4)
-    args = [
-        "--config",
-        str(RECIPES["fsdd"]),
-        "--data.source=project.engine.data.WavFolder",
-        f"--data.source.root={root}",
-    ]
-    cli = main([*args, f"--trainer.logger.init_args.save_dir={tmp_path}"], run=False)
-    assert cli.datamodule.classes == ("chirp", "noise", "tone")
-    assert cli.model.net.head[-1].out_features == 3

@@ -13,6 +13,8 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from project import settings
+from project.engine import recipes
 from project.engine.checkpoints import UnsafeCheckpointError
 from project.engine.cli import main
 from project.engine.errors import CheckpointError, ConfigError
@@ -23,7 +25,6 @@ from project.engine.trust import UntrustedConfigError
 from project.tasks.classification import metrics
 from tests.conftest import cpu_trainer_args
 from tests.image_tree import write_image_tree
-from tests.recipes import needs_recipe
 from tests.source_tree import copy_source_tree
 from tests.tabular import write_table
 
@@ -242,23 +243,39 @@ def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path
     main(["test", f"--ckpt_path={runs(tmp_path / 'logs', 'image_folder')[-1] / 'checkpoints' / 'last.ckpt'}"])
 
 
-@needs_recipe("cifar10")
-def test_fit_without_a_config_is_the_cifar10_recipe_and_a_config_replaces_it(tmp_path, capsys):
+def test_fit_without_a_config_is_the_default_recipe_and_a_config_replaces_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(settings, "DEFAULT_RECIPE", "features")  # a fork names its own; this one every fork keeps
     default = _resolved([], capsys)
-    assert default["model"]["net"]["class_path"] == "project.models.ResNet"
-    assert default["data"]["init_args"]["source"]["class_path"] == "project.examples.cifar10.CIFAR10"
-    assert default["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
-    assert default["checkpoint"]["monitor"] == metrics.VAL_ACC
+    assert default == _resolved(["--config", "features"], capsys), "the default recipe, as named"
+    assert default["model"]["net"]["class_path"] == "project.models.MLP"
+    assert default["data"]["init_args"]["source"]["class_path"] == "project.engine.data.FeatureFiles"
     own = _resolved(["--config", str(write_recipe(tmp_path))], capsys)
+    assert own["data"]["init_args"]["source"]["class_path"] == "project.engine.data.ImageFolder"
     assert own["data"]["init_args"]["val_size"] == 0.25 and own["model"]["label_smoothing"] == 0.0
     assert own["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.StepLR"
+    assert own["model"]["optimizer"]["class_path"] == "torch.optim.SGD", "nothing merged from the default recipe"
 
 
-@needs_recipe("fsdd")
 def test_a_shipped_recipe_is_named_without_its_path_from_any_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert _resolved(["--config", "fsdd"], capsys)["trainer"]["logger"]["init_args"]["name"] == "fsdd"
-    assert _resolved(["--config", str(shipped()["fsdd"])], capsys)["data"]["class_path"]
+    assert _resolved(["--config", "features"], capsys)["trainer"]["logger"]["init_args"]["name"] == "features"
+    assert _resolved(["--config", str(shipped()["features"])], capsys)["data"]["class_path"]
+
+
+def test_a_recipe_beside_a_tasks_code_is_named_without_its_path(tmp_path, monkeypatch, capsys):
+    """`--config NAME` finds a recipe in any `<package>/<kind>/<name>/configs/` (a fork's own task, an example),
+    with no list to edit."""
+    package = tmp_path / "tree" / recipes.PACKAGE
+    folder = package / "tasks" / "mine" / "configs"
+    folder.mkdir(parents=True)
+    write_recipe(folder, "mine")
+    (package.parent / "configs").symlink_to(recipes.recipes_dir())  # the top-level ones, base.yaml among them
+    monkeypatch.setattr(recipes, "PACKAGE_DIR", package)
+    assert shipped()["mine"] == folder / "mine.yaml" and "features" in shipped()
+    monkeypatch.chdir(tmp_path)
+    resolved = _resolved(["--config", "mine"], capsys)
+    assert resolved["trainer"]["logger"]["init_args"]["name"] == "mine"
+    assert resolved["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.StepLR"
 
 
 def test_optimizer_and_scheduler_are_swappable_from_the_command_line(tmp_path):
@@ -537,8 +554,6 @@ def test_the_wheel_lists_every_package():
 
 
 @pytest.mark.slow
-@needs_recipe("cifar10")  # the default recipe it prints
-@needs_recipe("fsdd")
 def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     """`pip install .` (a wheel, not editable): the recipes ship inside it, named from any folder, and the
     console command runs. The temporary venv sees this interpreter's packages (torch, lightning...)."""
@@ -570,13 +585,25 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
     package = main.__module__.split(".")[0]  # the package's name, whatever a fork renamed it to
     where = run(str(python), "-c", f"import {package}; print({package}.__file__)")
     assert str(site) in where, f"the installed copy must be used, not the checkout: {where}"
-    assert "class_path: project.examples.cifar10.CIFAR10" in run(
-        str(python), "-m", "project.cli", "fit", "--print_config"
-    )
-    printed = run(str(python.parent / "project"), "fit", "--config", "fsdd", "--print_config")
-    assert "class_path: project.examples.fsdd.FSDD" in printed and "name: fsdd" in printed
-    assert "fast_dev_run: 2" in run(str(python.parent / "project"), "fit", "--preset", "debug", "--print_config")
+    default = settings.DEFAULT_RECIPE
+    if default:  # the recipe the fork set (ours: cifar10)
+        printed = run(str(python), "-m", "project.cli", "fit", "--print_config")
+        assert f"class_path: {_source_of(shipped()[default])}" in printed
+    else:  # a fork without one is told what to write
+        said = subprocess.run([python, "-m", "project.cli", "fit"], cwd=empty, capture_output=True, text=True, env=env)
+        assert said.returncode == 2 and "no --config given" in said.stderr and "Traceback" not in said.stderr
+    # One recipe of each folder recipes ship from (the top-level configs, each example's or task's configs/)
+    for path in {path.parent: path for _, path in sorted(shipped().items())}.values():
+        printed = run(str(python.parent / "project"), "fit", "--config", path.stem, "--print_config")
+        assert f"class_path: {_source_of(path)}" in printed, f"the installed {path.stem} recipe"
+    debug = run(str(python.parent / "project"), "fit", "--config", "features", "--preset", "debug", "--print_config")
+    assert "fast_dev_run: 2" in debug
     assert not list(empty.iterdir()), "printing a config writes nothing"
+
+
+def _source_of(recipe: Path) -> str:
+    """The class path of the data source a recipe file names."""
+    return yaml.safe_load(recipe.read_text())["data"]["init_args"]["source"]["class_path"]
 
 
 def test_fit_test_and_predict_print_no_tips_or_deprecations(tmp_path, capsys):

@@ -13,13 +13,7 @@ import pytest
 
 from project.engine.data.download import DownloadError, RemoteArchive, download_and_extract, extract_archive
 from tests.archive_format import add_to_tar
-from tests.recipes import needs_recipe
-from tests.wav_format import write_fsdd
-
-try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.examples.fsdd import FSDD
-except ImportError:
-    FSDD = None
+from tests.archived_wavs import ARCHIVE, FOLDER, ArchivedWavs, write_release
 
 
 def write_cve_2025_4517_archive(archive: Path, victim: str) -> None:
@@ -124,49 +118,53 @@ def test_extraction_cut_short_leaves_no_folder_behind(tmp_path, monkeypatch):
     assert _entries(tmp_path) == ["a.tar.gz"]
 
 
-def _fsdd_release(tmp_path: Path) -> tuple[Path, str]:
-    """The tagged release's archive (2 speakers x 10 digits x 6 takes), served from a local folder."""
-    source = write_fsdd(tmp_path / "src" / "free-spoken-digit-dataset-1.0.10", takes=6)
-    archive = tmp_path / "site" / "v1.0.10.tar.gz"
-    archive.parent.mkdir()
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(source, arcname=source.name)
-    return archive, hashlib.md5(archive.read_bytes()).hexdigest()
-
-
-@needs_recipe("fsdd")
 @pytest.mark.parametrize("leftover", ["truncated", "empty"])
 def test_a_bad_leftover_archive_is_downloaded_afresh_or_refused_with_the_fix(leftover, tmp_path, serve_dir, caplog):
-    archive, _ = _fsdd_release(tmp_path)
+    archive, _ = write_release(tmp_path)
     url = f"{serve_dir(archive.parent)}/{archive.name}"
     data = tmp_path / "data"
     data.mkdir()
-    left = data / "free-spoken-digit-dataset-1.0.10.tar.gz"
+    left = data / ARCHIVE
     left.write_bytes(archive.read_bytes()[: len(archive.read_bytes()) // 2] if leftover == "truncated" else b"")
 
     with pytest.raises(DownloadError, match=rf"{left} is there but .*download is false\. Delete {left}"):
-        FSDD(data, url=url, download=False, expected_recordings=120).prepare()
+        ArchivedWavs(data, url=url, download=False).prepare()
     assert _entries(data) == [left.name], "refusing must neither touch the archive nor extract anything"
 
     with caplog.at_level(logging.INFO):
-        fsdd = FSDD(data, url=url, expected_recordings=120)
-        fsdd.prepare()
+        sounds = ArchivedWavs(data, url=url)
+        sounds.prepare()
     assert left.read_bytes() == archive.read_bytes(), "replaced by the fresh download"
-    assert sum(len(fsdd.load(split, 8000).inputs) for split in ("train", "val", "test")) == 120
+    assert sum(len(sounds.load(split, 8000).inputs) for split in ("train", "val", "test")) == 3 * 5
     assert "unverified" in caplog.text, "the download logs the SHA-256 it got"
-    assert _entries(data) == ["free-spoken-digit-dataset-1.0.10", left.name], "no temporary file or folder left"
+    assert _entries(data) == [FOLDER, left.name], "no temporary file or folder left"
 
 
-@needs_recipe("fsdd")
 def test_a_good_leftover_archive_is_extracted_without_downloading(tmp_path, caplog):
-    archive, _ = _fsdd_release(tmp_path)
+    archive, _ = write_release(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
-    (data / "free-spoken-digit-dataset-1.0.10.tar.gz").write_bytes(archive.read_bytes())
+    (data / ARCHIVE).write_bytes(archive.read_bytes())
     with caplog.at_level(logging.INFO):
-        FSDD(data, url="http://127.0.0.1:9/nowhere.tar.gz", download=False, expected_recordings=120).prepare()
-    assert (data / "free-spoken-digit-dataset-1.0.10" / "recordings").is_dir()
+        ArchivedWavs(data, url="http://127.0.0.1:9/nowhere.tar.gz", download=False).prepare()
+    assert (data / FOLDER / "tone").is_dir()
     assert "Downloaded" not in caplog.text, "nothing was downloaded, so nothing may say so"
+
+
+def test_a_source_downloads_and_verifies_its_release_archive(tmp_path, serve_dir):
+    """A data set's release, served from a local stand-in for its host: a wrong MD5 is refused, the right one
+    extracted where the source reads it, and with download off and nothing there the source says so."""
+    archive, md5 = write_release(tmp_path)
+    url = f"{serve_dir(archive.parent)}/{archive.name}"
+    with pytest.raises(DownloadError, match="MD5"):
+        ArchivedWavs(tmp_path / "bad", url=url, md5="0" * 32).prepare()
+    assert _entries(tmp_path / "bad") == [], "a download that fails verification leaves nothing"
+    sounds = ArchivedWavs(tmp_path / "data", url=url, md5=md5)
+    sounds.prepare()
+    assert sounds.folder == tmp_path / "data" / FOLDER and (sounds.folder / "chirp").is_dir()
+    assert len(sounds.load("test", 8000).inputs) == 3 * 1
+    with pytest.raises(FileNotFoundError, match="download is false"):
+        ArchivedWavs(tmp_path / "nowhere", url=url, download=False).prepare()
 
 
 def test_a_download_that_fails_verification_leaves_nothing_at_the_archive_name(tmp_path, serve_dir):
@@ -178,21 +176,11 @@ def test_a_download_that_fails_verification_leaves_nothing_at_the_archive_name(t
     assert _entries(tmp_path / "data") == [], "neither the bad download nor its temporary name may stay"
 
 
-@needs_recipe("fsdd")
 def test_file_urls_work_for_local_mirrors(tmp_path):
-    archive, md5 = _fsdd_release(tmp_path)
-    fsdd = FSDD(tmp_path / "data", url=archive.as_uri(), md5=md5, expected_recordings=120)
-    fsdd.prepare()
-    assert len(fsdd.load("test", 8000).inputs) == 2 * 10 * 5
-
-
-@needs_recipe("fsdd")
-def test_a_short_fsdd_folder_is_refused_with_the_fix(tmp_path):
-    root = write_fsdd(tmp_path / "free-spoken-digit-dataset-1.0.10", takes=6)
-    with pytest.raises(
-        ValueError, match=r"recordings holds 120 recordings, not the 3000 .*incomplete\. Delete .*1\.0\.10"
-    ):
-        FSDD(root.parent, download=False).load("train", 8000)
+    archive, md5 = write_release(tmp_path)
+    sounds = ArchivedWavs(tmp_path / "data", url=archive.as_uri(), md5=md5)
+    sounds.prepare()
+    assert len(sounds.load("train", 8000).inputs) == 3 * 3
 
 
 def test_leftovers_of_killed_processes_are_removed_and_others_kept(tmp_path, serve_dir):

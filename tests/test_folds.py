@@ -3,7 +3,6 @@ command that runs them all (`python -m project.crossval`), on the tests' own tin
 
 import json
 import sys
-import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -16,17 +15,9 @@ from project.engine.crossval.__main__ import main
 from project.engine.data import AudioDataModule, InMemoryDataModule, Samples, Source, WavFolder
 from project.engine.data.folds import assign_folds
 from project.engine.errors import USER_ERROR_EXIT, DataError, run_command
-from tests.conftest import real_data_file
-from tests.recipes import TINY, TinyTable, needs_recipe, run_dir, tiny_args
+from tests.recipes import TINY, TinyTable, run_dir, tiny_args
 from tests.shell import run_commands
-from tests.wav_format import write_fsdd, write_wav_folder
-
-try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.examples.fsdd import FSDD
-    from project.examples.fsdd.source import SPEAKERS
-    from project.examples.speech_commands import SpeechCommands
-except ImportError:
-    FSDD = SpeechCommands = SPEAKERS = None
+from tests.wav_format import write_speaker_folder, write_wav_folder
 
 
 class Speakers(Source):
@@ -103,44 +94,21 @@ def test_grouped_folds_keep_every_group_whole_and_balance_the_folds():
     assert sorted(g for groups in held_out for g in groups) == [f"s{s}" for s in range(5)]
 
 
-@needs_recipe("fsdd")
-def test_fsdd_folds_by_speaker_hold_out_one_speaker_each(tmp_path):
-    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo", "lucas"), takes=2)
+def test_wav_folder_folds_by_speaker_hold_out_one_speaker_each(tmp_path):
+    """Through the audio DataModule, the speaker read from each file name by WavFolder's `groups`."""
+    root = write_speaker_folder(tmp_path / "sounds", speakers=("george", "theo", "lucas"), takes=2)
     held_out = []
     for fold in range(3):
-        source = FSDD(root, split="speaker", download=False, expected_recordings=0)
-        dm = AudioDataModule(source, sample_rate=8000, val_size=4, fold=fold, num_folds=3, fold_groups="speaker")
+        source = WavFolder(root, groups={"speaker": r"([a-z]+)_\d+\.wav$"})
+        dm = AudioDataModule(source, sample_rate=8000, val_size=2, fold=fold, num_folds=3, fold_groups="speaker")
         test = dm.fold_split()[1]
-        assert len(test.names) == 20, "all ten digits x two takes of the speaker, whatever `split` says"
-        assert {Path(n).name.split("_")[1] for n in test.names} == set(dm.held_out_groups)
+        assert len(test.names) == 6, "all three sounds x two takes of the speaker, whatever the source's split"
+        assert {Path(n).name.split("_")[0] for n in test.names} == set(dm.held_out_groups)
         held_out += dm.held_out_groups
     assert sorted(held_out) == ["george", "lucas", "theo"]
 
 
-@needs_recipe("fsdd")
-@pytest.mark.slow
-def test_real_fsdd_in_six_folds_by_speaker_holds_out_each_speaker_once(tmp_path):
-    with tarfile.open(real_data_file("fsdd.tar.xz")) as tar:
-        tar.extractall(tmp_path, filter="data")
-    source = FSDD(tmp_path, split="speaker", download=False)
-    data = AudioDataModule(source, sample_rate=8000, fold=0, num_folds=6, fold_groups="speaker")
-    rest, test = data.fold_split()
-    assert len(data.held_out_groups) == 1 and test.labels.bincount().tolist() == [50] * 10, "one speaker, all 500"
-    # The other folds, from the same names and groups (without decoding the recordings five more times)
-    names, labels = rest.names + test.names, torch.cat([rest.labels, test.labels])
-    groups = [source.group("speaker", name) for name in names]
-    folds = assign_folds(names, labels, 6, seed=0, groups=groups).tolist()
-    held_out = [sorted({g for g, f in zip(groups, folds, strict=True) if f == fold}) for fold in range(6)]
-    assert held_out[0] == data.held_out_groups
-    assert sorted(speakers[0] for speakers in held_out if len(speakers) == 1) == sorted(SPEAKERS)
-
-
-@needs_recipe("speech_commands")
-def test_speech_commands_and_wav_folders_tell_the_speaker(tmp_path):
-    commands = SpeechCommands(tmp_path, download=False)
-    assert commands.group("speaker", "yes/0a7c2a8d_nohash_1.wav") == "0a7c2a8d"
-    assert commands.group("speaker", "_background_noise_/pink_noise.wav@1.250s") == "pink_noise.wav"
-
+def test_wav_folders_tell_the_group_their_pattern_reads(tmp_path):
     root = write_wav_folder(tmp_path / "wavs", per_class=3)
     names = sorted(str(p.relative_to(root)) for p in root.rglob("*.wav"))
     folder = WavFolder(root, groups={"take": r"(\d+)\.wav$"})

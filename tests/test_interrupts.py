@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from project.engine import signals
 from project.engine.cli import main
 from project.engine.errors import run_command
-from tests.recipes import image_folder_args, needs_recipe, tiny_args
+from tests.recipes import image_folder_args, tiny_args
 
 EPOCHS = 3
 
@@ -110,18 +110,18 @@ def test_image_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
 
 
 @pytest.mark.slow
-@needs_recipe("fsdd")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_wav_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
-    """FSDD's layout and recipe, dropout and SpecAugment on."""
-    from tests.test_audio_model import tiny_fsdd_args
-    from tests.wav_format import write_fsdd
+    """Clips of many lengths through the audio DataModule, dropout and SpecAugment on."""
+    from tests.recipes import wav_folder_args
+    from tests.wav_format import write_wav_folder
 
-    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=8)
+    root = write_wav_folder(tmp_path / "sounds", per_class=20)  # 3 x 16 training clips: 3 steps an epoch
 
     def args(log_dir: Path) -> list[str]:
         return [
-            *tiny_fsdd_args(root, log_dir, epochs=EPOCHS),
+            *wav_folder_args(root, log_dir, epochs=EPOCHS),
+            "--data.source.init_args.test_fraction=0",
             "--model.net.init_args.dropout=0.3",
             "--model.net.init_args.freq_masks=2",
             "--trainer.deterministic=true",
@@ -131,20 +131,22 @@ def test_wav_folder_stopped_mid_step_resumes_exactly(signum, tmp_path):
 
 
 @pytest.mark.slow
-@needs_recipe("cifar10")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_cifar_format_stopped_mid_step_resumes_exactly(signum, tmp_path):
-    from project.examples.cifar10.tests.cifar_format import write_cifar10
-    from project.examples.cifar10.tests.conftest import tiny_cifar_args
+def test_images_with_the_views_on_stopped_mid_step_resumes_exactly(signum, tmp_path):
+    """Images held in memory with the recipes' views drawing every validation: the views read the model's
+    outputs and draw no random numbers the run's own depend on."""
+    from tests.image_tree import write_image_tree
 
-    write_cifar10(tmp_path / "data", per_batch=40)  # 200 training images, 100 held out: 2 steps an epoch
+    root = write_image_tree(tmp_path / "images", per_class=8)  # 18 / 6 = 3 steps an epoch
 
     def args(log_dir: Path) -> list[str]:
-        # the recipe named: the resume then takes it, not the first run's config (which names SignalAt)
-        recipe = ["--config=cifar10", *tiny_cifar_args(tmp_path / "data", log_dir, epochs=EPOCHS)]
-        return [*recipe, "--trainer.deterministic=true"]
+        views = ("ConfusionMatrixImage", "PerClassMetrics")
+        return [
+            *image_folder_args(root, log_dir, epochs=EPOCHS),
+            *(f"--trainer.callbacks+=project.tasks.classification.{view}" for view in views),
+        ]
 
-    _assert_resumes_exactly(args, signum, 2, 2, tmp_path)
+    _assert_resumes_exactly(args, signum, 4, 3, tmp_path)
 
 
 def test_a_signal_outside_the_steps_stops_at_once_with_the_shells_status(capsys):

@@ -42,20 +42,13 @@ from project.engine.runs import claim_run_folders
 from project.tasks.classification import metrics
 from project.tasks.classification.module import Classifier
 from tests.archive_format import add_to_tar
+from tests.archived_wavs import ARCHIVE, ArchivedWavs
 from tests.catalogue import BadInput, Refused, cases, check, cli
 from tests.image_tree import truncate, write_image_tree
-from tests.recipes import TINY, image_folder_args, needs_recipe, tiny_args
+from tests.recipes import TINY, image_folder_args, tiny_args, wav_folder_args
 from tests.stops import interrupt_at
-from tests.test_audio_model import tiny_fsdd_args
 from tests.test_download import write_cve_2025_4517_archive
-from tests.wav_format import write_fsdd, write_speech_commands
-
-try:  # our examples; gone in a fork that removed them (python -m project.fork remove-examples)
-    from project.examples.fsdd import FSDD
-    from project.examples.speech_commands import SpeechCommands
-    from project.examples.speech_commands.source import WORDS as SPEECH_COMMANDS_WORDS
-except ImportError:
-    FSDD = SpeechCommands = SPEECH_COMMANDS_WORDS = None
+from tests.wav_format import write_wav_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny recipe: 100 synthetic training samples, 20 held out: 80 / batch 16 = 5 steps an epoch, 15 in 3 epochs
@@ -137,11 +130,12 @@ def test_resume_is_bit_exact_with_the_device_loader(tmp_path):
     _assert_same_run(resumed, (full, last))
 
 
-def _fsdd_resume_args(root: Path, log_dir: Path) -> list[str]:
-    """The FSDD recipe shrunk, with everything random left on: dropout between and after the GRU
-    layers, SpecAugment's masks, speed, shift and gain; 48 training clips / 16 = 3 steps an epoch."""
+def _audio_resume_args(root: Path, log_dir: Path) -> list[str]:
+    """A WAV folder through the audio DataModule and a GRU, with everything random left on: dropout between and
+    after the GRU layers, SpecAugment's masks, speed, shift and gain; 48 training clips / 16 = 3 steps an epoch."""
     return [
-        *tiny_fsdd_args(root, log_dir, epochs=EPOCHS),
+        *wav_folder_args(root, log_dir, epochs=EPOCHS),
+        "--data.source.init_args.test_fraction=0",
         "--data.speed=0.1", "--data.max_shift=0.05", "--data.gain_db=6",
         "--model.net.init_args.num_layers=2",
         "--model.net.init_args.dropout=0.3",
@@ -151,12 +145,11 @@ def _fsdd_resume_args(root: Path, log_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.mark.slow  # three FSDD fits; exact resume of the tiny table and of image folders stays quick
-@needs_recipe("fsdd")
-def test_fsdd_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
+@pytest.mark.slow  # three audio fits; exact resume of the tiny table and of image folders stays quick
+def test_audio_resume_with_dropout_and_specaugment_is_bit_exact(tmp_path):
     """Stopped inside the second epoch; every weight differed when dropout drew from an unsaved RNG."""
-    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=8)
-    args = functools.partial(_fsdd_resume_args, root)
+    root = write_wav_folder(tmp_path / "sounds", per_class=20)  # 3 x 16 training clips, 3 x 4 validate
+    args = functools.partial(_audio_resume_args, root)
     full = main(["fit", *args(tmp_path / "full")])
     last = torch.load(_last_ckpt(tmp_path / "full"), map_location="cpu", weights_only=True)
     _assert_same_run(_resume_after_interrupt(args, 4, tmp_path), (full, last), steps=3 * EPOCHS)
@@ -550,10 +543,10 @@ def _read_cut_wav(tmp: Path) -> None:
 
 
 def _predict_on_nan_wav(tmp: Path) -> None:
-    root = write_fsdd(tmp / "fsdd", takes=1)
+    root = write_wav_folder(tmp / "sounds", per_class=3)
     (tmp / "mine").mkdir()
     soundfile.write(tmp / "mine" / "nan.wav", np.full(4000, np.nan, dtype=np.float32), 8000, subtype="FLOAT")
-    main(["predict", *tiny_fsdd_args(root, tmp / "logs", epochs=1), f"--data.predict_dir={tmp / 'mine'}"])
+    main(["predict", *wav_folder_args(root, tmp / "logs", epochs=1), f"--data.predict_dir={tmp / 'mine'}"])
 
 
 DIR, SYM = tarfile.DIRTYPE, tarfile.SYMTYPE
@@ -568,26 +561,19 @@ def _tar_of(archive: Path, *members: tuple[str, bytes, str]) -> None:
             tar.addfile(info)
 
 
-def _leftover_fsdd_archive(tmp: Path, content: bytes) -> None:
-    (tmp / "free-spoken-digit-dataset-1.0.10.tar.gz").write_bytes(content)
-    FSDD(tmp, download=False).prepare()
+def _leftover_archive(tmp: Path, content: bytes) -> None:
+    (tmp / ARCHIVE).write_bytes(content)
+    ArchivedWavs(tmp, url="http://127.0.0.1:9/nowhere.tar.gz", download=False).prepare()
 
 
 def _truncated_tar_gz() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         payload = np.random.default_rng(0).bytes(50_000)
-        info = tarfile.TarInfo("free-spoken-digit-dataset-1.0.10/recordings/0_george_0.wav")
+        info = tarfile.TarInfo("sounds-1.0/tone/0.wav")
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
     return buffer.getvalue()[:20_000]
-
-
-def _short_speech_commands(tmp: Path) -> None:
-    write_speech_commands(tmp / "speech_commands_v0.02", SPEECH_COMMANDS_WORDS)
-    listed = (tmp / "speech_commands_v0.02" / "testing_list.txt").read_text().split()
-    (tmp / "speech_commands_v0.02" / listed[0]).unlink()
-    SpeechCommands(tmp, download=False, expected_recordings=0).load("train", 16000)
 
 
 def _spoil_jpeg(tree: Path) -> None:
@@ -731,18 +717,16 @@ BAD_INPUTS = [
         r"member 'dev' is a device",
     ),
     BadInput(
-        "truncated leftover FSDD archive, download off",
-        lambda t: _leftover_fsdd_archive(t, _truncated_tar_gz()),
+        "truncated leftover archive, download off",
+        lambda t: _leftover_archive(t, _truncated_tar_gz()),
         DownloadError,
-        r"free-spoken-digit-dataset-1\.0\.10\.tar\.gz is there but it is not a whole archive.*Delete .*tar\.gz",
-        recipe="fsdd",
+        r"sounds-1\.0\.tar\.gz is there but it is not a whole archive.*Delete .*tar\.gz",
     ),
     BadInput(
-        "empty leftover FSDD archive, download off",
-        lambda t: _leftover_fsdd_archive(t, b""),
+        "empty leftover archive, download off",
+        lambda t: _leftover_archive(t, b""),
         DownloadError,
-        r"free-spoken-digit-dataset-1\.0\.10\.tar\.gz is there but it is empty.*Delete",
-        recipe="fsdd",
+        r"sounds-1\.0\.tar\.gz is there but it is empty.*Delete",
     ),
     BadInput(
         "file:// URL of a missing file",
@@ -755,22 +739,6 @@ BAD_INPUTS = [
         lambda t: _download(t, "ftp://example.org/archive.tar.gz"),
         DownloadError,
         r"Could not download ftp://example\.org/archive\.tar\.gz: only http://, https:// and file://",
-    ),
-    BadInput(
-        "FSDD folder short of recordings",
-        lambda t: FSDD(write_fsdd(t / "free-spoken-digit-dataset-1.0.10", takes=6).parent, download=False).load(
-            "train", 8000
-        ),
-        ValueError,
-        r"recordings holds 120 recordings, not the 3000 of FSDD 1\.0\.10: the folder is incomplete\. Delete ",
-        recipe="fsdd",
-    ),
-    BadInput(
-        "Speech Commands folder lacking a listed recording",
-        _short_speech_commands,
-        FileNotFoundError,
-        r"speech_commands_v0\.02 is incomplete: .*lacks 1 that its split lists name \(backward/.*\.wav.*Delete",
-        recipe="speech_commands",
     ),
     # Checkpoints
     BadInput(
@@ -822,17 +790,17 @@ BAD_INPUTS = [
         ValueError,
         r"huge\.wav has samples as large as 1e\+30",
     ),
-    BadInput("predict on a NaN WAV", _predict_on_nan_wav, ValueError, r"mine/nan\.wav holds 4000 NaN", recipe="fsdd"),
+    BadInput("predict on a NaN WAV", _predict_on_nan_wav, ValueError, r"mine/nan\.wav holds 4000 NaN"),
 ]
 
 
 # Command-line cases, run as the shell runs them (`cli`): each must end in exit status 2 and one `error:`
-# line, besides naming the file, key or value. They use the tiny recipe (tests/recipes.py), so a fork
-# that deletes our examples keeps them; the CIFAR-10 source's own are in tests/test_cifar10_data.py.
+# line, besides naming the file, key or value. They use the tests' own recipes (tests/recipes.py), so a fork
+# that deletes our examples keeps them; an example's own cases are in its tests/ folder.
 
 
 class TinyRuns:
-    """A checkpoint of a 1-epoch fit of the tiny recipe, and FSDD recordings, made once, when first asked for."""
+    """A checkpoint of a 1-epoch fit of the tiny recipe, and a WAV folder, made once, when first asked for."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -843,8 +811,8 @@ class TinyRuns:
         return _last_ckpt(self.root / "tiny-run")
 
     @functools.cached_property
-    def fsdd_data(self) -> Path:
-        return write_fsdd(self.root / "fsdd", takes=7)  # FSDD's split: takes 5 and 6 train
+    def wav_data(self) -> Path:
+        return write_wav_folder(self.root / "sounds", per_class=5)
 
 
 @pytest.fixture(scope="module")
@@ -944,12 +912,11 @@ BAD_INPUTS += [
         r"model\.scheduler cannot be laid over this run's 4 training steps .*pct_start",
     ),
     BadInput(
-        "checkpoint of another data set given to FSDD test",
-        lambda t, runs: cli("test", *tiny_fsdd_args(runs.fsdd_data, t, 1), f"--ckpt_path={runs.ckpt}"),
+        "checkpoint of another data set given to an audio test",
+        lambda t, runs: cli("test", *wav_folder_args(runs.wav_data, t, 1), f"--ckpt_path={runs.ckpt}"),
         Refused,
         r"The checkpoint's network does not fit the model built from the config: net\..*missing from the checkpoint",
         needs_runs=True,
-        recipe="fsdd",
     ),
     BadInput(
         "--ckpt_path naming a folder",

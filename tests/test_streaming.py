@@ -16,13 +16,7 @@ from project.engine.data import (
 from project.engine.data.loaders import ResumableLoader
 from project.engine.errors import DataError
 from tests.image_tree import write_image_tree
-from tests.recipes import needs_recipe
 from tests.wav_format import write_wav_folder
-
-try:  # our example; gone in a fork that removed it (python -m project.fork remove-examples)
-    from project.examples.cifar10.source import CIFAR10
-except ImportError:
-    CIFAR10 = None
 
 
 class UnlistedImages(ImageSource):
@@ -144,7 +138,6 @@ def test_memory_unknown_is_not_a_refusal(tree, monkeypatch):
     "unlisted",
     [
         pytest.param(lambda root: UnlistedImages(), id="UnlistedImages"),
-        pytest.param(lambda root: CIFAR10(root, download=False), id="CIFAR10", marks=needs_recipe("cifar10")),
     ],
 )
 def test_a_source_without_files_cannot_stream(unlisted, tmp_path):

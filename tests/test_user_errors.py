@@ -110,7 +110,7 @@ CLI = [sys.executable, "-m", "project.cli"]
 
 def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
     """name: (command line, what stderr's error line must say) for issue 12's user errors that are not
-    about one data set (missing and bad data files: tests/test_cifar10_data.py)."""
+    about one data set (a data set's missing and bad files are its source's tests')."""
     tiny = tiny_args(tmp / "logs", epochs=1)
     (tmp / "malformed.yaml").write_text("trainer:\n  max_epochs: 3\n   precision: 32\n")
     (tmp / "empty.yaml").write_text("")

@@ -60,33 +60,15 @@ def write_wav_folder(
     return root
 
 
-def write_fsdd(
-    root: Path, speakers: tuple[str, ...] = ("george", "theo"), takes: int = 8, sample_rate: int = 8000, seed: int = 0
+def write_speaker_folder(
+    root: Path, speakers: tuple[str, ...], classes: tuple[str, ...] = SOUNDS[:3], takes: int = 2, seed: int = 0
 ) -> Path:
-    """root/recordings/{digit}_{speaker}_{take}.wav, FSDD's layout; digits 0-6 are SOUNDS, 7-9 pitched
-    variants, and each speaker shifts the pitch a little, as voices do."""
+    """root/<sound>/<speaker>_<take>.wav at 8 kHz, each speaker a little higher pitched, as voices are: a WAV
+    folder whose files tell their speaker, for folds by group (WavFolder's `groups`)."""
     rng = np.random.default_rng(seed)
-    kinds = [(kind, 1.0) for kind in SOUNDS] + [("tone", 1.5), ("chirp", 0.6), ("two_tones", 1.6)]
     for s, speaker in enumerate(speakers):
-        for digit, (kind, pitch) in enumerate(kinds):
+        for kind in classes:
             for take in range(takes):
-                clip = sound(kind, rng.uniform(0.2, 0.5), sample_rate, rng, pitch * (1 + 0.04 * s))
-                write_wav(root / "recordings" / f"{digit}_{speaker}_{take}.wav", clip, sample_rate)
-    return root
-
-
-def write_speech_commands(root: Path, words: tuple[str, ...], per_word: int = 4, sample_rate: int = 16000) -> Path:
-    """The archive's layout: <word>/<speaker>_nohash_<i>.wav for every word, the two split lists
-    (take 0 of each word validates, take 1 tests) and two background-noise recordings."""
-    rng = np.random.default_rng(0)
-    val, test = [], []
-    for w, word in enumerate(words):
-        for i in range(per_word):
-            name = f"{word}/{w:04x}{i:04x}_nohash_0.wav"
-            write_wav(root / name, sound(SOUNDS[w % len(SOUNDS)], 0.25, sample_rate, rng), sample_rate)
-            (val if i == 0 else test if i == 1 else []).append(name)
-    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
-    (root / "testing_list.txt").write_text("\n".join(test) + "\n")
-    for name in ("white_noise", "pink_noise"):
-        write_wav(root / "_background_noise_" / f"{name}.wav", 0.1 * rng.standard_normal(3 * sample_rate), sample_rate)
+                clip = sound(kind, rng.uniform(0.2, 0.5), 8000, rng, 1 + 0.04 * s)
+                write_wav(root / kind / f"{speaker}_{take}.wav", clip, 8000)
     return root

@@ -2,7 +2,7 @@
 
 import pytest
 
-from project.examples.fsdd.tests.test_benchmarks import run_script
+from tests.scripts import run_script
 
 
 @pytest.mark.slow

@@ -11,18 +11,19 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from project.engine.cli import main
+from project.engine.data import ImageDataModule
 from project.engine.data.download import DownloadError, RemoteArchive, download_archive
 from project.engine.data.loaders import DeviceLoader
+from project.engine.errors import DataError
 from project.examples.cifar10 import source as cifar10
 from project.examples.cifar10.tests.cifar_format import cifar10_data, write_cifar10, write_cifar10_archive
 from project.examples.cifar10.tests.conftest import tiny_cifar_args
 from tests.archive_format import add_to_tar
 from tests.catalogue import BadInput, Refused, cases, check, cli
 from tests.image_tree import truncate
-from tests.recipes import run_dir
-from tests.test_audio_model import tiny_fsdd_args
+from tests.recipes import run_dir, wav_folder_args
 from tests.test_reliability import Payload
-from tests.wav_format import write_fsdd
+from tests.wav_format import write_wav_folder
 
 CIFAR10_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar10.yaml"
 
@@ -210,7 +211,7 @@ def _with_pixel(data: np.ndarray, value: int) -> np.ndarray:
 
 
 class CifarRuns:
-    """The module's CIFAR-10 fit (`fitted_cifar`) and a 1-epoch FSDD fit, made once, when first asked for."""
+    """The module's CIFAR-10 fit (`fitted_cifar`) and a 1-epoch fit on a WAV folder, made once, when first asked for."""
 
     def __init__(self, fitted_cifar: Path, root: Path):
         self.cifar_data = fitted_cifar / "data"
@@ -218,13 +219,13 @@ class CifarRuns:
         self.root = root
 
     @functools.cached_property
-    def fsdd_data(self) -> Path:
-        return write_fsdd(self.root / "fsdd", takes=7)  # FSDD's split: takes 5 and 6 train
+    def wav_data(self) -> Path:
+        return write_wav_folder(self.root / "sounds", per_class=5)
 
     @functools.cached_property
-    def fsdd_ckpt(self) -> Path:
-        main(["fit", *tiny_fsdd_args(self.fsdd_data, self.root / "fsdd-run", epochs=1)])
-        return run_dir(self.root / "fsdd-run", "fsdd") / "checkpoints" / "last.ckpt"
+    def audio_ckpt(self) -> Path:
+        main(["fit", *wav_folder_args(self.wav_data, self.root / "audio-run", epochs=1)])
+        return run_dir(self.root / "audio-run") / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")
@@ -388,7 +389,7 @@ CIFAR_BAD_INPUTS = [
     BadInput(
         "audio checkpoint given to CIFAR-10 test",
         lambda t, runs: cli(
-            "test", f"--config={CIFAR10_CONFIG}", *_tiny_cifar(runs.cifar_data, t), f"--ckpt_path={runs.fsdd_ckpt}"
+            "test", f"--config={CIFAR10_CONFIG}", *_tiny_cifar(runs.cifar_data, t), f"--ckpt_path={runs.audio_ckpt}"
         ),
         Refused,
         # --config names the recipe to evaluate with, so the model is the recipe's and the weights do not fit it
@@ -396,8 +397,8 @@ CIFAR_BAD_INPUTS = [
         needs_runs=True,
     ),
     BadInput(
-        "CIFAR-10 checkpoint given to FSDD test",
-        lambda t, runs: cli("test", *tiny_fsdd_args(runs.fsdd_data, t, 1), f"--ckpt_path={runs.cifar_ckpt}"),
+        "CIFAR-10 checkpoint given to an audio test",
+        lambda t, runs: cli("test", *wav_folder_args(runs.wav_data, t, 1), f"--ckpt_path={runs.cifar_ckpt}"),
         Refused,
         r"The checkpoint's network does not fit the model built from the config: net\..*missing from the checkpoint",
         needs_runs=True,
@@ -483,3 +484,10 @@ def test_missing_or_bad_cifar10_files_from_the_shell_have_no_traceback(tmp_path)
         }
     )
     assert not failures, "\n\n".join(failures)
+
+
+def test_cifar10_cannot_stream(tmp_path):
+    """One archive of pickled batches, no file per image: streaming (`data.in_memory false`) is refused in one line."""
+    data = ImageDataModule(cifar10.CIFAR10(tmp_path, download=False), in_memory=False)
+    with pytest.raises(DataError, match=r"CIFAR10 cannot be streamed.*data.in_memory true"):
+        data.setup("fit")

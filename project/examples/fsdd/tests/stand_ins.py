@@ -3,8 +3,8 @@ release's count."""
 
 from pathlib import Path
 
+from project.examples.fsdd.tests.fsdd_format import write_fsdd
 from tests.stand_ins import StandIn
-from tests.wav_format import write_fsdd
 
 
 def fsdd(folder: Path) -> list[str]:

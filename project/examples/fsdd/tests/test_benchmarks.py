@@ -1,28 +1,16 @@
 """The audio and memory benchmark scripts run to their tables on tiny synthetic data (no timing is checked)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.wav_format import write_fsdd
+from project.examples.fsdd.tests.fsdd_format import write_fsdd
+from tests.scripts import run_script
 
-ROOT = Path(__file__).resolve().parents[4]  # the repository
 # A synthetic FSDD of 2 speakers: a subset, small batches and a narrow net
 TINY_FSDD = [
     "--data.source.init_args.expected_recordings=0",
     "--data.batch_size=8",
     "--model.net.init_args.hidden_size=16",
 ]
-
-
-def run_script(*args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 @pytest.mark.slow

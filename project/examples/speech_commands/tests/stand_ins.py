@@ -4,8 +4,8 @@ of every word, not the release's count."""
 from pathlib import Path
 
 from project.examples.speech_commands.source import WORDS
+from project.examples.speech_commands.tests.speech_commands_format import write_speech_commands
 from tests.stand_ins import StandIn
-from tests.wav_format import write_speech_commands
 
 
 def speech_commands(folder: Path) -> list[str]:
