@@ -85,7 +85,7 @@ def convert(folder: Path, chunks: Path, args: argparse.Namespace) -> float | Non
     """Seconds `python -m project.optimize` took, or None when the chunks were kept from a previous run."""
     from project.engine.data.optimize import main as optimize
 
-    if (chunks / "project.json").is_file():
+    if (chunks / "optimized.json").is_file():
         return None
     start = time.perf_counter()
     data = data_args(folder, False, args.workers, args.batch)

@@ -42,7 +42,7 @@ def chunks(tree, tmp_path_factory):
 
 
 def test_optimize_writes_every_split_and_what_the_net_needs(chunks, capsys):
-    meta = json.loads((chunks / "project.json").read_text())
+    meta = json.loads((chunks / "optimized.json").read_text())
     assert meta["classes"] == ["circle", "square", "triangle"] and meta["image_size"] == 8
     assert meta["splits"] == {"train": 18, "val": 6, "test": 6} and len(meta["mean"]) == 3
     source = LitDataImages(str(chunks))

@@ -590,7 +590,8 @@ def test_a_non_editable_install_runs_from_an_empty_folder(tmp_path):
         printed = run(str(python), "-m", "project.cli", "fit", "--print_config")
         assert f"class_path: {_source_of(shipped()[default])}" in printed
     else:  # a fork without one is told what to write
-        said = subprocess.run([python, "-m", "project.cli", "fit"], cwd=empty, capture_output=True, text=True, env=env)
+        command = [python, "-m", "project.cli", "fit"]
+        said = subprocess.run(command, cwd=empty, capture_output=True, text=True, env=env)
         assert said.returncode == 2 and "no --config given" in said.stderr and "Traceback" not in said.stderr
     # One recipe of each folder recipes ship from (the top-level configs, each example's or task's configs/)
     for path in {path.parent: path for _, path in sorted(shipped().items())}.values():

@@ -1,6 +1,6 @@
 """Training from LitData's optimized chunks, in a local folder or object storage (`s3://`, `gs://`, ...).
 
-`python -m project.optimize` writes a source's splits as chunks with a `project.json` of what the net
+`python -m project.optimize` writes a source's splits as chunks with an `optimized.json` of what the net
 and transforms need; the sources here read them back, and LitData's `StreamingDataset` and
 `StreamingDataLoader` do the rest (caching, chunk-wise shuffling, sharding, the loader's position in
 checkpoints). The splits are the chunks' own: no `val_size` hold-out and no cross-validation (folds would
@@ -20,7 +20,7 @@ from torch import Tensor
 from project.engine.data.source import AudioSource, ImageSource, Samples, Split
 from project.engine.errors import ConfigError, DataError
 
-META = "project.json"
+META = "optimized.json"
 INSTALL = 'LitData is not installed; `pip install -e ".[stream]"` (or `pip install litdata`) adds it.'
 
 
@@ -33,7 +33,7 @@ def require_litdata() -> Any:
 
 
 def read_meta(input_dir: str) -> dict[str, Any]:
-    """`project.json` of an optimized folder, from disk or, for a URL, through LitData's downloader."""
+    """`optimized.json` of an optimized folder, from disk or, for a URL, through LitData's downloader."""
     if "://" not in input_dir:  # a folder, not a URL
         path = Path(input_dir) / META
         if not path.is_file():
@@ -88,7 +88,7 @@ def collate(items: list[dict[str, Any]], batch: Callable[[list[Tensor]], Any]) -
 
 
 class Chunks:
-    """What the LitData sources share: the folder (or URL), its `project.json`, its splits."""
+    """What the LitData sources share: the folder (or URL), its `optimized.json`, its splits."""
 
     def __init__(self, input_dir: str, cache_dir: str | None, kind: str):
         require_litdata()

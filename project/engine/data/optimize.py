@@ -5,7 +5,7 @@
 
 The config's `data:` section (and any `--data.*`) says what to convert. Each split is written as the fit sees
 it (the held-out validation split included), decoded as training would, to `<output_dir>/train`, `val` and
-`test`, beside a `project.json` of what the net and transforms need. Run again with the same arguments, it
+`test`, beside an `optimized.json` of what the net and transforms need. Run again with the same arguments, it
 resumes where it stopped. Train from the folder or its upload with `project.engine.data.LitDataImages` or
 `LitDataAudio` (docs/data.md).
 """
@@ -75,7 +75,7 @@ def meta_of(data: InMemoryDataModule, sizes: dict[str, int]) -> dict[str, Any]:
 def optimize(
     data: InMemoryDataModule, output_dir: str, num_workers: int, chunk_bytes: str, fast_dev_run: bool = False
 ) -> dict[str, Any]:
-    """Write `data`'s splits as LitData chunks under `output_dir`; returns its `project.json`."""
+    """Write `data`'s splits as LitData chunks under `output_dir`; returns its `optimized.json`."""
     litdata = require_litdata()
     data.prepare_data()
     datasets = splits_of(data)
