@@ -21,8 +21,9 @@ file) and scripts say about it, as they mark it:
     a line ending in <!-- example: fsdd -->      (or `# example: fsdd` in a script): that line
     <!-- without: cifar10              on a line of its own, up to a line `-->`: text shown once it is removed
 
-A block or line goes when any example it names goes. The engine, the tasks, the shared networks and their
-tests stay. Both commands print every file they change. Neither touches git: review with `git status`.
+A block or line goes when any example it names goes; `*` names them all, and goes when none is left. The
+engine, the tasks, the shared networks and their tests stay. Both commands print every file they change.
+Neither touches git: review with `git status`.
 """
 
 import argparse
@@ -299,7 +300,7 @@ def _ruff(root: Path) -> list[str]:
 # --- remove-examples -------------------------------------------------------------------------------
 
 # The marks of what a page or script says about one example or more (the module's docstring shows them)
-_NAMES = r"([\w ]+?)"
+_NAMES = r"([\w *]+?)"
 BLOCK = re.compile(rf"^<!-- example: {_NAMES} -->[ \t]*\n.*?^<!-- /example -->[ \t]*(?:\n|\Z)", re.M | re.S)
 LINE = re.compile(rf"^(?!<!--)[^\n]*?(?:<!-- example: {_NAMES} -->|#\s*example: {_NAMES})[ \t]*(?:\n|\Z)", re.M)
 WITHOUT = re.compile(rf"^<!-- without: {_NAMES}[ \t]*\n(.*?)^-->[ \t]*(?:\n|\Z)", re.M | re.S)
@@ -310,21 +311,20 @@ def strip_examples(text: str, gone: set[str], known: set[str]) -> str:
     """`text` without what it marks as about any of the `gone` examples, and with what it keeps for their
     absence shown. A mark naming anything but `known` examples is not one (a comment that says "example:")."""
 
-    def names(found: str | None) -> set[str] | None:
+    def goes(found: str | None) -> bool:
         words = set((found or "").split())
-        return words if words and words <= known else None
+        if not words or not words <= known | {"*"}:
+            return False  # not a mark
+        return gone >= known if "*" in words else bool(words & gone)
 
     def block(match: re.Match) -> str:
-        named = names(match[1])
-        return "" if named and named & gone else match[0]
+        return "" if goes(match[1]) else match[0]
 
     def line(match: re.Match) -> str:
-        named = names(match[1] or match[2])
-        return "" if named and named & gone else match[0]
+        return "" if goes(match[1] or match[2]) else match[0]
 
     def without(match: re.Match) -> str:
-        named = names(match[1])
-        return match[2] if named and named & gone else match[0]
+        return match[2] if goes(match[1]) else match[0]
 
     updated = WITHOUT.sub(without, LINE.sub(line, BLOCK.sub(block, text)))
     return re.sub(r"\n{3,}", "\n\n", updated) if updated != text else text
