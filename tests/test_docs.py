@@ -2,6 +2,7 @@
 project path they name exists, and every `python -m project...` command they show names a module and config
 files that exist and, for `project.cli`, options its parser accepts (parsed with `--print_config`, nothing run)."""
 
+import ast
 import contextlib
 import importlib.util
 import io
@@ -16,6 +17,7 @@ import yaml
 
 from project.engine import fork, recipes
 from project.engine.cli import main
+from project.engine.errors import ConfigError
 from tests.test_readme_example import example_files, write_into_package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,14 +31,8 @@ PLACEHOLDER = re.compile(r"[<>*{}]|NAME|\.\.\.")  # `configs/presets/quick/<reci
 USER_VALUES = ("--ckpt_path",)
 
 
-# What `python -m project.fork remove-examples` deletes: a fork without it keeps docs that name it, skipped here
-EXAMPLES = ROOT / PKG / fork.EXAMPLES
-
-
-def removed_example(path_or_recipe: str) -> bool:
-    if path_or_recipe.startswith(f"{PKG}/{fork.EXAMPLES}/"):
-        return not (ROOT / path_or_recipe).exists()
-    return False
+# The pages `python -m project.fork remove-examples` rewrites, as it reads their marks
+MARKED = [path for path in fork._text_files(ROOT) if path.suffix == ".md"]
 
 
 def slug(heading: str) -> str:
@@ -74,7 +70,7 @@ def test_every_project_path_named_exists():
     missing = []
     for page in PAGES:
         for path in PATH.findall(prose(page)):
-            if PLACEHOLDER.search(path) or path in examples or removed_example(path):
+            if PLACEHOLDER.search(path) or path in examples:
                 continue
             if not (ROOT / path.rstrip(".")).exists():
                 missing.append(f"{page.relative_to(ROOT)}: {path}")
@@ -126,8 +122,6 @@ def shown_commands() -> dict[tuple[str, ...], str]:
 
 def config_problem(value: str) -> str | None:
     """Why a `--config`/`--search`/`--preset` value cannot be checked here, or is wrong: None when it exists."""
-    if removed_example(value):
-        return "skip"
     if "/" not in value and not value.endswith(".yaml"):
         return None if value in recipes.shipped() else f"no shipped recipe {value}"
     if value.startswith("configs/"):
@@ -190,9 +184,13 @@ def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path)
             args = ["fit", "--config", args[args.index("--config") + 1], *args[args.index("--") + 1 :]]
         if not args:
             continue  # the program named in prose
-        default_gone = "--config" not in args and recipes.default_recipe() is None
-        if problems or default_gone or any("$" in a for a in args):
-            skipped.append(f"{shown}: names a file or value of the user's, or a removed example")
+        if "--config" not in args and recipes.default_recipe() is None and args[0] == "fit":
+            # a fork without a default recipe: the command says, in one line, what to write
+            with pytest.raises(ConfigError, match=r"no --config given .*DEFAULT_RECIPE"):
+                main([*args, "--print_config"])
+            continue
+        if problems or any("$" in a for a in args):
+            skipped.append(f"{shown}: names a file or value of the user's")
             continue
         argv = [a for i, a in enumerate(args) if a not in USER_VALUES and (i == 0 or args[i - 1] not in USER_VALUES)]
         argv = [a for a in argv if not a.startswith(tuple(f"{u}=" for u in USER_VALUES)) and a != "--help"]
@@ -224,3 +222,60 @@ def test_every_command_shown_names_what_exists_and_parses(monkeypatch, tmp_path)
     print(f"{len(groups)} parses; skipped:", *skipped, sep="\n  ")
     assert not wrong, "\n".join(wrong)
     assert groups, "no project.cli command found in the docs: is the extraction broken?"
+
+
+def test_every_example_mark_is_whole_and_names_an_example():
+    """What remove-examples reads (project/engine/fork.py): each block and hidden text closed, each on whole
+    lines, each naming examples there are (or `*`), and none inside the examples' own folders' pages'
+    fenced code, where a reader would see it."""
+    known = set(fork.examples(ROOT)) | {"*"}
+    wrong = []
+    for page in MARKED:
+        text = page.read_text()
+        name = page.relative_to(ROOT)
+        opened = None
+        for number, line in enumerate(text.splitlines(), 1):
+            names = re.search(r"<!-- (?:example|without): ([\w *]+?)(?: -->)?\s*$", line)
+            if line.startswith(("<!-- example:", "<!-- without:")):
+                if opened:
+                    wrong.append(f"{name}:{number}: a mark inside the one opened at line {opened[0]}")
+                opened = (number, "<!-- /example -->" if line.startswith("<!-- example:") else "-->")
+            elif opened and line.strip() == opened[1]:
+                opened = None
+            elif line.strip() == "<!-- /example -->" or (line.strip() == "-->" and not opened):
+                wrong.append(f"{name}:{number}: a closing mark with nothing open")
+            if names and not set(names[1].split()) <= known:
+                wrong.append(f"{name}:{number}: {names[1]!r} names no example of {sorted(known)}")
+        if opened:
+            wrong.append(f"{name}:{opened[0]}: never closed")
+    assert not wrong, "\n".join(wrong)
+
+
+def example_words(name: str) -> re.Pattern[str]:
+    """What names the example `name` in prose: its folder name however spelt (`cifar10`, `CIFAR-10`, `Speech
+    Commands`), its recipes' names and the classes it exports."""
+    folder = ROOT / PKG / fork.EXAMPLES / name
+    words = {p.stem for p in (folder / "configs").glob("*.yaml")}
+    tree = ast.parse((folder / "__init__.py").read_text())
+    exported = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "__all__"]
+    words |= {value.value for node in exported for value in ast.walk(node.value) if isinstance(value, ast.Constant)}
+    spelt = r"[-_ ]?".join(re.escape(part) for part in re.findall(r"[a-z]+|\d+", name))
+    return re.compile(rf"(?i:{spelt})|\b(?:{'|'.join(map(re.escape, sorted(words)))})\b")
+
+
+def test_removing_the_examples_leaves_no_word_of_them_and_no_mark():
+    """The pages as `remove-examples` leaves them (project/engine/fork.py, on the text only): not one mark left,
+    and nothing that names a removed example (its folder, recipes or classes). A tree without examples checks
+    that its pages hold no mark."""
+    gone = set(fork.examples(ROOT))
+    words = {name: example_words(name) for name in gone}
+    left = []
+    for page in MARKED:
+        stripped = fork.strip_examples(page.read_text(), gone, gone)
+        for number, line in enumerate(stripped.splitlines(), 1):
+            if re.match(r"<!-- (?:example:|without:|/example -->)", line) or re.search(r"<!-- example: .*-->$", line):
+                left.append(f"{page.relative_to(ROOT)}:{number}: a mark is left: {line}")
+            left += [
+                f"{page.relative_to(ROOT)}:{number}: names {n}: {line}" for n, w in words.items() if w.search(line)
+            ]
+    assert not left, "\n".join(left)
