@@ -1,0 +1,104 @@
+"""The tree's architecture, held by its imports (read with `ast`, nothing imported):
+
+- the engine (`project/engine/`) serves any LightningModule: it imports nothing from the tasks (`project/tasks/`)
+  or the examples (`project/examples/`);
+- an example is one folder that nothing else imports: `remove-examples` deletes it whole and leaves nothing
+  broken. Only its own files (its tests among them) import `project.examples.<name>`.
+"""
+
+import ast
+from pathlib import Path
+
+from project.engine import fork
+from project.engine.fork import EXAMPLES, PACKAGE
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINE = ROOT / PACKAGE / "engine"
+FORBIDDEN_IN_ENGINE = (f"{PACKAGE}.tasks", f"{PACKAGE}.{EXAMPLES}")
+
+# Engine modules that still import a task, while the engine is made task-free: each entry is removed as its
+# module stops (the test fails on an entry that no longer offends), until the list is empty
+KNOWN_OFFENDERS = {
+    "callbacks/summary.py",
+    "callbacks/tuner.py",
+    "cli.py",
+    "crossval/results.py",
+    "sweep/study.py",
+    "sweep/trial.py",
+}
+
+
+def imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in `path`, relative ones resolved against its package (the
+    folders from `root` down to it)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
+            # `from project import tasks` imports project.tasks: each name may be a module
+            found += [(node.lineno, base)] + [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _python_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_engine_imports_no_task_and_no_example():
+    offending: dict[str, list[str]] = {}
+    for path in _python_files(ENGINE):
+        bad = [f"line {n}: {m}" for n, m in imports(path) if any(_within(m, f) for f in FORBIDDEN_IN_ENGINE)]
+        if bad:
+            offending[path.relative_to(ENGINE).as_posix()] = sorted(set(bad))
+    new = {name: lines for name, lines in offending.items() if name not in KNOWN_OFFENDERS}
+    assert not new, f"the engine must not import the tasks or the examples: {new}"
+    mended = sorted(KNOWN_OFFENDERS - set(offending))
+    assert not mended, f"no longer import a task: remove them from KNOWN_OFFENDERS: {mended}"
+
+
+def test_an_example_is_imported_only_from_its_own_folder():
+    examples = ROOT / PACKAGE / EXAMPLES
+    names = sorted(p.name for p in examples.iterdir() if (p / "__init__.py").is_file()) if examples.is_dir() else []
+    files = [p for p in fork._text_files(ROOT) if p.suffix == ".py"]  # the sources fork reads, tests and docs too
+    wrong = []
+    for path in files:
+        for name in names:
+            own = examples / name
+            if path.is_relative_to(own):
+                continue
+            wrong += [
+                f"{path.relative_to(ROOT)}:{n}: {m}"
+                for n, m in imports(path)
+                if _within(m, f"{PACKAGE}.{EXAMPLES}.{name}")
+            ]
+    assert not wrong, "only an example's own files may import it (remove-examples deletes it whole):\n" + "\n".join(
+        wrong
+    )
+
+
+def test_the_import_reader_sees_every_form(tmp_path):
+    """The rules above are only as good as the reading: absolute, `from` and relative imports all count."""
+    engine = tmp_path / PACKAGE / "engine"
+    engine.mkdir(parents=True)
+    module = engine / "probe.py"
+    module.write_text(
+        f"import {PACKAGE}.tasks.classification\n"
+        f"from {PACKAGE} import tasks\n"
+        "from ..examples.cifar import source\n"
+        "def late():\n"
+        f"    from {PACKAGE}.tasks import metrics\n"
+    )
+    found = [m for _, m in imports(module, tmp_path)]
+    assert f"{PACKAGE}.tasks.classification" in found and f"{PACKAGE}.tasks" in found
+    assert f"{PACKAGE}.examples.cifar.source" in found and f"{PACKAGE}.tasks.metrics" in found
