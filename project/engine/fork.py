@@ -154,7 +154,9 @@ def check_name(root: Path, new: str) -> None:
         raise ForkError(f"the package is already named {new}")
     if (root / new).exists():
         raise ForkError(f"{root / new} exists already: choose another name or move it away")
-    if new in TOP_SKIPPED or _git_ignores(root, new):
+    if new in TOP_SKIPPED:
+        raise ForkError(f"{new}/ is a folder for environments, data or runs, which git ignores: choose another name")
+    if _git_ignores(root, new):
         raise ForkError(
             f"git ignores {new}/ in this tree (.gitignore): the package would vanish from every commit; choose another"
         )
@@ -169,15 +171,18 @@ def check_name(root: Path, new: str) -> None:
 
 
 def _git_ignores(root: Path, name: str) -> bool:
-    try:  # --no-index: ignored whether or not anything of that name is tracked
+    try:  # --no-index: ignored whether or not anything of that name is tracked; 0 ignored, 1 not, 128 no repository
         done = subprocess.run(
             ["git", "check-ignore", "-q", "--no-index", f"{name}/__init__.py"], cwd=root, capture_output=True
         )
-    except OSError:  # no git: the patterns of the top-level .gitignore that name a folder
-        ignore = root / ".gitignore"
-        lines = ignore.read_text().splitlines() if ignore.is_file() else []
-        return any(line.strip().strip("/") == name for line in lines)
-    return done.returncode == 0
+        if done.returncode in (0, 1):
+            return done.returncode == 0
+    except OSError:
+        pass
+    # no git, or not a repository yet: the lines of the top-level .gitignore that name the folder
+    ignore = root / ".gitignore"
+    lines = ignore.read_text().splitlines() if ignore.is_file() else []
+    return any(line.strip().strip("/") == name for line in lines)
 
 
 def _line_length(root: Path) -> int:
