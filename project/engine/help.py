@@ -12,7 +12,7 @@ from project.engine.config_yaml import load_config_value
 from project.engine.recipes import PRESETS, available_presets, config_options, is_preset
 
 COMMANDS = {
-    "fit": "train a recipe (--config RECIPE, default cifar10; --preset quick for a CPU-sized run)",
+    "fit": "train a recipe (--config RECIPE, else settings.DEFAULT_RECIPE; --preset quick for a CPU-sized run)",
     "validate": "evaluate a checkpoint on the validation split (--ckpt_path FILE)",
     "test": "evaluate a checkpoint on the test split and log the test pictures (--ckpt_path FILE)",
     "predict": "write predictions.csv for a checkpoint (--ckpt_path FILE; --data.predict_dir for new files)",

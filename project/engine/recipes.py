@@ -2,7 +2,7 @@
 
 - Every command starts from `base.yaml`: trainer, logging, checkpointing and precision, no task.
 - `fit` with no `--config` trains the default recipe; a `--config` replaces it, never merges over it. A
-  shipped recipe is named by its name alone (`--config fsdd`) from any folder.
+  shipped recipe is named by its name alone (`--config features`) from any folder.
 - `validate`/`test`/`predict` given `--ckpt_path` and no `--config` rebuild the run from its folder's
   `config.yaml`, or else from the checkpoint (run_config.py; trusted code only, trust.py).
 - `--preset NAME` (repeatable) becomes a `--config` after the recipe's, before every other key: never the
@@ -78,7 +78,7 @@ def default_recipe() -> str | None:
 
 
 def recipe_path(name: str) -> str:
-    """A path as given if it exists, else the shipped recipe of that name (`fsdd` or `fsdd.yaml`)."""
+    """A path as given if it exists, else the shipped recipe of that name (`features` or `features.yaml`)."""
     if "\n" in name or ":" in name or Path(name).exists():  # a YAML string, or a file
         return name
     found = shipped().get(name.removesuffix(".yaml").removesuffix(".yml"))

@@ -176,7 +176,7 @@ def profile_in_run_folder(trainer: L.Trainer) -> None:
 
 def run_name(config: Any, recipe: str | None = None) -> str:
     """The run's name when its logger names none: the recipe's (`recipe`), else from the data: its
-    source's class (FSDD -> fsdd), else its data module's."""
+    source's class (ImageFolder -> image_folder), else its data module's."""
     if recipe:
         return recipe
     data = config.get("data") or {}

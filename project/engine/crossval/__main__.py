@@ -24,7 +24,7 @@ def parse(argv: list[str]) -> tuple[CrossVal, argparse.Namespace]:
         prog="python -m project.crossval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--config", required=True, help="the recipe, e.g. fsdd_speaker or project/examples/fsdd/configs/fsdd.yaml"
+        "--config", required=True, help="the recipe, by name or path: e.g. features or configs/features.yaml"
     )
     parser.add_argument("--num_folds", required=True, type=int, help="K, the number of folds (2 or more)")
     parser.add_argument(

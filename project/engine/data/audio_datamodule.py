@@ -25,7 +25,7 @@ class AudioDataModule(InMemoryDataModule):
     """Decoded clips in memory, batched with their true lengths, augmented on the device.
 
     Args:
-        source: the data set, and how it splits (e.g. `class_path: project.examples.fsdd.FSDD`).
+        source: the data set, and how it splits (e.g. `class_path: project.engine.data.WavFolder`).
         sample_rate: every clip is resampled to this rate once, when loaded; handed to the net's `sample_rate`.
         clip_seconds: pad or crop every clip to this length; None pads each batch to its longest clip and
             passes the true lengths, so no clip is cut and no compute is spent on silence.

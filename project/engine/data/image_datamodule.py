@@ -27,7 +27,7 @@ class ImageDataModule(InMemoryDataModule):
     """Image classification from an `ImageSource`.
 
     Args:
-        source: the data set, e.g. `class_path: project.examples.cifar10.CIFAR10`.
+        source: the data set, e.g. `class_path: project.engine.data.ImageFolder`.
         **kwargs: `InMemoryDataModule`'s (batch_size, val_size, seed, on_device, predict_dir, ...).
             `predict_dir` images may be any size: each is resized and centre-cropped to `image_size`.
         mean, std: per-channel normalisation as fractions of 255; by default the source's published

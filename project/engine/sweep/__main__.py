@@ -23,10 +23,8 @@ def parse(argv: list[str]) -> Sweep:
     parser = argparse.ArgumentParser(
         prog="python -m project.sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", required=True, help="the recipe, e.g. project/examples/fsdd/configs/fsdd.yaml")
-    parser.add_argument(
-        "--search", required=True, help="the search space, e.g. project/examples/fsdd/configs/search/fsdd.yaml"
-    )
+    parser.add_argument("--config", required=True, help="the recipe, by name or path: e.g. features")
+    parser.add_argument("--search", required=True, help="the search space, e.g. configs/search/features.yaml")
     parser.add_argument(
         "--trials", required=True, type=int, help="finished trials the study should hold in total (0: only report)"
     )
