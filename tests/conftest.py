@@ -17,12 +17,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-# Real data for the optional real-data tests: a folder holding `cifar10-jpeg.tar.xz` (the CIFAR-10 images
-# as JPEGs, train/ and test/ class folders) and `fsdd.tar.xz` (FSDD v1.0.10). `.ci/run` sets it when such
-# a folder is at hand; without it those tests skip.
+# Real data for the optional real-data tests: a folder holding the archives they name (`real_data_file`), e.g.
+# `cifar10-jpeg.tar.xz` (the CIFAR-10 images as JPEGs, train/ and test/ class folders, read as an image folder).
+# `.ci/run` sets it when such a folder is at hand; without it those tests skip, naming the variable.
 TEST_DATA_ENV = "PROJECT_TEST_DATA"
-# A script that writes a real cifar-10-batches-py into the folder it is given (from the JPEG copy above)
-CIFAR10_CONVERTER_ENV = "PROJECT_TEST_CIFAR10_CONVERTER"
 
 
 def real_data_file(name: str) -> Path:
@@ -34,14 +32,6 @@ def real_data_file(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"real-data test: no {name} in {TEST_DATA_ENV}={folder}")
     return path
-
-
-def cifar10_converter() -> Path:
-    """The script named by $PROJECT_TEST_CIFAR10_CONVERTER; skips the test when it is not set or absent."""
-    script = os.environ.get(CIFAR10_CONVERTER_ENV)
-    if not script or not Path(script).is_file():
-        pytest.skip(f"real-data test: set {CIFAR10_CONVERTER_ENV} to a script writing cifar-10-batches-py")
-    return Path(script)
 
 
 def cpu_trainer_args(log_dir: Path, epochs: int) -> list[str]:

@@ -102,9 +102,14 @@ Shown once alpha is gone.
 About the examples in general.
 <!-- /example -->
 
+<!-- example: alpha -->
 ```bash
-python -m x fit --config alpha  # example: alpha
-python -m x fit --config mine
+python -m x fit --config alpha
+```
+<!-- /example -->
+
+```bash
+python -m x fit --config mine  # example: alpha (a page's mark is an HTML comment; this one shows, and stays)
 ```
 
 Mentions `<!-- example: NAME -->` in passing, and a comment # example: not a mark
@@ -123,13 +128,18 @@ def test_remove_examples_drops_the_marked_blocks_and_lines_and_shows_what_stands
     assert "- both" not in alpha_gone, "a line naming two goes when either goes"
     assert "About the examples in general." in alpha_gone, "`*` goes only when no example is left"
     assert "Generic text." in alpha_gone and "| generic | stays |" in alpha_gone and "--config mine" in alpha_gone
-    assert "in passing" in alpha_gone and "# example: not a mark" in alpha_gone
+    assert "in passing" in alpha_gone and "# example: not a mark" in alpha_gone and "(a page's mark" in alpha_gone
     assert "gamma is not an example here" in alpha_gone, "a mark naming no example is not one"
     assert "\n\n\n" not in alpha_gone
     all_gone = strip_examples(PAGE, known, known)
     assert "About the examples" not in all_gone and "| beta's" not in all_gone
     assert strip_examples(PAGE, set(), known) == PAGE, "nothing removed: the page as it was"
     assert strip_examples(all_gone, known, known) == all_gone, "stripping again changes nothing"
+
+
+def test_a_script_marks_its_lines_with_a_comment():
+    script = 'export A=1\nexport ALPHA_DATA="$(pwd)"  # example: alpha\nrun "<!-- example: alpha -->"\n'
+    assert strip_examples(script, {"alpha"}, {"alpha"}, page=False) == 'export A=1\nrun "<!-- example: alpha -->"\n'
 
 
 def _tree(root: Path, package: str = PACKAGE) -> Path:

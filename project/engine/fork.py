@@ -307,14 +307,17 @@ def _ruff(root: Path) -> list[str]:
 # The marks of what a page or script says about one example or more (the module's docstring shows them)
 _NAMES = r"([\w *]+?)"
 BLOCK = re.compile(rf"^<!-- example: {_NAMES} -->[ \t]*\n.*?^<!-- /example -->[ \t]*(?:\n|\Z)", re.M | re.S)
-LINE = re.compile(rf"^(?!<!--)[^\n]*?(?:<!-- example: {_NAMES} -->|#\s*example: {_NAMES})[ \t]*(?:\n|\Z)", re.M)
+LINE = re.compile(rf"^(?!<!--)[^\n]*?<!-- example: {_NAMES} -->[ \t]*(?:\n|\Z)", re.M)
+SCRIPT_LINE = re.compile(rf"^[^\n]*?#\s*example: {_NAMES}[ \t]*(?:\n|\Z)", re.M)  # in a script: a comment
 WITHOUT = re.compile(rf"^<!-- without: {_NAMES}[ \t]*\n(.*?)^-->[ \t]*(?:\n|\Z)", re.M | re.S)
-MARK = re.compile(rf"<!-- (?:/?example|without)\b|#\s*example: {_NAMES}")
+MARK = re.compile(r"<!-- (?:/?example|without)\b|#\s*example: ")
 
 
-def strip_examples(text: str, gone: set[str], known: set[str]) -> str:
+def strip_examples(text: str, gone: set[str], known: set[str], page: bool = True) -> str:
     """`text` without what it marks as about any of the `gone` examples, and with what it keeps for their
-    absence shown. A mark naming anything but `known` examples is not one (a comment that says "example:")."""
+    absence shown. A mark naming anything but `known` examples is not one (a comment that says "example:").
+    A page (Markdown) is marked with HTML comments; a script (`page=False`) only has lines ending in
+    `# example: NAME`."""
 
     def goes(found: str | None) -> bool:
         words = set((found or "").split())
@@ -323,23 +326,35 @@ def strip_examples(text: str, gone: set[str], known: set[str]) -> str:
         return gone >= known if "*" in words else bool(words & gone)
 
     def block(match: re.Match) -> str:
-        return "" if goes(match[1]) else match[0]
+        return _GONE if goes(match[1]) else match[0]
 
     def line(match: re.Match) -> str:
-        return "" if goes(match[1] or match[2]) else match[0]
+        return _GONE if goes(match[1]) else match[0]
 
     def without(match: re.Match) -> str:
         return match[2] if goes(match[1]) else match[0]
 
-    updated = WITHOUT.sub(without, LINE.sub(line, BLOCK.sub(block, text)))
-    return re.sub(r"\n{3,}", "\n\n", updated) if updated != text else text
+    def join(match: re.Match) -> str:
+        # the blank lines on either side of what went, as many as the wider side had (none at the top), so that
+        # neither two paragraphs run together nor a code block's blank lines (two between Python definitions) change
+        before, after = len(match[1]), len(match[2])
+        return "\n" * (after if match.start() == 0 else 1 + max(before - 1, after))
+
+    if not page:
+        return re.sub(rf"(\n*)(?:{_GONE})+(\n*)", join, SCRIPT_LINE.sub(line, text))
+    joined = re.sub(rf"(\n*)(?:{_GONE})+(\n*)", join, LINE.sub(line, BLOCK.sub(block, text)))
+    return WITHOUT.sub(without, joined)
+
+
+_GONE = "\x00"  # where a block or line went, until the blank lines around it are joined
 
 
 def remove_examples(root: Path, keep: list[str]) -> list[str]:
     known = set(examples(root))
     gone = known - set(keep)
     pages = _marked_files(root, known)
-    stripped = {path: strip_examples(path.read_text(), gone, known) for path in pages}  # all read before any change
+    # all read before any change
+    stripped = {path: strip_examples(path.read_text(), gone, known, path.suffix == ".md") for path in pages}
     changed = []
     for name in sorted(gone):
         shutil.rmtree(root / PACKAGE / EXAMPLES / name)

@@ -1,11 +1,24 @@
 """CIFAR-10's test fixtures: a small synthetic cifar-10-batches-py, and the overrides that shrink a recipe."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from project.examples.cifar10.tests.cifar_format import write_cifar10
 from tests.conftest import cpu_trainer_args
+
+# A script that writes a real cifar-10-batches-py into the folder it is given (from the JPEG copy of
+# $PROJECT_TEST_DATA); `.ci/run` sets it where one is at hand
+CIFAR10_CONVERTER_ENV = "PROJECT_TEST_CIFAR10_CONVERTER"
+
+
+def cifar10_converter() -> Path:
+    """The script named by $PROJECT_TEST_CIFAR10_CONVERTER; skips the test when it is not set or absent."""
+    script = os.environ.get(CIFAR10_CONVERTER_ENV)
+    if not script or not Path(script).is_file():
+        pytest.skip(f"real-data test: set {CIFAR10_CONVERTER_ENV} to a script writing cifar-10-batches-py")
+    return Path(script)
 
 
 @pytest.fixture

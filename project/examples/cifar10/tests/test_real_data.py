@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from project.examples.cifar10.tests.cifar_format import cifar10_data
-from tests.conftest import cifar10_converter, real_data_file
+from project.examples.cifar10.tests.conftest import cifar10_converter
+from tests.conftest import real_data_file
 
 
 @pytest.mark.slow
