@@ -9,8 +9,12 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 from project.engine import fork
 from project.engine.fork import EXAMPLES, PACKAGE
+from tests.scripts import run_script
+from tests.stand_ins import feature_files
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / PACKAGE / "engine"
@@ -102,3 +106,16 @@ def test_the_import_reader_sees_every_form(tmp_path):
     found = [m for _, m in imports(module, tmp_path)]
     assert f"{PACKAGE}.tasks.classification" in found and f"{PACKAGE}.tasks" in found
     assert f"{PACKAGE}.examples.cifar.source" in found and f"{PACKAGE}.tasks.metrics" in found
+
+
+@pytest.mark.slow  # a fit in a process of its own
+def test_a_fit_of_a_generic_recipe_crosses_no_example(tmp_path):
+    """benchmarks/lines_crossed.py on a one-epoch fit of configs/features.yaml: the engine, the shared networks and
+    the task run; no example is imported."""
+    out = run_script(
+        "benchmarks/lines_crossed.py", "fit", "--config", "features", *feature_files(tmp_path / "data"),
+        "--trainer.max_epochs=1", "--data.batch_size=16", f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
+    )  # fmt: skip
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if line.startswith("| ")}
+    assert {"engine", "models", "tasks/classification", "all"} <= set(rows), out[-2000:]
+    assert not [name for name in rows if name.startswith(EXAMPLES)], f"a generic fit imports an example: {rows}"
