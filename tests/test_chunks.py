@@ -130,7 +130,7 @@ def test_without_litdata_one_line_says_how_to_get_it(chunks, monkeypatch):
 
 
 def test_a_folder_that_is_not_chunks_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"project\.json does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"optimized\.json does not exist"):
         LitDataImages(str(tmp_path))
 
 
