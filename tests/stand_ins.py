@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from tests.image_tree import write_image_tree
+from tests.wav_format import write_wav_folder
 
 StandIn = Callable[[Path], list[str]]
 
@@ -32,7 +33,13 @@ def image_folder(folder: Path) -> list[str]:
     return [f"--data.source.init_args.root={folder}", "--data.val_size=3"]
 
 
+def wav_folder(folder: Path) -> list[str]:
+    write_wav_folder(folder, per_class=10)  # 3 classes: 24 train, 3 validate, 3 test at 8 kHz
+    return [f"--data.source.init_args.root={folder}", "--data.sample_rate=8000"]
+
+
 STAND_INS: dict[str, StandIn] = {
     "project.engine.data.FeatureFiles": feature_files,
     "project.engine.data.ImageFolder": image_folder,
+    "project.engine.data.WavFolder": wav_folder,
 }

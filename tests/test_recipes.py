@@ -68,3 +68,18 @@ def test_a_recipe_without_a_stand_in_is_reported_not_failed(tmp_path, monkeypatc
     monkeypatch.setitem(RECIPES, "mine", recipe)
     with pytest.raises(pytest.skip.Exception, match=r"mine\.yaml: no stand-in for its source my\.Source"):
         test_recipe_trains_a_few_steps_on_a_stand_in("mine", tmp_path)
+
+
+def test_a_forks_own_audio_recipe_trains_on_the_wav_folder_stand_in(tmp_path, monkeypatch):
+    """A recipe a fork adds on a generic source is trained, not skipped: here an audio one on WavFolder."""
+    recipe = {
+        "trainer": {"logger": {"init_args": {"name": "my_sounds"}}, "callbacks": [], "precision": "32-true"},
+        "model": {"net": {"class_path": "project.models.RNNClassifier", "init_args": {"hidden_size": 8, "n_mels": 16}}},
+        "data": {
+            "class_path": "project.engine.data.AudioDataModule",
+            "init_args": {"source": {"class_path": "project.engine.data.WavFolder", "init_args": {"root": "data"}}},
+        },
+    }
+    (tmp_path / "my_sounds.yaml").write_text(yaml.safe_dump(recipe))
+    monkeypatch.setitem(RECIPES, "my_sounds", tmp_path / "my_sounds.yaml")
+    test_recipe_trains_a_few_steps_on_a_stand_in("my_sounds", tmp_path)
