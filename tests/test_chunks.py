@@ -11,6 +11,7 @@ from project.engine.data import AudioDataModule, ImageDataModule, ImageFolder, L
 from project.engine.data.optimize import main as optimize
 from project.engine.errors import ConfigError, DataError
 from tests.image_tree import write_image_tree
+from tests.recipes import TINY
 from tests.wav_format import write_wav_folder
 
 pytest.importorskip("litdata")
@@ -137,12 +138,13 @@ def test_a_folder_that_is_not_chunks_is_named(tmp_path):
 @pytest.mark.slow
 def test_fit_test_and_predict_from_chunks_through_the_cli(chunks, tmp_path):
     args = [
+        f"--config={TINY}",  # the tests' own recipe, its data and net replaced: every fork has it
         "--data=project.engine.data.ImageDataModule",
         "--data.source=project.engine.data.LitDataImages",
         f"--data.source.init_args.input_dir={chunks}",
         "--data.in_memory=false",
         "--data.batch_size=6",
-        "--model.net=project.models.ResNet",  # its own net, not the default recipe's
+        "--model.net=project.models.ResNet",
         "--model.net.init_args.widths=[8,8,8,8]",
         "--trainer.precision=32-true",
         "--trainer.accelerator=cpu",

@@ -307,10 +307,10 @@ def test_rename_prints_the_command_that_installs_the_new_name(tmp_path, monkeypa
             return json.dumps({"url": self.url, "dir_info": {"editable": True}})
 
     monkeypatch.setattr(fork.importlib.metadata, "distribution", lambda name: Installed(tmp_path.as_uri()))
-    lines = fork._reinstall(tmp_path, "project", "mynet")
-    assert lines[-1] == 'pip uninstall -y project && pip install -e ".[dev]"' and "gone" in lines[0]
+    lines = fork._reinstall(tmp_path, OLD, "mynet")
+    assert lines[-1] == f'pip uninstall -y {OLD} && pip install -e ".[dev]"' and "gone" in lines[0]
     monkeypatch.setattr(fork.importlib.metadata, "distribution", lambda name: Installed("file:///elsewhere"))
-    assert fork._reinstall(tmp_path, "project", "mynet")[-1] == 'pip install -e ".[dev]"'
+    assert fork._reinstall(tmp_path, OLD, "mynet")[-1] == 'pip install -e ".[dev]"'
 
 
 def _run(copy: Path, *args: str, timeout: int = 600, status: int = 0) -> subprocess.CompletedProcess:

@@ -78,8 +78,9 @@ def test_presets_stack_after_the_recipe_and_before_the_command_line_keys():
     assert prepare_args(args) == (args, defaults), "a DDP re-launch reads the prepared arguments again"
 
 
-def test_a_preset_is_never_the_recipe():
+def test_a_preset_is_never_the_recipe(monkeypatch):
     """`fit` with only presets trains the default recipe under them; a preset file given with --config too."""
+    monkeypatch.setattr(settings, "DEFAULT_RECIPE", "features")  # a fork names its own; this one every fork keeps
     default = default_recipe()
     args, defaults = prepare_args(["fit", "--preset", "debug", "--trainer.max_epochs=1"])
     assert defaults[-1] == default and args == [
@@ -132,6 +133,7 @@ def test_a_shipped_recipe_finds_its_own_quick_preset_first():
 
 def test_an_unknown_preset_is_one_clear_line_and_exit_2(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a folder of the user's, no recipe or preset in it
+    monkeypatch.setattr(settings, "DEFAULT_RECIPE", "features")  # the preset is looked up beside the default
     with pytest.raises(Refused) as refused:  # exit status 2, an `error:` line, no traceback (tests/catalogue.py)
         cli("fit", "--preset", "fastest")
     assert "--preset fastest: no such preset" in str(refused.value)

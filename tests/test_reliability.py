@@ -812,7 +812,7 @@ class TinyRuns:
 
     @functools.cached_property
     def wav_data(self) -> Path:
-        return write_wav_folder(self.root / "sounds", per_class=5)
+        return write_wav_folder(self.root / "sounds", per_class=10)  # 1 of each class tests
 
 
 @pytest.fixture(scope="module")

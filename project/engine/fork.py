@@ -190,6 +190,22 @@ def _line_length(root: Path) -> int:
     return int(match[1]) if match else 88
 
 
+def _unwrappable(token: tokenize.TokenInfo) -> list[tuple[int, str, str]]:
+    """(line number, the line as it is, the least of it `ruff format` can leave on a line) for each line of a comment
+    or string: a comment stays where it is; a one-line string can go on a line of its own, at the statement's
+    indentation and one more level, followed by a comma; a string over several lines keeps its lines."""
+    if token.type == tokenize.COMMENT:
+        line = token.line.rstrip("\n")
+        return [(token.start[0], line, line)]
+    first, *rest = token.string.split("\n")
+    if rest:
+        lines = token.line.rstrip("\n").split("\n")
+        return [(token.start[0] + i, line, line) for i, line in enumerate(lines)]
+    line = token.line.split("\n")[0]
+    indent = len(line) - len(line.lstrip())
+    return [(token.start[0], line, " " * (indent + 4) + first + ",")]
+
+
 def _check_line_room(root: Path, new: str) -> None:
     """Refuse a name that would push a comment or string past ruff's line length: `ruff format` re-wraps code,
     never those, and the renamed tree would fail `ruff check` (and CI) until each line was shortened by hand."""
@@ -197,6 +213,7 @@ def _check_line_room(root: Path, new: str) -> None:
     if len(new) <= len(old):
         return
     patterns = _patterns(old, new, _modules(root), toml=False)
+    grows = len(new) - len(old)
     over: list[tuple[int, str]] = []  # (the longest name the line takes, where it is)
     for path in _text_files(root):
         if path.suffix != ".py":
@@ -208,10 +225,11 @@ def _check_line_room(root: Path, new: str) -> None:
         for token in tokens:
             if token.type not in (tokenize.COMMENT, tokenize.STRING) or old not in token.string:
                 continue
-            for number, line in enumerate(token.line.splitlines(), token.start[0]):
-                count = sum(pattern.subn(replacement, line)[1] for pattern, replacement in patterns)
-                if count and len(line) <= limit < len(line) + count * (len(new) - len(old)):
-                    over.append((len(old) + (limit - len(line)) // count, f"{path.relative_to(root)}:{number}"))
+            for number, line, least in _unwrappable(token):
+                count = sum(pattern.subn(replacement, least)[1] for pattern, replacement in patterns)
+                shortest = min(len(line), len(least))
+                if count and len(line) <= limit < shortest + count * grows:
+                    over.append((len(old) + (limit - shortest) // count, f"{path.relative_to(root)}:{number}"))
     if over:
         room, where = min(over)
         raise ForkError(

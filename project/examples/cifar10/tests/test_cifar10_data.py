@@ -220,7 +220,7 @@ class CifarRuns:
 
     @functools.cached_property
     def wav_data(self) -> Path:
-        return write_wav_folder(self.root / "sounds", per_class=5)
+        return write_wav_folder(self.root / "sounds", per_class=10)  # 1 of each class tests
 
     @functools.cached_property
     def audio_ckpt(self) -> Path:
