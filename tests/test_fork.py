@@ -332,8 +332,9 @@ def _add_toy_example(copy: Path, package: str) -> None:
 
 @pytest.mark.slow
 def test_a_renamed_twice_and_stripped_copy_passes_ruff_and_its_tests(tmp_path):
-    first = "digitsnet" if PACKAGE != "digitsnet" else "mynet"  # a fork already named digitsnet renames again
-    new = "twicenet"
+    # spelled so that the renames below leave these lines as they are; a fork already named digitsnet renames too
+    first = "digits" + "net" if PACKAGE != "digits" + "net" else "my" + "net"
+    new = "twice" + "net"
     copy = copy_source_tree(tmp_path / "fork")
     examples = [*fork.examples(copy), "toy"]
     renamed = _run(copy, sys.executable, "-m", f"{PACKAGE}.fork", "rename", first).stdout
