@@ -20,17 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / PACKAGE / "engine"
 FORBIDDEN_IN_ENGINE = (f"{PACKAGE}.tasks", f"{PACKAGE}.{EXAMPLES}")
 
-# Engine modules that still import a task, while the engine is made task-free: each entry is removed as its
-# module stops (the test fails on an entry that no longer offends), until the list is empty
-KNOWN_OFFENDERS = {
-    "callbacks/summary.py",
-    "callbacks/tuner.py",
-    "cli.py",
-    "crossval/results.py",
-    "sweep/study.py",
-    "sweep/trial.py",
-}
-
 
 def imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
     """(line, absolute module name) of every import in `path`, relative ones resolved against its package (the
@@ -60,15 +49,13 @@ def _within(module: str, package: str) -> bool:
 
 
 def test_the_engine_imports_no_task_and_no_example():
-    offending: dict[str, list[str]] = {}
-    for path in _python_files(ENGINE):
-        bad = [f"line {n}: {m}" for n, m in imports(path) if any(_within(m, f) for f in FORBIDDEN_IN_ENGINE)]
-        if bad:
-            offending[path.relative_to(ENGINE).as_posix()] = sorted(set(bad))
-    new = {name: lines for name, lines in offending.items() if name not in KNOWN_OFFENDERS}
-    assert not new, f"the engine must not import the tasks or the examples: {new}"
-    mended = sorted(KNOWN_OFFENDERS - set(offending))
-    assert not mended, f"no longer import a task: remove them from KNOWN_OFFENDERS: {mended}"
+    offending = [
+        f"{path.relative_to(ROOT)}:{n}: {m}"
+        for path in _python_files(ENGINE)
+        for n, m in imports(path)
+        if any(_within(m, f) for f in FORBIDDEN_IN_ENGINE)
+    ]
+    assert not offending, "the engine must not import the tasks or the examples:\n" + "\n".join(sorted(set(offending)))
 
 
 def test_an_example_is_imported_only_from_its_own_folder():

@@ -15,6 +15,7 @@ import yaml
 
 from project.engine.cli import main
 from project.engine.recipes import PACKAGE, shipped
+from tests.recipes import classifier
 from tests.stand_ins import StandIn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,9 @@ def test_a_forks_own_audio_recipe_trains_on_the_wav_folder_stand_in(tmp_path, mo
     """A recipe a fork adds on a generic source is trained, not skipped: here an audio one on WavFolder."""
     recipe = {
         "trainer": {"logger": {"init_args": {"name": "my_sounds"}}, "callbacks": [], "precision": "32-true"},
-        "model": {"net": {"class_path": "project.models.RNNClassifier", "init_args": {"hidden_size": 8, "n_mels": 16}}},
+        "model": classifier(
+            net={"class_path": "project.models.RNNClassifier", "init_args": {"hidden_size": 8, "n_mels": 16}}
+        ),
         "data": {
             "class_path": "project.engine.data.AudioDataModule",
             "init_args": {"source": {"class_path": "project.engine.data.WavFolder", "init_args": {"root": "data"}}},
