@@ -21,6 +21,7 @@ from project.engine.callbacks import (
     PredictionCSV,
     ResumeLoaderPosition,
     RunSummary,
+    ScheduleFitsTheRun,
     SizesFromData,
     StepSeededRandomness,
     StopBetweenSteps,
@@ -37,6 +38,7 @@ from project.engine.sizes import (
     DeferredNet,
     NetSpec,
     SizesNotReady,
+    check_required,
     data_sizes,
     fill_size_arguments,
     import_object,
@@ -183,6 +185,7 @@ class CLI(LightningCLI):
             sized.init_args[name] = spec.build(sizes, source)
             specs[name] = spec
         filled = fill_size_arguments(sized, sizes or {}, source, exclude=set(specs))
+        check_required(sized, source)
         root = Namespace(model=sized)
         instance = self._parser(self.subcommand).instantiate_classes(root).model
         # The checkpoint rebuilds the model without the data: its hyperparameters hold what was built
@@ -249,6 +252,7 @@ def main(
                 StepSeededRandomness(),
                 StopBetweenSteps(),
                 CheckpointFiles(),
+                ScheduleFitsTheRun(),
                 *callbacks,
             ]
         },
