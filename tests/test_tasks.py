@@ -12,6 +12,7 @@ import optuna
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 
 from project.engine.cli import main
@@ -238,3 +239,24 @@ def test_the_classifier_refuses_targets_that_are_not_class_indices_in_one_line(t
     ]
     with pytest.raises(ConfigError, match=message):
         main(["fit", *args])
+
+
+class LinesWriter(BasePredictionWriter):
+    """A fork's own writer: each prediction's largest column, one per line."""
+
+    def __init__(self, output: str):
+        super().__init__(write_interval="epoch")
+        self.output = output
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        rows = torch.cat([p.argmax(-1) for p in predictions]).tolist()
+        Path(self.output).write_text("".join(f"{row}\n" for row in rows))
+
+
+def test_the_prediction_writer_is_the_fork_s_to_replace(tmp_path):
+    fit = main(["fit", *_bare_args(tmp_path / "logs", epochs=1)])
+    last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    out = tmp_path / "lines.txt"
+    writer = [f"--predictions={__name__}.LinesWriter", f"--predictions.output={out}"]
+    main(["predict", *_bare_args(tmp_path / "logs"), f"--ckpt_path={last}", *writer])
+    assert len(out.read_text().splitlines()) == 100 and not list(tmp_path.rglob("predictions.csv"))
