@@ -72,7 +72,7 @@ def runs(log_dir: Path, name: str = "shapes") -> list[Path]:
 
 
 def scalars(run_dir: Path) -> dict[str, list[float]]:
-    events = EventAccumulator(str(run_dir))
+    events = EventAccumulator(str(run_dir / "fit"))  # the fit's sub-run (project/engine/runs.py)
     events.Reload()
     return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
@@ -149,15 +149,16 @@ def test_a_checkpoint_without_its_hyperparameters_is_refused_saying_what_is_miss
 
 
 def test_a_named_run_folder_takes_its_evaluations_and_resumes(tmp_path):
-    """With a named logger version, later commands log into the fit's folder: they add their own config
-    file beside the fit's config.yaml; only a second fresh fit into the folder is refused."""
+    """With a named logger version, later commands log into the fit's folder: each evaluation into a sub-run of
+    its own with its config; only a second fresh fit into the folder is refused."""
     args = ["--config", str(write_recipe(tmp_path)), *cpu(tmp_path / "logs", 2), "--trainer.logger.init_args.version=a"]
     main(["fit", *args, "--checkpoint.save_top_k=-1"])
     run = tmp_path / "logs" / "shapes" / "a"
     fit_config = (run / "config.yaml").read_text()
-    for _ in range(2):  # a repeated evaluation replaces its own record
+    for _ in range(2):  # a repeated evaluation gets a sub-run of its own
         main(["test", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])  # the run's config names the version
-    assert (run / "test_config.yaml").is_file() and (run / "config.yaml").read_text() == fit_config
+    assert (run / "test" / "config.yaml").is_file() and (run / "test_2" / "config.yaml").is_file()
+    assert (run / "config.yaml").read_text() == fit_config
     first_epoch = next((run / "checkpoints").glob("best-epoch000-*.ckpt"))
     resumed = main(["fit", *args, f"--ckpt_path={first_epoch}"])
     assert resumed.trainer.current_epoch == 2 and (run / "resume_config.yaml").is_file()

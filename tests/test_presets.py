@@ -237,7 +237,7 @@ def test_loggers_and_the_profile_land_in_the_run_folder(logger, trained, tmp_pat
         assert (folder / name).is_file(), name
     assert "Action" in (folder / "fit-profile.txt").read_text()
     assert (folder / "metrics.csv").is_file() == (logger == "csv")
-    assert any(folder.glob("events.out.tfevents.*")) == (logger == "tensorboard")
+    assert any(folder.glob("fit/events.out.tfevents.*")) == (logger == "tensorboard")
     evaluated = Path(tested.trainer.profiler.dirpath)
     assert evaluated != folder and (evaluated / "test-profile.txt").is_file() and (evaluated / "config.yaml").is_file()
     assert metrics.TEST_ACC in tested.trainer.callback_metrics

@@ -165,7 +165,8 @@ def test_a_checkpoint_alone_rebuilds_its_run_from_any_folder(trained_run, tmp_pa
     tested = main(
         ["test", "--ckpt_path=model.ckpt", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false"]
     )
-    assert Path(tested.trainer.log_dir).parent.name == "features"
+    log_dir = Path(tested.trainer.log_dir)
+    assert log_dir.name == "test" and log_dir.parent.parent.name == "features", "the run's name, the test's sub-run"
     assert "ConfusionMatrixImage" in {type(c).__name__ for c in tested.trainer.callbacks}
 
 

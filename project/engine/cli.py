@@ -107,6 +107,8 @@ class CLI(LightningCLI):
         # and plain values (Lightning leaves it to torch's default, which an environment variable can flip).
         if config.get("weights_only") is None:
             config["weights_only"] = True
+        if "verbose" in config and not any(a.split("=", 1)[0] == "--verbose" for a in self._args):
+            config["verbose"] = False  # the run summary prints the metrics once, without Lightning's table
         ckpt_path = config.get("ckpt_path")
         if ckpt_path:  # a clear error before Lightning's own torch.load
             check_checkpoint_path(ckpt_path, trusted=not config["weights_only"], resume=subcommand == "fit")
@@ -120,7 +122,7 @@ class CLI(LightningCLI):
         trainer = config.trainer
         check_trainer_config(trainer)
         runs.resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
-        runs.place_run(config, self.recipe_run_name)
+        runs.place_run(config, self.recipe_run_name, self.subcommand or "fit")
         fall_back_to_cpu_precision(trainer)
         if self.parse_only:
             self.subcommand = None  # LightningCLI runs the subcommand it parsed unless this is None
@@ -177,7 +179,7 @@ class CLI(LightningCLI):
             )
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
-        runs.profile_in_run_folder(trainer)
+        runs.profile_in_run_folder(trainer, self.subcommand or "fit")
         return trainer
 
 

@@ -13,8 +13,8 @@ from project.engine.checkpoints import local_path
 from project.engine.config_yaml import load_config_file
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.parser import cpu_precision
-from project.engine.run_config import run_folder_of, stored_run_config
-from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_name
+from project.engine.run_config import stored_run_config
+from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_folder_of, run_name
 from project.engine.sizes import net_defaults
 
 # What a run computes: a resume that changes one of these would not continue the run but make another

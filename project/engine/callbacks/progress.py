@@ -14,8 +14,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar, RichModelSummary, RichProgressBar
+from lightning.pytorch.trainer.states import TrainerFn
 
+from project.engine.callbacks.model_summary import BriefModelSummary
 from project.engine.errors import ConfigError
 from project.engine.internals import stop_rich_bar
 
@@ -29,7 +31,7 @@ def format_duration(seconds: float) -> str:
 
 class LineProgress(ProgressBar):
     """One plain line every `every_n_seconds` while training (the loss read back from the device only then), one
-    per validation with its metrics, one at the end of an evaluation. Epochs from 0, as the checkpoints'."""
+    per validation of a fit with its metrics. Epochs from 0, as the checkpoints'."""
 
     def __init__(self, every_n_seconds: float = 30.0):
         super().__init__()
@@ -64,18 +66,9 @@ class LineProgress(ProgressBar):
         self.print(self._train_line(trainer, now, batch_idx))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._enabled and not trainer.sanity_checking:
+        # a fit's validations; an evaluation's metrics are printed once, by the run summary
+        if self._enabled and not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING:
             self.print(f"epoch {trainer.current_epoch} validation: {self._metrics(trainer, prefix='val')}")
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._enabled:
-            self.print(f"test: {self._metrics(trainer, prefix='test')}")
-
-    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._enabled:
-            # summed here: `total_predict_batches_current_dataloader` needs the index that only a bar
-            # tracking each batch sets, and asserts without it
-            self.print(f"predict: {sum(trainer.num_predict_batches)} batches")
 
     def _train_line(self, trainer: L.Trainer, now: float, batch_idx: int) -> str:
         steps = trainer.global_step - self._start_step
@@ -126,10 +119,14 @@ class TerminalProgress(RichProgressBar):
 
 
 def readable_progress(trainer: L.Trainer) -> None:
-    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one."""
+    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one, and its
+    default model table for `BriefModelSummary`'s one line."""
     bar = trainer.progress_bar_callback
     if type(bar) is RichProgressBar:
         trainer.callbacks[trainer.callbacks.index(bar)] = TerminalProgress() if sys.stdout.isatty() else LineProgress()
+    for i, callback in enumerate(trainer.callbacks):
+        if type(callback) in (ModelSummary, RichModelSummary):  # Lightning's default; a configured one stays
+            trainer.callbacks[i] = BriefModelSummary()
 
 
 class FitTimeEstimate(L.Callback):

@@ -7,7 +7,9 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 
+from project.engine.runs import tensorboard_folder
 from project.tasks.classification import metrics
 
 
@@ -17,8 +19,12 @@ class RunSummary(L.Callback):
             self._report(trainer, pl_module)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and not trainer.sanity_checking:
-            print("\n".join(["Test", *where_logged(trainer)]))
+        if trainer.is_global_zero:
+            print("\n".join(["Test", *evaluated(trainer, "test"), *where_logged(trainer)]))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and trainer.state.fn == TrainerFn.VALIDATING:  # the `validate` command
+            print("\n".join(["Validation", *evaluated(trainer, "val"), *where_logged(trainer)]))
 
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
@@ -46,6 +52,14 @@ class RunSummary(L.Callback):
         print("\n".join(lines))
 
 
+def evaluated(trainer: L.Trainer, prefix: str) -> list[str]:
+    """An evaluation's metrics (those under `prefix/`), a line each: the one place they are printed (the CLI turns
+    Lightning's table off), so each appears once."""
+    shown = sorted((k, v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{prefix}/"))
+    column = max((len(k) for k, _ in shown), default=0)
+    return [f"  {k + ':':<{max(column + 1, 13)}} {float(v):.4f}" for k, v in shown]
+
+
 def where_logged(trainer: L.Trainer) -> list[str]:
     """Indented lines saying where the loggers wrote and how to look."""
     if trainer.fast_dev_run:  # its loggers are stand-ins that write nothing
@@ -58,7 +72,7 @@ def where_logged(trainer: L.Trainer) -> list[str]:
 def logged_to(logger: Logger) -> str | None:
     """One line saying what `logger` wrote and how to look at it."""
     if isinstance(logger, TensorBoardLogger):
-        return f"TensorBoard:  tensorboard --logdir {logger.log_dir}"
+        return f"TensorBoard:  tensorboard --logdir {tensorboard_folder(logger)}"
     if isinstance(logger, CSVLogger):
         return f"Metrics:      {logger.log_dir}/metrics.csv"
     if type(logger).__name__ == "MLFlowLogger":  # mlflow is optional: no import

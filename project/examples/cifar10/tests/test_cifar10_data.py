@@ -416,7 +416,7 @@ def test_bad_cifar10_files_are_refused_with_a_clear_error(case, tmp_path, reques
 def test_testing_a_checkpoint_logs_misclassified_images(fitted_cifar, tmp_path):
     ckpt = run_dir(fitted_cifar / "logs", "cifar10") / "checkpoints" / "last.ckpt"
     main(["test", f"--ckpt_path={ckpt}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
-    events = EventAccumulator(str(run_dir(tmp_path, "cifar10")), size_guidance={"images": 0})
+    events = EventAccumulator(str(run_dir(tmp_path, "cifar10") / "test"), size_guidance={"images": 0})
     events.Reload()
     assert "test/misclassified" in events.Tags()["images"]
 
