@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import warnings
 from pathlib import Path
 
 import pytest
@@ -160,8 +161,11 @@ def test_a_named_run_folder_takes_its_evaluations_and_resumes(tmp_path):
     assert (run / "test" / "config.yaml").is_file() and (run / "test_2" / "config.yaml").is_file()
     assert (run / "config.yaml").read_text() == fit_config
     first_epoch = next((run / "checkpoints").glob("best-epoch000-*.ckpt"))
-    resumed = main(["fit", *args, f"--ckpt_path={first_epoch}"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = main(["fit", *args, f"--ckpt_path={first_epoch}"])
     assert resumed.trainer.current_epoch == 2 and (run / "resume_config.yaml").is_file()
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)], "a resume's folder holds its run"
     with pytest.raises(ConfigError, match=r"already holds a run"):
         main(["fit", *args])
 

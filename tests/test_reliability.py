@@ -211,7 +211,10 @@ def test_sigterm_mid_fit_leaves_a_resumable_checkpoint(tmp_path):
     assert steps_per_epoch <= saved["global_step"] < 1000 * steps_per_epoch
     assert "SIGTERMException was raised" not in output and "Traceback" not in output, output[-3000:]
     # One line, unless the step it stopped at had just been saved at an epoch's end
-    clean = f"Interrupted (stopped by SIGTERM); saved {last}: resume with --ckpt_path {last}"
+    clean = (
+        f"Interrupted (stopped by SIGTERM); saved {last}. Resume it with:\n"
+        f"  python -m project.cli fit --ckpt_path {last}"
+    )
     assert clean in output or saved["global_step"] % steps_per_epoch == 0, output[-3000:]
 
 

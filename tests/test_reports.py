@@ -110,6 +110,15 @@ def test_summary_names_the_best_checkpoint_and_the_next_commands(tmp_path, capsy
     assert f"tensorboard --logdir {run_dir(tmp_path / 'logs')}" in out
 
 
+def test_a_fit_stopped_before_its_first_validation_names_last_ckpt_for_the_next_commands(tmp_path, capsys):
+    main(["fit", *tiny_args(tmp_path / "logs", epochs=1), "--trainer.check_val_every_n_epoch=5"])
+    out = capsys.readouterr().out
+    last = run_dir(tmp_path / "logs") / "checkpoints" / "last.ckpt"
+    assert f"Checkpoint:   {last} (no validation ran, so none is best by {metrics.VAL_ACC})" in out, out
+    assert f"python -m project.cli test --ckpt_path {last}" in out
+    assert f"python -m project.cli predict --ckpt_path {last}" in out
+
+
 def test_confusion_matrix_picture_is_readable_at_tensorboards_size():
     counts = torch.tensor([[5, 1, 0], [0, 3, 3], [1, 0, 9]])
     image = torch.from_numpy(confusion_matrix(counts, ["cat", "dog", "a-long-class-name"]))

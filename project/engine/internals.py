@@ -7,6 +7,7 @@ names the entry below to rewrite.
 
 import logging
 import re
+import shlex
 import warnings
 from typing import Any, TypeVar
 
@@ -228,7 +229,8 @@ class _InterruptMessage(logging.Filter):
             # Lightning's SIGTERMException also ends a fit that another signal asked to stop (signals.py)
             stopped = f"stopped by {signals.signal_name(signals.received())}"
             why = stopped if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
-            record.msg = f"Interrupted ({why}); saved {path}: resume with --ckpt_path {path}"
+            resume = shlex.join(["python", "-m", "project.cli", "fit", "--ckpt_path", path.strip()])
+            record.msg = f"Interrupted ({why}); saved {path.strip()}. Resume it with:\n  {resume}"
         return True
 
 

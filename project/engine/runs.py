@@ -60,9 +60,13 @@ def run_folder(trainer: L.Trainer) -> Path:
 
 
 def run_folder_of(ckpt: Path) -> Path | None:
-    """The run folder a checkpoint lies in (`<run>/checkpoints/X.ckpt` beside `<run>/config.yaml`), or None."""
+    """The run folder a checkpoint lies in (`<run>/checkpoints/X.ckpt` beside `<run>/config.yaml`), or None; named
+    as `ckpt` was (relative stays relative), so that the paths printed are the user's."""
     folder = ckpt.resolve().parent.parent
-    return folder if ckpt.resolve().parent.name == "checkpoints" and (folder / "config.yaml").is_file() else None
+    if ckpt.resolve().parent.name != "checkpoints" or not (folder / "config.yaml").is_file():
+        return None
+    given = Path(os.path.normpath(ckpt)).parent.parent
+    return given if given.name == folder.name and given.resolve() == folder else folder
 
 
 def tensorboard_folder(logger: Any) -> str:
@@ -215,9 +219,9 @@ def place_evaluation(config: Any, command: str, init: Any, logger_class: str) ->
     outside a run folder, other loggers."""
     ckpt = config.get("ckpt_path")
     local = local_path(ckpt) if ckpt else None
-    if local is None or not local.is_file() or run_folder_of(local) is None:
+    folder = run_folder_of(local) if local is not None and local.is_file() else None
+    if folder is None:
         return
-    folder = local.parent.parent  # as given, relative or not: the paths printed stay the user's
     tensorboard = logger_class.endswith("TensorBoardLogger") and "sub_dir" in init
     if not tensorboard and not logger_class.endswith("CSVLogger"):
         return

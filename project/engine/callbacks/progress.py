@@ -4,6 +4,7 @@ Lightning's rich bar, sent to a file (CI, SLURM, `nohup`), prints nothing for mi
 terminal plain lines (`LineProgress`), in one a rich bar that keeps to its own lines (`TerminalProgress`).
 """
 
+import logging
 import math
 import os
 import sys
@@ -99,10 +100,17 @@ class TerminalProgress(RichProgressBar):
     """Lightning's rich bar, showing the run's version as an integer and ending its live display when training
     ends, so the run summary is the last thing on the screen."""
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        log_above_the_bar()
+
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
-        if "v_num" in items:  # the bar formats every number as a float: `4.000`
-            items["v_num"] = str(items["v_num"])
+        if "v_num" in items:
+            # Lightning shows a number as a float (`4.000`) and a named version's last 4 characters
+            # (`on_0` for a resumed `version_0`): the run's own name for it instead
+            version = trainer.loggers[0].version if trainer.loggers else items["v_num"]
+            items["v_num"] = str(version).removeprefix("version_")
         return items
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -116,6 +124,26 @@ class TerminalProgress(RichProgressBar):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         stop_rich_bar(self)
+
+
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when written to: during a rich bar, its proxy that prints above the bar."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def log_above_the_bar() -> None:
+    """Make Lightning's log handler (which also prints the project's notices, such as Ctrl-C's) write to the
+    current `sys.stderr`: rich's live bar swaps in a proxy that prints above the bar, but the handler kept the
+    stream it found at import, so a notice was written onto the bar's line and wrapped with it. Idempotent."""
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        stream = getattr(handler, "stream", None)
+        if type(handler) is logging.StreamHandler and stream in (sys.__stderr__, sys.stderr):
+            handler.setStream(_CurrentStderr())
 
 
 def readable_progress(trainer: L.Trainer) -> None:
@@ -177,10 +205,11 @@ class FitTimeEstimate(L.Callback):
         remaining = trainer.estimated_stepping_batches - trainer.global_step
         self.estimate_s = per_step * remaining if math.isfinite(remaining) else math.inf
         if trainer.is_global_zero:
-            for line in self.report(trainer.strategy.root_device.type == "cpu", per_step, remaining):
+            on_cpu = trainer.strategy.root_device.type == "cpu"
+            for line in self.report(on_cpu, per_step, remaining, resumed=trainer.ckpt_path is not None):
                 print_beside_bar(trainer, line)
 
-    def report(self, on_cpu: bool, per_step: float, remaining: float) -> list[str]:
+    def report(self, on_cpu: bool, per_step: float, remaining: float, resumed: bool = False) -> list[str]:
         if not math.isfinite(self.estimate_s):
             return [f"Training runs at {per_step:.3f} s a step; the run has no fixed length to estimate."]
         lines = [
@@ -195,8 +224,9 @@ class FitTimeEstimate(L.Callback):
                 f"This machine is busy (load {busy[0]:.1f} on {busy[1]} cores): other programs are taking the CPU, "
                 "so this run is slower than it would be on an idle machine."
             )
-        if self.short_preset is not None and self.short_preset in self.presets:
-            return lines  # already the CPU-sized run: there is no shorter one to point to
+        if resumed or (self.short_preset is not None and self.short_preset in self.presets):
+            # already the CPU-sized run, or a resume, which keeps its run's recipe: no shorter one to point to
+            return lines
         short = (
             f"--preset {self.short_preset} (the recipe sized for a CPU)"
             if self.short_preset

@@ -42,14 +42,29 @@ class RunSummary(L.Callback):
             score = f"{best.best_model_score:.4f}" if best.best_model_score is not None else "n/a"
             lines.append(f"  Best {best.monitor}: {score}")
             lines.append(f"  Checkpoint:   {best.best_model_path}")
-            lines.append(f"  Test it:      {test_command(best.best_model_path)}")
-            lines.append(f"  Predict:      {test_command(best.best_model_path, 'predict')}")
+            checkpoint = best.best_model_path
+        elif (checkpoint := latest_checkpoint(trainer)) is not None:
+            why = f"no validation ran, so none is best by {best.monitor}" if best is not None else "the latest"
+            lines.append(f"  Checkpoint:   {checkpoint} ({why})")
+        if checkpoint:
+            lines.append(f"  Test it:      {test_command(checkpoint)}")
+            lines.append(f"  Predict:      {test_command(checkpoint, 'predict')}")
         lines += where_logged(trainer)
         profile = profile_file(trainer, "fit")
         if profile is not None:
             lines.append(f"  Profile:      {profile} (written when the command ends)")
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
+
+
+def latest_checkpoint(trainer: L.Trainer) -> str | None:
+    """The file a monitor-less checkpoint callback (the CLI's `last_checkpoint`) saved last, or None."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor is None:
+            path = callback.last_model_path or callback.best_model_path
+            if path and Path(path).is_file():
+                return path
+    return None
 
 
 def evaluated(trainer: L.Trainer, prefix: str) -> list[str]:
