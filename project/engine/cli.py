@@ -27,7 +27,8 @@ from project.engine.callbacks import (
 )
 from project.engine.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.engine.errors import ConfigError, UserError, run_command
-from project.engine.help import KeepLines, asks_for_help, fit_help
+from project.engine.help import KeepLines, asks_for_every_key, asks_for_help, fit_help, rest_of_help
+from project.engine.help import usage as help_usage
 from project.engine.parser import Parser, check_trainer_config, fall_back_to_cpu_precision
 from project.engine.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
 from project.engine.resume import continue_run, last_of_named_run
@@ -43,9 +44,6 @@ USAGE = (
     f"{', '.join(available_presets(None))} (configs/presets/; a recipe's own presets/ folder beside it "
     "comes first). Any --key value still wins."
 )
-
-# LightningCLI's synopsis lists every option (60 lines): the list after it does that once
-FIT_USAGE = "python -m project.cli fit [--config RECIPE] [--preset NAME ...] [--KEY VALUE ...]"
 
 
 # Ours, not LightningCLI's reading of `--ckpt_path` hyperparameters (the model's alone, over the command line):
@@ -199,6 +197,7 @@ def main(
     width = min(100, shutil.get_terminal_size().columns - 2)
     usage = fill(USAGE, width)  # KeepLines leaves the lines as given
     fit_description = f"{usage}\n\n{fit_help(given, defaults, width)}" if asks_for_help(given) else usage
+    brief = asks_for_help(given) and not asks_for_every_key(given)  # `--help all` lists every key
     return CLI(
         Classifier,
         L.LightningDataModule,
@@ -222,11 +221,20 @@ def main(
             "description": usage,
             # the subcommands' parsers take the main one's formatter (jsonargparse)
             "formatter_class": KeepLines,
-            **{cmd: {"default_config_files": defaults, "description": usage} for cmd in SUBCOMMANDS},
+            **{
+                cmd: {
+                    "default_config_files": defaults,
+                    "description": f"{usage}\n\n{fill(rest_of_help(cmd), width)}" if brief else usage,
+                    "usage": help_usage(cmd),
+                    "brief_help": brief,
+                }
+                for cmd in SUBCOMMANDS
+            },
             "fit": {
                 "default_config_files": defaults,
                 "description": fit_description,
-                "usage": FIT_USAGE,
+                "usage": help_usage("fit"),
+                "brief_help": brief,
             },
         },
         parser_class=Parser,
