@@ -23,6 +23,7 @@ from project.engine.sizes import SizeMismatchError
 from project.engine.trust import UntrustedConfigError
 from project.tasks.classification import metrics
 from tests.conftest import cpu_trainer_args
+from tests.extras import needs_extra
 from tests.image_tree import write_image_tree
 from tests.recipes import needs_recipe
 from tests.source_tree import copy_source_tree
@@ -469,7 +470,7 @@ def test_every_logger_keeps_the_run_config_beside_its_checkpoints_resumes_and_ev
         "none": ["--trainer.logger=false"],
     }[logger]
     if logger == "mlflow":
-        pytest.importorskip("mlflow")
+        needs_extra("mlflow")
     args = ["--config", str(write_recipe(tmp_path)), *cpu(tmp_path / "logs", 1)[:-1], *chosen]
     for _ in range(2):  # a second run must not collide with the first's config
         cli = main(["fit", *args])

@@ -13,15 +13,18 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 import yaml
-from optuna.trial import TrialState
 
 from project.engine.cli import main as cli_main
 from project.engine.recipes import shipped
-from project.engine.sweep.__main__ import main
+from tests.extras import needs_extra
 from tests.sweep_recipe import SPACE, write_recipe
+
+optuna = needs_extra("optuna")  # the `sweep` extra: without it, this module skips in one line
+from optuna.trial import TrialState  # noqa: E402
+
+from project.engine.sweep.__main__ import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
