@@ -51,9 +51,23 @@ def test_hparams_table_has_no_bookkeeping_columns(fitted):
     events = EventAccumulator(str(run_dir(fitted / "logs") / "fit"), size_guidance={"tensors": 0})
     events.Reload()
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
-    columns = set(HParamsPluginData.FromString(content).session_start_info.hparams)
-    assert "net" in columns or any(c.startswith("net") for c in columns), columns
+    hparams = HParamsPluginData.FromString(content).session_start_info.hparams
+    columns = set(hparams)
     assert not [c for c in columns if c.startswith("_")], columns
+    # the classes by name (TensorBoard cuts a class path), their arguments only where they differ from the default
+    assert hparams["net"].string_value == "TinyNet" and hparams["optimizer"].string_value == "SGD", columns
+    assert "net/hidden" in columns and "optimizer/lr" in columns and "trainer/max_epochs" in columns, columns
+    assert not {"compile", "optimizer/differentiable", "optimizer/maximize", "optimizer/foreach"} & columns, columns
+    assert not [c for c in columns if "init_args" in c or c.endswith(("root", "num_workers"))], columns
+
+
+def test_the_best_value_is_drawn_at_its_validation_not_at_step_0(fitted):
+    events = EventAccumulator(str(run_dir(fitted / "logs") / "fit"))
+    events.Reload()
+    (best,) = events.Scalars(metrics.BEST_VAL_ACC)
+    validations = events.Scalars(metrics.VAL_ACC)
+    assert best.step > 0 and best.step in {v.step for v in validations}, (best.step, [v.step for v in validations])
+    assert best.value == max(v.value for v in validations)
 
 
 def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys):

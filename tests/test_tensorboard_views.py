@@ -131,7 +131,8 @@ def test_fit_logs_readable_pictures_tables_and_curves(image_run):
     assert len(found.Images(metrics.VAL_CONFUSION_MATRIX)) == 2, "one per validation epoch, none for the sanity check"
     for tag in (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED):
         width, height = image_size(found, tag)
-        assert 400 <= width <= 1700 and 300 <= height <= 1600, (tag, width, height)
+        # TensorBoard's image card shows about 340 px unscaled: the numbers keep the size they are drawn at
+        assert 300 <= width <= 360 and 250 <= height <= 500, (tag, width, height)
 
     table = found.Tensors(f"{metrics.VAL_PER_CLASS}/text_summary")[-1].tensor_proto.string_val[0].decode()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| class")]

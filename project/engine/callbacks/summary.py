@@ -9,12 +9,42 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
+from project.engine.callbacks.hparams import log_best, shown_hparams
 from project.engine.runs import tensorboard_folder
 from project.tasks.classification import metrics
 
 
 class RunSummary(L.Callback):
+    def __init__(self) -> None:
+        self._best_step: int | None = None  # the step of the validation that gave the best score
+        self._seen: float | None = None  # the best score when last looked at
+        self._validated_at = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        best = _best_checkpoint(trainer)
+        self._seen = _score(best)  # a resumed run's best so far: its step is not known
+        self._best_step = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._note_best(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            # the step Lightning logs this validation's metrics at: its loop validates before it counts the
+            # batch that just stepped, so one below the global step
+            self._validated_at = max(trainer.global_step - 1, 0)
+        if trainer.is_global_zero and trainer.state.fn == TrainerFn.VALIDATING:  # the `validate` command
+            print("\n".join(["Validation", *evaluated(trainer, "val"), *where_logged(trainer)]))
+
+    def _note_best(self, trainer: L.Trainer) -> None:
+        """The checkpoint callback takes the new best after this callback's `on_validation_end`: looked at here,
+        at the next validation's start and at the fit's end."""
+        score = _score(_best_checkpoint(trainer))
+        if score is not None and score != self._seen:
+            self._seen, self._best_step = score, self._validated_at
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._note_best(trainer)
         if trainer.is_global_zero:
             self._report(trainer, pl_module)
 
@@ -22,20 +52,14 @@ class RunSummary(L.Callback):
         if trainer.is_global_zero:
             print("\n".join(["Test", *evaluated(trainer, "test"), *where_logged(trainer)]))
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and trainer.state.fn == TrainerFn.VALIDATING:  # the `validate` command
-            print("\n".join(["Validation", *evaluated(trainer, "val"), *where_logged(trainer)]))
-
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
-        final = (
-            {metrics.BEST_VAL_ACC: float(best.best_model_score)} if best and best.best_model_score is not None else {}
-        )
+        best = _best_checkpoint(trainer)
+        final = {metrics.BEST_VAL_ACC: _score(best)} if _score(best) is not None else {}
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                # keys of Lightning's own bookkeeping (`_instantiator`) are no hyperparameter: no column for them
-                shown = {k: v for k, v in pl_module.hparams.items() if not k.startswith("_")}
-                logger.log_hyperparams(shown, final)
+            if isinstance(logger, TensorBoardLogger) and final:
+                # at the best validation's step, else (a resumed run whose best came before) the last one's
+                step = self._best_step if self._best_step is not None else trainer.global_step
+                log_best(logger, shown_hparams(trainer, pl_module), final, step)
         done = trainer.fit_loop.epoch_progress.current.completed
         lines = ["Run summary", f"  Trained:      {done} epoch{'s' * (done != 1)}, {trainer.global_step} steps"]
         if best is not None and best.best_model_path:
@@ -55,6 +79,15 @@ class RunSummary(L.Callback):
             lines.append(f"  Profile:      {profile} (written when the command ends)")
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
+
+
+def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The checkpoint callback that keeps the best by a monitored metric (the CLI's `checkpoint`)."""
+    return next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
+
+
+def _score(best: ModelCheckpoint | None) -> float | None:
+    return float(best.best_model_score) if best is not None and best.best_model_score is not None else None
 
 
 def latest_checkpoint(trainer: L.Trainer) -> str | None:
