@@ -2,6 +2,8 @@
 `pip install -e .` leaves them out, `.[dev]` (CI) installs them all."""
 
 import importlib
+import inspect
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -15,4 +17,5 @@ def needs_extra(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         extra = EXTRAS[module]
-        pytest.skip(f"needs the `{extra}` extra: pip install -e '.[{extra}]'", allow_module_level=True)
+        caller = Path(inspect.stack()[1].filename).name  # pytest names this file as the skip's place
+        pytest.skip(f"{caller} needs the `{extra}` extra: pip install -e '.[{extra}]'", allow_module_level=True)
