@@ -36,10 +36,6 @@ class FeatureFiles(Source):
     def input_sizes(self) -> dict[str, int]:
         return {"in_features": self.in_features}
 
-    @property
-    def location(self) -> str | Path:
-        return self.files["train"]
-
     def load(self, split: Split) -> Samples | None:
         if self.files[split] is None:
             return None
