@@ -9,9 +9,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
+from project.engine.best import best_name, monitored_checkpoint
 from project.engine.callbacks.hparams import log_best, shown_hparams
 from project.engine.runs import tensorboard_folder
-from project.tasks.classification import metrics
 
 
 class RunSummary(L.Callback):
@@ -21,7 +21,7 @@ class RunSummary(L.Callback):
         self._validated_at = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        best = _best_checkpoint(trainer)
+        best = monitored_checkpoint(trainer)
         self._seen = _score(best)  # a resumed run's best so far: its step is not known
         self._best_step = None
 
@@ -39,7 +39,7 @@ class RunSummary(L.Callback):
     def _note_best(self, trainer: L.Trainer) -> None:
         """The checkpoint callback takes the new best after this callback's `on_validation_end`: looked at here,
         at the next validation's start and at the fit's end."""
-        score = _score(_best_checkpoint(trainer))
+        score = _score(monitored_checkpoint(trainer))
         if score is not None and score != self._seen:
             self._seen, self._best_step = score, self._validated_at
 
@@ -53,8 +53,9 @@ class RunSummary(L.Callback):
             print("\n".join(["Test", *evaluated(trainer, "test"), *where_logged(trainer)]))
 
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        best = _best_checkpoint(trainer)
-        final = {metrics.BEST_VAL_ACC: _score(best)} if _score(best) is not None else {}
+        best = monitored_checkpoint(trainer)
+        # the run's best monitored value (val/acc -> val/best_acc), beside the hyperparameters in HPARAMS
+        final = {best_name(best.monitor): _score(best)} if best is not None and _score(best) is not None else {}
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and final:
                 # at the best validation's step, else (a resumed run whose best came before) the last one's
@@ -79,11 +80,6 @@ class RunSummary(L.Callback):
             lines.append(f"  Profile:      {profile} (written when the command ends)")
         # Plain lines rather than a box: paths and commands must survive copy and paste unwrapped
         print("\n".join(lines))
-
-
-def _best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
-    """The checkpoint callback that keeps the best by a monitored metric (the CLI's `checkpoint`)."""
-    return next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
 
 
 def _score(best: ModelCheckpoint | None) -> float | None:
