@@ -43,7 +43,10 @@ def write_recipe(root: Path, name: str = "shapes") -> Path:
         "trainer": {"logger": {"init_args": {"name": name}}, "callbacks": [], "max_epochs": 3},
         "checkpoint": {"monitor": "val/acc", "mode": "max"},
         "model": classifier(
-            net={"class_path": "project.models.ResNet", "init_args": {"widths": [8, 8, 8, 8], "channels_last": False}},
+            net={
+                "class_path": "project.models.ResNet",
+                "init_args": {"widths": [8, 8, 8, 8], "channels_last": False},
+            },
             optimizer={
                 "class_path": "torch.optim.SGD",
                 "init_args": {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01},

@@ -57,10 +57,9 @@ def asks_for_every_key(args: list[str]) -> bool:
 def rest_of_help(command: str = "fit") -> str:
     """How to reach what a brief `--help` leaves out."""
     checkpoint = "" if command == "fit" else "The checkpoint brings its run's config: --config only to change it. "
-    return checkpoint + (
-        f"Every key, with its type and default (over a thousand lines): python -m project.cli {command} --help {ALL}; "
-        "the whole config as it would run: --print_config."
-    )
+    every = f"python -m project.cli {command} --help {ALL}"
+    rest = f"Every key, with its type and default (over a thousand lines): {every}"
+    return f"{checkpoint}{rest}; the whole config as it would run: --print_config."
 
 
 def fit_help(args: list[str], defaults: list[str], width: int = 100) -> str:
