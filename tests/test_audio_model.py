@@ -110,7 +110,7 @@ def test_a_wav_folder_fits_tests_and_predicts_through_the_cli(tmp_path):
     cli = main(["fit", *_with_views(wav_folder_args(root, tmp_path / "logs", epochs=8))])
     assert cli.model.net.head[-1].out_features == len(SOUNDS)
     run = run_dir(tmp_path / "logs")
-    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events = EventAccumulator(str(run / "fit"), size_guidance={"images": 0})
     events.Reload()
     val_acc = [e.value for e in events.Scalars(metrics.VAL_ACC)]
     assert max(val_acc) >= 0.6, f"7 synthetic classes, chance is 0.14; validation accuracy went {val_acc}"
