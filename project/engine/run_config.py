@@ -16,7 +16,7 @@ from project.engine.checkpoints import check_checkpoint_path, local_path
 from project.engine.config_yaml import load_config_file, load_config_text
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.internals import checkpoint_hparams_config, hpc_resume_path
-from project.engine.runs import run_folder
+from project.engine.runs import keep_in_run_folder, run_folder
 from project.engine.trust import check_trusted
 
 RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of its run's config.yaml (`SaveRunConfig`)
@@ -28,17 +28,16 @@ class IncompleteCheckpointError(CheckpointError):
 
 def implicit_config(ckpt: str) -> str | None:
     """The run's config for a checkpoint, as YAML text: the run folder's config.yaml, else the
-    checkpoint's own hyperparameters. Checked against TRUSTED_PACKAGES."""
+    checkpoint's own hyperparameters. Checked by project/engine/trust.py, and made to write into the
+    checkpoint's run folder only (`keep_in_run_folder`)."""
     local = local_path(ckpt)
     if local is None:  # a remote checkpoint: read its hyperparameters only when it is local
         return None
-    run_config = local.parent.parent / "config.yaml"
+    folder = run_folder_of(local)
     config, sources = {}, []
-    if local.parent.name == "checkpoints" and run_config.is_file():
-        config = load_config_file(run_config) or {}
-        if not isinstance(config, dict):
-            raise ConfigError(f"{run_config} holds a {type(config).__name__}, not a run's config: pass --config RECIPE")
-        sources.append(str(run_config))
+    if folder is not None:
+        config = _run_folder_config(folder)
+        sources.append(str(folder / "config.yaml"))
     elif local.is_file() and (stored := stored_run_config(local)) is not None:
         # a checkpoint copied away from its run folder brings its run's config: run name, views, trainer
         config = stored
@@ -51,6 +50,7 @@ def implicit_config(ckpt: str) -> str | None:
     source = " and ".join(sources)
     print(f"Rebuilding the run from {source} (pass --config to use another)")
     check_trusted(config, source)
+    keep_in_run_folder(config, folder)
     return yaml.safe_dump(config)
 
 
@@ -62,14 +62,24 @@ def resume_config(ckpt: str) -> str | None:
         return None
     folder = run_folder_of(local)
     if folder is not None:
-        config, source = load_config_file(folder / "config.yaml") or {}, str(folder / "config.yaml")
+        config, source = _run_folder_config(folder), str(folder / "config.yaml")
     else:
         config, source = stored_run_config(local), f"the run config stored in {local}"
         if config is None:
             return None
     check_trusted(config, source)
-    print(f"Resuming the run of {source} (pass --config to train another config from this checkpoint)")
+    keep_in_run_folder(config, folder)
+    where = f"in {folder}" if folder is not None else "as a new run (the checkpoint lies outside its run's folder)"
+    print(f"Resuming the run of {source} {where} (pass --config to train another config from this checkpoint)")
     return yaml.safe_dump(config)
+
+
+def _run_folder_config(folder: Path) -> dict[str, Any]:
+    config = load_config_file(folder / "config.yaml") or {}
+    if not isinstance(config, dict):
+        kind = type(config).__name__
+        raise ConfigError(f"{folder / 'config.yaml'} holds a {kind}, not a run's config: pass --config RECIPE")
+    return config
 
 
 def run_folder_of(ckpt: Path) -> Path | None:

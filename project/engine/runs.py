@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
 from project.engine.checkpoints import is_running
 from project.engine.errors import ConfigError
@@ -74,6 +74,77 @@ def resolve_data_paths(data: Any) -> None:
             resolve_data_paths(value)
         elif str(key).rsplit(".", 1)[-1] in PATH_ARGUMENTS and local and not os.path.isabs(value):
             data[key] = os.path.abspath(value)
+
+
+# Arguments through which a logger, checkpoint, profiler or callback writes files
+WRITES = ("save_dir", "dirpath", "default_root_dir", "log_dir", "output", "output_dir")
+
+
+def keep_in_run_folder(config: dict[str, Any], folder: Path | None) -> None:
+    """Make a picked-up run config (run_config.py) write only into the run `folder` the checkpoint lies in: its
+    TensorBoard, CSV or MLflow logger logs there, and checkpoints, profiles and predictions go to their
+    defaults inside it. The folder named inside the config is another run's when the folder was copied, or
+    anywhere at all in a config handed over. `folder` None (a checkpoint away from its folder): a new run,
+    in a fresh `logs/<name>/version_N`. In place; a logger that writes elsewhere is refused."""
+    trainer = config.get("trainer") if isinstance(config.get("trainer"), dict) else None
+    if trainer is not None:
+        loggers = trainer.get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if isinstance(logger, dict):
+                _log_into(logger, folder)
+        trainer["default_root_dir"] = str(folder) if folder is not None else None
+        for key in ("callbacks", "profiler", "plugins"):
+            components = trainer.get(key)
+            for component in components if isinstance(components, list) else [components]:
+                if isinstance(component, dict) and isinstance(component.get("init_args"), dict):
+                    _keep_writes_in(component["init_args"], folder)
+    for key in ("checkpoint", "last_checkpoint", "predictions"):
+        if isinstance(config.get(key), dict):
+            _keep_writes_in(config[key].get("init_args", config[key]), folder)
+
+
+def _log_into(logger: dict[str, Any], folder: Path | None) -> None:
+    from project.engine.trust import resolve  # the names were checked before this runs
+
+    target = resolve(str(logger.get("class_path") or ""))
+    init = logger.setdefault("init_args", {})
+    if not isinstance(init, dict):
+        return
+    if isinstance(target, type) and issubclass(target, TensorBoardLogger | CSVLogger):
+        if folder is not None:
+            init.update(save_dir=str(folder.parent.parent), name=folder.parent.name, version=folder.name)
+        else:
+            init.update(save_dir="logs", version=None)
+        return
+    if isinstance(target, type) and issubclass(target, MLFlowLogger):
+        # A local store: the run folder is <store>/<experiment id>/<run id>
+        init.update(tracking_uri=None, artifact_location=None)
+        if folder is not None:
+            init.update(save_dir=str(folder.parent.parent), run_id=folder.name)
+        else:
+            init.update(save_dir="logs/mlruns", run_id=None)
+        return
+    raise ConfigError(
+        f"trainer.logger: {logger.get('class_path')} in a run config picked up without being asked for: only "
+        "a TensorBoard, CSV or local MLflow logger is rebuilt from one, as they write into the run's folder. "
+        "Pass the config yourself (--config <that file>) to log elsewhere."
+    )
+
+
+def _keep_writes_in(init_args: dict[str, Any], folder: Path | None) -> None:
+    for key in WRITES:
+        value = init_args.get(key)
+        if isinstance(value, str | Path) and str(value) and not _inside(Path(value), folder):
+            init_args[key] = None  # the default: inside the run's folder
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    if folder is None or "://" in str(path):
+        return False
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it: the fit's process id
