@@ -27,6 +27,7 @@ from project.engine.callbacks import (
 )
 from project.engine.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.engine.errors import ConfigError, UserError, run_command
+from project.engine.fingerprint import DataFingerprint
 from project.engine.help import KeepLines, asks_for_help, fit_help
 from project.engine.parser import Parser, check_trainer_config, fall_back_to_cpu_precision
 from project.engine.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
@@ -211,6 +212,7 @@ def main(
                 StepSeededRandomness(),
                 StopBetweenSteps(),
                 CheckpointFiles(),
+                DataFingerprint(),
                 *callbacks,
             ]
         },

@@ -19,7 +19,9 @@ from project.engine.internals import checkpoint_hparams_config, hpc_resume_path
 from project.engine.runs import keep_in_run_folder, run_folder
 from project.engine.trust import check_trusted
 
-RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of its run's config.yaml (`SaveRunConfig`)
+RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of the config of the fit that wrote it (`SaveRunConfig`)
+# ... and of its run folder's config.yaml as the run made it: a resume refuses one edited since (resume.py)
+RUN_CONFIG_FILE_KEY = "run_config_file"
 
 
 class IncompleteCheckpointError(CheckpointError):
@@ -150,9 +152,13 @@ class SaveRunConfig(SaveConfigCallback):
                 Path(path).write_text(text)
         if command == "fit":
             self._run_config = text  # the checkpoints' own copy of config.yaml
+            record = Path(folder) / "config.yaml"
+            self._run_config_file = record.read_text() if trainer.is_global_zero and record.is_file() else None
         self.already_saved = trainer.strategy.broadcast(True)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         # A checkpoint copied away from its folder still rebuilds its whole run (`implicit_config`)
         if getattr(self, "_run_config", None):
             checkpoint[RUN_CONFIG_KEY] = self._run_config
+        if getattr(self, "_run_config_file", None):
+            checkpoint[RUN_CONFIG_FILE_KEY] = self._run_config_file

@@ -7,6 +7,7 @@ is one source file and one YAML (docs/make-it-yours.md).
 """
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -74,6 +75,12 @@ class Source(ABC):
         DataModule can stream it (`data.in_memory: false`) and tell its size in memory first. Optional: a source
         without files of its own (one archive, one table) only loads."""
         raise NotImplementedError
+
+    def data_files(self) -> list[Path] | None:
+        """The files and folders the data is read from, for the fingerprint a checkpoint keeps so that a resume on
+        other data is refused (project/engine/fingerprint.py); None: all that its path arguments (`root`,
+        `train`, ...) name. A source whose `root` is a download folder that may hold other data names its own."""
+        return None
 
     def group(self, key: str, name: str) -> str:
         """The `key` group (one of `group_keys`) of the sample called `name` (its name in `Samples`)."""

@@ -49,6 +49,9 @@ class CIFAR10(ImageSource):
     def folder(self) -> Path:
         return self.root / FOLDER
 
+    def data_files(self) -> list[Path]:
+        return [self.folder]  # not the rest of the download folder
+
     def prepare(self) -> None:
         # An extracted folder is read as it is: copies rebuilt from other sources (from a JPEG
         # copy, say) differ in bytes from the official archive yet are valid.

@@ -78,6 +78,9 @@ class FSDD(AudioSource):
         direct = self.root / "recordings"
         return direct if direct.is_dir() else self.root / FOLDER / "recordings"
 
+    def data_files(self) -> list[Path]:
+        return [self.recordings]  # not the rest of the download folder
+
     def prepare(self) -> None:
         if self.recordings.is_dir():
             return

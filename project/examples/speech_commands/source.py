@@ -68,6 +68,9 @@ class SpeechCommands(AudioSource):
     def folder(self) -> Path:
         return self.root / FOLDER
 
+    def data_files(self) -> list[Path]:
+        return [self.folder]  # not the rest of the download folder
+
     def prepare(self) -> None:
         if (self.folder / SPLIT_LISTS["test"]).is_file():
             return
