@@ -32,6 +32,9 @@ TRUSTED_PACKAGES = (PROJECT_PACKAGE, "torch", "torchvision", "lightning", "torch
 NET_BUILDERS = ("torchvision.models.*", "timm.create_model")
 # Inside the trusted packages, what loads or builds code from elsewhere: a hub repository, a pickle, C++ source
 UNSAFE_MODULES = ("torch.hub", "torch.serialization", "torch.package", "torch.utils.cpp_extension", "torch.jit")
+# A net builder's arguments that make it read files or fetch more than weights (timm's): refused in a
+# picked-up config, whose net takes its weights from the checkpoint anyway
+LOADS_FILES = ("checkpoint_path", "pretrained_cfg_overlay", "cache_dir", "pretrained_cfg")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 _COMPONENT_KEYS = ("class_path", "init_args", "dict_kwargs", "__path__")
 
@@ -178,6 +181,8 @@ def _arguments(
     known), a net's may name layer classes, any other names no code."""
     for name, value in args.items():
         where = f"{key}.{name}"
+        if layers and name in LOADS_FILES and value not in (None, "", {}):
+            _refuse(where, value, source, f"{name} makes the net read files or fetch a configuration")
         kinds = _argument_kinds(target, str(name)) if target is not None else parts
         if kinds:
             _component(value, kinds, where, source)
