@@ -173,8 +173,8 @@ TRUST += [
             datamodule_hyper_parameters={"_class_path": "project.engine.data.InMemoryDataModule"},
         ),
         Refused,
-        r"Refusing model\.net\.class_path: torch\.os\.system \(it is os's\) from the hyperparameters stored in "
-        r".*last\.ckpt",
+        r"Refusing model\.net\.class_path: torch\.os\.system from the hyperparameters stored in .*last\.ckpt.*"
+        r"it is os's",
     ),
     BadInput(
         "checkpoint hyperparameters naming subprocess.Popen as the data module",

@@ -15,6 +15,8 @@ import torch
 from project.engine.cli import main
 from project.engine.errors import ConfigError
 
+ROOT = Path(__file__).resolve().parents[1]
+
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "features.yaml"
 
 
@@ -136,14 +138,24 @@ def test_a_fit_failing_before_its_first_step_leaves_no_folder_and_no_checkpoint(
     assert "Interrupted" not in capsys.readouterr().err
 
 
+def _hold(lock: Path) -> subprocess.Popen:
+    """Another process holding the run lock `lock`, until killed."""
+    script = (
+        "import sys, time; from pathlib import Path; from project.engine import run_lock; "
+        f"run_lock.acquire(Path({str(lock)!r})); print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_one_fit_per_run_folder(in_tmp):
-    """A named version another live process holds is refused before anything is written; a lock left by
-    a process that is gone is taken over."""
+    """A named version another live process holds is refused before anything is written; once that process is
+    gone (here killed with SIGKILL), the OS has freed its lock."""
     folder = in_tmp / "logs" / "features" / "baseline"
     folder.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = _hold(folder / ".fit.lock")
     try:
-        (folder / ".fit.lock").write_text(f"{holder.pid}\n")
         named = ["fit", "--config", "features", *_cpu(1), "--trainer.logger.init_args.version=baseline"]
         with pytest.raises(ConfigError, match=rf"another fit \(process {holder.pid}, still running\)"):
             main(named)
@@ -151,10 +163,37 @@ def test_one_fit_per_run_folder(in_tmp):
     finally:
         holder.kill()
         holder.wait()
-    main(named)  # the holder is gone: its lock is stale
+    main(named)  # the holder is gone: its lock with it
     assert (folder / "config.yaml").is_file() and not (folder / ".fit.lock").exists()
     with pytest.raises(ConfigError, match="already holds a run"):
         main(named)
+
+
+STALE_LOCKS = {  # what a kill, a full disk or a stray hand leaves where the lock file goes
+    "empty": lambda lock: lock.write_text(""),
+    "text": lambda lock: lock.write_text("not a process id\n"),
+    "pid 0": lambda lock: lock.write_text("0\n"),
+    "pid -1": lambda lock: lock.write_text("-1\n"),
+    "pid 2**64": lambda lock: lock.write_text(f"{2**64}\n"),
+    "this process's pid": lambda lock: lock.write_text(f"{os.getpid()}\n"),
+    "a folder": lambda lock: lock.mkdir(),
+    "a dangling link": lambda lock: lock.symlink_to(lock.parent / "nowhere"),
+    "a link to a file": lambda lock: (lock.parent / "kept.txt").write_text("kept") or lock.symlink_to("kept.txt"),
+}
+
+
+@pytest.mark.parametrize("leftover", STALE_LOCKS)
+def test_a_lock_no_process_holds_is_free_whatever_its_file_holds(leftover, tmp_path):
+    from project.engine import run_lock
+
+    lock = tmp_path / ".fit.lock"
+    STALE_LOCKS[leftover](lock)
+    assert run_lock.acquire(lock) is None
+    assert lock.is_file() and not lock.is_symlink() and lock.read_text() == f"{os.getpid()}\n"
+    run_lock.release(lock)
+    assert not os.path.lexists(lock)
+    kept = tmp_path / "kept.txt"
+    assert not kept.exists() or kept.read_text() == "kept", "a link is not followed"
 
 
 def test_a_checkpoint_alone_rebuilds_its_run_from_any_folder(trained_run, tmp_path, monkeypatch):

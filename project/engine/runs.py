@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
-from project.engine.checkpoints import is_running
+from project.engine import run_lock
 from project.engine.errors import ConfigError
 from project.engine.internals import logger_version_unset, set_logger_version
 
@@ -147,7 +147,7 @@ def _inside(path: Path, folder: Path | None) -> bool:
         return False
 
 
-LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it: the fit's process id
+LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it, locked by the OS (run_lock.py)
 
 
 class RunFolderLock(L.Callback):
@@ -174,9 +174,7 @@ class RunFolderLock(L.Callback):
         self.release()
 
     def release(self) -> None:
-        lock = self.folder / LOCK_FILE
-        if _lock_holder(lock) == os.getpid():
-            lock.unlink(missing_ok=True)
+        run_lock.release(self.folder / LOCK_FILE)
 
     def _at_exit(self) -> None:
         if self._discard:  # loggers finalized after the exception may have written into it again
@@ -187,52 +185,30 @@ class RunFolderLock(L.Callback):
 
 def hold_run_folder(trainer: L.Trainer, resuming: bool) -> None:
     """Claim a fit's run folder for this process before anything is written into it. Refused, in one line: a new
-    fit into a folder that holds a run, and any fit into one another living process here is fitting (a dead
-    one's lock is taken over). Rank 0 only; MLflow's folder, known only once it starts, is not held."""
+    fit into a folder that holds a run, and any fit into one another living process is fitting (the OS frees
+    the lock of a process that ended, however it ended, whatever its file holds). Rank 0 only; MLflow's
+    folder, known only once it starts, is not held."""
     if trainer.global_rank != 0:
         return
     if trainer.loggers and not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
         return
     folder = run_folder(trainer).absolute()
-    lock = folder / LOCK_FILE
-    holder = _lock_holder(lock)
-    if holder is not None and holder != os.getpid() and is_running(holder):
+    created = not folder.exists() or not any(p.name != LOCK_FILE for p in folder.iterdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = run_lock.acquire(folder / LOCK_FILE)
+    if holder is not None:
+        process = f"process {holder}" if holder > 0 else "a process"
         raise ConfigError(
-            f"{folder} is being written by another fit (process {holder}, still running): wait for it to end, or "
+            f"{folder} is being written by another fit ({process}, still running): wait for it to end, or "
             "name another run (--trainer.logger.init_args.version NAME)."
         )
     if not resuming and (folder / "config.yaml").is_file():
+        run_lock.release(folder / LOCK_FILE)
         raise ConfigError(
             f"{folder} already holds a run (its config.yaml): name another run (--trainer.logger.init_args.version "
             "NAME), resume this one with --ckpt_path, or delete the folder."
         )
-    created = not folder.exists() or not any(p.name != LOCK_FILE for p in folder.iterdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_lock(lock, holder)
     trainer.callbacks.append(RunFolderLock(folder, created))
-
-
-def _write_lock(lock: Path, stale: int | None) -> None:
-    """Create the lock atomically (O_EXCL); a stale one, of a process no longer running, is replaced."""
-    if stale is not None:
-        lock.unlink(missing_ok=True)
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:  # another fit created it between the check and here
-        holder = _lock_holder(lock)
-        raise ConfigError(
-            f"{lock.parent} is being written by another fit (process {holder}): wait for it to end, or name "
-            "another run (--trainer.logger.init_args.version NAME)."
-        ) from None
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
-
-
-def _lock_holder(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def profile_in_run_folder(trainer: L.Trainer) -> None:
