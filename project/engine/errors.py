@@ -87,6 +87,11 @@ def as_user_error(err: BaseException) -> BaseException | None:
     return None
 
 
+def _workers_stopped(err: BaseException) -> bool:
+    """Whether `err` is torch's account of DataLoader workers that a signal ended."""
+    return any(isinstance(c, RuntimeError) and "DataLoader worker" in str(c) for c in _chain(err))
+
+
 def _misconfiguration(message: str) -> str:
     if "No supported gpu backend found" in message:
         return (
@@ -120,6 +125,11 @@ def run_command(main: Callable[[], T]) -> T:
             sys.exit(signals.exit_status(signals.received()))
         raise
     except Exception as err:
+        if signals.received() and _workers_stopped(err) and not debug_enabled():
+            # A terminal's Ctrl-C, `timeout` and a scheduler signal the whole process group: the data loader's
+            # workers ended with it, before the main process could stop between two steps
+            print(f"Stopped by {signals.signal_name(signals.received())}.", file=sys.stderr)
+            sys.exit(signals.exit_status(signals.received()))
         user_error = as_user_error(err)
         if user_error is None or debug_enabled():
             raise

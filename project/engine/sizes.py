@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import torch
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
@@ -110,7 +111,9 @@ class NetSpec:
         built = parser.instantiate_classes(cfg).get("net") or {}
         built = built.as_dict() if isinstance(built, Namespace) else dict(built)
         built = {k: v for k, v in built.items() if k in kwargs}
-        net = target(**built, **{k: v for k, v in init_args.items() if k not in known})
+        extra = {k: v for k, v in init_args.items() if k not in known}
+        check_net_fits(lambda: target(**built, **extra), self.class_path, init_args)
+        net = target(**built, **extra)
         if not isinstance(net, nn.Module):
             raise ConfigError(f"model.net ({self.class_path}) built a {type(net).__name__}, not a torch.nn.Module.")
         self.init_args = dict(init_args)
@@ -118,6 +121,32 @@ class NetSpec:
 
     def config(self) -> dict[str, Any]:
         return {"class_path": self.class_path, "init_args": dict(self.init_args)}
+
+
+def check_net_fits(build: Callable[[], Any], class_path: str, init_args: Mapping[str, Any]) -> None:
+    """Refuse, before anything is allocated, a net whose parameters and buffers alone would not fit in the memory
+    this machine has free: built first on the "meta" device, which allocates nothing. A net that cannot be built
+    there is left to its real build."""
+    try:
+        with torch.device("meta"):
+            net = build()
+    except Exception:
+        return
+    if not isinstance(net, nn.Module):
+        return
+    tensors = [*net.parameters(), *net.buffers()]
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    from project.engine.data.streaming import available_memory  # here: the data package imports this module
+
+    free = available_memory()
+    if free is None or needed <= free:
+        return
+    sizes = ", ".join(f"{k}={v}" for k, v in init_args.items() if isinstance(v, int | list | tuple)) or "its defaults"
+    count = sum(t.numel() for t in net.parameters())
+    raise SizeMismatchError(
+        f"model.net ({class_path}) with {sizes} would hold {count:,} parameters, {needed / 1e9:,.1f} GB, more than "
+        f"the {free / 1e9:.1f} GB of memory this machine has free: lower its sizes (model.net.init_args)."
+    )
 
 
 def _parameters(class_path: str) -> set[str]:

@@ -19,6 +19,7 @@ from project.engine.data.loaders import (
     device_loader,
     host_loader,
     per_device_batch_size,
+    usable_workers,
 )
 from project.engine.data.ordering import augmentation_generator
 from project.engine.data.source import Samples, Source, Split, no_labels
@@ -74,7 +75,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.source = source
         self.batch_size = batch_size
         self.val_size = val_size
-        self.num_workers = num_workers
+        self.num_workers = usable_workers(num_workers)
         self.pin_memory = pin_memory
         self.seed = seed
         self.on_device = on_device

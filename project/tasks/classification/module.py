@@ -101,9 +101,9 @@ class Classifier(L.LightningModule):
             self._set_metrics(found)
         elif found is not None and found != self.hparams.num_classes:
             raise SizeMismatchError(
-                f"The model has {self.hparams.num_classes} classes but {source} has "
-                f"{found}: a checkpoint's network does not fit data with another class count. Evaluate it on the "
-                "data it was trained on, or remove model.num_classes."
+                f"model.num_classes={self.hparams.num_classes} contradicts {source}, which has {found} classes: "
+                "remove model.num_classes (the data gives it); a checkpoint's model is evaluated on the data it "
+                "was trained on."
             )
 
     def _set_net(self, net: nn.Module) -> None:
