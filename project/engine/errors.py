@@ -84,7 +84,16 @@ def as_user_error(err: BaseException) -> BaseException | None:
             return ConfigError(_misconfiguration(str(cause)))
     if isinstance(err, FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return err
+    if str(err).startswith(_BUILD_FAILED):  # jsonargparse building a class the config names wraps its error
+        for cause in _chain(err):
+            if isinstance(cause, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+                return cause
     return None
+
+
+# How jsonargparse begins the error it raises when a class the config names failed to build (a source whose
+# data folder is missing): the class's own error is its cause
+_BUILD_FAILED = ("Does not validate against any of the Union subtypes", "Problem with given class_path")
 
 
 def _workers_stopped(err: BaseException) -> bool:

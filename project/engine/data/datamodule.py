@@ -158,10 +158,15 @@ class InMemoryDataModule(L.LightningDataModule):
         name = type(self.source).__name__
         raise DataError(f"data.predict_dir is not supported for {name} when streaming; set data.in_memory true.")
 
+    @property
+    def skips_bad_files(self) -> bool:
+        """Whether the source leaves unreadable files out (its `skip_bad_files`), also when streaming."""
+        return bool(getattr(self.source, "skip_bad_files", False))
+
     def make_dataset(self, samples: Samples) -> Dataset:
         if self.in_memory:
             return InMemoryTensors(samples)
-        return StreamedFiles(samples, self.decoder(), self.batch_inputs())
+        return StreamedFiles(samples, self.decoder(), self.batch_inputs(), skip_bad_files=self.skips_bad_files)
 
     def batch_inputs(self) -> Callable[[list[Tensor]], Inputs]:
         """A batch's decoded samples -> its inputs, as the in-memory path hands them over."""
