@@ -860,6 +860,8 @@ class Stopped(Exception):
 class SignalAt(L.Callback):
     """Sends `signal.SIGTERM` to this process at the end of training step `step`, or in validation."""
 
+    observes_only = True  # a stop, as a signal from outside: the resume that follows leaves it out
+
     def __init__(self, step: int | None):
         self.step = step
 

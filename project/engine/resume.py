@@ -4,6 +4,7 @@ run folder."""
 
 import json
 import shlex
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from project.engine.checkpoints import local_path
-from project.engine.config_yaml import load_config_file, load_config_text
+from project.engine.config_yaml import load_run_config, read_config_text
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.fingerprint import FINGERPRINT_KEY, data_arguments, difference
 from project.engine.parser import cpu_precision
@@ -76,7 +77,8 @@ def continue_run(config: Any) -> None:
         return  # reported for what it is when Lightning loads it
     folder = run_folder_of(local)
     saved = torch.load(local, map_location="cpu", weights_only=True, mmap=True)
-    made = load_config_file(folder / "config.yaml") if folder else stored_run_config(local)
+    record = folder / "config.yaml" if folder else None
+    made = load_run_config(read_config_text(record), str(record)) if record else stored_run_config(local)
     if folder is not None:
         refuse_edited_record(folder, made, saved, local)
     if made:
@@ -157,7 +159,7 @@ def refuse_edited_record(folder: Path, made: Any, saved: dict[str, Any], ckpt: P
     text = saved.get(RUN_CONFIG_FILE_KEY)
     if not isinstance(text, str):
         return  # a checkpoint from before the record was kept
-    was, now = _leaves(load_config_text(text, f"the config stored in {ckpt}") or {}), _leaves(made or {})
+    was, now = _leaves(load_run_config(text, f"the config stored in {ckpt}") or {}), _leaves(made or {})
     changed = [k for k in sorted(was.keys() | now.keys()) if not _same(was.get(k), now.get(k))]
     if not changed:
         return
@@ -211,13 +213,19 @@ def _acting(callbacks: Any) -> list[tuple[str, str]]:
 def observes_only(class_path: str) -> bool:
     """Whether the callback `class_path` only watches a fit (OBSERVERS, or a class that says `observes_only`);
     a class outside the trusted packages is not imported, and counts as acting."""
-    callback = resolve(class_path)
+    callback = resolve(class_path) or _imported(class_path)
     if not isinstance(callback, type):
         return False
     if getattr(callback, "observes_only", False):
         return True
     observers = [resolve(path) for path in OBSERVERS]
     return any(isinstance(o, type) and issubclass(callback, o) for o in observers)
+
+
+def _imported(class_path: str) -> Any:
+    """The class `class_path` names when its module is imported already (nothing is imported here)."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(sys.modules.get(module), name, None)
 
 
 def refuse_schedule_change(

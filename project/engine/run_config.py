@@ -13,7 +13,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.trainer.states import TrainerFn
 
 from project.engine.checkpoints import check_checkpoint_path, local_path
-from project.engine.config_yaml import load_config_file, load_config_text
+from project.engine.config_yaml import load_run_config, read_config_text
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.internals import checkpoint_hparams_config, hpc_resume_path
 from project.engine.runs import keep_in_run_folder, run_folder
@@ -77,7 +77,7 @@ def resume_config(ckpt: str) -> str | None:
 
 
 def _run_folder_config(folder: Path) -> dict[str, Any]:
-    config = load_config_file(folder / "config.yaml") or {}
+    config = load_run_config(read_config_text(folder / "config.yaml"), str(folder / "config.yaml")) or {}
     if not isinstance(config, dict):
         kind = type(config).__name__
         raise ConfigError(f"{folder / 'config.yaml'} holds a {kind}, not a run's config: pass --config RECIPE")
@@ -94,7 +94,7 @@ def stored_run_config(ckpt: Path) -> dict[str, Any] | None:
     """The whole run config a fit stored in its checkpoints (`SaveRunConfig`), or None."""
     check_checkpoint_path(ckpt)
     text = torch.load(ckpt, map_location="cpu", weights_only=True).get(RUN_CONFIG_KEY)
-    return (load_config_text(text, f"the run config stored in {ckpt}") or None) if isinstance(text, str) else None
+    return (load_run_config(text, f"the run config stored in {ckpt}") or None) if isinstance(text, str) else None
 
 
 def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:

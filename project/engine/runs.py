@@ -92,7 +92,8 @@ def keep_in_run_folder(config: dict[str, Any], folder: Path | None) -> None:
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             if isinstance(logger, dict):
                 _log_into(logger, folder)
-        trainer["default_root_dir"] = str(folder) if folder is not None else None
+        if trainer.get("default_root_dir"):  # a run without a logger: its folder
+            trainer["default_root_dir"] = str(folder) if folder is not None else None
         for key in ("callbacks", "profiler", "plugins"):
             components = trainer.get(key)
             for component in components if isinstance(components, list) else [components]:

@@ -237,8 +237,8 @@ def _check_class(name: str, kinds: tuple[Kind, ...], key: str, source: str) -> t
     if obj is None:
         _refuse(key, name, source, f"it names nothing importable, and {key} takes {wanted}")
     where = _module_of(obj)
-    if where is None or not _trusted(where):
-        _refuse(key, name, source, f"it is {where or 'not a module'}'s, outside the trusted packages")
+    if where is None or not _trusted(where):  # a re-export: os's system through torch.os
+        _refuse(key, name, source, f"it is {_defined_in(name) or where or 'no module'}'s, outside the trusted packages")
     for kind in kinds:
         if inspect.isclass(obj) and any(issubclass(obj, base) for base in _bases(kind)):
             return obj, kind
