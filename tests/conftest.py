@@ -189,5 +189,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if TALLY["tried"]:
         terminalreporter.write_line(
             f"[reliability] all catalogues: bad inputs tried: {TALLY['tried']}, "
-            f"refused with a clear error: {TALLY['refused']}"
+            f"refused with a clear error: {TALLY['refused']}, handled without one: {TALLY.get('handled', 0)}"
         )

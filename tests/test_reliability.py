@@ -479,8 +479,9 @@ def test_config_error_stops_before_data_is_touched(override, named, tmp_path, ca
 )
 def test_num_classes_contradicting_the_data_is_an_error(override, message, tmp_path):
     data_dir = tmp_path / "data"
+    logs = f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}"
     with pytest.raises(ValueError, match=message):
-        main(["fit", f"--config={TINY}", f"--data.source.init_args.root={data_dir}", override])
+        main(["fit", f"--config={TINY}", f"--data.source.init_args.root={data_dir}", logs, override])
     assert not data_dir.exists()
 
 

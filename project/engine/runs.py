@@ -30,6 +30,7 @@ def claim_run_folders(trainer: L.Trainer) -> None:
         root = getattr(logger, "root_dir", None)
         if root is None or "://" in str(root) or not logger_version_unset(logger):
             continue
+        made_root = not os.path.isdir(root)
         os.makedirs(root, exist_ok=True)
         version = next_version(Path(root))
         while True:
@@ -39,6 +40,17 @@ def claim_run_folders(trainer: L.Trainer) -> None:
             except FileExistsError:
                 version += 1
         set_logger_version(logger, version)
+        # A command that fails before writing anything leaves no empty folder behind (nor the root it made)
+        atexit.register(_remove_if_empty, Path(root) / f"version_{version}", Path(root) if made_root else None)
+
+
+def _remove_if_empty(*folders: Path | None) -> None:
+    for folder in folders:
+        try:
+            if folder is not None:
+                folder.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 def run_folder(trainer: L.Trainer) -> Path:
@@ -165,6 +177,9 @@ class RunFolderLock(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self.stepped = True
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stepped = True  # a fit that ended as asked, with steps or none, keeps its folder
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self.created and not self.stepped:
             self._discard = True
@@ -178,7 +193,10 @@ class RunFolderLock(L.Callback):
         run_lock.release(self.folder / LOCK_FILE)
 
     def _at_exit(self) -> None:
-        if self._discard:  # loggers finalized after the exception may have written into it again
+        # Loggers finalized after the exception may have written into it again; a command that failed before
+        # its fit began (a net that does not fit the data) left only its config
+        if self._discard or (self.created and not self.stepped):
+            self.release()
             shutil.rmtree(self.folder, ignore_errors=True)
         else:
             self.release()
