@@ -171,33 +171,6 @@ def test_one_fit_per_run_folder(in_tmp):
         main(named)
 
 
-STALE_LOCKS = {  # what a kill, a full disk or a stray hand leaves where the lock file goes
-    "empty": lambda lock: lock.write_text(""),
-    "text": lambda lock: lock.write_text("not a process id\n"),
-    "pid 0": lambda lock: lock.write_text("0\n"),
-    "pid -1": lambda lock: lock.write_text("-1\n"),
-    "pid 2**64": lambda lock: lock.write_text(f"{2**64}\n"),
-    "this process's pid": lambda lock: lock.write_text(f"{os.getpid()}\n"),
-    "a folder": lambda lock: lock.mkdir(),
-    "a dangling link": lambda lock: lock.symlink_to(lock.parent / "nowhere"),
-    "a link to a file": lambda lock: (lock.parent / "kept.txt").write_text("kept") or lock.symlink_to("kept.txt"),
-}
-
-
-@pytest.mark.parametrize("leftover", STALE_LOCKS)
-def test_a_lock_no_process_holds_is_free_whatever_its_file_holds(leftover, tmp_path):
-    from project.engine import run_lock
-
-    lock = tmp_path / ".fit.lock"
-    STALE_LOCKS[leftover](lock)
-    assert run_lock.acquire(lock) is None
-    assert lock.is_file() and not lock.is_symlink() and lock.read_text() == f"{os.getpid()}\n"
-    run_lock.release(lock)
-    assert not os.path.lexists(lock)
-    kept = tmp_path / "kept.txt"
-    assert not kept.exists() or kept.read_text() == "kept", "a link is not followed"
-
-
 def test_a_checkpoint_alone_rebuilds_its_run_from_any_folder(trained_run, tmp_path, monkeypatch):
     """Copied away from its run folder and tested from another working folder: its data paths were stored
     resolved, and its run name and views come back with it."""

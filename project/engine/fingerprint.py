@@ -95,7 +95,7 @@ def _files(path: Path, parts: list[str] | None) -> list[tuple[str, int, int, Pat
     for root in roots:
         for file in _walk(root):
             stat = file.stat()
-            name = str(file.relative_to(path)) if file != path else file.name
+            name = str(file.relative_to(path)) if file != path else ""  # a file moved or renamed: its bytes count
             found.append((name, stat.st_size, stat.st_mtime_ns, file))
     return sorted(found)
 

@@ -264,8 +264,10 @@ def refuse_reached_stop(
 
 
 def _completed_epochs(saved: dict[str, Any]) -> int | None:
+    """The epochs whose training steps are all done (`processed`: `completed` waits for the epoch's end hooks,
+    which run after the epoch's last checkpoint is saved)."""
     try:
-        return int(saved["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"])
+        return int(saved["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     except (KeyError, TypeError, ValueError):
         return None
 
