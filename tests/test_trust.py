@@ -237,3 +237,31 @@ def test_a_data_folder_on_the_path_is_not_code(tmp_path, monkeypatch):
     check_trusted({"trainer": {"logger": {"init_args": {"name": "data.v2"}}}}, "rf/config.yaml")
     with pytest.raises(UntrustedConfigError, match=r"trainer\.logger\.init_args\.name: data\.evil"):
         check_trusted({"trainer": {"logger": {"init_args": {"name": "data.evil"}}}}, "rf/config.yaml")
+
+
+@pytest.mark.slow  # a fit, a test and a predict of a timm net
+def test_a_timm_checkpoint_copied_away_tests_and_predicts_from_any_folder(tmp_path, monkeypatch):
+    """Trained with `timm.create_model`, a checkpoint copied away from its run folder rebuilds its run from the
+    config it carries, once the fork trusts timm (project/settings.py), from another working folder."""
+    pytest.importorskip("timm")
+    from project.engine.cli import main
+    from tests.image_tree import write_image_tree
+    from tests.recipes import image_folder_args
+
+    write_image_tree(tmp_path / "images" / "train", per_class=6)
+    write_image_tree(tmp_path / "images" / "test", per_class=2)
+    args = image_folder_args(tmp_path / "images", tmp_path / "logs", epochs=1)
+    timm_net = ["--model.net=timm.create_model", "--model.net.init_args.model_name=test_resnet"]
+    main(["fit", *args, *timm_net])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copied = elsewhere / "model.ckpt"
+    copied.write_bytes(next((tmp_path / "logs").rglob("last.ckpt")).read_bytes())
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(UntrustedConfigError, match=r"model\.net\.class_path: timm\.create_model"):
+        main(["test", f"--ckpt_path={copied}"])
+    monkeypatch.setattr(settings, "TRUSTED_PACKAGES", ("timm",))
+    tested = main(["test", f"--ckpt_path={copied}", "--trainer.enable_progress_bar=false"])
+    assert "test/acc" in tested.trainer.callback_metrics
+    main(["predict", f"--ckpt_path={copied}", f"--predictions.output={elsewhere / 'predictions.csv'}"])
+    assert len((elsewhere / "predictions.csv").read_text().splitlines()) == 1 + 3 * 2

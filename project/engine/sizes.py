@@ -70,7 +70,8 @@ class NetSpec:
         if given is None:
             defaults = _plain(net_defaults(config["class_path"]))
             given = {k for k, v in init_args.items() if k not in defaults or defaults[k] != v}
-        return cls(config["class_path"], {k: v for k, v in init_args.items() if k in given})
+        kwargs = dict(config.get("dict_kwargs") or {})  # a builder's **kwargs, always given
+        return cls(config["class_path"], {**{k: v for k, v in init_args.items() if k in given}, **kwargs})
 
     def build(self, sizes: Mapping[str, Any], source: str = "the data") -> nn.Module:
         for name, value in sizes.items():
@@ -120,7 +121,12 @@ class NetSpec:
         return net
 
     def config(self) -> dict[str, Any]:
-        return {"class_path": self.class_path, "init_args": dict(self.init_args)}
+        """The net as a config rebuilds it: a builder's arguments it takes through `**kwargs` (timm's
+        `num_classes`) under `dict_kwargs`, where jsonargparse accepts them back from a checkpoint."""
+        known = _parameters(self.class_path)
+        config = {"class_path": self.class_path, "init_args": {k: v for k, v in self.init_args.items() if k in known}}
+        extra = {k: v for k, v in self.init_args.items() if k not in known}
+        return {**config, "dict_kwargs": extra} if extra else config
 
 
 def check_net_fits(build: Callable[[], Any], class_path: str, init_args: Mapping[str, Any]) -> None:
