@@ -183,7 +183,8 @@ class RunFolderLock(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self.created and not self.stepped:
             self._discard = True
-            shutil.rmtree(self.folder, ignore_errors=True)
+            self.release()
+            _discard(self.folder)
         self.release()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -197,9 +198,15 @@ class RunFolderLock(L.Callback):
         # its fit began (a net that does not fit the data) left only its config
         if self._discard or (self.created and not self.stepped):
             self.release()
-            shutil.rmtree(self.folder, ignore_errors=True)
+            _discard(self.folder)
         else:
             self.release()
+
+
+def _discard(folder: Path) -> None:
+    """Remove a run folder, and the runs' folder above it when that is left empty (a first run of its name)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    _remove_if_empty(folder.parent)
 
 
 def hold_run_folder(trainer: L.Trainer, resuming: bool) -> None:
