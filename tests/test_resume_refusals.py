@@ -202,8 +202,8 @@ REFUSED = [
         "run folder config.yaml edited: the learning rate",
         lambda t, runs: _edited(t, runs.base, "lr: 0.003", "lr: 0.1"),
         Refused,
-        r"config\.yaml was edited since the run was made: model\.optimizer\.init_args\.lr is 0\.1 there, but the "
-        r"run was made with 0\.003",
+        r"config\.yaml was edited since the run was made: model\.init_args\.optimizer\.init_args\.lr is 0\.1 there, "
+        r"but the run was made with 0\.003",
     ),
     BadInput(
         "resume with max_steps below the step",

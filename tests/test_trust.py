@@ -222,10 +222,10 @@ def test_a_fork_adds_a_net_builder_in_its_settings(monkeypatch):
     monkeypatch.setattr(settings, "NET_BUILDERS", ("torch.hub.list",))
     with pytest.raises(UntrustedConfigError):
         check_trusted(net, "rf/config.yaml")
-    builder = {"model": {"net": {"class_path": f"{PROJECT_PACKAGE}.tasks.classification.checks.needs_total_steps"}}}
+    builder = {"model": {"net": {"class_path": "torchvision.models.get_model"}}}  # not a registered builder
     with pytest.raises(UntrustedConfigError):
         check_trusted(builder, "rf/config.yaml")
-    monkeypatch.setattr(settings, "NET_BUILDERS", (f"{PROJECT_PACKAGE}.tasks.classification.checks.needs_total_steps",))
+    monkeypatch.setattr(settings, "NET_BUILDERS", ("torchvision.models.get_model",))
     check_trusted(builder, "rf/config.yaml")
 
 
