@@ -995,12 +995,17 @@ def _features_fit(t: Path, *extra: str) -> None:
 
 def _optimize(t: Path, *args: str) -> None:
     """`python -m project.optimize ARGS` as the shell runs it: a user error ends it with status 2."""
+    import contextlib
+    import io
+
     from project.engine.data.optimize import main as optimize
 
+    stderr = io.StringIO()
     try:
-        run_command(lambda: optimize(list(args)))
+        with contextlib.redirect_stderr(stderr):
+            run_command(lambda: optimize(list(args)))
     except SystemExit as stopped:
-        raise Refused(f"exit status {stopped.code}") from None
+        raise Refused(f"exit status {stopped.code}: {stderr.getvalue()}") from None
 
 
 DATA_MISTAKES = [
@@ -1033,7 +1038,7 @@ DATA_MISTAKES = [
             "--data.source.init_args.download=false",
         ),
         Refused,
-        r"exit status 2",
+        r"^exit status 2: error: FSDD not found: looked for \S*none/free-spoken-digit-dataset",
         recipe="fsdd",
     ),
 ]

@@ -29,7 +29,10 @@ from project.engine.parser import ProjectArgumentParser
 from project.engine.recipes import recipe_path
 
 # The other sections of a recipe, accepted and not used
-OTHER_KEYS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path")
+OTHER_KEYS = (
+    "seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path",
+    "checkpoint", "last_checkpoint", "predictions",
+)  # fmt: skip
 
 
 class Sample:
