@@ -130,12 +130,10 @@ def _log_into(logger: dict[str, Any], folder: Path | None) -> None:
             init.update(save_dir="logs", version=None)
         return
     if isinstance(target, type) and issubclass(target, MLFlowLogger):
-        # A local store: the run folder is <store>/<experiment id>/<run id>
-        init.update(tracking_uri=None, artifact_location=None)
-        if folder is not None:
-            init.update(save_dir=str(folder.parent.parent), run_id=folder.name)
-        else:
-            init.update(save_dir="logs/mlruns", run_id=None)
+        # A local store, the one the run folder <store>/<experiment id>/<run id> is in; a new MLflow run in it, as
+        # an MLflow run's logged parameters never change
+        init.update(tracking_uri=None, artifact_location=None, run_id=None)
+        init.update(save_dir=str(folder.parent.parent) if folder is not None else "logs/mlruns")
         return
     raise ConfigError(
         f"trainer.logger: {logger.get('class_path')} in a run config picked up without being asked for: only "
