@@ -77,7 +77,7 @@ STRATEGY = Kind("a lightning Strategy", ("lightning.pytorch.strategies.Strategy"
 PROFILER = Kind("a lightning Profiler", ("lightning.pytorch.profilers.Profiler",))
 ACCELERATOR = Kind("a lightning Accelerator", ("lightning.pytorch.accelerators.Accelerator",))
 CHECKPOINT = Kind("a ModelCheckpoint", ("lightning.pytorch.callbacks.ModelCheckpoint",))
-PREDICTIONS = Kind("a PredictionCSV", (f"{PROJECT_PACKAGE}.engine.callbacks.PredictionCSV",))
+PREDICTIONS = Kind("a prediction writer", ("lightning.pytorch.callbacks.BasePredictionWriter",))
 KINDS = (MODEL, NET, LAYER, OPTIMIZER, SCHEDULER, DATAMODULE, SOURCE, CALLBACK, LOGGER, PLUGIN, STRATEGY, PROFILER)
 
 # Where a run's config builds a component: top-level keys, and the trainer's
