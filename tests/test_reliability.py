@@ -994,7 +994,8 @@ BAD_INPUTS += [
         "one-cycle run resumed with a larger max_epochs",
         lambda t, runs: _fit_tiny(t, "--trainer.max_epochs=3", f"--ckpt_path={runs.ckpt}"),
         Refused,
-        r"This run has 15 training steps, but the OneCycleLR schedule resumed from .*last\.ckpt spans 5",
+        r"--trainer\.max_epochs=3: the run of .*last\.ckpt was made with trainer\.max_epochs=1, and its learning-rate "
+        r"schedule is laid over that length \(5 steps\): a resume can neither shorten nor stretch it",
         needs_runs=True,
     ),
     BadInput(
