@@ -258,7 +258,7 @@ def test_a_timm_checkpoint_copied_away_tests_and_predicts_from_any_folder(tmp_pa
     copied = elsewhere / "model.ckpt"
     copied.write_bytes(next((tmp_path / "logs").rglob("last.ckpt")).read_bytes())
     monkeypatch.chdir(elsewhere)
-    with pytest.raises(UntrustedConfigError, match=r"model\.net\.class_path: timm\.create_model"):
+    with pytest.raises(UntrustedConfigError, match=r"model\.init_args\.net\.class_path: timm\.create_model"):
         main(["test", f"--ckpt_path={copied}"])
     monkeypatch.setattr(settings, "TRUSTED_PACKAGES", ("timm",))
     tested = main(["test", f"--ckpt_path={copied}", "--trainer.enable_progress_bar=false"])
