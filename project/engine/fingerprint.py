@@ -2,7 +2,7 @@
 data (another file at the same path, a file replaced in place, files added or removed) is refused (resume.py).
 
 Each data argument that names a local file or folder (runs.PATH_ARGUMENTS: `root`, `train`, ...; a source may
-name its own part of a shared download folder with `data_files()`) gives: the number of files, their bytes, a
+name its own part of a shared download folder as its `location`) gives: the number of files, their bytes, a
 digest of their names and sizes, one of their modification times, and, for data of at most CONTENT_LIMIT bytes
 in CONTENT_FILES files, one of their contents (so a copy with new times still matches). A fit computes it in a
 thread beside its first steps (60,000 files: about a second on an idle 2-core machine), so only a checkpoint
@@ -151,7 +151,7 @@ def _content_of(files: list[tuple[str, int, int, Path]]) -> str:
 class DataFingerprint(L.Callback):
     """Keeps the fingerprint of the data a fit trains on in its checkpoints (FINGERPRINT_KEY), computed in a
     thread from the fit's start. Reads the data module's hyperparameters (its config, source included) and the
-    source's `data_files()`, when it has one."""
+    source's `location`, when it names a part of such a folder."""
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
@@ -180,12 +180,12 @@ class DataFingerprint(L.Callback):
 
 
 def _declared_parts(datamodule: Any, arguments: Mapping[str, Path]) -> dict[str, list[str] | None]:
-    """For each argument, the parts of its folder the source says its data is (`data_files()`), if it says."""
-    source = getattr(datamodule, "source", None)
-    declared = getattr(source, "data_files", None)
-    files = declared() if callable(declared) else None
-    if not files:
+    """For each argument, the part of its folder the source says its data is read from (its `location`, e.g.
+    `root/cifar-10-batches-py` of a download folder that may hold other data sets), if it says."""
+    location = getattr(getattr(datamodule, "source", None), "location", None)
+    if not isinstance(location, str | Path) or "://" in str(location):
         return {}
+    files = [location]
     parts: dict[str, list[str] | None] = {}
     for key, path in arguments.items():
         inside = [Path(os.path.abspath(f)) for f in files]

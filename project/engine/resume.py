@@ -3,8 +3,11 @@ refused, naming the key and how to start a new run from X's weights instead, and
 run folder."""
 
 import json
+import os
+import re
 import shlex
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,8 @@ from project.engine.config_yaml import load_run_config, read_config_text
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.fingerprint import FINGERPRINT_KEY, data_arguments, difference
 from project.engine.parser import cpu_precision
-from project.engine.run_config import RUN_CONFIG_FILE_KEY, run_folder_of, stored_run_config
-from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_name
+from project.engine.run_config import RUN_CONFIG_FILE_KEY, stored_run_config
+from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_folder_of, run_name
 from project.engine.sizes import net_defaults
 from project.engine.trust import resolve
 
@@ -89,6 +92,12 @@ def continue_run(config: Any) -> None:
     refuse_other_data(config, saved, local, folder, made)
     if folder is not None and _same_logger(made or {}, config):
         continue_in(config.trainer, folder)
+    if folder is not None:
+        # Lightning warns of any non-empty checkpoint folder at the start of a fit; a resume's holds its run
+        warnings.filterwarnings(
+            "ignore",
+            rf"Checkpoint directory .*{re.escape(os.sep + folder.name + os.sep)}checkpoints exists and is not empty",
+        )
 
 
 def _same_logger(made: dict[str, Any], config: Any) -> bool:

@@ -72,6 +72,13 @@ class Source(ABC):
         """Make the files available: download, verify, extract. Called on one process only; by
         default nothing (the files are the user's own)."""
 
+    @property
+    def location(self) -> str | Path | None:
+        """Where the data is read from, once `prepare` has run: the DataModule says it in one line, so that a user
+        knows which copy was read (a folder already on disk, or one just downloaded). None says nothing."""
+        root = getattr(self, "root", None)
+        return root if isinstance(root, str | Path) else None
+
     @abstractmethod
     def load(self, split: Split) -> Samples | None:
         """The split in memory, or None when the data set has no such split: a missing "val" is held
@@ -82,12 +89,6 @@ class Source(ABC):
         DataModule can stream it (`data.in_memory: false`) and tell its size in memory first. Optional: a source
         without files of its own (one archive, one table) only loads."""
         raise NotImplementedError
-
-    def data_files(self) -> list[Path] | None:
-        """The files and folders the data is read from, for the fingerprint a checkpoint keeps so that a resume on
-        other data is refused (project/engine/fingerprint.py); None: all that its path arguments (`root`,
-        `train`, ...) name. A source whose `root` is a download folder that may hold other data names its own."""
-        return None
 
     def group(self, key: str, name: str) -> str:
         """The `key` group (one of `group_keys`) of the sample called `name` (its name in `Samples`)."""
