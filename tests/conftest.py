@@ -1,7 +1,10 @@
 import functools
 import http.server
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +19,59 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # ignored, which its processes and their children inherit, and the interrupt tests would then test nothing
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def _die_with_the_tests() -> None:
+    """Run in each child process the tests start, before it execs: the kernel kills it when the process that
+    started it ends, however that ends (Ctrl-C, a pytest-xdist worker killed), so nothing the tests started
+    runs on (a killed test's checkpoint writer once looped for 21 minutes)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+if sys.platform == "linux":
+    _popen_init = subprocess.Popen.__init__
+
+    def _popen_dying_with_the_tests(self, *args, **kwargs):
+        kwargs.setdefault("preexec_fn", _die_with_the_tests)
+        _popen_init(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = _popen_dying_with_the_tests
+
+
+def _repository_files() -> set[str]:
+    """What lies in the repository's root and in its logs/ (where a run without a save_dir of its own goes)."""
+    found = {p.name for p in REPOSITORY.iterdir()}
+    logs = REPOSITORY / "logs"
+    return found | ({str(p.relative_to(REPOSITORY)) for p in logs.rglob("*")} if logs.is_dir() else set())
+
+
+def _remove(left: set[str]) -> None:
+    for name in sorted(left, key=len, reverse=True):
+        path = REPOSITORY / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_in_the_repository():
+    """A test that leaves files in the repository (runs in its logs/, files at its root) fails, naming them, and
+    they are removed. One test at a time only: under pytest-xdist the session's end checks instead."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    before = _repository_files()
+    yield
+    left = _repository_files() - before
+    if left:
+        _remove(left)
+        pytest.fail(f"the test left {sorted(left)} in the repository; give its runs a save_dir of its own")
+
 
 # Real data for the optional real-data tests: a folder holding the archives they name (`real_data_file`), e.g.
 # `cifar10-jpeg.tar.xz` (the CIFAR-10 images as JPEGs, train/ and test/ class folders, read as an image folder).
@@ -82,8 +138,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # a stable sort keeps the rest in order
 
 
+def pytest_sessionstart(session) -> None:
+    session.config._repository_files = _repository_files()
+
+
 def pytest_sessionfinish(session) -> None:
-    """A pytest-xdist worker hands its share of the catalogue's tally to the main process."""
+    """A pytest-xdist worker hands its share of the catalogue's tally to the main process; the main process fails
+    a session whose tests left files in the repository, and removes them."""
+    before = getattr(session.config, "_repository_files", None)
+    if not hasattr(session.config, "workeroutput") and before is not None:
+        left = _repository_files() - before
+        if left:
+            _remove(left)
+            session.config._left_in_repository = sorted(left)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if hasattr(session.config, "workeroutput"):
         from tests.catalogue import TALLY
 
@@ -100,11 +168,16 @@ def pytest_testnodedown(node, error) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """The whole bad-input catalogue's totals (tests/catalogue.py), over every file that holds cases."""
+    """The whole bad-input catalogue's totals (tests/catalogue.py), over every file that holds cases; what the tests
+    left in the repository."""
     from tests.catalogue import TALLY
+
+    left = getattr(terminalreporter.config, "_left_in_repository", None)
+    if left:
+        terminalreporter.write_line(f"FAILED: the tests left {left} in the repository (removed); -n 0 names the test")
 
     if TALLY["tried"]:
         terminalreporter.write_line(
             f"[reliability] all catalogues: bad inputs tried: {TALLY['tried']}, "
-            f"refused with a clear error: {TALLY['refused']}"
+            f"refused with a clear error: {TALLY['refused']}, handled without one: {TALLY.get('handled', 0)}"
         )

@@ -6,6 +6,8 @@ import lightning as L
 class InterruptAt(L.Callback):
     """Presses Ctrl-C (raises KeyboardInterrupt) at the end of training step `step`."""
 
+    observes_only = True  # it stops a run, as a signal would, and changes nothing it computes: a resume drops it
+
     def __init__(self, step: int):
         self.step = step
 

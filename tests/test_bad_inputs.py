@@ -181,8 +181,8 @@ TRUST += [
             datamodule_hyper_parameters={"_class_path": "project.engine.data.InMemoryDataModule"},
         ),
         Refused,
-        r"Refusing model\.net\.class_path: torch\.os\.system \(it is os's\) from the hyperparameters stored in "
-        r".*last\.ckpt",
+        r"Refusing model\.net\.class_path: torch\.os\.system from the hyperparameters stored in .*last\.ckpt.*"
+        r"it is os's",
     ),
     BadInput(
         "checkpoint hyperparameters naming subprocess.Popen as the data module",
@@ -193,6 +193,103 @@ TRUST += [
         ),
         Refused,
         r"Refusing data\.class_path: subprocess\.Popen from the hyperparameters stored in .*last\.ckpt",
+    ),
+]
+
+# Issue 33's attack pass: names inside the trusted packages that run code, each as a LambdaCallback hook built from
+# a class_path (the way `elastic_launch` ran `touch`), refused from a run folder's config.yaml and from the config
+# a checkpoint copied away from its folder carries (tests/test_trust.py tries each in 9 places)
+ATTACK_NAMES = [
+    "torch.distributed.launcher.api.elastic_launch",
+    "torch.utils.collect_env.run",
+    "torch.multiprocessing.spawn",
+    "torch.distributed.TCPStore",
+    "torch._inductor.codecache.PyCodeCache.load",
+    "lightning.fabric.utilities.cloud_io._load",
+    "torch.testing._internal.common_utils.shell",
+    "lightning.pytorch.cli.LightningCLI",
+    "torch.distributed.run.main",
+    "torch.compile",
+    "torch.save",
+    "torchvision.datasets.utils.download_url",
+]
+
+
+def _launching_hook(target: str) -> dict:
+    """The issue's setup: a LambdaCallback whose hook is built from `target` with `entrypoint: touch`."""
+    launch = {
+        "class_path": target,
+        "init_args": {"config": {"min_nodes": 1, "max_nodes": 1, "nproc_per_node": 1}, "entrypoint": "touch"},
+    }
+    callback = {"class_path": "lightning.pytorch.callbacks.LambdaCallback", "init_args": {"on_test_start": launch}}
+    return {"trainer": {"callbacks": [callback]}}
+
+
+def _copied_away(t: Path, run_config: dict) -> None:
+    """A checkpoint away from any run folder, carrying `run_config` as its stored run config: `test` on it."""
+    ckpt = _checkpoint(t / "copied.ckpt", run_config=yaml.safe_dump(run_config))
+    cli("test", f"--ckpt_path={ckpt}")
+
+
+HOOK_KEY = "trainer.callbacks[0].init_args.on_test_start.class_path"
+NAME_TAG = "seed_everything: !!python/name:os.system\n"
+TRUST += [
+    BadInput(
+        f"run folder config.yaml: {name} as a LambdaCallback hook",
+        lambda t, name=name: _test_run_folder(t, _launching_hook(name)),
+        Refused,
+        _refusing(HOOK_KEY, name),
+    )
+    for name in ATTACK_NAMES
+]
+TRUST += [
+    BadInput(
+        f"checkpoint copied away: {name} as a LambdaCallback hook in its stored run config",
+        lambda t, name=name: _copied_away(t, _launching_hook(name)),
+        Refused,
+        rf"Refusing {re.escape(HOOK_KEY)}: {re.escape(name)} from the run config stored in .*copied\.ckpt.*--config",
+    )
+    for name in ATTACK_NAMES[:3]
+]
+TRUST += [
+    BadInput(
+        f"run folder config.yaml: {name} as {where}",
+        lambda t, name=name, where=where: _test_run_folder(t, _with_class_path(where, name)),
+        Refused,
+        _refusing(where, name),
+    )
+    for where, name in [
+        ("trainer.callbacks[0].class_path", "lightning.pytorch.cli.LightningCLI"),
+        ("trainer.callbacks[0].class_path", "torch.optim.SGD"),  # trusted, but not a callback
+        ("model.net.class_path", "torch.multiprocessing.spawn"),
+        ("model.net.class_path", "lightning.pytorch.loggers.CSVLogger"),
+        ("trainer.logger.class_path", "torch.distributed.TCPStore"),
+        ("trainer.plugins[0].class_path", "torch.utils.collect_env.run"),
+        ("trainer.strategy.class_path", "torch.distributed.launcher.api.elastic_launch"),
+        ("trainer.profiler.class_path", "torch.utils.benchmark.Timer"),
+        ("data.init_args.source.class_path", "project.engine.data.download.download_archive"),
+    ]
+]
+TRUST += [
+    BadInput(
+        "Python YAML tag in a run folder's config.yaml",
+        lambda t: _test_run_folder(t, "trainer:\n  callbacks: !!python/object/apply:os.system ['touch ran']\n"),
+        Refused,
+        r"rf/config\.yaml, line 2: the YAML tag !!python/object/apply:os\.system asks for a Python object"
+        r".*nothing was run",
+    ),
+    BadInput(
+        "Python YAML tag in a checkpoint's stored run config",
+        lambda t: cli("test", f"--ckpt_path={_checkpoint(t / 'copied.ckpt', run_config=NAME_TAG)}"),
+        Refused,
+        r"the run config stored in .*copied\.ckpt, line 1: the YAML tag !!python/name:os\.system",
+    ),
+    BadInput(
+        "a picked-up logger that sends the run elsewhere",
+        lambda t: _test_run_folder(t, {"trainer": {"logger": {"class_path": "lightning.pytorch.loggers.WandbLogger"}}}),
+        Refused,
+        r"trainer\.logger: lightning\.pytorch\.loggers\.WandbLogger in a run config picked up without being asked "
+        r"for: only a TensorBoard, CSV or local MLflow logger",
     ),
 ]
 
@@ -858,6 +955,118 @@ PATHS = [
     ),
 ]
 
+# ----------------------------------------------------------------------- data mistakes, bounds (issue 33)
+
+
+def _images(t: Path, *extra: str) -> None:
+    """1 epoch of the tiny recipe on a small image tree (tests/image_tree.py) with a 16x16 ResNet, logs in the case's
+    folder."""
+    from tests.recipes import image_folder_args
+
+    cli("fit", *image_folder_args(t / "images", t / "logs", widths="[4,4,4,4]", epochs=1), *extra)
+
+
+def _unreadable_image(t: Path) -> Path:
+    from tests.image_tree import write_image_tree
+
+    tree = write_image_tree(t / "images", per_class=6)
+    bad = sorted((tree / "circle").iterdir())[0]
+    bad.write_bytes(b"not an image")
+    return bad
+
+
+def _streamed_past_an_unreadable_image(t: Path) -> None:
+    """Streaming with skip_bad_files: the run trains, the file is logged and left out of its batches."""
+    _unreadable_image(t)
+    _images(t, "--data.in_memory=false", "--data.source.init_args.skip_bad_files=true")
+    assert list((t / "logs").rglob("last.ckpt")), "the streamed run with an unreadable image did not train"
+
+
+def _few_workers(t: Path) -> None:
+    """1,000 workers asked for: the data module uses at most the CPUs this process may use, saying so."""
+    from project.engine.data import InMemoryDataModule
+    from tests.recipes import TinyTable
+
+    data = InMemoryDataModule(TinyTable(), num_workers=1000)
+    assert data.num_workers <= len(os.sched_getaffinity(0)), data.num_workers
+
+
+def _features_fit(t: Path, *extra: str) -> None:
+    """`fit --config features` in the case's folder (the recipe's data paths are relative to it)."""
+    cwd = os.getcwd()
+    os.chdir(t)
+    try:
+        cli("fit", "--config", "features", f"--trainer.logger.init_args.save_dir={t / 'logs'}", *extra)
+    finally:
+        os.chdir(cwd)
+
+
+def _optimize(t: Path, *args: str) -> None:
+    """`python -m project.optimize ARGS` as the shell runs it: a user error ends it with status 2."""
+    import contextlib
+    import io
+
+    from project.engine.data.optimize import main as optimize
+
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            run_command(lambda: optimize(list(args)))
+    except SystemExit as stopped:
+        raise Refused(f"exit status {stopped.code}: {stderr.getvalue()}") from None
+
+
+DATA_MISTAKES = [
+    BadInput(
+        "fit --config features without its feature files (under jsonargparse's Union wrapper)",
+        lambda t: _features_fit(t),
+        Refused,
+        r"^\S*data/features/train\.pt does not exist; point data\.source\.init_args at your feature files\.\n",
+    ),
+    BadInput(
+        "an image folder that does not exist",
+        lambda t: _images(t, f"--data.source.init_args.root={t / 'nowhere'}"),
+        Refused,
+        r"^Image folder .*nowhere does not exist\. Point --data\.source\.init_args\.root at a folder",
+    ),
+    BadInput(
+        "an unreadable image, streamed: the advice names the real key",
+        lambda t: (_unreadable_image(t), _images(t, "--data.in_memory=false", "--data.num_workers=0")),
+        Refused,
+        r"circle/000\.png is not a readable image .*pass --data\.source\.init_args\.skip_bad_files true",
+    ),
+    BadInput("an unreadable image, streamed with skip_bad_files", _streamed_past_an_unreadable_image, None, ""),
+    BadInput(
+        "optimize --config=NAME finds the recipe",
+        lambda t: _optimize(
+            t,
+            "--config=fsdd",
+            f"--output_dir={t / 'chunks'}",
+            f"--data.source.init_args.root={t / 'none'}",
+            "--data.source.init_args.download=false",
+        ),
+        Refused,
+        r"^exit status 2: error: FSDD not found: looked for \S*none/free-spoken-digit-dataset",
+        recipe="fsdd",
+    ),
+]
+BOUNDS = [
+    BadInput("1,000 loader workers", _few_workers, None, ""),
+    BadInput(
+        "a net of 10**12 parameters",
+        lambda t: _fit(t, "--model.net=project.models.MLP", "--model.net.init_args.hidden=[1000000,1000000]"),
+        Refused,
+        r"^model\.net \(project\.models\.MLP\) with hidden=\[1000000, 1000000\].* would hold "
+        r"1,000,0\d\d,\d+,\d+ parameters, .* GB, more than the .* GB of memory this machine has free: lower its sizes",
+    ),
+    BadInput(
+        "model.num_classes=1000000 on a fresh fit",
+        lambda t: _fit(t, "--model.num_classes=1000000"),
+        Refused,
+        r"^model\.num_classes=1000000 contradicts the data \(\w+\), which has num_classes=3: .*Remove it",
+    ),
+]
+
 # -------------------------------------------------------------------------------------------- signals
 
 
@@ -867,6 +1076,8 @@ class Stopped(Exception):
 
 class SignalAt(L.Callback):
     """Sends `signal.SIGTERM` to this process at the end of training step `step`, or in validation."""
+
+    observes_only = True  # a stop, as a signal from outside: the resume that follows leaves it out
 
     def __init__(self, step: int | None):
         self.step = step
@@ -909,7 +1120,7 @@ SIGNALS = [
     ),
 ]
 
-BAD_INPUTS = TRUST + YAML_FILES + CLI_OPTIONS + FEATURE_FILES + CHECKPOINTS + PATHS + SIGNALS
+BAD_INPUTS = TRUST + YAML_FILES + CLI_OPTIONS + FEATURE_FILES + CHECKPOINTS + PATHS + DATA_MISTAKES + BOUNDS + SIGNALS
 
 
 @pytest.mark.parametrize("case", cases(BAD_INPUTS))

@@ -215,6 +215,8 @@ def test_a_2_fold_study_runs_end_to_end_and_writes_the_mean_and_spread(tmp_path,
 class InterruptOnce(L.Callback):
     """Acts as a Ctrl-C at the start of the second epoch of the run `version`, once: `marker` remembers."""
 
+    observes_only = True  # a stop, as a signal from outside: the resume that follows leaves it out
+
     def __init__(self, version: str, marker: str):
         self.version, self.marker = version, Path(marker)
 

@@ -27,6 +27,8 @@ class SignalAt(L.Callback):
     """Sends this process `signum` once step `step` has its batch and is running: the middle of a step,
     where most of a real run's time (and so most Ctrl-C presses) falls."""
 
+    observes_only = True  # a stop, as a signal from outside: the resume that follows leaves it out
+
     def __init__(self, signum: int, step: int):
         self.signum, self.step = signum, step
 

@@ -475,8 +475,9 @@ def test_config_error_stops_before_data_is_touched(override, named, tmp_path, ca
 )
 def test_num_classes_contradicting_the_data_is_an_error(override, message, tmp_path):
     data_dir = tmp_path / "data"
+    logs = f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}"
     with pytest.raises(ValueError, match=message):
-        main(["fit", f"--config={TINY}", f"--data.source.init_args.root={data_dir}", override])
+        main(["fit", f"--config={TINY}", f"--data.source.init_args.root={data_dir}", logs, override])
     assert not data_dir.exists()
 
 
@@ -963,7 +964,8 @@ BAD_INPUTS += [
         "one-cycle run resumed with a larger max_epochs",
         lambda t, runs: _fit_tiny(t, "--trainer.max_epochs=3", f"--ckpt_path={runs.ckpt}"),
         Refused,
-        r"This run has 15 training steps, but the OneCycleLR schedule resumed from .*last\.ckpt spans 5",
+        r"--trainer\.max_epochs=3: the run of .*last\.ckpt was made with trainer\.max_epochs=1, and its learning-rate "
+        r"schedule is laid over that length \(5 steps\): a resume can neither shorten nor stretch it",
         needs_runs=True,
     ),
     BadInput(

@@ -16,6 +16,8 @@ from project.engine.cli import main
 from project.engine.errors import ConfigError
 from tests.extras import needs_extra
 
+ROOT = Path(__file__).resolve().parents[1]
+
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "features.yaml"
 
 
@@ -118,6 +120,8 @@ def test_a_new_run_starts_from_a_checkpoints_weights(trained_run, tmp_path):
 
 
 class FailAtStart(L.Callback):
+    observes_only = True  # a resume may add it: it fails before the first step, changing nothing
+
     def on_train_start(self, trainer, pl_module):
         raise ConfigError("failing before the first step")
 
@@ -138,14 +142,24 @@ def test_a_fit_failing_before_its_first_step_leaves_no_folder_and_no_checkpoint(
     assert "Interrupted" not in capsys.readouterr().err
 
 
+def _hold(lock: Path) -> subprocess.Popen:
+    """Another process holding the run lock `lock`, until killed."""
+    script = (
+        "import sys, time; from pathlib import Path; from project.engine import run_lock; "
+        f"run_lock.acquire(Path({str(lock)!r})); print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_one_fit_per_run_folder(in_tmp):
-    """A named version another live process holds is refused before anything is written; a lock left by
-    a process that is gone is taken over."""
+    """A named version another live process holds is refused before anything is written; once that process is
+    gone (here killed with SIGKILL), the OS has freed its lock."""
     folder = in_tmp / "logs" / "features" / "baseline"
     folder.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = _hold(folder / ".fit.lock")
     try:
-        (folder / ".fit.lock").write_text(f"{holder.pid}\n")
         named = ["fit", "--config", "features", *_cpu(1), "--trainer.logger.init_args.version=baseline"]
         with pytest.raises(ConfigError, match=rf"another fit \(process {holder.pid}, still running\)"):
             main(named)
@@ -153,7 +167,7 @@ def test_one_fit_per_run_folder(in_tmp):
     finally:
         holder.kill()
         holder.wait()
-    main(named)  # the holder is gone: its lock is stale
+    main(named)  # the holder is gone: its lock with it
     assert (folder / "config.yaml").is_file() and not (folder / ".fit.lock").exists()
     with pytest.raises(ConfigError, match="already holds a run"):
         main(named)

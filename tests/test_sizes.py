@@ -122,7 +122,8 @@ def test_any_network_trains_on_images_from_the_command_line(net, tmp_path):
     cli = main(["fit", *tiny_args(tmp_path, 1), "--config", data, *net, "--trainer.fast_dev_run=1"])
     assert cli.trainer.global_step == 1
     assert cli.model.net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
-    assert cli.model.hparams.net["init_args"]["num_classes"] == 2
+    stored = cli.model.hparams.net  # a builder's **kwargs (timm's num_classes) as dict_kwargs
+    assert {**stored["init_args"], **stored.get("dict_kwargs", {})}["num_classes"] == 2
 
 
 def test_a_net_spec_builds_only_from_what_was_given():

@@ -29,6 +29,7 @@ from project.engine.callbacks import (
 )
 from project.engine.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.engine.errors import ConfigError, UserError, run_command
+from project.engine.fingerprint import DataFingerprint
 from project.engine.help import KeepLines, asks_for_every_key, asks_for_help, fit_help, rest_of_help
 from project.engine.help import usage as help_usage
 from project.engine.parser import Parser, check_trainer_config, fall_back_to_cpu_precision
@@ -255,6 +256,7 @@ def main(
                 StepSeededRandomness(),
                 StopBetweenSteps(),
                 CheckpointFiles(),
+                DataFingerprint(),
                 ScheduleFitsTheRun(),
                 *callbacks,
             ]

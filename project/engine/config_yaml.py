@@ -6,6 +6,7 @@ the result (jsonargparse does both) then needs gigabytes. The checks run on YAML
 anything is built, in linear time. `use_bounded_yaml` puts jsonargparse's own YAML loading through them.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,27 @@ def load_config_text(text: str, source: str) -> Any:
     if problem is not None:
         raise ConfigError(problem)
     return yaml.safe_load(text)
+
+
+def load_run_config(text: str, source: str) -> Any:
+    """A run's record (its config.yaml, the config in a checkpoint) as `load_config_text` reads it, any YAML error
+    in one line naming `source` and the line: a Python tag (`!!python/object/apply:os.system`) is never built."""
+    try:
+        return load_config_text(text, source)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{source}, line {mark.line + 1}" if mark is not None else source
+        tag = re.search(r"tag '([^']+)'", str(err.problem or ""))
+        if tag:
+            shown = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+            raise ConfigError(
+                f"{where}: the YAML tag {shown} asks for a Python object, which a config never holds and which is "
+                "not built (nothing was run): remove the tag"
+            ) from None
+        problem = " ".join(str(p) for p in (err.context, err.problem) if p)
+        raise ConfigError(f"{where} is not valid YAML: {problem}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source} is not valid YAML: {err}") from None
 
 
 def load_config_value(value: str) -> Any:

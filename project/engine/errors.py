@@ -106,7 +106,21 @@ def as_user_error(err: BaseException) -> BaseException | None:
             return ConfigError(_misconfiguration(str(cause)))
     if isinstance(err, FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return err
+    if str(err).startswith(_BUILD_FAILED):  # jsonargparse building a class the config names wraps its error
+        for cause in _chain(err):
+            if isinstance(cause, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+                return cause
     return None
+
+
+# How jsonargparse begins the error it raises when a class the config names failed to build (a source whose
+# data folder is missing): the class's own error is its cause
+_BUILD_FAILED = ("Does not validate against any of the Union subtypes", "Problem with given class_path")
+
+
+def _workers_stopped(err: BaseException) -> bool:
+    """Whether `err` is torch's account of DataLoader workers that a signal ended."""
+    return any(isinstance(c, RuntimeError) and "DataLoader worker" in str(c) for c in _chain(err))
 
 
 def _misconfiguration(message: str) -> str:
@@ -142,6 +156,11 @@ def run_command(main: Callable[[], T]) -> T:
             sys.exit(signals.exit_status(signals.received()))
         raise
     except Exception as err:
+        if signals.received() and _workers_stopped(err) and not debug_enabled():
+            # A terminal's Ctrl-C, `timeout` and a scheduler signal the whole process group: the data loader's
+            # workers ended with it, before the main process could stop between two steps
+            print(f"Stopped by {signals.signal_name(signals.received())}.", file=sys.stderr)
+            sys.exit(signals.exit_status(signals.received()))
         user_error = as_user_error(err)
         if user_error is None or debug_enabled():
             raise

@@ -6,19 +6,24 @@ import json
 import os
 import re
 import shlex
+import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from project.engine.checkpoints import local_path
-from project.engine.config_yaml import load_config_file
+from project.engine.config_yaml import load_run_config, read_config_text
 from project.engine.errors import CheckpointError, ConfigError
+from project.engine.fingerprint import FINGERPRINT_KEY, data_arguments, difference
 from project.engine.parser import cpu_precision
-from project.engine.run_config import stored_run_config
+from project.engine.run_config import RUN_CONFIG_FILE_KEY, stored_run_config
 from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_folder_of, run_name
 from project.engine.sizes import net_defaults
+from project.engine.trust import resolve
 
 # What a run computes: a resume that changes one of these would not continue the run but make another
 # (a different order, split, batch or network from the same step on), so it is refused
@@ -36,6 +41,19 @@ COMPUTES = (
 )
 # ... except how the data is read and where it lies, which do not change what is computed
 READS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "on_device", "download", "compile")
+# Callbacks that only watch a fit (save, log, draw, time, predict): a resume may add, drop or change them. Any
+# other callback may act on what the run computes, so it must be as the run was made. A callback class of
+# its own says it only watches with a class attribute `observes_only = True` (the TensorBoard views do).
+OBSERVERS = (
+    "lightning.pytorch.callbacks.Checkpoint",
+    "lightning.pytorch.callbacks.LearningRateMonitor",
+    "lightning.pytorch.callbacks.DeviceStatsMonitor",
+    "lightning.pytorch.callbacks.ModelSummary",
+    "lightning.pytorch.callbacks.ProgressBar",
+    "lightning.pytorch.callbacks.BasePredictionWriter",
+    "lightning.pytorch.callbacks.ThroughputMonitor",
+    "lightning.pytorch.callbacks.Timer",
+)
 
 
 def continue_in(trainer: Any, folder: Path) -> None:
@@ -53,17 +71,28 @@ def continue_in(trainer: Any, folder: Path) -> None:
 
 
 def continue_run(config: Any) -> None:
-    """`fit --ckpt_path X`: refuse a config that changes what X's run computes (COMPUTES), and log into
-    X's run folder. The run's config is its folder's config.yaml, else the one stored in X."""
+    """`fit --ckpt_path X`: refuse, in one line, a resume that would not continue X's run as it was made: a
+    changed key of COMPUTES, a callback that acts on the training added or left out, X's run folder's config.yaml
+    edited since, a stop already reached, a one-cycle schedule cut short, other data than the run's. Then log
+    into X's run folder. The run's config is its folder's config.yaml, else the one stored in X."""
     local = local_path(config.ckpt_path)
     if local is None or not local.is_file():
         return  # reported for what it is when Lightning loads it
     folder = run_folder_of(local)
-    made = load_config_file(folder / "config.yaml") if folder else stored_run_config(local)
+    saved = torch.load(local, map_location="cpu", weights_only=True, mmap=True)
+    record = folder / "config.yaml" if folder else None
+    made = load_run_config(read_config_text(record), str(record)) if record else stored_run_config(local)
+    if folder is not None:
+        refuse_edited_record(folder, made, saved, local)
     if made:
         refuse_changes(made, config, local, folder)
+        refuse_callback_changes(made, config, local, folder)
+        refuse_schedule_change(made, config, saved, local, folder)
+    refuse_reached_stop(config, saved, local, folder, made)
+    refuse_other_data(config, saved, local, folder, made)
     if folder is not None and _same_logger(made or {}, config):
         continue_in(config.trainer, folder)
+    if folder is not None:
         # Lightning warns of any non-empty checkpoint folder at the start of a fit; a resume's holds its run
         warnings.filterwarnings(
             "ignore",
@@ -79,6 +108,45 @@ def _same_logger(made: dict[str, Any], config: Any) -> bool:
     return all(_same(was.get(k), now.get(k)) for k in keys)
 
 
+def _refuse(
+    what: str,
+    why: str,
+    ckpt: Path,
+    folder: Path | None,
+    made: dict[str, Any] | None,
+    given: str = "",
+    fix: str = "resume without it",
+) -> None:
+    """The one line a refused resume ends in: what was given, why a resume cannot take it, and the command that
+    starts a new run from the checkpoint's weights instead (a new run folder: the run's own holds that run)."""
+    recipe = f"--config {shlex.quote(str(folder / 'config.yaml'))}" if folder else "--config <the run's recipe>"
+    command = " ".join(
+        part
+        for part in (
+            f"python -m project.cli fit {recipe}",
+            _new_run_folder(made or {}),
+            given,
+            "--trainer.callbacks+=project.engine.callbacks.StartFromWeights",
+            f"--trainer.callbacks.checkpoint={shlex.quote(str(ckpt))}",
+        )
+        if part
+    )
+    raise ConfigError(
+        f"{what}: {why}. A resume continues a run as it was made: {fix}, or start a new run from this "
+        f"checkpoint's weights: {command}"
+    )
+
+
+def _new_run_folder(made: dict[str, Any]) -> str:
+    """The option that makes a run's own config start a new run folder rather than name the run's."""
+    logger = (made.get("trainer") or {}).get("logger")
+    if isinstance(logger, dict) and isinstance(logger.get("init_args"), dict) and logger["init_args"].get("version"):
+        return "--trainer.logger.init_args.version=null"
+    if (made.get("trainer") or {}).get("default_root_dir"):
+        return "--trainer.default_root_dir=null"
+    return ""
+
+
 def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path | None) -> None:
     now_tree = config.as_dict()
     was, now = _leaves(_with_net_defaults(made, now_tree)), _leaves(now_tree)
@@ -91,14 +159,141 @@ def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path |
             continue
         shown = key.replace(".init_args.", ".")
         given = shlex.quote(f"--{shown}={_shown(now.get(key))}")
-        recipe = f"--config {folder / 'config.yaml'}" if folder else "--config <the run's recipe>"
-        raise ConfigError(
-            f"{given}: the run of {ckpt} was made with {shown}={_shown(was.get(key))}, and a resume continues "
-            f"that run as it was made. Resume without it, or start a new run from this checkpoint's weights: "
-            f"python -m project.cli fit {recipe} {given} "
-            "--trainer.callbacks+=project.engine.callbacks.StartFromWeights "
-            f"--trainer.callbacks.checkpoint={shlex.quote(str(ckpt))}"
+        _refuse(given, f"the run of {ckpt} was made with {shown}={_shown(was.get(key))}", ckpt, folder, made, given)
+
+
+def refuse_edited_record(folder: Path, made: Any, saved: dict[str, Any], ckpt: Path) -> None:
+    """A run folder's config.yaml is the run's record: one edited since the run was made (a value, not a
+    comment) would resume another run under the same name."""
+    text = saved.get(RUN_CONFIG_FILE_KEY)
+    if not isinstance(text, str):
+        return  # a checkpoint from before the record was kept
+    was, now = _leaves(load_run_config(text, f"the config stored in {ckpt}") or {}), _leaves(made or {})
+    changed = [k for k in sorted(was.keys() | now.keys()) if not _same(was.get(k), now.get(k))]
+    if not changed:
+        return
+    key = changed[0]
+    more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+    record = folder / "config.yaml"
+    raise ConfigError(
+        f"{record} was edited since the run was made: {key} is {_shown(now.get(key))} there, but the run was "
+        f"made with {_shown(was.get(key))}{more} (its checkpoint {ckpt.name} keeps the original). A run's "
+        "config.yaml is its record, and a resume continues the run as it was made: put it back (a resume takes "
+        "changes a run allows on the command line), or start a new run from this checkpoint's weights with the "
+        f"edited config: python -m project.cli fit --config {shlex.quote(str(record))} "
+        f"{_new_run_folder(made or {})} --trainer.callbacks+=project.engine.callbacks.StartFromWeights "
+        f"--trainer.callbacks.checkpoint={shlex.quote(str(ckpt))}".replace("  ", " ")
+    )
+
+
+def refuse_callback_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path | None) -> None:
+    """Callbacks that act on the training (GradientAccumulationScheduler, StochasticWeightAveraging, Lookahead,
+    EarlyStopping...) must be those the run was made with; those that only watch it may come and go."""
+    was = Counter(_acting((made.get("trainer") or {}).get("callbacks")))
+    now = Counter(_acting(config.trainer.as_dict().get("callbacks")))
+    for class_path, _ in now - was:
+        given = shlex.quote(f"--trainer.callbacks+={class_path}")
+        other = any(c == class_path for c, _ in was)
+        why = f"the run of {ckpt} was made {'with other arguments for it' if other else 'without it'}"
+        _refuse(given, f"{why}; it acts on the training (it does not only watch it)", ckpt, folder, made)
+    for class_path, _ in was - now:
+        _refuse(
+            f"trainer.callbacks without {class_path}",
+            f"the run of {ckpt} was made with it; it acts on the training (it does not only watch it)",
+            ckpt,
+            folder,
+            made,
         )
+
+
+def _acting(callbacks: Any) -> list[tuple[str, str]]:
+    """(class path, arguments as JSON) of each callback that acts on the training."""
+    if isinstance(callbacks, dict):
+        callbacks = [callbacks]
+    acting = []
+    for callback in callbacks if isinstance(callbacks, list) else []:
+        class_path = callback.get("class_path") if isinstance(callback, dict) else callback
+        if isinstance(class_path, str) and not observes_only(class_path):
+            args = callback.get("init_args") if isinstance(callback, dict) else None
+            acting.append((class_path, json.dumps(_normal(args or {}), sort_keys=True, default=str)))
+    return acting
+
+
+def observes_only(class_path: str) -> bool:
+    """Whether the callback `class_path` only watches a fit (OBSERVERS, or a class that says `observes_only`);
+    a class outside the trusted packages is not imported, and counts as acting."""
+    callback = resolve(class_path) or _imported(class_path)
+    if not isinstance(callback, type):
+        return False
+    if getattr(callback, "observes_only", False):
+        return True
+    observers = [resolve(path) for path in OBSERVERS]
+    return any(isinstance(o, type) and issubclass(callback, o) for o in observers)
+
+
+def _imported(class_path: str) -> Any:
+    """The class `class_path` names when its module is imported already (nothing is imported here)."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(sys.modules.get(module), name, None)
+
+
+def refuse_schedule_change(
+    made: dict[str, Any], config: Any, saved: dict[str, Any], ckpt: Path, folder: Path | None
+) -> None:
+    """A schedule laid over the run's length (OneCycleLR's `total_steps`) cannot be cut short or stretched."""
+    spans = [s.get("total_steps") for s in saved.get("lr_schedulers") or [] if isinstance(s, dict)]
+    span = next((s for s in spans if isinstance(s, int)), None)
+    if span is None:
+        return
+    trainer = made.get("trainer") or {}
+    for key in ("max_epochs", "max_steps"):
+        was, now = trainer.get(key), config.trainer.get(key)
+        if was is not None and not _same(was, now):
+            given = f"--trainer.{key}={_shown(now)}"
+            why = (
+                f"the run of {ckpt} was made with trainer.{key}={_shown(was)}, and its learning-rate schedule is "
+                f"laid over that length ({span} steps): a resume can neither shorten nor stretch it"
+            )
+            _refuse(given, why, ckpt, folder, made, given)
+
+
+def refuse_reached_stop(
+    config: Any, saved: dict[str, Any], ckpt: Path, folder: Path | None, made: dict[str, Any] | None
+) -> None:
+    """A stop criterion the run has reached already: the resume would train nothing and report it done."""
+    step = saved.get("global_step")
+    epochs = _completed_epochs(saved)
+    max_steps, max_epochs = config.trainer.get("max_steps"), config.trainer.get("max_epochs")
+    if isinstance(step, int) and isinstance(max_steps, int) and 0 <= max_steps <= step:
+        reached = f"trainer.max_steps={max_steps}: the run of {ckpt} is at step {step} already"
+        raise ConfigError(f"{reached}, so a resume would train nothing. Raise --trainer.max_steps above {step}.")
+    if isinstance(epochs, int) and isinstance(max_epochs, int) and 0 <= max_epochs <= epochs:
+        reached = f"trainer.max_epochs={max_epochs}: the run of {ckpt} has trained {epochs} epochs already"
+        raise ConfigError(f"{reached}, so a resume would train nothing. Raise --trainer.max_epochs above {epochs}.")
+
+
+def _completed_epochs(saved: dict[str, Any]) -> int | None:
+    """The epochs whose training steps are all done (`processed`: `completed` waits for the epoch's end hooks,
+    which run after the epoch's last checkpoint is saved)."""
+    try:
+        return int(saved["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def refuse_other_data(
+    config: Any, saved: dict[str, Any], ckpt: Path, folder: Path | None, made: dict[str, Any] | None
+) -> None:
+    """Data that differs from the run's (its fingerprint in the checkpoint): the resume would train on other data."""
+    stored = saved.get(FINGERPRINT_KEY)
+    data = config.get("data")
+    if not isinstance(stored, dict) or data is None:
+        return
+    init_args = data.get("init_args") if hasattr(data, "get") else None
+    init_args = init_args.as_dict() if hasattr(init_args, "as_dict") else init_args
+    differs = difference(stored, data_arguments(init_args or {}))
+    if differs is not None:
+        _refuse("The data differs", differs, ckpt, folder, made, fix="put the run's data back")
 
 
 def _with_net_defaults(made: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:

@@ -13,13 +13,15 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.trainer.states import TrainerFn
 
 from project.engine.checkpoints import check_checkpoint_path, local_path
-from project.engine.config_yaml import load_config_file, load_config_text
+from project.engine.config_yaml import load_run_config, read_config_text
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.internals import checkpoint_hparams_config, hpc_resume_path
-from project.engine.runs import record_folder, run_folder_of
+from project.engine.runs import keep_in_run_folder, record_folder, run_folder_of
 from project.engine.trust import check_trusted
 
-RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of its run's config.yaml (`SaveRunConfig`)
+RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of the config of the fit that wrote it (`SaveRunConfig`)
+# ... and of its run folder's config.yaml as the run made it: a resume refuses one edited since (resume.py)
+RUN_CONFIG_FILE_KEY = "run_config_file"
 
 
 class IncompleteCheckpointError(CheckpointError):
@@ -28,17 +30,16 @@ class IncompleteCheckpointError(CheckpointError):
 
 def implicit_config(ckpt: str) -> str | None:
     """The run's config for a checkpoint, as YAML text: the run folder's config.yaml, else the
-    checkpoint's own hyperparameters. Checked against TRUSTED_PACKAGES."""
+    checkpoint's own hyperparameters. Checked by project/engine/trust.py, and made to write into the
+    checkpoint's run folder only (`keep_in_run_folder`)."""
     local = local_path(ckpt)
     if local is None:  # a remote checkpoint: read its hyperparameters only when it is local
         return None
-    run_config = local.parent.parent / "config.yaml"
+    folder = run_folder_of(local)
     config, sources = {}, []
-    if local.parent.name == "checkpoints" and run_config.is_file():
-        config = load_config_file(run_config) or {}
-        if not isinstance(config, dict):
-            raise ConfigError(f"{run_config} holds a {type(config).__name__}, not a run's config: pass --config RECIPE")
-        sources.append(str(run_config))
+    if folder is not None:
+        config = _run_folder_config(folder)
+        sources.append(str(folder / "config.yaml"))
     elif local.is_file() and (stored := stored_run_config(local)) is not None:
         # a checkpoint copied away from its run folder brings its run's config: run name, views, trainer
         config = stored
@@ -51,6 +52,7 @@ def implicit_config(ckpt: str) -> str | None:
     source = " and ".join(sources)
     print(f"Rebuilding the run from {source} (pass --config to use another)")
     check_trusted(config, source)
+    keep_in_run_folder(config, folder)
     return yaml.safe_dump(config)
 
 
@@ -62,21 +64,31 @@ def resume_config(ckpt: str) -> str | None:
         return None
     folder = run_folder_of(local)
     if folder is not None:
-        config, source = load_config_file(folder / "config.yaml") or {}, str(folder / "config.yaml")
+        config, source = _run_folder_config(folder), str(folder / "config.yaml")
     else:
         config, source = stored_run_config(local), f"the run config stored in {local}"
         if config is None:
             return None
     check_trusted(config, source)
-    print(f"Resuming the run of {source} (pass --config to train another config from this checkpoint)")
+    keep_in_run_folder(config, folder)
+    where = f"in {folder}" if folder is not None else "as a new run (the checkpoint lies outside its run's folder)"
+    print(f"Resuming the run of {source} {where} (pass --config to train another config from this checkpoint)")
     return yaml.safe_dump(config)
+
+
+def _run_folder_config(folder: Path) -> dict[str, Any]:
+    config = load_run_config(read_config_text(folder / "config.yaml"), str(folder / "config.yaml")) or {}
+    if not isinstance(config, dict):
+        kind = type(config).__name__
+        raise ConfigError(f"{folder / 'config.yaml'} holds a {kind}, not a run's config: pass --config RECIPE")
+    return config
 
 
 def stored_run_config(ckpt: Path) -> dict[str, Any] | None:
     """The whole run config a fit stored in its checkpoints (`SaveRunConfig`), or None."""
     check_checkpoint_path(ckpt)
     text = torch.load(ckpt, map_location="cpu", weights_only=True).get(RUN_CONFIG_KEY)
-    return (load_config_text(text, f"the run config stored in {ckpt}") or None) if isinstance(text, str) else None
+    return (load_run_config(text, f"the run config stored in {ckpt}") or None) if isinstance(text, str) else None
 
 
 def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:
@@ -135,9 +147,13 @@ class SaveRunConfig(SaveConfigCallback):
                 Path(path).write_text(text)
         if command == "fit":
             self._run_config = text  # the checkpoints' own copy of config.yaml
+            record = Path(folder) / "config.yaml"
+            self._run_config_file = record.read_text() if trainer.is_global_zero and record.is_file() else None
         self.already_saved = trainer.strategy.broadcast(True)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         # A checkpoint copied away from its folder still rebuilds its whole run (`implicit_config`)
         if getattr(self, "_run_config", None):
             checkpoint[RUN_CONFIG_KEY] = self._run_config
+        if getattr(self, "_run_config_file", None):
+            checkpoint[RUN_CONFIG_FILE_KEY] = self._run_config_file

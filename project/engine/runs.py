@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
-from project.engine.checkpoints import is_running, local_path
+from project.engine import run_lock
+from project.engine.checkpoints import local_path
 from project.engine.config_yaml import load_config_file
 from project.engine.errors import ConfigError
 from project.engine.internals import logger_version_unset, set_logger_version
@@ -37,6 +38,7 @@ def claim_run_folders(trainer: L.Trainer) -> None:
         root = getattr(logger, "root_dir", None)
         if root is None or "://" in str(root) or not logger_version_unset(logger):
             continue
+        made_root = not os.path.isdir(root)
         os.makedirs(root, exist_ok=True)
         version = next_version(Path(root))
         while True:
@@ -46,6 +48,17 @@ def claim_run_folders(trainer: L.Trainer) -> None:
             except FileExistsError:
                 version += 1
         set_logger_version(logger, version)
+        # A command that fails before writing anything leaves no empty folder behind (nor the root it made)
+        atexit.register(_remove_if_empty, Path(root) / f"version_{version}", Path(root) if made_root else None)
+
+
+def _remove_if_empty(*folders: Path | None) -> None:
+    for folder in folders:
+        try:
+            if folder is not None:
+                folder.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 def run_folder(trainer: L.Trainer) -> Path:
@@ -110,7 +123,77 @@ def resolve_data_paths(data: Any) -> None:
             data[key] = os.path.abspath(value)
 
 
-LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it: the fit's process id
+# Arguments through which a logger, checkpoint, profiler or callback writes files
+WRITES = ("save_dir", "dirpath", "default_root_dir", "log_dir", "output", "output_dir")
+
+
+def keep_in_run_folder(config: dict[str, Any], folder: Path | None) -> None:
+    """Make a picked-up run config (run_config.py) write only into the run `folder` the checkpoint lies in: its
+    TensorBoard, CSV or MLflow logger logs there, and checkpoints, profiles and predictions go to their
+    defaults inside it. The folder named inside the config is another run's when the folder was copied, or
+    anywhere at all in a config handed over. `folder` None (a checkpoint away from its folder): a new run,
+    in a fresh `logs/<name>/version_N`. In place; a logger that writes elsewhere is refused."""
+    trainer = config.get("trainer") if isinstance(config.get("trainer"), dict) else None
+    if trainer is not None:
+        loggers = trainer.get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if isinstance(logger, dict):
+                _log_into(logger, folder)
+        if trainer.get("default_root_dir"):  # a run without a logger: its folder
+            trainer["default_root_dir"] = str(folder) if folder is not None else None
+        for key in ("callbacks", "profiler", "plugins"):
+            components = trainer.get(key)
+            for component in components if isinstance(components, list) else [components]:
+                if isinstance(component, dict) and isinstance(component.get("init_args"), dict):
+                    _keep_writes_in(component["init_args"], folder)
+    for key in ("checkpoint", "last_checkpoint", "predictions"):
+        if isinstance(config.get(key), dict):
+            _keep_writes_in(config[key].get("init_args", config[key]), folder)
+
+
+def _log_into(logger: dict[str, Any], folder: Path | None) -> None:
+    from project.engine.trust import resolve  # the names were checked before this runs
+
+    target = resolve(str(logger.get("class_path") or ""))
+    init = logger.setdefault("init_args", {})
+    if not isinstance(init, dict):
+        return
+    if isinstance(target, type) and issubclass(target, TensorBoardLogger | CSVLogger):
+        if folder is not None:
+            init.update(save_dir=str(folder.parent.parent), name=folder.parent.name, version=folder.name)
+        else:
+            init.update(save_dir="logs", version=None)
+        return
+    if isinstance(target, type) and issubclass(target, MLFlowLogger):
+        # A local store, the one the run folder <store>/<experiment id>/<run id> is in; a new MLflow run in it, as
+        # an MLflow run's logged parameters never change
+        init.update(tracking_uri=None, artifact_location=None, run_id=None)
+        init.update(save_dir=str(folder.parent.parent) if folder is not None else "logs/mlruns")
+        return
+    raise ConfigError(
+        f"trainer.logger: {logger.get('class_path')} in a run config picked up without being asked for: only "
+        "a TensorBoard, CSV or local MLflow logger is rebuilt from one, as they write into the run's folder. "
+        "Pass the config yourself (--config <that file>) to log elsewhere."
+    )
+
+
+def _keep_writes_in(init_args: dict[str, Any], folder: Path | None) -> None:
+    for key in WRITES:
+        value = init_args.get(key)
+        if isinstance(value, str | Path) and str(value) and not _inside(Path(value), folder):
+            init_args[key] = None  # the default: inside the run's folder
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    if folder is None or "://" in str(path):
+        return False
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+LOCK_FILE = ".fit.lock"  # in a run folder while a fit writes it, locked by the OS (run_lock.py)
 
 
 class RunFolderLock(L.Callback):
@@ -127,75 +210,64 @@ class RunFolderLock(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self.stepped = True
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stepped = True  # a fit that ended as asked, with steps or none, keeps its folder
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self.created and not self.stepped:
             self._discard = True
-            shutil.rmtree(self.folder, ignore_errors=True)
+            self.release()
+            _discard(self.folder)
         self.release()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.release()
 
     def release(self) -> None:
-        lock = self.folder / LOCK_FILE
-        if _lock_holder(lock) == os.getpid():
-            lock.unlink(missing_ok=True)
+        run_lock.release(self.folder / LOCK_FILE)
 
     def _at_exit(self) -> None:
-        if self._discard:  # loggers finalized after the exception may have written into it again
-            shutil.rmtree(self.folder, ignore_errors=True)
+        # Loggers finalized after the exception may have written into it again; a command that failed before
+        # its fit began (a net that does not fit the data) left only its config
+        if self._discard or (self.created and not self.stepped):
+            self.release()
+            _discard(self.folder)
         else:
             self.release()
 
 
+def _discard(folder: Path) -> None:
+    """Remove a run folder, and the runs' folder above it when that is left empty (a first run of its name)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    _remove_if_empty(folder.parent)
+
+
 def hold_run_folder(trainer: L.Trainer, resuming: bool) -> None:
     """Claim a fit's run folder for this process before anything is written into it. Refused, in one line: a new
-    fit into a folder that holds a run, and any fit into one another living process here is fitting (a dead
-    one's lock is taken over). Rank 0 only; MLflow's folder, known only once it starts, is not held."""
+    fit into a folder that holds a run, and any fit into one another living process is fitting (the OS frees
+    the lock of a process that ended, however it ended, whatever its file holds). Rank 0 only; MLflow's
+    folder, known only once it starts, is not held."""
     if trainer.global_rank != 0:
         return
     if trainer.loggers and not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
         return
     folder = run_folder(trainer).absolute()
-    lock = folder / LOCK_FILE
-    holder = _lock_holder(lock)
-    if holder is not None and holder != os.getpid() and is_running(holder):
+    created = not folder.exists() or not any(p.name != LOCK_FILE for p in folder.iterdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = run_lock.acquire(folder / LOCK_FILE)
+    if holder is not None:
+        process = f"process {holder}" if holder > 0 else "a process"
         raise ConfigError(
-            f"{folder} is being written by another fit (process {holder}, still running): wait for it to end, or "
+            f"{folder} is being written by another fit ({process}, still running): wait for it to end, or "
             "name another run (--trainer.logger.init_args.version NAME)."
         )
     if not resuming and (folder / "config.yaml").is_file():
+        run_lock.release(folder / LOCK_FILE)
         raise ConfigError(
             f"{folder} already holds a run (its config.yaml): name another run (--trainer.logger.init_args.version "
             "NAME), resume this one with --ckpt_path, or delete the folder."
         )
-    created = not folder.exists() or not any(p.name != LOCK_FILE for p in folder.iterdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_lock(lock, holder)
     trainer.callbacks.append(RunFolderLock(folder, created))
-
-
-def _write_lock(lock: Path, stale: int | None) -> None:
-    """Create the lock atomically (O_EXCL); a stale one, of a process no longer running, is replaced."""
-    if stale is not None:
-        lock.unlink(missing_ok=True)
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:  # another fit created it between the check and here
-        holder = _lock_holder(lock)
-        raise ConfigError(
-            f"{lock.parent} is being written by another fit (process {holder}): wait for it to end, or name "
-            "another run (--trainer.logger.init_args.version NAME)."
-        ) from None
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
-
-
-def _lock_holder(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def profile_in_run_folder(trainer: L.Trainer, command: str = "fit") -> None:

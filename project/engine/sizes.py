@@ -9,6 +9,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import torch
 from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
@@ -122,7 +123,8 @@ class NetSpec:
         if given is None:
             defaults = _plain(net_defaults(config["class_path"]))
             given = {k for k, v in init_args.items() if k not in defaults or defaults[k] != v}
-        return cls(config["class_path"], {k: v for k, v in init_args.items() if k in given}, key)
+        kwargs = dict(config.get("dict_kwargs") or {})  # a builder's **kwargs, always given
+        return cls(config["class_path"], {**{k: v for k, v in init_args.items() if k in given}, **kwargs}, key)
 
     def build(self, sizes: Mapping[str, Any], source: str = "the data") -> nn.Module:
         for name, value in sizes.items():
@@ -163,14 +165,47 @@ class NetSpec:
         built = parser.instantiate_classes(cfg).get("net") or {}
         built = built.as_dict() if isinstance(built, Namespace) else dict(built)
         built = {k: v for k, v in built.items() if k in kwargs}
-        net = target(**built, **{k: v for k, v in init_args.items() if k not in known})
+        extra = {k: v for k, v in init_args.items() if k not in known}
+        check_net_fits(lambda: target(**built, **extra), self.class_path, init_args)
+        net = target(**built, **extra)
         if not isinstance(net, nn.Module):
             raise ConfigError(f"{self.key} ({self.class_path}) built a {type(net).__name__}, not a torch.nn.Module.")
         self.init_args = dict(init_args)
         return net
 
     def config(self) -> dict[str, Any]:
-        return {"class_path": self.class_path, "init_args": dict(self.init_args)}
+        """The net as a config rebuilds it: a builder's arguments it takes through `**kwargs` (timm's
+        `num_classes`) under `dict_kwargs`, where jsonargparse accepts them back from a checkpoint."""
+        known = _parameters(self.class_path)
+        config = {"class_path": self.class_path, "init_args": {k: v for k, v in self.init_args.items() if k in known}}
+        extra = {k: v for k, v in self.init_args.items() if k not in known}
+        return {**config, "dict_kwargs": extra} if extra else config
+
+
+def check_net_fits(build: Callable[[], Any], class_path: str, init_args: Mapping[str, Any]) -> None:
+    """Refuse, before anything is allocated, a net whose parameters and buffers alone would not fit in the memory
+    this machine has free: built first on the "meta" device, which allocates nothing. A net that cannot be built
+    there is left to its real build."""
+    try:
+        with torch.device("meta"):
+            net = build()
+    except Exception:
+        return
+    if not isinstance(net, nn.Module):
+        return
+    tensors = [*net.parameters(), *net.buffers()]
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    from project.engine.data.streaming import available_memory  # here: the data package imports this module
+
+    free = available_memory()
+    if free is None or needed <= free:
+        return
+    sizes = ", ".join(f"{k}={v}" for k, v in init_args.items() if isinstance(v, int | list | tuple)) or "its defaults"
+    count = sum(t.numel() for t in net.parameters())
+    raise SizeMismatchError(
+        f"model.net ({class_path}) with {sizes} would hold {count:,} parameters, {needed / 1e9:,.1f} GB, more than "
+        f"the {free / 1e9:.1f} GB of memory this machine has free: lower its sizes (model.net.init_args)."
+    )
 
 
 def _parameters(class_path: str) -> set[str]:

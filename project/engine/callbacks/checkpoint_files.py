@@ -27,14 +27,21 @@ class CheckpointFiles(L.Callback):
         if trainer.state.fn != TrainerFn.FITTING:
             leave_checkpoint_callback_states(trainer, checkpoint)
             return
-        # A resume in the run's own folder, named another way (relative, absolute, from another folder):
-        # the same folder, so the callbacks keep their bookkeeping and Lightning does not warn of a change
+        # A resume in the run's own folder, named another way (relative, absolute, from another folder): the
+        # same folder, so the callbacks keep their bookkeeping and Lightning does not warn of a change. A copy
+        # of a run's folder resumed in the copy (a run of its own): its bookkeeping names the copy's files, so
+        # that it replaces and deletes those, never the original's.
+        resumed_from = Path(str(trainer.ckpt_path)).parent if trainer.ckpt_path else None
         states = checkpoint.get("callbacks") or {}
         for callback in trainer.checkpoint_callbacks:
             state = states.get(callback.state_key)
             saved, now = (state or {}).get("dirpath"), getattr(callback, "dirpath", None)
-            if saved and now and saved != now and _same_folder(saved, now):
+            if not saved or not now or saved == now:
+                continue
+            if _same_folder(saved, now):
                 state["dirpath"] = now
+            elif resumed_from is not None and _same_folder(str(resumed_from), now):
+                _move_bookkeeping(state, saved, now)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -52,6 +59,22 @@ class CheckpointFiles(L.Callback):
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.monitor is None:
                 save_latest_checkpoint_now(callback, trainer)
+
+
+def _move_bookkeeping(state: dict[str, Any], saved: str, now: str) -> None:
+    """A ModelCheckpoint's saved state with every path in its folder `saved` moved to the folder `now`."""
+
+    def moved(path: Any) -> Any:
+        if isinstance(path, str) and path and Path(path).parent == Path(saved):
+            return str(Path(now) / Path(path).name)
+        return path
+
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            state[key] = moved(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        state["best_k_models"] = {moved(k): v for k, v in state["best_k_models"].items()}
+    state["dirpath"] = now
 
 
 def _same_folder(a: str, b: str) -> bool:

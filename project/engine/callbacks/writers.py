@@ -58,6 +58,7 @@ class TensorBoardView(L.Callback):
     needs: tuple[str, ...] = ()
     needs_hparams: tuple[str, ...] = ()
     active = True
+    observes_only = True  # a resume may add or drop it: it changes nothing the run computes (resume.py)
     min_interval = 0.0
     _pending = None  # the latest skipped validation's drawing, owed at the fit's end
 

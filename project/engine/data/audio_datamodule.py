@@ -74,7 +74,7 @@ class AudioDataModule(InMemoryDataModule):
 
     def make_dataset(self, samples: Samples) -> Dataset:
         if not self.in_memory:
-            return StreamedFiles(samples, self.decoder(), self.batch_inputs())
+            return StreamedFiles(samples, self.decoder(), self.batch_inputs(), skip_bad_files=self.skips_bad_files)
         return AudioClips(samples.inputs, samples.labels, self.clip_samples, samples.names)
 
     def batch_inputs(self) -> Callable[[list[Tensor]], Waves]:

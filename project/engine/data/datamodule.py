@@ -20,6 +20,7 @@ from project.engine.data.loaders import (
     device_loader,
     host_loader,
     per_device_batch_size,
+    usable_workers,
 )
 from project.engine.data.ordering import augmentation_generator
 from project.engine.data.source import Samples, Source, Split, no_labels
@@ -75,7 +76,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.source = source
         self.batch_size = batch_size
         self.val_size = val_size
-        self.num_workers = num_workers
+        self.num_workers = usable_workers(num_workers)
         self.pin_memory = pin_memory
         self.seed = seed
         self.on_device = on_device
@@ -165,10 +166,15 @@ class InMemoryDataModule(L.LightningDataModule):
         name = type(self.source).__name__
         raise DataError(f"data.predict_dir is not supported for {name} when streaming; set data.in_memory true.")
 
+    @property
+    def skips_bad_files(self) -> bool:
+        """Whether the source leaves unreadable files out (its `skip_bad_files`), also when streaming."""
+        return bool(getattr(self.source, "skip_bad_files", False))
+
     def make_dataset(self, samples: Samples) -> Dataset:
         if self.in_memory:
             return InMemoryTensors(samples)
-        return StreamedFiles(samples, self.decoder(), self.batch_inputs())
+        return StreamedFiles(samples, self.decoder(), self.batch_inputs(), skip_bad_files=self.skips_bad_files)
 
     def batch_inputs(self) -> Callable[[list[Tensor]], Inputs]:
         """A batch's decoded samples -> its inputs, as the in-memory path hands them over."""

@@ -105,7 +105,7 @@ class ImageDataModule(InMemoryDataModule):
     def _first_images(dataset: Any, n: int) -> Tensor:
         """The first `n` images of an in-memory or streamed set, uint8 (n, C, H, W)."""
         if isinstance(dataset, StreamedFiles):
-            return torch.stack([dataset.item(i) for i in range(min(n, len(dataset)))])
+            return torch.stack(dataset.first_readable(n))
         if hasattr(dataset, "loader"):  # LitData chunks: the first n in their reading order
             loader = dataset.loader(min(n, 256), train=False, seed=0, num_workers=0, batch=torch.stack)
             images, count = [], 0

@@ -16,6 +16,7 @@ from project.engine.errors import DataError
 
 log = logging.getLogger(__name__)
 
+SKIP_BAD_FILES = "--data.source.init_args.skip_bad_files"  # ImageFolder's switch; it works when streaming too
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -30,8 +31,8 @@ def decode_image_file(path: Path, size: int) -> Tensor:
     except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
         raise DataError(
             f"{path} is not a readable image ({err}): it may be truncated (an interrupted copy or download) "
-            "or not an image at all. Replace or delete it, or pass --data.skip_bad_files true to leave out "
-            "every unreadable file (each is logged)."
+            f"or not an image at all. Replace or delete it, or pass {SKIP_BAD_FILES} true to leave out every "
+            "unreadable file (each is logged)."
         ) from err
     tensor = F.pil_to_tensor(rgb)  # (3, H, W) uint8
     tensor = F.resize(tensor, [size], antialias=True)
@@ -60,7 +61,11 @@ def decode_all(files: list[Path], size: int, skip_bad_files: bool) -> tuple[list
             images.append(image)
             kept.append(i)
     if len(kept) < len(files):
-        log.warning("Skipped %d unreadable file(s) of %d (data.skip_bad_files).", len(files) - len(kept), len(files))
+        log.warning(
+            "Skipped %d unreadable file(s) of %d (data.source.init_args.skip_bad_files).",
+            len(files) - len(kept),
+            len(files),
+        )
     return images, kept
 
 
@@ -78,7 +83,7 @@ def find_image_files(folder: Path, skip_bad_files: bool = False) -> list[Path]:
         else:
             raise DataError(
                 f"{path} is not an image file (expected one of {', '.join(IMAGE_SUFFIXES)}). Move it out of "
-                f"{folder}, or pass --data.skip_bad_files true to leave such files out (each is logged)."
+                f"{folder}, or pass {SKIP_BAD_FILES} true to leave such files out (each is logged)."
             )
     return files
 

@@ -2,11 +2,13 @@
 evaluation, or a `DeviceLoader` over a copy of the set on the accelerator. Training loaders of both kinds
 follow `ShardedOrder` and save the same `state_dict()`, which Lightning keeps in checkpoints."""
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -170,6 +172,19 @@ def check_loader_settings(batch_size: int, num_workers: int, on_device: bool, in
         raise DataError(
             "data.on_device keeps the data set on the device, so it needs data.in_memory true; set one of them false."
         )
+
+
+def usable_workers(num_workers: int, key: str = "data.num_workers") -> int:
+    """`num_workers`, at most the CPUs this process may run on, saying so when it asked for more: every worker
+    is a process with its own copy of the loader, so a thousand (a typo) took all memory before the first step."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    if num_workers <= cpus:
+        return num_workers
+    rank_zero_info(f"{key}={num_workers} is more than the {cpus} CPUs this process may use: using {cpus} workers.")
+    return cpus
 
 
 def per_device_batch_size(batch_size: int, trainer: L.Trainer | None) -> int:

@@ -22,13 +22,17 @@ from torch import Tensor
 
 from project.engine.data.chunks import META, require_litdata
 from project.engine.data.datamodule import InMemoryDataModule
+from project.engine.data.loaders import usable_workers
 from project.engine.data.source import Source, Split
 from project.engine.errors import DataError, run_command
 from project.engine.parser import ProjectArgumentParser
 from project.engine.recipes import recipe_path
 
 # The other sections of a recipe, accepted and not used
-OTHER_KEYS = ("seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path")
+OTHER_KEYS = (
+    "seed_everything", "trainer", "model", "optimizer", "lr_scheduler", "ckpt_path",
+    "checkpoint", "last_checkpoint", "predictions",
+)  # fmt: skip
 
 
 class Sample:
@@ -112,14 +116,23 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     for key in OTHER_KEYS:
         parser.add_argument(f"--{key}", type=Any, default=None, help="(a recipe's; not used)")
     args = list(sys.argv[1:] if args is None else args)
-    args = [recipe_path(a) if i and args[i - 1] == "--config" else a for i, a in enumerate(args)]
+    args = [_recipe(a, args[i - 1] if i else "") for i, a in enumerate(args)]
     config = parser.instantiate(parser.parse_args(args))
     data = config.data
     if type(data.source).listing is not Source.listing:
         data.in_memory = False  # decoded file by file in the workers, however large the set
-    meta = optimize(data, config.output_dir, config.num_workers, config.chunk_bytes)
+    meta = optimize(data, config.output_dir, usable_workers(config.num_workers, "--num_workers"), config.chunk_bytes)
     print(_yaml_hint(config.output_dir, meta))
     return meta
+
+
+def _recipe(arg: str, previous: str) -> str:
+    """A `--config` value as a recipe's name or a file (`--config NAME` and `--config=NAME` alike)."""
+    if previous == "--config":
+        return recipe_path(arg)
+    if arg.startswith("--config="):
+        return "--config=" + recipe_path(arg.removeprefix("--config="))
+    return arg
 
 
 def _yaml_hint(output_dir: str, meta: dict[str, Any]) -> str:

@@ -57,6 +57,8 @@ class StreamedFiles(Dataset):
             processes started by spawn can receive it.
         batch: the decoded tensors of a batch -> the batch's inputs (`torch.stack` for images).
         mirrored: bool (N,), samples to mirror left-right once decoded (`flip: alternating`'s fixed half).
+        skip_bad_files: an unreadable file is logged (once) and stands in its batch for the first readable
+            sample of that batch, so batches keep their size and a resume its order; by default it stops the run.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class StreamedFiles(Dataset):
         decode: Callable[[Any], Tensor],
         batch: Callable[[list[Tensor]], Any] = torch.stack,
         mirrored: Tensor | None = None,
+        skip_bad_files: bool = False,
     ):
         self.files = list(samples.inputs)
         self.labels = samples.labels
@@ -72,6 +75,8 @@ class StreamedFiles(Dataset):
         self.decode = decode
         self.batch = batch
         self.mirrored = mirrored
+        self.skip_bad_files = skip_bad_files
+        self._told: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -88,7 +93,7 @@ class StreamedFiles(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[Any, Tensor]:
         # DataLoader calls this with a whole batch (undocumented; see internals.keep_batch), in a worker
         try:
-            decoded = [self.item(i) for i in indices]
+            indices, decoded = self._decoded(indices)
         except DataError as err:
             if get_worker_info() is None:
                 raise
@@ -96,6 +101,37 @@ class StreamedFiles(Dataset):
             # batch, the DataModule raises it in the main process as the one line it is
             return err
         return self.batch(decoded), self.labels[torch.as_tensor(indices)]
+
+    def first_readable(self, n: int) -> list[Tensor]:
+        """The first `n` samples, unreadable files left out with `skip_bad_files`."""
+        found: list[Tensor] = []
+        for start in range(0, len(self), n):
+            if len(found) >= n:
+                break
+            indices, decoded = self._decoded(list(range(start, min(start + n, len(self)))))
+            found += [t for k, t in enumerate(decoded) if indices[k] == start + k]
+        return found[:n]
+
+    def _decoded(self, indices: list[int]) -> tuple[list[int], list[Tensor]]:
+        """The batch's indices (an unreadable file's replaced, with `skip_bad_files`) and decoded samples."""
+        decoded: list[Tensor | None] = []
+        for i in indices:
+            try:
+                decoded.append(self.item(i))
+            except DataError as err:
+                if not self.skip_bad_files:
+                    raise
+                if i not in self._told:
+                    self._told.add(i)
+                    log.warning("Skipping %s: %s", self.files[i], err)
+                decoded.append(None)
+        good = [k for k, tensor in enumerate(decoded) if tensor is not None]
+        if not good:
+            names = ", ".join(str(self.files[i]) for i in indices[:3])
+            raise DataError(f"No file of a batch is readable ({names}, ...): the data is broken beyond skipping.")
+        stand_in = good[0]
+        indices = [i if decoded[k] is not None else indices[stand_in] for k, i in enumerate(indices)]
+        return indices, [tensor if tensor is not None else decoded[stand_in] for tensor in decoded]
 
 
 def available_memory() -> int | None:

@@ -373,7 +373,12 @@ CIFAR_BAD_INPUTS = [
     # Through the command line (tests/catalogue.py's `cli`), with the default recipe: CIFAR-10
     BadInput(
         "CIFAR data missing, through the command line",
-        lambda t: cli("fit", f"--data.source.init_args.root={t / 'nowhere'}", "--data.source.init_args.download=false"),
+        lambda t: cli(
+            "fit",
+            f"--data.source.init_args.root={t / 'nowhere'}",
+            "--data.source.init_args.download=false",
+            f"--trainer.logger.init_args.save_dir={t / 'logs'}",
+        ),
         Refused,
         r"nowhere/cifar-10-batches-py",
     ),
