@@ -205,18 +205,6 @@ def test_loggers_keep_an_unset_version_in_version(tmp_path):
         assert not internals.logger_version_unset(kind(tmp_path, name="runs", version=3))
 
 
-def test_the_interrupt_message_is_rewritten(caplog):
-    from lightning.pytorch.utilities.rank_zero import rank_zero_info
-
-    internals.clean_interrupt_messages()
-    with caplog.at_level("INFO"):
-        rank_zero_info("An SIGTERMException was raised with message:             , saved checkpoint to /r/last.ckpt")
-    assert (
-        caplog.messages[-1]
-        == "Interrupted (stopped by SIGTERM); saved /r/last.ckpt: resume with --ckpt_path /r/last.ckpt"
-    )
-
-
 def test_repeated_logging_skips_the_move_and_still_moves_when_needed():
     from lightning.pytorch.trainer.connectors.logger_connector.result import _Metadata, _ResultMetric
     from torchmetrics.classification import MulticlassAccuracy

@@ -102,22 +102,20 @@ def run_command(main: Callable[[], T]) -> T:
     from lightning.pytorch.utilities.exceptions import SIGTERMException  # here: networks import only torch
 
     from project.engine import signals
-    from project.engine.internals import clean_interrupt_messages
 
-    clean_interrupt_messages()
     signals.forget()
     previous = signals.install()
     try:
         result = main()
     except (SIGTERMException, signals.Stopped) as stop:
         # after a checkpoint saved between two steps (SIGTERMException), or at once (Stopped)
-        signum = getattr(stop, "signum", None) or signals.received() or signal.SIGTERM
+        signum = getattr(stop, "signum", None) or signals.stop_signal() or signal.SIGTERM
         if isinstance(stop, signals.Stopped):
             print(f"Stopped by {signals.signal_name(signum)}.", file=sys.stderr)
         sys.exit(signals.exit_status(signum))
     except SystemExit:
-        if signals.received():
-            sys.exit(signals.exit_status(signals.received()))
+        if signals.stop_signal():
+            sys.exit(signals.exit_status(signals.stop_signal()))
         raise
     except Exception as err:
         user_error = as_user_error(err)
@@ -131,6 +129,6 @@ def run_command(main: Callable[[], T]) -> T:
         sys.exit(USER_ERROR_EXIT)
     finally:
         signals.restore(previous)
-    if signals.received():  # a fit that had finished its last step when the signal came
-        sys.exit(signals.exit_status(signals.received()))
+    if signals.stop_signal():  # a fit that had finished its last step when the signal came
+        sys.exit(signals.exit_status(signals.stop_signal()))
     return result

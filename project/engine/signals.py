@@ -1,10 +1,12 @@
-"""Stop signals (Ctrl-C's SIGINT, SIGTERM): one step's whole state saved, and the shell's exit status.
+"""Stop signals (Ctrl-C's SIGINT, SIGTERM, SLURM's requeue signal): one step's whole state saved, and the shell's
+exit status.
 
-While training steps run, the first SIGINT or SIGTERM asks Lightning to stop after the step in progress,
-as its own SIGTERM handling does, so the checkpoint holds one step's weights, optimizer, loader position
-and RNG; a KeyboardInterrupt mid-step would save step N's weights with batch N+1 handed out. A second signal
-stops at once and saves nothing. Outside the steps a signal stops at once with `Stopped`, and the command
-exits with 128 + the signal's number (130, 143), as a shell expects.
+While training steps run, the first SIGINT or SIGTERM is only recorded here; after each step every process
+(each DDP rank) agrees whether one of them received one, and all stop after the same step
+(`project.engine.callbacks.stopping`), so the checkpoint holds one step's weights, optimizer, loader position
+and RNG. A second signal stops at once and saves nothing. Outside the steps a signal stops at once with
+`Stopped`, and the command exits with 128 + the signal's number (130, 143), as a shell expects. A process
+forked from this one (a DataLoader worker) ignores the signals: the main process decides.
 """
 
 import os
@@ -15,13 +17,14 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from project.engine.internals import request_stop_after_this_step
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _owner = os.getpid()
-_trainer: Any = None  # the trainer whose training steps are running, or None
+_training = False  # whether training steps are running (a signal then waits for the end of the step)
 _received: list[int] = []  # stop signals this process received, in order
+_pending: int | None = None  # a stop signal received during the steps, not yet acted on
+_requeue_pending = False  # SLURM's requeue signal received during the steps, not yet acted on
+_stopped_by: int | None = None  # the signal the processes agreed to stop for (received here or by another rank)
 
 
 class Stopped(BaseException):
@@ -43,25 +46,60 @@ def received() -> int | None:
     return _received[0] if _received else None
 
 
+def stop_signal() -> int | None:
+    """The signal this run stops for: the one every rank agreed on, else the first this process received."""
+    return _stopped_by or received()
+
+
 def forget() -> None:
     """Forget received signals (a new command in the same process, as tests run them)."""
+    global _pending, _requeue_pending, _stopped_by
     _received.clear()
+    _pending, _requeue_pending, _stopped_by = None, False, None
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
+    global _pending
     if os.getpid() != _owner:
         return  # a forked DataLoader worker: Ctrl-C reaches the whole process group; the main process decides
     first = not _received
     _received.append(signum)
-    if _trainer is not None and first:
-        request_stop_after_this_step(_trainer)
-        if signum != signal.SIGTERM:  # Lightning announces a SIGTERM itself
-            rank_zero_info(
-                f"Received {signal.Signals(signum).name}: stopping after this step and saving it "
-                "(press Ctrl-C again to stop at once without saving)"
-            )
+    if _training and first:
+        _pending = signum
+        rank_zero_info(
+            f"Received {signal.Signals(signum).name}: stopping after this step and saving it "
+            "(press Ctrl-C again to stop at once without saving)"
+        )
         return
     raise Stopped(signum)
+
+
+def hold_requeue(signum: int, frame: FrameType | None) -> None:
+    """SLURM's requeue signal during the steps: acted on by every rank after the same step."""
+    global _requeue_pending
+    if os.getpid() == _owner:
+        _requeue_pending = True
+
+
+def pending() -> tuple[int, bool]:
+    """(the stop signal received and not yet acted on, or 0; whether a requeue was asked for)."""
+    return _pending or 0, _requeue_pending
+
+
+def agreed(signum: int) -> None:
+    """Every rank stops for `signum` after this step (received here or by another rank)."""
+    global _pending, _requeue_pending, _stopped_by
+    _stopped_by = signum
+    _pending, _requeue_pending = None, False
+
+
+def ignore_in_worker(worker_id: int = 0) -> None:
+    """A DataLoader's `worker_init_fn`: the worker leaves SIGINT and SIGTERM to the main process (Ctrl-C and
+    SLURM signal every process of the job), which stops between two steps; a worker killed by one would fail
+    the step in progress. Workers started by spawn do not inherit `_handle`, so they need this."""
+    if threading.current_thread() is threading.main_thread():
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
 
 
 def main_thread() -> bool:
@@ -91,10 +129,13 @@ def restore(previous: dict[int, Any]) -> None:
             signal.signal(s, handler)
 
 
-def training_steps(trainer: Any) -> None:
-    """From now on a stop signal stops `trainer` after its current step (None: at once)."""
-    global _trainer
-    _trainer = trainer
+def training_steps(running: bool) -> None:
+    """From now on a stop signal waits for the end of the step (`running`), or stops at once; a fit's steps
+    start with nothing pending (a previous fit in this process may have stopped)."""
+    global _training, _pending, _requeue_pending, _stopped_by
+    if running:
+        _pending, _requeue_pending, _stopped_by = None, False, None
+    _training = running
 
 
 def signal_name(signum: int | None) -> str:
