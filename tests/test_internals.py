@@ -29,7 +29,7 @@ PRIVATE_NAMES = [
     ("lightning.pytorch.cli", "LightningCLI._parse_ckpt_path", "without_checkpoint_hparams"),
     ("lightning.pytorch.cli", "_InstantiatorFn", "checkpoint_hparams_config"),
     ("jsonargparse._signatures", "SignatureArguments._add_signature_parameter", "unrequire_arguments"),
-    ("lightning.pytorch.loops.fit_loop", "_FitLoop._load_combined_loader_states", "restore_train_loader_state"),
+    ("lightning.pytorch.utilities.combined_loader", "CombinedLoader._load_state_dicts", "restore_train_loader_state"),
     ("lightning.pytorch.loops.fit_loop", "_FitLoop.total_batch_idx", "total_batch_index"),
     ("lightning.pytorch.loops.fit_loop", "_set_sampler_epoch", "expose_epoch_sampler"),
     ("lightning.pytorch.callbacks", "ModelCheckpoint._monitor_candidates", "save_latest_checkpoint_now"),

@@ -96,6 +96,16 @@ def _misconfiguration(message: str) -> str:
     return f"the trainer refused its config: {message.strip()}"
 
 
+def _process_rank() -> str:
+    """This process's rank under DDP when it is not the first ("" for the first, or without DDP): torchrun sets
+    RANK, SLURM SLURM_PROCID, Lightning's own launcher LOCAL_RANK and NODE_RANK."""
+    for name in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(name, "").isdigit():
+            return "" if int(os.environ[name]) == 0 else os.environ[name]
+    local, node = os.environ.get("LOCAL_RANK", "0"), os.environ.get("NODE_RANK", "0")
+    return "" if local in ("", "0") and node in ("", "0") else f"{local} of node {node}"
+
+
 def run_command(main: Callable[[], T]) -> T:
     """Run the command line's `main`, turning a user error into one line on stderr and a non-zero exit. A command
     stopped by SIGINT or SIGTERM exits with 130 or 143, as a killed process would, so `fit && test` stops."""
@@ -124,8 +134,10 @@ def run_command(main: Callable[[], T]) -> T:
         message = str(user_error)
         if isinstance(user_error, OSError) and not isinstance(user_error, DiskFullError):
             message = f"{user_error.strerror}: {user_error.filename}" if user_error.filename else message
-        print(f"error: {message}", file=sys.stderr)
-        print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+        rank = _process_rank()  # under DDP every process raises its own: the others' lines say which they are
+        print(f"{f'[rank {rank}] ' if rank else ''}error: {message}", file=sys.stderr)
+        if not rank:
+            print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
     finally:
         signals.restore(previous)

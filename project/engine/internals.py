@@ -68,9 +68,16 @@ def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
 def restore_train_loader_state(trainer: L.Trainer) -> None:
     """Hand the checkpoint's saved training-loader `state_dict` to the loader now (a no-op when done).
     Why: a loader built before the checkpoint is read (`estimated_stepping_batches`, read by OneCycleLR,
-    builds it) silently loses its saved position, so a mid-epoch resume replays the epoch. Private
-    `_FitLoop._load_combined_loader_states()` (Lightning 2.6) applies pending states, once."""
-    trainer.fit_loop._load_combined_loader_states()
+    builds it) silently loses its saved position, so a mid-epoch resume replays the epoch. Lightning applies
+    pending states in the private `_FitLoop._load_combined_loader_states()` only while the loop is `restarting`,
+    which a checkpoint saved at an epoch's end is not: a loader that counts its own epochs (LitData's) then
+    started over at its first epoch's order. Here they are applied in any case, once, through the private
+    `_FitLoop._combined_loader`, `_combined_loader_states_to_load` and `CombinedLoader._load_state_dicts`
+    (Lightning 2.6)."""
+    loop = trainer.fit_loop
+    if loop._combined_loader is not None and loop._combined_loader_states_to_load:
+        loop._combined_loader._load_state_dicts(loop._combined_loader_states_to_load)
+        loop._combined_loader_states_to_load = []
 
 
 def request_stop_after_this_step(trainer: L.Trainer) -> None:

@@ -282,7 +282,7 @@ class ChunkSplit:
             storage_options=self.storage_options,
         )
         dataset.chunk_names = self.chunk_names
-        loader = litdata.StreamingDataLoader(
+        loader = _chunk_loader_class(litdata)(
             dataset,
             batch_size=batch_size,
             num_workers=num_workers,
@@ -290,25 +290,47 @@ class ChunkSplit:
             collate_fn=partial(collate, batch=batch, num_classes=self.num_classes, where=self.input_dir),
             worker_init_fn=ignore_in_worker if num_workers > 0 else None,
         )
-        # project.engine.callbacks.StopBetweenSteps: a checkpoint after an error mid-step holds the batches trained
-        position = _TrainedPosition(loader)
-        loader.mark_trained, loader.rewind_to_trained = position.mark, position.rewind
         return loader
 
 
-class _TrainedPosition:
-    """`mark_trained` and `rewind_to_trained` (as `ResumableLoader` has them) for a LitData loader."""
+_LOADERS: dict[int, type] = {}
 
-    def __init__(self, loader: Any):
-        self.loader = loader
-        self.position: tuple[int, int, int, int] | None = None
 
-    def mark(self) -> None:
-        self.position = internals.streaming_loader_position(self.loader)
+def _chunk_loader_class(litdata: Any) -> type:
+    """LitData's `StreamingDataLoader`, resumable where Lightning resumes it, and with `mark_trained` and
+    `rewind_to_trained` as `ResumableLoader` has them (project.engine.callbacks.StopBetweenSteps)."""
+    if id(litdata) not in _LOADERS:
 
-    def rewind(self) -> None:
-        if self.position is not None:
-            internals.set_streaming_loader_position(self.loader, self.position)
+        class ChunkLoader(litdata.StreamingDataLoader):
+            _restored = False  # a saved position was loaded and no pass has started from it yet
+            _trained: tuple[int, int, int, int] | None = None
+
+            def load_state_dict(self, obj: dict[str, Any]) -> None:
+                super().load_state_dict(obj)
+                self._restored = True
+                # A position at the end of an epoch starts the next one afresh. LitData compares it with the
+                # whole set's length, not this rank's share, so under DDP it replayed the ended epoch's order
+                if self.batch_size and obj.get("num_samples_yielded", 0) >= len(self) * self.batch_size:
+                    self.restore = False
+
+            def __iter__(self) -> Any:
+                # LitData forgets a loaded position only when a pass runs to its end, which Lightning never
+                # asks for (it stops at the loader's length): the pass after a resumed epoch then resumed it
+                # again, and yielded nothing. Only the first pass after `load_state_dict` resumes.
+                if not self._restored:
+                    self.restore = False
+                self._restored = False
+                yield from super().__iter__()
+
+            def mark_trained(self) -> None:
+                self._trained = internals.streaming_loader_position(self)
+
+            def rewind_to_trained(self) -> None:
+                if self._trained is not None:
+                    internals.set_streaming_loader_position(self, self._trained)
+
+        _LOADERS[id(litdata)] = ChunkLoader
+    return _LOADERS[id(litdata)]
 
 
 _CHECKED: dict[int, type] = {}
