@@ -96,6 +96,8 @@ class ChunkStore:
             try:
                 self.client().download_file(path, str(local))
             except Exception as err:
+                if _missing(err):
+                    raise FileNotFoundError(f"{path} does not exist") from None
                 raise DataError(f"cannot read {path}: {_reason(err)}. {_storage_hint(self)}") from err
             return local.read_text()
 
@@ -130,6 +132,12 @@ def _endpoint(storage_options: dict[str, Any]) -> str:
         or os.environ.get("AWS_ENDPOINT_URL")
         or ""
     )
+
+
+def _missing(err: BaseException) -> bool:
+    """Whether object storage said the object is not there (S3's 404 / NoSuchKey, GCS's NotFound)."""
+    code = str(((getattr(err, "response", None) or {}).get("Error") or {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound") or type(err).__name__ in ("NotFound", "FileNotFoundError")
 
 
 def _reason(err: BaseException) -> str:
@@ -348,9 +356,12 @@ def _checked_dataset_class(litdata: Any) -> type:
                 try:
                     return super().__getitem__(index)
                 except Exception as err:
-                    chunk = getattr(index, "chunk_index", None)
+                    try:
+                        chunk = int(index.chunk_index)
+                    except (AttributeError, TypeError, ValueError):
+                        chunk = -1
                     names = self.chunk_names
-                    where = names[chunk] if isinstance(chunk, int) and 0 <= chunk < len(names) else "a chunk"
+                    where = names[chunk] if 0 <= chunk < len(names) else "a chunk"
                     return DataError(
                         f"{self.input_dir.path or self.input_dir.url}/{where}: a sample cannot be read "
                         f"({_reason(err)}): the chunk is damaged; {AGAIN}."
