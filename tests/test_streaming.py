@@ -141,11 +141,11 @@ def test_in_memory_refuses_a_set_larger_than_free_memory_before_decoding_it(tree
 
 
 def test_the_memory_estimate_counts_the_building_copy_and_the_statistics_pass(tree):
-    """18 images of 8x8 held (3,456 bytes), the training split's 18 a second time while built, and, without a
+    """18 images of 8x8 held (3,456 bytes), the training split's 18 a second time while held out, and, without a
     mean and std, one chunk of them as float32 and squared; the process's own memory beside."""
     listed = {"train": ImageFolder(tree, image_size=8).listing("train")}
     given = images(tree).memory_estimate(listed)
-    assert given.held == 18 * 3 * 64 and given.building == 18 * (3 * 64 + streaming.SAMPLE_OVERHEAD)
+    assert given.held == 18 * 3 * 64 and given.building == 18 * 3 * 64  # decoded straight into one tensor
     assert given.statistics == 0 and given.baseline > 100e6 and given.peak == given.baseline + given.added
     measured = images(tree, mean=None, std=None).memory_estimate(listed)
     assert measured.statistics == 18 * 3 * 64 * 9

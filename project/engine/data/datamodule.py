@@ -163,8 +163,9 @@ class InMemoryDataModule(L.LightningDataModule):
         sizes = [self.memory_bytes(files) for files in listed.values()]
         counts = [len(files.labels) for files in listed.values()]
         largest = max(range(len(sizes)), key=sizes.__getitem__)
-        # The largest split twice at once: its samples decoded one by one (a tensor each), then gathered
-        building = sizes[largest] + counts[largest] * SAMPLE_OVERHEAD
+        # The largest split twice at once: built (a source may gather decoded samples, `sample_overhead` each),
+        # or copied into its held-out training and validation parts
+        building = sizes[largest] + counts[largest] * self.sample_overhead
         return MemoryEstimate(
             held=sum(sizes), building=building, statistics=self.statistics_bytes(listed), baseline=resident_memory()
         )
@@ -172,6 +173,10 @@ class InMemoryDataModule(L.LightningDataModule):
     def statistics_bytes(self, listed: dict[str, Samples]) -> int:
         """What measuring normalisation statistics on the training split allocates (none by default)."""
         return 0
+
+    # Bytes each sample costs beside its data while a split is built: a source that decodes samples one by one
+    # and gathers them holds a tensor object and its allocation for each until then
+    sample_overhead = SAMPLE_OVERHEAD
 
     def read_split(self, split: Split) -> Samples | None:
         return self.source.load(split)

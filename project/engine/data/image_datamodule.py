@@ -95,6 +95,8 @@ class ImageDataModule(InMemoryDataModule):
     def memory_bytes(self, files: Samples) -> int:
         return len(files.labels) * 3 * self.source.image_size**2  # uint8 (N, 3, S, S)
 
+    sample_overhead = 0  # images are decoded straight into one tensor (image_files.decode_stacked)
+
     def statistics_bytes(self, listed: dict[str, Samples]) -> int:
         if (self.mean is not None and self.std is not None) or "train" not in listed:
             return 0

@@ -23,8 +23,8 @@ from project.engine.errors import DataError
 log = logging.getLogger(__name__)
 
 STREAM_HINT = "set data.in_memory false to stream it from its files instead (docs/data.md)"
-# Bytes each decoded sample costs beside its pixels while a split is built: a tensor object and its storage's
-# allocation, one per file until they are gathered (measured: benchmarks/memory.py --in-memory)
+# Bytes each decoded sample costs beside its data while a split is built by a source that gathers samples
+# decoded one by one: a tensor object and its allocation, kept by the process once freed
 SAMPLE_OVERHEAD = 512
 
 
