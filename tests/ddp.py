@@ -23,20 +23,21 @@ DEADLINE = 240  # seconds a fit of these tests may take, hangs included, on a bu
 
 class SignalAt(L.Callback):
     """At the start of training step `step` (in the middle of the step, where most of a real run's time falls),
-    rank `rank` sends `signum` to itself (`to: "self"`) or to every process of the fit's session (`to: "all"`,
-    as Ctrl-C or SLURM do). Each rank writes the step it ended at to `<record>/rank<N>` (when given)."""
+    rank `rank` (-1: every rank) sends `signum` to itself (`to: "self"`), to every process of the fit's session
+    (`to: "all"`, as Ctrl-C or SLURM's scancel do) or to its parent (`to: "parent"`: torchrun's agent, as a
+    scheduler signals torchrun). Each rank writes the step it ended at to `<record>/rank<N>` (when given)."""
 
     def __init__(self, signum: int, step: int, rank: int = 0, to: str = "self", record: str | None = None):
         self.signum, self.step, self.rank, self.to, self.record = signum, step, rank, to, record
         self.sent = False
 
     def on_train_batch_start(self, trainer, *args) -> None:
-        if trainer.global_step == self.step and trainer.global_rank == self.rank and not self.sent:
+        if trainer.global_step == self.step and self.rank in (-1, trainer.global_rank) and not self.sent:
             self.sent = True
             if self.to == "all":
                 os.killpg(os.getpgid(0), self.signum)
             else:
-                os.kill(os.getpid(), self.signum)
+                os.kill(os.getppid() if self.to == "parent" else os.getpid(), self.signum)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._write(trainer, type(exception).__name__)
