@@ -3,6 +3,7 @@ streamed from files, from LitData chunks and in memory. Every rank stops after t
 leaves one checkpoint of that step (weights, optimizer, schedule, loader position of the batches trained, RNG)
 that resumes bit-exact; a resume on another number of processes is refused in one line."""
 
+import os
 import signal
 from pathlib import Path
 
@@ -76,7 +77,8 @@ SOURCES = {"files": _files, "chunks": _chunks, "memory": _memory}
 
 def _shared(tmp_path_factory, name: str) -> tuple[Path, FileLock]:
     """A folder every pytest-xdist worker of this session shares, and the lock that makes one of them fill it."""
-    root = tmp_path_factory.getbasetemp().parent / "ddp_stops"  # the session's folder, above each worker's
+    session = tmp_path_factory.getbasetemp()  # pytest-N, or pytest-N/popen-gwK under pytest-xdist
+    root = (session.parent if os.environ.get("PYTEST_XDIST_WORKER") else session) / "ddp_stops"
     root.mkdir(exist_ok=True)
     return root / name, FileLock(str(root / f"{name}.lock"))
 
@@ -94,8 +96,9 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
-def _uninterrupted(source: str, data: Path, tmp_path_factory) -> dict:
-    """The source's uninterrupted DDP fit, run once for the session, as its last checkpoint."""
+def uninterrupted(source: str, data: Path | None, tmp_path_factory) -> dict:
+    """The source's uninterrupted DDP fit, run once for the session, as its last checkpoint (also the reference of
+    tests/test_clusters.py, whose 2 processes compute what Lightning's own 2-process launch does)."""
     log_dir, lock = _shared(tmp_path_factory, f"full_{source}")
     with lock:
         if not list(log_dir.rglob("last.ckpt")):
@@ -113,7 +116,7 @@ CASES += [("memory", "all")]
 def test_sigterm_under_ddp_stops_every_rank_after_one_step_and_resumes_exactly(
     source, to, data, tmp_path, tmp_path_factory
 ):
-    full = _uninterrupted(source, data, tmp_path_factory)
+    full = uninterrupted(source, data, tmp_path_factory)
     args = [*SOURCES[source](tmp_path / "part", data), f"--trainer.max_epochs={EPOCHS}", *ddp_args()]
     record = tmp_path / "ended"
     record.mkdir()

@@ -154,6 +154,11 @@ def test_trainer_internals_answer_during_a_fit(tmp_path):
     trainer = _fit_tiny(tmp_path, Probe())
     for name in ("_combined_loader", "_combined_loader_states_to_load"):
         assert hasattr(trainer.fit_loop, name), f"_FitLoop.{name} is gone: rewrite internals.restore_train_loader_state"
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    assert all(hasattr(progress.total, n) for n in ("ready", "started", "processed", "completed")), (
+        "Lightning's batch counters changed: rewrite internals.forget_batch_in_progress"
+    )
+    internals.forget_batch_in_progress(trainer)
     assert seen["hpc"] is None, "internals.hpc_resume_path: no requeue checkpoint should be found"
     assert seen["batches"] == [0, 1, 2], "internals.total_batch_index no longer counts batches from 0"
 

@@ -138,6 +138,18 @@ def save_on_exception_now(callback: ModelCheckpoint, trainer: L.Trainer) -> str 
     return callback._last_checkpoint_saved or None
 
 
+def forget_batch_in_progress(trainer: L.Trainer) -> None:
+    """Make the training loop's batch counters say that the batch in progress (cut short by an error, before its
+    optimizer step) never started, as its loader is set back to say it was never handed out.
+    Why: Lightning restores only the current epoch's counters to the batches completed (`_Progress.
+    reset_on_restart`), so a checkpoint saved mid-step resumed with the run's batch count one ahead, and every
+    later step's random streams (seeded from it) shifted. Private `_TrainingEpochLoop.batch_progress` (its
+    `total` and `current` trackers, Lightning 2.6)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    for tracker in (progress.total, progress.current):
+        tracker.ready = tracker.started = tracker.processed = tracker.completed
+
+
 def total_batch_index(trainer: L.Trainer) -> int:
     """Training batches started so far in the whole run, counted from 0 (survives a resume).
     Why: `global_step` counts optimizer steps (not batches under accumulation or several optimizers);

@@ -136,9 +136,12 @@ class StopBetweenSteps(L.Callback):
             )
             return
         step = trainer.global_step + 1
-        if self._marked_step == trainer.global_step and _rewind(trainer):
+        rewound = _rewind(trainer) if self._marked_step == trainer.global_step else None
+        if rewound is not None:
             # the loaders are back where the last step left them: a batch handed out since is trained on resume
-            self._save(trainer, savers, why if not self._in_step else f"{why}, in the middle of step {step}", True)
+            internals.forget_batch_in_progress(trainer)
+            again = f"{why}, in the middle of step {step}, which a resume runs again"
+            self._save(trainer, savers, again if rewound or self._in_step else why, exact=True)
         elif not self._in_step:  # between two steps, and loaders that cannot tell: the last step's state
             self._save(trainer, savers, why, exact=True)
         else:
@@ -199,12 +202,10 @@ def _mark(trainer: L.Trainer) -> bool:
     return True
 
 
-def _rewind(trainer: L.Trainer) -> bool:
+def _rewind(trainer: L.Trainer) -> bool | None:
     """Move every training loader back to its mark (`rewind_to_trained`), so that a checkpoint holds the position
-    of the batches trained, not of those handed out since; False when one cannot be."""
+    of the batches trained, not of those handed out since; whether one moved, or None when one cannot."""
     loaders = _train_loaders(trainer)
     if not loaders or not all(callable(getattr(loader, "rewind_to_trained", None)) for loader in loaders):
-        return False
-    for loader in loaders:
-        loader.rewind_to_trained()
-    return True
+        return None
+    return any([bool(loader.rewind_to_trained()) for loader in loaders])

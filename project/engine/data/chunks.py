@@ -333,9 +333,11 @@ def _chunk_loader_class(litdata: Any) -> type:
             def mark_trained(self) -> None:
                 self._trained = internals.streaming_loader_position(self)
 
-            def rewind_to_trained(self) -> None:
-                if self._trained is not None:
-                    internals.set_streaming_loader_position(self, self._trained)
+            def rewind_to_trained(self) -> bool:
+                if self._trained is None or self._trained == internals.streaming_loader_position(self):
+                    return False
+                internals.set_streaming_loader_position(self, self._trained)
+                return True
 
         _LOADERS[id(litdata)] = ChunkLoader
     return _LOADERS[id(litdata)]

@@ -94,9 +94,8 @@ class ResumableLoader(DataLoader):
         if isinstance(self.sampler, ShardedOrder):
             self.sampler.mark_trained()
 
-    def rewind_to_trained(self) -> None:
-        if isinstance(self.sampler, ShardedOrder):
-            self.sampler.rewind_to_trained()
+    def rewind_to_trained(self) -> bool:
+        return isinstance(self.sampler, ShardedOrder) and self.sampler.rewind_to_trained()
 
 
 class DeviceLoader:
@@ -171,8 +170,8 @@ class DeviceLoader:
     def mark_trained(self) -> None:  # project.engine.callbacks.StopBetweenSteps: the position a checkpoint holds
         self.sampler.mark_trained()
 
-    def rewind_to_trained(self) -> None:
-        self.sampler.rewind_to_trained()
+    def rewind_to_trained(self) -> bool:
+        return self.sampler.rewind_to_trained()
 
 
 def check_loader_settings(batch_size: int, num_workers: int, on_device: bool, in_memory: bool) -> None:

@@ -80,11 +80,13 @@ class ShardedOrder(DistributedSampler):
         """Remember the position now, when every batch handed out is trained (the end of a step)."""
         self._trained = (self.epoch, self.batches_done)
 
-    def rewind_to_trained(self) -> None:
+    def rewind_to_trained(self) -> bool:
         """Go back to the last mark: a batch handed out since (a step cut short by an error) was not trained, so a
-        checkpoint saved now must not count it."""
-        if self._trained is not None:
-            self.epoch, self.batches_done = self._trained
+        checkpoint saved now must not count it. Whether the position moved."""
+        if self._trained is None or self._trained == (self.epoch, self.batches_done):
+            return False
+        self.epoch, self.batches_done = self._trained
+        return True
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Make the next pass over epoch `state["epoch"]` skip the batches already trained on."""
