@@ -1,12 +1,13 @@
 """Stop signals (Ctrl-C's SIGINT, SIGTERM, SLURM's requeue signal): one step's whole state saved, and the shell's
 exit status.
 
-While training steps run, the first SIGINT or SIGTERM is only recorded here; after each step every process
-(each DDP rank) agrees whether one of them received one, and all stop after the same step
-(`project.engine.callbacks.stopping`), so the checkpoint holds one step's weights, optimizer, loader position
-and RNG. A second signal stops at once and saves nothing. Outside the steps a signal stops at once with
-`Stopped`, and the command exits with 128 + the signal's number (130, 143), as a shell expects. A process
-forked from this one (a DataLoader worker) ignores the signals: the main process decides.
+While training steps run, the first SIGINT or SIGTERM is recorded here (one process asks Lightning at once to
+stop after the step in progress); after each step every DDP rank agrees whether one of them received one, and
+all stop after the same step (`project.engine.callbacks.stopping`), so the checkpoint holds one step's weights,
+optimizer, loader position and RNG. A second Ctrl-C stops at once and saves nothing; a repeated SIGTERM changes
+nothing. Outside the steps a signal stops at once with `Stopped`, and the command exits with 128 + the signal's
+number (130, 143), as a shell expects. A process forked from this one (a DataLoader worker) ignores the
+signals: the main process decides.
 """
 
 import os
@@ -17,10 +18,13 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_info
 
+from project.engine.internals import request_stop_after_this_step
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _owner = os.getpid()
 _training = False  # whether training steps are running (a signal then waits for the end of the step)
+_alone: Any = None  # the trainer of a one-process fit, whose signal needs no agreement
 _received: list[int] = []  # stop signals this process received, in order
 _pending: int | None = None  # a stop signal received during the steps, not yet acted on
 _requeue_pending = False  # SLURM's requeue signal received during the steps, not yet acted on
@@ -28,7 +32,7 @@ _stopped_by: int | None = None  # the signal the processes agreed to stop for (r
 
 
 class Stopped(BaseException):
-    """A stop signal outside the training steps (or a second one); a BaseException, as KeyboardInterrupt is, so
+    """A stop signal outside the training steps (or a second Ctrl-C); a BaseException, as KeyboardInterrupt is, so
     that no `except Exception` swallows it."""
 
     def __init__(self, signum: int):
@@ -66,11 +70,15 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
     if _training and first:
         _pending = signum
+        if _alone is not None and not _alone.validating:  # the loop stops after the step in progress
+            request_stop_after_this_step(_alone)
         rank_zero_info(
             f"Received {signal.Signals(signum).name}: stopping after this step and saving it "
             "(press Ctrl-C again to stop at once without saving)"
         )
         return
+    if _training and signum != signal.SIGINT:
+        return  # stopping already: a repeated SIGTERM asks nothing new (a scheduler that insists sends SIGKILL)
     raise Stopped(signum)
 
 
@@ -129,13 +137,16 @@ def restore(previous: dict[int, Any]) -> None:
             signal.signal(s, handler)
 
 
-def training_steps(running: bool) -> None:
+def training_steps(running: bool, trainer: Any = None) -> None:
     """From now on a stop signal waits for the end of the step (`running`), or stops at once; a fit's steps
-    start with nothing pending (a previous fit in this process may have stopped)."""
-    global _training, _pending, _requeue_pending, _stopped_by
+    start with nothing pending (a previous fit in this process may have stopped). `trainer`: a one-process
+    fit's, which a signal asks at once to stop after the step in progress (no other process to agree with;
+    during validation, it waits for the validation's end)."""
+    global _training, _alone, _pending, _requeue_pending, _stopped_by
     if running:
         _pending, _requeue_pending, _stopped_by = None, False, None
     _training = running
+    _alone = trainer if running else None
 
 
 def signal_name(signum: int | None) -> str:

@@ -28,7 +28,7 @@ class StopBetweenSteps(L.Callback):
       Where that cannot be done, the line says what the checkpoint holds and what resuming from it means.
       Under DDP nothing is saved after an error: the other ranks may be in the middle of a step, and a save
       is a collective.
-    - A fit stopped before its first step saves nothing (nothing was trained), nor does a second signal,
+    - A fit stopped before its first step saves nothing (nothing was trained), nor does a second Ctrl-C,
       which stops mid-step.
     """
 
@@ -57,7 +57,7 @@ class StopBetweenSteps(L.Callback):
         self._in_step = self._stopping = self._after_validation = False
         self._marked_step = None
         self._agreement = StopAgreement(trainer)
-        signals.training_steps(True)
+        signals.training_steps(True, trainer if trainer.world_size == 1 else None)
         requeue = signal.getsignal(signal.SIGUSR1)
         if callable(requeue) and signals.main_thread():  # Lightning's SLURM plugin registered it just before
             self._requeue_handler = requeue
@@ -78,7 +78,7 @@ class StopBetweenSteps(L.Callback):
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # The evaluation loop would stop after its first batch: the epoch's validation (and the checkpoint
         # that follows it) would be cut short, and a resume would validate a part of it again
-        if self._stopping and not trainer.sanity_checking and internals.stop_requested(trainer):
+        if not trainer.sanity_checking and internals.stop_requested(trainer):
             internals.cancel_stop_request(trainer)
             self._after_validation = True
 
@@ -88,7 +88,7 @@ class StopBetweenSteps(L.Callback):
         if self._after_validation:
             self._after_validation = False
             internals.request_stop_after_this_step(trainer)
-        elif not self._stopping:
+        elif not self._stopping and not internals.stop_requested(trainer):
             self._act(trainer, self._agreement.now(*signals.pending()))
 
     def _act(self, trainer: L.Trainer, decision: tuple[int, bool]) -> None:
