@@ -317,3 +317,30 @@ def test_a_stop_at_a_step_saved_already_still_names_its_checkpoint(tmp_path, cap
     last = _last(tmp_path)
     assert _load(last)["global_step"] == 4
     assert f"Interrupted (stopped by SIGTERM); saved {last}: resume with --ckpt_path {last}" in caplog.messages
+
+
+def _worker() -> None:
+    from project.engine.signals import ignore_in_worker
+
+    ignore_in_worker()
+    time.sleep(60)
+
+
+def test_a_loader_worker_leaves_one_sigterm_to_the_main_process_and_ends_on_the_next():
+    """Ctrl-C and SLURM signal every process: a worker killed by the first would fail the step in progress. The
+    next SIGTERM is torch's (or Python's at exit) ending a worker that does not stop: it must end it."""
+    import multiprocessing
+
+    worker = multiprocessing.get_context("fork").Process(target=_worker)
+    worker.start()
+    try:
+        time.sleep(1.0)  # worker_init_fn has run
+        os.kill(worker.pid, signal.SIGINT)
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.join(0.5)
+        assert worker.is_alive()
+        worker.terminate()
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGTERM
+    finally:
+        worker.kill()

@@ -64,8 +64,10 @@ def forget() -> None:
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     global _pending
-    if os.getpid() != _owner:
-        return  # a forked DataLoader worker: Ctrl-C reaches the whole process group; the main process decides
+    if os.getpid() != _owner:  # a forked DataLoader worker: Ctrl-C reaches it too; the main process decides
+        if signum == signal.SIGTERM:
+            _worker_sigterm(signum, frame)  # the next one ends it (see `ignore_in_worker`)
+        return
     first = not _received
     _received.append(signum)
     if _training and first:
@@ -102,12 +104,18 @@ def agreed(signum: int) -> None:
 
 
 def ignore_in_worker(worker_id: int = 0) -> None:
-    """A DataLoader's `worker_init_fn`: the worker leaves SIGINT and SIGTERM to the main process (Ctrl-C and
-    SLURM signal every process of the job), which stops between two steps; a worker killed by one would fail
-    the step in progress. Workers started by spawn do not inherit `_handle`, so they need this."""
+    """A DataLoader's `worker_init_fn`: the worker leaves Ctrl-C and a SIGTERM to the main process (a terminal and
+    SLURM signal every process), which stops between two steps; a worker killed by one would fail the step in
+    progress. A second SIGTERM ends the worker: that is how the main process ends a worker that does not stop
+    (torch's `terminate`, then Python's at exit), which would otherwise keep the main process waiting. Workers
+    started by spawn do not inherit `_handle`, so they need this."""
     if threading.current_thread() is threading.main_thread():
-        for s in STOP_SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, _worker_sigterm)
+
+
+def _worker_sigterm(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next one ends the worker
 
 
 def main_thread() -> bool:

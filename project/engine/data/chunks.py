@@ -314,6 +314,12 @@ def _chunk_loader_class(litdata: Any) -> type:
             _trained: tuple[int, int, int, int] | None = None
 
             def load_state_dict(self, obj: dict[str, Any]) -> None:
+                # The same chunks (the run's config says which) read through this run's cache folder: LitData
+                # refused a resume whose cache_dir (or a local folder's path) differs, in a worker, with a traceback
+                saved, dataset = obj.get("dataset"), self.dataset
+                if isinstance(saved, dict) and saved.get("input_dir_url") == dataset.input_dir.url:
+                    here = {"input_dir_path": dataset.input_dir.path, "cache_dir_path": dataset.cache_dir.path}
+                    obj = {**obj, "dataset": {**saved, **here}}
                 super().load_state_dict(obj)
                 self._restored = True
                 # A position at the end of an epoch starts the next one afresh. LitData compares it with the
