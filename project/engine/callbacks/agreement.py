@@ -17,7 +17,8 @@ class StopAgreement:
     gradient buckets are not held up. `now` agrees at once (a blocking all-reduce), at the end of validation.
     One process needs no agreement: its own signal decides.
 
-    Cost per step, 2 CPU processes on one machine: about 60 microseconds (benchmarks/stop_agreement.py).
+    Cost per step (benchmarks/stop_agreement.py, 2 CPU processes on a busy 2-core machine): a median 0.2 ms, where
+    Lightning's own per-step broadcast of rank 0's flag, read back with `.item()`, which this replaces, took 0.37 ms.
     """
 
     def __init__(self, trainer: L.Trainer):

@@ -12,10 +12,13 @@ provider's environment (`AWS_ENDPOINT_URL`, ...) works too. Run again with the s
 it stopped. Train from the folder or URL with `project.engine.data.LitDataImages` or `LitDataAudio` (docs/data.md).
 """
 
+import contextlib
 import json
 import multiprocessing
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,26 +92,61 @@ def optimize(
     data.prepare_data()
     datasets = splits_of(data)
     meta = meta_of(data, {split: len(dataset) for split, dataset in datasets.items()})
-    for split, dataset in datasets.items():
-        target = store.path(split)
-        if store.exists(split, "index.json"):
-            print(f"{target}: already written, left as it is.", file=sys.stderr)
-            continue
-        print(f"{target}: {len(dataset)} samples", file=sys.stderr)
-        litdata.optimize(
-            fn=Sample(dataset),
-            inputs=list(range(len(dataset))),
-            output_dir=target,
-            chunk_bytes=chunk_bytes,
-            num_workers=num_workers,
-            use_checkpoint=True,  # a re-run resumes an interrupted split
-            fast_dev_run=fast_dev_run,
-            # fork where there is one: spawned workers would each import torch again, for every split
-            start_method="fork" if "fork" in multiprocessing.get_all_start_methods() else None,
-            storage_options=dict(store.storage_options),
-        )
+    with _staging(output_dir):
+        for split, dataset in datasets.items():
+            _write_split(litdata, store, split, dataset, num_workers, chunk_bytes, fast_dev_run)
     store.write_text(json.dumps(meta, indent=1), META)  # through the client that wrote the chunks
     return meta
+
+
+@contextlib.contextmanager
+def _staging(output_dir: str) -> Iterator[None]:
+    """For object storage, LitData writes each chunk to a local folder before uploading it: by default the same
+    /tmp/chunks for every process on the machine, which two conversions (or any other LitData writer) share and
+    clear under each other's feet. A folder of this run's own, removed at the end."""
+    if not is_url(output_dir):
+        yield
+        return
+    names = ("DATA_OPTIMIZER_CACHE_FOLDER", "DATA_OPTIMIZER_DATA_CACHE_FOLDER")
+    before = {name: os.environ.get(name) for name in names}
+    with tempfile.TemporaryDirectory(prefix="project-optimize-") as staging:
+        os.environ.update({names[0]: f"{staging}/chunks", names[1]: f"{staging}/data"})
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _write_split(
+    litdata: Any,
+    store: ChunkStore,
+    split: Split,
+    dataset: Any,
+    num_workers: int,
+    chunk_bytes: str,
+    fast_dev_run: bool,
+) -> None:
+    target = store.path(split)
+    if store.exists(split, "index.json"):
+        print(f"{target}: already written, left as it is.", file=sys.stderr)
+        return
+    print(f"{target}: {len(dataset)} samples", file=sys.stderr)
+    litdata.optimize(
+        fn=Sample(dataset),
+        inputs=list(range(len(dataset))),
+        output_dir=target,
+        chunk_bytes=chunk_bytes,
+        num_workers=num_workers,
+        use_checkpoint=True,  # a re-run resumes an interrupted split
+        fast_dev_run=fast_dev_run,
+        # fork where there is one: spawned workers would each import torch again, for every split
+        start_method="fork" if "fork" in multiprocessing.get_all_start_methods() else None,
+        storage_options=dict(store.storage_options),
+    )
 
 
 def main(args: list[str] | None = None) -> dict[str, Any]:
