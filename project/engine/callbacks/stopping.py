@@ -104,12 +104,14 @@ class StopBetweenSteps(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._agreement is not None:
             self._agreement.close()
+            self._agreement = None
         self._end_of_steps()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._end_of_steps()
         if self._agreement is not None:
             self._agreement.abandon()  # another rank may be gone: wait for nothing
+            self._agreement = None
         savers = [c for c in trainer.checkpoint_callbacks if getattr(c, "save_on_exception", False)]
         if not savers:
             return
@@ -130,9 +132,9 @@ class StopBetweenSteps(L.Callback):
         why = self._why(exception)
         if trainer.world_size > 1 and not self._stopping:
             rank_zero_info(
-                f"Interrupted ({why}) on one of {trainer.world_size} processes, so nothing was saved (the others "
-                f"may be in the middle of a step, and a save needs them all); {self._latest(savers) or 'nothing'} "
-                "is the last checkpoint saved"
+                f"Interrupted ({why}) with {trainer.world_size} processes: nothing was saved (another may be in the "
+                f"middle of a step, and a save needs them all); {self._latest(savers) or 'nothing'} is the last "
+                "checkpoint saved"
             )
             return
         step = trainer.global_step + 1
