@@ -1,7 +1,8 @@
-"""Stopping under DDP (2 CPU processes, gloo): a SIGTERM to one rank or to every process, in the middle of a step,
-streamed from files, from LitData chunks and in memory. Every rank stops after the same step, never hangs, and
-leaves one checkpoint of that step (weights, optimizer, schedule, loader position of the batches trained, RNG)
-that resumes bit-exact; a resume on another number of processes is refused in one line."""
+"""Stopping under DDP (2 CPU processes, gloo): a SIGTERM to one rank or to every process (and Ctrl-C's SIGINT to
+every process), in the middle of a step, streamed from files, from LitData chunks and in memory. Every rank stops
+after the same step, never hangs, and leaves one checkpoint of that step (weights, optimizer, schedule, loader
+position of the batches trained, RNG) that resumes bit-exact; a resume on another number of processes is refused
+in one line."""
 
 import os
 import signal
@@ -107,28 +108,29 @@ def uninterrupted(source: str, data: Path | None, tmp_path_factory) -> dict:
         return load(last_checkpoint(log_dir))
 
 
-# (source, who receives the signal): one rank (rank 0 or 1) or every process of the fit, as Ctrl-C and SLURM send
-CASES = [("files", "rank0"), ("files", "all"), ("chunks", "rank1"), ("chunks", "all"), ("memory", "rank0")]
-CASES += [("memory", "all")]
+TERM, INT = signal.SIGTERM, signal.SIGINT
+# (source, who receives the signal: one rank, 0 or 1, or every process of the fit as SLURM and Ctrl-C send, signal)
+CASES = [("files", "rank0", TERM), ("files", "all", TERM), ("chunks", "rank1", TERM), ("chunks", "all", TERM)]
+CASES += [("memory", "rank0", TERM), ("memory", "all", TERM), ("memory", "all", INT)]
 
 
-@pytest.mark.parametrize(("source", "to"), CASES, ids=[f"{s}-{t}" for s, t in CASES])
-def test_sigterm_under_ddp_stops_every_rank_after_one_step_and_resumes_exactly(
-    source, to, data, tmp_path, tmp_path_factory
+@pytest.mark.parametrize(("source", "to", "signum"), CASES, ids=[f"{s}-{t}-{n.name}" for s, t, n in CASES])
+def test_a_signal_under_ddp_stops_every_rank_after_one_step_and_resumes_exactly(
+    source, to, signum, data, tmp_path, tmp_path_factory
 ):
     full = uninterrupted(source, data, tmp_path_factory)
     args = [*SOURCES[source](tmp_path / "part", data), f"--trainer.max_epochs={EPOCHS}", *ddp_args()]
     record = tmp_path / "ended"
     record.mkdir()
     rank, whom = (0, "all") if to == "all" else (int(to[-1]), "self")
-    code, output = fit([*args, signal_at(signal.SIGTERM, SIGNAL_STEP, rank, whom, record)])
-    assert code == 143, output[-4000:]
+    code, output = fit([*args, signal_at(signum, SIGNAL_STEP, rank, whom, record)])
+    assert code == 128 + signum, output[-4000:]
     last = last_checkpoint(tmp_path / "part")
     saved = load(last)
     step = saved["global_step"]
     assert SIGNAL_STEP < step <= SIGNAL_STEP + 2, output[-3000:]
     assert ended(record) == [f"{step} SIGTERMException"] * 2, output[-3000:]  # every rank, after that step
-    assert f"Interrupted (stopped by SIGTERM); saved {last}: resume with --ckpt_path {last}" in output
+    assert f"Interrupted (stopped by {signum.name}); saved {last}: resume with --ckpt_path {last}" in output
     assert "Traceback" not in output, output[-4000:]
     loader = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
     if source == "chunks":  # LitData counts the samples handed out on this rank: 3 a batch
