@@ -130,7 +130,8 @@ def test_a_signal_under_ddp_stops_every_rank_after_one_step_and_resumes_exactly(
     step = saved["global_step"]
     assert SIGNAL_STEP < step <= SIGNAL_STEP + 2, output[-3000:]
     assert ended(record) == [f"{step} SIGTERMException"] * 2, output[-3000:]  # every rank, after that step
-    assert f"Interrupted (stopped by {signum.name}); saved {last}: resume with --ckpt_path {last}" in output
+    assert f"Interrupted (stopped by {signum.name}); saved {last}. Resume it with:" in output, output[-3000:]
+    assert f"  python -m project.cli fit --ckpt_path {last}" in output
     assert "Traceback" not in output, output[-4000:]
     loader = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0]
     if source == "chunks":  # LitData counts the samples handed out on this rank: 3 a batch

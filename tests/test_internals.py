@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from project.engine import internals
+from tests.extras import needs_extra
 
 # (module, attribute path, the internals entry that leans on it)
 PRIVATE_NAMES = [
@@ -276,7 +277,7 @@ def _sample(i: int) -> dict:
 def test_a_streaming_loader_goes_back_to_a_position(tmp_path):
     """internals.streaming_loader_position / set_streaming_loader_position: LitData's state after going back
     is the state it had there (what StopBetweenSteps saves after an error in the middle of a step)."""
-    litdata = pytest.importorskip("litdata")
+    litdata = needs_extra("litdata")
 
     litdata.optimize(
         fn=_sample, inputs=list(range(12)), output_dir=str(tmp_path / "c"), chunk_bytes="1MB", num_workers=1
@@ -292,7 +293,7 @@ def test_a_streaming_loader_goes_back_to_a_position(tmp_path):
 
 
 def test_allow_http_object_storage_adds_the_client_option():
-    pytest.importorskip("litdata")
+    needs_extra("litdata")
     from litdata.streaming import downloader
 
     internals.allow_http_object_storage()

@@ -250,8 +250,8 @@ def test_an_error_in_the_middle_of_a_step_saves_the_steps_trained_and_resumes_ex
     with caplog.at_level("INFO"), pytest.raises(RuntimeError, match="boom"):
         main(["fit", *_table(tmp_path / "part"), fail])
     last = _last(tmp_path / "part")
-    message = f"Interrupted (RuntimeError: boom, in the middle of step 7, which a resume runs again); saved {last}: "
-    assert f"{message}resume with --ckpt_path {last}" in caplog.messages
+    message = f"Interrupted (RuntimeError: boom, in the middle of step 7, which a resume runs again); saved {last}. "
+    assert f"{message}Resume it with:\n  python -m project.cli fit --ckpt_path {last}" in caplog.messages
     saved = _load(last)
     assert saved["global_step"] == 6
     assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0] == {"epoch": 1, "batches_done": 1}
@@ -316,7 +316,8 @@ def test_a_stop_at_a_step_saved_already_still_names_its_checkpoint(tmp_path, cap
         signals.forget()
     last = _last(tmp_path)
     assert _load(last)["global_step"] == 4
-    assert f"Interrupted (stopped by SIGTERM); saved {last}: resume with --ckpt_path {last}" in caplog.messages
+    resume = f"Resume it with:\n  python -m project.cli fit --ckpt_path {last}"
+    assert f"Interrupted (stopped by SIGTERM); saved {last}. {resume}" in caplog.messages
 
 
 def _worker() -> None:

@@ -13,10 +13,11 @@ import pytest
 from project.engine.data import LitDataImages
 from project.engine.errors import ConfigError, DataError
 from tests.ddp import ddp_args, differences, fit, last_checkpoint, load, signal_at
+from tests.extras import needs_extra
 from tests.image_tree import write_image_tree
 from tests.recipes import TINY
 
-pytest.importorskip("litdata")
+needs_extra("litdata")  # the `stream` extra
 BUCKET = "bucket"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 

@@ -1,6 +1,7 @@
 """Interrupts stop a fit between two steps, on every rank after the same one, so the checkpoint they leave is one
 step's whole state; a fit stopped by an error says what its checkpoint holds."""
 
+import shlex
 import signal
 from typing import Any
 
@@ -165,8 +166,9 @@ class StopBetweenSteps(L.Callback):
         path = next((p for p in paths if p), None)
         if path is None:
             return
-        if exact:
-            rank_zero_info(f"Interrupted ({why}); saved {path}: resume with --ckpt_path {path}")
+        if exact:  # the resume a command to copy, on a line of its own
+            resume = shlex.join(["python", "-m", "project.cli", "fit", "--ckpt_path", path])
+            rank_zero_info(f"Interrupted ({why}); saved {path}. Resume it with:\n  {resume}")
             return
         rank_zero_info(
             f"Interrupted ({why}); saved {path}, which holds the weights of step {trainer.global_step} with the "
