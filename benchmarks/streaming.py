@@ -7,13 +7,16 @@ Generates `<root>/<n>/train/<class>/<i>.jpg` (64x64 JPEG, 10 classes; kept for t
 prints one table:
 
 - peak RSS: a short fit (`--steps` training batches, 2 validation batches, a small ResNet) in a process
-  of its own, `data.in_memory` true and false, read from the kernel when it ends (`os.wait4`, the
-  main process; the streaming workers are separate processes of about the size of an import);
-- images/s of a pass of `--batches` training batches through the loader and the training augmentation
-  (random translation, flip, normalisation on the CPU), the best of `--repeats` alternating passes:
-  the streamed `ImageFolder`, torchvision's `ImageFolder` + `DataLoader` with the same workers, batch,
-  decode (Pillow, shorter side resized, centre crop) and augmentation, and LitData's loader over the
-  set's optimized chunks;
+  of its own, `data.in_memory` true and false: the main process's (the kernel's, `os.wait4`) and the
+  sum over it and its loader workers (sampled, benchmarks/rss.py), RSS and PSS (PSS shares the pages
+  the forked workers share with the main process among them);
+- images/s of a pass of `--batches` training batches through the loader alone, and through the loader
+  and the training augmentation (random translation, flip, normalisation on the CPU, in the main
+  process, as a fit does it on the CPU), the best of `--repeats` alternating passes: the streamed
+  `ImageFolder`, torchvision's `ImageFolder` + `DataLoader` with the same workers, batch and decode
+  (Pillow, shorter side resized, centre crop), and LitData's loader over the set's optimized chunks.
+  The augmentation is the same for all, so the loaders are compared alone; with it, the augmentation's
+  own cost (one CPU) bounds them all;
 - the time `python -m project.optimize` takes to write those chunks;
 - resume: from a loader given a mid-epoch position (half the epoch done) to its first batch, against
   a fresh loader's first batch.
@@ -22,7 +25,6 @@ Throughput, conversion and resume are measured on the smallest size only.
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +34,7 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's project, and benchmarks/rss.py
 CLASSES = tuple(f"class{i}" for i in range(10))
 SIZE = 64
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -93,7 +96,10 @@ def convert(folder: Path, chunks: Path, args: argparse.Namespace) -> float | Non
     return time.perf_counter() - start
 
 
-def peak_rss_mb(data: list[str], args: argparse.Namespace) -> float:
+def peak_rss_mb(data: list[str], args: argparse.Namespace) -> tuple[float, float, float, int]:
+    """(main process's peak RSS, peak RSS summed over its process tree, the same in PSS, processes), MB."""
+    from benchmarks import rss
+
     log_dir = Path(args.root) / "logs"
     command = [
         sys.executable,
@@ -113,23 +119,23 @@ def peak_rss_mb(data: list[str], args: argparse.Namespace) -> float:
         "--trainer.callbacks=[]",
         f"--trainer.logger.init_args.save_dir={log_dir}",
     ]
-    with open(log_dir.with_suffix(".log"), "a") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status):
+    peaks = rss.run(command, log_dir.with_suffix(".log"), cwd=ROOT)
+    if peaks.returncode:
         raise SystemExit(f"the fit failed; see {log_dir.with_suffix('.log')}")
-    return usage.ru_maxrss / 1024  # Linux reports kilobytes
+    return peaks.main / 1e6, peaks.tree_rss / 1e6, peaks.tree_pss / 1e6, peaks.processes
 
 
 def images_per_second(loader, augment, batches: int) -> float:
-    """Images per second over `batches` batches after the first (worker start-up left out)."""
+    """Images per second over `batches` batches after the first (worker start-up left out), through `augment`
+    too unless it is None."""
     iterator = iter(loader)
     next(iterator)
     generator = torch.Generator().manual_seed(0)
     start, seen = time.perf_counter(), 0
     for _ in range(batches):
         inputs, _ = next(iterator)
-        augment(inputs, generator)
+        if augment is not None:
+            augment(inputs, generator)
         seen += len(inputs)
     return seen / (time.perf_counter() - start)
 
@@ -208,8 +214,13 @@ def main() -> None:
                 data = litdata_args(chunks, args.workers, 64)
             else:
                 data = data_args(folders[n], mode == "in memory", args.workers, 64)
-            rss[n, mode] = peak_rss_mb(data, args)
-            row(f"peak RSS, fit, {n:,} images, {mode}", f"{rss[n, mode]:.0f} MB")
+            main_mb, tree_mb, pss_mb, processes = peak_rss_mb(data, args)
+            rss[n, mode] = main_mb
+            row(f"peak RSS, fit, {n:,} images, {mode}: main process", f"{main_mb:.0f} MB")
+            row(
+                f"peak RSS, fit, {n:,} images, {mode}: summed over its {processes} processes (PSS)",
+                f"{tree_mb:.0f} MB ({pss_mb:.0f} MB)",
+            )
     if len(args.sizes) > 1 and not args.no_rss:
         small, large = min(args.sizes), max(args.sizes)
         for mode in args.modes:
@@ -224,15 +235,6 @@ def main() -> None:
     def augment(inputs, generator):
         return data.train_transform(inputs, generator)
 
-    # The best of alternating passes: on a shared machine a single pass swings by 2x with the others' load
-    ours, theirs = 0.0, 0.0
-    for _ in range(args.repeats):
-        ours = max(ours, images_per_second(data.train_dataloader(), augment, args.batches))
-        theirs = max(theirs, images_per_second(torchvision_loader(folder, args), augment, args.batches))
-    row(f"images/s, streamed ImageFolder, {args.workers} workers, batch {args.batch}", f"{ours:.0f}")
-    row(f"images/s, torchvision ImageFolder + DataLoader, {args.workers} workers", f"{theirs:.0f}")
-    row("streamed / torchvision", f"{ours / theirs:.2f}x")
-
     from project.engine.data import LitDataImages
 
     chunks = Path(args.root) / f"chunks{min(args.sizes)}"
@@ -240,8 +242,23 @@ def main() -> None:
     if took is not None:
         row(f"convert {min(args.sizes):,} images to LitData chunks, {args.workers} workers", f"{took:.0f} s")
     lit = streamed(folder, args, LitDataImages(str(chunks)))
-    best = max(images_per_second(lit.train_dataloader(), augment, args.batches) for _ in range(args.repeats))
-    row(f"images/s, LitData chunks, {args.workers} workers", f"{best:.0f}")
+    loaders = {
+        "streamed ImageFolder": data.train_dataloader,
+        "torchvision ImageFolder + DataLoader": lambda: torchvision_loader(folder, args),
+        "LitData chunks": lit.train_dataloader,
+    }
+    # The best of alternating passes: on a shared machine a single pass swings by 2x with the others' load
+    best = {(name, aug): 0.0 for name in loaders for aug in (False, True)}
+    for _ in range(args.repeats):
+        for (name, aug), value in best.items():
+            rate = images_per_second(loaders[name](), augment if aug else None, args.batches)
+            best[name, aug] = max(value, rate)
+    for aug in (False, True):
+        what = "loader + augmentation" if aug else "loader alone"
+        for name in loaders:
+            row(f"images/s, {what}: {name}, {args.workers} workers, batch {args.batch}", f"{best[name, aug]:.0f}")
+        ratio = best["streamed ImageFolder", aug] / best["torchvision ImageFolder + DataLoader", aug]
+        row(f"images/s, {what}: streamed / torchvision", f"{ratio:.2f}x")
 
     half = len(data.train_dataloader()) // 2
     fresh, resumed = resume_seconds(data, {"epoch": 0, "batches_done": half})

@@ -1,7 +1,14 @@
 """LitData: any source optimized into chunks (`python -m project.optimize`) and trained from them."""
 
+import contextlib
+import functools
+import io
 import json
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +17,9 @@ from project.engine.cli import main
 from project.engine.data import AudioDataModule, ImageDataModule, ImageFolder, LitDataAudio, LitDataImages, WavFolder
 from project.engine.data.optimize import main as optimize
 from project.engine.errors import ConfigError, DataError
+from tests.catalogue import BadInput, Refused, cases, check, cli
 from tests.extras import needs_extra
-from tests.image_tree import write_image_tree
+from tests.image_tree import truncate, write_image_tree
 from tests.recipes import TINY
 from tests.wav_format import write_wav_folder
 
@@ -161,3 +169,150 @@ def test_fit_test_and_predict_from_chunks_through_the_cli(chunks, tmp_path):
     main(["predict", f"--ckpt_path={last}"])
     rows = next(tmp_path.rglob("predictions.csv")).read_text().splitlines()
     assert len(rows) == 1 + 6 and rows[1].startswith("test/")
+
+
+# ------------------------------------------------------------------------- damaged or foreign chunk folders
+
+
+@functools.lru_cache(maxsize=1)
+def _pristine() -> Path:
+    """Chunks of 24 small images, written once per process, copied by each case that damages them."""
+    root = Path(tempfile.mkdtemp(prefix="pristine_chunks_"))
+    write_image_tree(root / "images" / "train", per_class=6)
+    write_image_tree(root / "images" / "test", per_class=2, seed=1)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        optimize([*image_args(root / "images"), f"--output_dir={root / 'chunks'}", "--num_workers=1"])
+    return root / "chunks"
+
+
+def _damaged(folder: Path, damage: Callable[[Path], object]) -> Path:
+    chunks = folder / "chunks"
+    shutil.copytree(_pristine(), chunks)
+    damage(chunks)
+    return chunks
+
+
+def _edit_json(path: Path, edit: Callable[[dict], object]) -> None:
+    content = json.loads(path.read_text())
+    edit(content)
+    path.write_text(json.dumps(content))
+
+
+def _chunk(chunks: Path) -> Path:
+    return chunks / "train" / "chunk-0-0.bin"
+
+
+def _overwrite_header(chunks: Path) -> None:
+    data = bytearray(_chunk(chunks).read_bytes())
+    data[:8] = b"\xf4\xff\xff\xff\x00\x01\x02\x03"  # the item count LitData read as KeyError: 4294967284
+    _chunk(chunks).write_bytes(bytes(data))
+
+
+def _opened(chunks: Path) -> object:
+    return LitDataImages(str(chunks))
+
+
+def _outside(chunks: Path, name: str) -> None:
+    other = chunks.parent / "other" / "train"
+    other.mkdir(parents=True)
+    shutil.copy(_chunk(chunks), other / "chunk-0-0.bin")
+    _edit_json(chunks / "train" / "index.json", lambda index: index["chunks"][0].update(filename=name))
+
+
+CHUNK_DAMAGE = [  # (name, damage, what the message must say): each one line naming the file
+    (
+        "index.json not JSON",
+        lambda c: (c / "train" / "index.json").write_text("{not json"),
+        r"train/index\.json is not valid JSON",
+    ),
+    (
+        "index.json without chunks",
+        lambda c: _edit_json(c / "train" / "index.json", lambda i: i.update(chunks=[])),
+        r"train/index\.json lists no chunks",
+    ),
+    ("index.json missing", lambda c: (c / "train" / "index.json").unlink(), r"train/index\.json does not exist"),
+    ("chunk file missing", lambda c: _chunk(c).unlink(), r"chunk-0-0\.bin does not exist"),
+    ("chunk file empty", lambda c: _chunk(c).write_bytes(b""), r"chunk-0-0\.bin is 0 bytes, but .*index\.json says"),
+    ("chunk file truncated", lambda c: truncate(_chunk(c)), r"chunk-0-0\.bin is \d+ bytes, but .*index\.json says"),
+    (
+        "chunk header overwritten",
+        _overwrite_header,
+        r"chunk-0-0\.bin does not start with the header of its \d+ samples",
+    ),
+    (
+        "chunk path outside the folder",
+        lambda c: _outside(c, "../../other/train/chunk-0-0.bin"),
+        r"names the chunk file '\.\./\.\./other/train/chunk-0-0\.bin', outside",
+    ),
+    (
+        "chunk path absolute",
+        lambda c: _outside(c, str(c.parent / "other" / "train" / "chunk-0-0.bin")),
+        r"names the chunk file '/.*', outside",
+    ),
+    ("project.json not JSON", lambda c: (c / "project.json").write_text(""), r"project\.json is not valid JSON"),
+    (
+        "project.json without classes",
+        lambda c: _edit_json(c / "project.json", lambda m: m.pop("classes")),
+        r"project\.json is not what `python -m project\.optimize` writes",
+    ),
+    (
+        "project.json with another split size",
+        lambda c: _edit_json(c / "project.json", lambda m: m["splits"].update(train=40)),
+        r"train/index\.json lists \d+ samples but .*project\.json says the train split has 40",
+    ),
+]
+CHUNKS = [
+    BadInput(f"chunks: {name}", lambda folder, d=damage: _opened(_damaged(folder, d)), DataError, match)
+    for name, damage, match in CHUNK_DAMAGE
+]
+
+
+@pytest.mark.parametrize("case", cases(CHUNKS))
+def test_a_damaged_chunk_folder_is_one_line_naming_the_file(case, tmp_path):
+    check(case, tmp_path)
+
+
+def test_the_command_line_refuses_a_chunk_outside_the_folder_in_one_line(tmp_path):
+    chunks = _damaged(tmp_path, lambda c: _outside(c, "../../other/train/chunk-0-0.bin"))
+    args = ["--data=project.engine.data.ImageDataModule", "--data.source=project.engine.data.LitDataImages"]
+    with pytest.raises(Refused, match=r"index\.json names the chunk file .*outside"):
+        cli("fit", *args, f"--data.source.init_args.input_dir={chunks}", "--data.in_memory=false")
+
+
+def _iterate(chunks: Path) -> None:
+    data = ImageDataModule(LitDataImages(str(chunks)), in_memory=False, batch_size=6)
+    data.setup("fit")
+    for batch in data.train_dataloader():
+        data.on_after_batch_transfer(batch, 0)  # where a training step meets a batch that could not be read
+
+
+def _fewer_classes(chunks: Path) -> None:
+    _edit_json(chunks / "project.json", lambda m: m.update(classes=m["classes"][:2]))
+
+
+def _scrambled_samples(chunks: Path) -> None:
+    data = bytearray(_chunk(chunks).read_bytes())
+    header = 4 * (json.loads((chunks / "train" / "index.json").read_text())["chunks"][0]["chunk_size"] + 2)
+    data[header:] = bytes(255 - b for b in data[header:])  # every sample's bytes, its tensor header too
+    _chunk(chunks).write_bytes(bytes(data))
+
+
+READ_DAMAGE = [
+    BadInput(
+        "chunks: labels beyond project.json's classes",
+        lambda f: _iterate(_damaged(f, _fewer_classes)),
+        DataError,
+        r"a sample's label is 2, outside the 2 classes its project\.json names",
+    ),
+    BadInput(
+        "chunks: samples scrambled",
+        lambda f: _iterate(_damaged(f, _scrambled_samples)),
+        DataError,
+        r"train/chunk-0-0\.bin: a sample cannot be read",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", cases(READ_DAMAGE))
+def test_a_damaged_sample_is_one_line_where_its_batch_is_trained(case, tmp_path):
+    check(case, tmp_path)

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from project.engine import internals
+from tests.extras import needs_extra
 
 # (module, attribute path, the internals entry that leans on it)
 PRIVATE_NAMES = [
@@ -29,7 +30,7 @@ PRIVATE_NAMES = [
     ("lightning.pytorch.cli", "LightningCLI._parse_ckpt_path", "without_checkpoint_hparams"),
     ("lightning.pytorch.cli", "_InstantiatorFn", "checkpoint_hparams_config"),
     ("jsonargparse._signatures", "SignatureArguments._add_signature_parameter", "unrequire_arguments"),
-    ("lightning.pytorch.loops.fit_loop", "_FitLoop._load_combined_loader_states", "restore_train_loader_state"),
+    ("lightning.pytorch.utilities.combined_loader", "CombinedLoader._load_state_dicts", "restore_train_loader_state"),
     ("lightning.pytorch.loops.fit_loop", "_FitLoop.total_batch_idx", "total_batch_index"),
     ("lightning.pytorch.loops.fit_loop", "_set_sampler_epoch", "expose_epoch_sampler"),
     ("lightning.pytorch.callbacks", "ModelCheckpoint._monitor_candidates", "save_latest_checkpoint_now"),
@@ -40,6 +41,16 @@ PRIVATE_NAMES = [
     ("torch", "_foreach_copy_", "foreach_copy_"),
     ("torch.utils.data._utils.fetch", "_MapDatasetFetcher", "keep_batch"),
     ("lightning.pytorch.trainer.connectors.logger_connector.result", "_ResultMetric.to", "cheap_repeated_logging"),
+    (
+        "lightning.pytorch.trainer.connectors.signal_connector",
+        "_SignalConnector._sigterm_notifier_fn",
+        "own_stop_signals",
+    ),
+    ("lightning.pytorch.loops.training_epoch_loop", "_TrainingEpochLoop._broadcast_sigterm_tensor", "own_stop_signals"),
+    ("lightning.pytorch.callbacks", "ModelCheckpoint._should_save_on_exception", "save_on_exception_now"),
+    ("lightning.pytorch.callbacks", "ModelCheckpoint._save_checkpoint", "save_on_exception_now"),
+    ("litdata.streaming.fs_provider", "_get_fs_provider", "litdata_storage"),
+    ("litdata.streaming.downloader", "_OBSTORE_CLIENT_OPTIONS", "allow_http_object_storage"),
 ]
 
 
@@ -141,7 +152,14 @@ def test_trainer_internals_answer_during_a_fit(tmp_path):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             seen.setdefault("batches", []).append(internals.total_batch_index(trainer))
 
-    _fit_tiny(tmp_path, Probe())
+    trainer = _fit_tiny(tmp_path, Probe())
+    for name in ("_combined_loader", "_combined_loader_states_to_load"):
+        assert hasattr(trainer.fit_loop, name), f"_FitLoop.{name} is gone: rewrite internals.restore_train_loader_state"
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    assert all(hasattr(progress.total, n) for n in ("ready", "started", "processed", "completed")), (
+        "Lightning's batch counters changed: rewrite internals.forget_batch_in_progress"
+    )
+    internals.forget_batch_in_progress(trainer)
     assert seen["hpc"] is None, "internals.hpc_resume_path: no requeue checkpoint should be found"
     assert seen["batches"] == [0, 1, 2], "internals.total_batch_index no longer counts batches from 0"
 
@@ -205,18 +223,6 @@ def test_loggers_keep_an_unset_version_in_version(tmp_path):
         assert not internals.logger_version_unset(kind(tmp_path, name="runs", version=3))
 
 
-def test_the_interrupt_message_is_rewritten(caplog):
-    from lightning.pytorch.utilities.rank_zero import rank_zero_info
-
-    internals.clean_interrupt_messages()
-    with caplog.at_level("INFO"):
-        rank_zero_info("An SIGTERMException was raised with message:             , saved checkpoint to /r/last.ckpt")
-    assert caplog.messages[-1] == (
-        "Interrupted (stopped by SIGTERM); saved /r/last.ckpt. Resume it with:\n"
-        "  python -m project.cli fit --ckpt_path /r/last.ckpt"
-    ), "the resume is a command to copy, on a line of its own"
-
-
 def test_repeated_logging_skips_the_move_and_still_moves_when_needed():
     from lightning.pytorch.trainer.connectors.logger_connector.result import _Metadata, _ResultMetric
     from torchmetrics.classification import MulticlassAccuracy
@@ -238,3 +244,57 @@ def test_request_stop_after_this_step_sets_what_the_training_loop_reads():
     assert trainer.received_sigterm is False
     internals.request_stop_after_this_step(trainer)
     assert trainer.received_sigterm is True, "rewrite project.engine.internals.request_stop_after_this_step"
+
+
+def test_own_stop_signals_keeps_lightnings_sigterm_handling_out():
+    """Lightning 2.6 broadcasts from inside its SIGTERM handler (PR #20825, issue #20806) and before every batch:
+    after `own_stop_signals`, its handler calls the one it found (the project's) and nothing else."""
+    import signal
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    calls = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    try:
+        internals.own_stop_signals(trainer)
+        trainer._signal_connector.register_signal_handlers()
+        signal.raise_signal(signal.SIGTERM)
+        assert calls == [signal.SIGTERM], "Lightning's SIGTERM handler no longer calls the handler it found"
+        assert trainer.received_sigterm is False, (
+            "Lightning's SIGTERM notifier still runs (it broadcasts from the signal handler, issue #20806): "
+            "rewrite project.engine.internals.own_stop_signals"
+        )
+        assert trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor() is None
+    finally:
+        trainer._signal_connector.teardown()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sample(i: int) -> dict:
+    return {"x": i}
+
+
+@pytest.mark.slow  # LitData's optimize takes a while
+def test_a_streaming_loader_goes_back_to_a_position(tmp_path):
+    """internals.streaming_loader_position / set_streaming_loader_position: LitData's state after going back
+    is the state it had there (what StopBetweenSteps saves after an error in the middle of a step)."""
+    litdata = needs_extra("litdata")
+
+    litdata.optimize(
+        fn=_sample, inputs=list(range(12)), output_dir=str(tmp_path / "c"), chunk_bytes="1MB", num_workers=1
+    )
+    loader = litdata.StreamingDataLoader(litdata.StreamingDataset(str(tmp_path / "c"), shuffle=True), batch_size=3)
+    batches = iter(loader)
+    next(batches), next(batches)
+    position, state = internals.streaming_loader_position(loader), loader.state_dict()
+    next(batches)
+    assert loader.state_dict() != state
+    internals.set_streaming_loader_position(loader, position)
+    assert loader.state_dict() == state, "rewrite internals.streaming_loader_position (litdata's loader changed)"
+
+
+def test_allow_http_object_storage_adds_the_client_option():
+    needs_extra("litdata")
+    from litdata.streaming import downloader
+
+    internals.allow_http_object_storage()
+    assert downloader._OBSTORE_CLIENT_OPTIONS.get("allow_http") == "true", "rewrite allow_http_object_storage"

@@ -187,7 +187,8 @@ def test_slurm_requeue_signal_mid_step_saves_that_step_whole(tmp_path, monkeypat
             [*_table(tmp_path / "logs"), f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=8"], run=False
         )
         cli.trainer.callbacks.append(SignalAt(signal.SIGUSR1, 3))
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        with pytest.raises(SIGTERMException):  # requeued, the job stops there: SLURM ends it anyway
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     finally:
         for s, handler in handlers.items():
             signal.signal(s, handler)
@@ -228,3 +229,123 @@ def test_ctrl_c_in_a_real_fit_saves_its_step_and_exits_130(tmp_path):
     # stopped at an epoch's end, the loader has handed out that whole epoch (10 batches)
     assert done == step % 10 or (step % 10 == 0 and done == 10), (done, step)
     assert f"Interrupted (stopped by SIGINT); saved {last}" in output or saved["global_step"] % 10 == 0, output
+
+
+class FailAt(L.Callback):
+    """Raises RuntimeError("boom") in the middle of step `step` (its batch handed out, nothing trained), once:
+    the file `once` remembers it for the resumed run, which reads this callback from the run's config."""
+
+    def __init__(self, step: int, once: str):
+        self.step, self.once = step, once
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step and not Path(self.once).exists():
+            Path(self.once).touch()
+            raise RuntimeError("boom")
+
+
+def test_an_error_in_the_middle_of_a_step_saves_the_steps_trained_and_resumes_exactly(tmp_path, caplog):
+    """The loader had handed out step 7's batch: the checkpoint holds step 6 with the loader set back to it,
+    says so, and a resume trains step 7 again and ends bit-identical to a fit never stopped."""
+    main(["fit", *_table(tmp_path / "full")])
+    full = _load(_last(tmp_path / "full"))
+    init = f'{{"step": 6, "once": "{tmp_path / "failed"}"}}'
+    fail = f'--trainer.callbacks+={{"class_path": "{__name__}.FailAt", "init_args": {init}}}'
+    with caplog.at_level("INFO"), pytest.raises(RuntimeError, match="boom"):
+        main(["fit", *_table(tmp_path / "part"), fail])
+    last = _last(tmp_path / "part")
+    message = f"Interrupted (RuntimeError: boom, in the middle of step 7, which a resume runs again); saved {last}. "
+    assert f"{message}Resume it with:\n  python -m project.cli fit --ckpt_path {last}" in caplog.messages
+    saved = _load(last)
+    assert saved["global_step"] == 6
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"][0] == {"epoch": 1, "batches_done": 1}
+    main(["fit", *_table(tmp_path / "resumed"), f"--ckpt_path={last}"])
+    resumed = _load(_last(tmp_path / "resumed"))
+    assert resumed["global_step"] == full["global_step"]
+    assert all(torch.equal(v, resumed["state_dict"][k]) for k, v in full["state_dict"].items())
+
+
+def test_a_checkpoint_a_loader_cannot_set_back_says_what_it_holds(tmp_path, caplog):
+    """A plain DataLoader counts nothing: after an error mid-step the checkpoint's position is one batch past its
+    weights, and the line says so instead of offering it as an exact resume."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from project.engine.callbacks import StopBetweenSteps
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch):
+            return self.layer(batch).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    save = ModelCheckpoint(tmp_path, filename="last", save_on_exception=True, every_n_epochs=0, save_top_k=1)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[StopBetweenSteps(), save, FailAt(2, str(tmp_path / "failed"))],
+    )
+    handlers = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
+    try:
+        with caplog.at_level("INFO"), pytest.raises(RuntimeError, match="boom"):
+            trainer.fit(Tiny(), DataLoader(torch.randn(8, 2), batch_size=2))
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    line = next(m for m in caplog.messages if m.startswith("Interrupted"))
+    assert "RuntimeError: boom, in the middle of step 3" in line and "holds the weights of step 2" in line, line
+    assert "goes on without training that batch" in line and "resume with" not in line, line
+
+
+def test_a_stop_at_a_step_saved_already_still_names_its_checkpoint(tmp_path, caplog):
+    """last.ckpt every 2 steps: a SIGTERM in step 4 stops after it, which was just saved; the line names the file."""
+    init = f'{{"signum": {int(signal.SIGTERM)}, "step": 3}}'
+    signal_at = f'--trainer.callbacks+={{"class_path": "{__name__}.SignalAt", "init_args": {init}}}'
+    handlers = {s: signal.getsignal(s) for s in signals.STOP_SIGNALS}
+    signals.forget()
+    try:
+        with caplog.at_level("INFO"), pytest.raises(SIGTERMException):
+            main(["fit", *_table(tmp_path), "--last_checkpoint.every_n_train_steps=2", signal_at])
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        signals.forget()
+    last = _last(tmp_path)
+    assert _load(last)["global_step"] == 4
+    resume = f"Resume it with:\n  python -m project.cli fit --ckpt_path {last}"
+    assert f"Interrupted (stopped by SIGTERM); saved {last}. {resume}" in caplog.messages
+
+
+def _worker() -> None:
+    from project.engine.signals import ignore_in_worker
+
+    ignore_in_worker()
+    time.sleep(60)
+
+
+def test_a_loader_worker_leaves_one_sigterm_to_the_main_process_and_ends_on_the_next():
+    """Ctrl-C and SLURM signal every process: a worker killed by the first would fail the step in progress. The
+    next SIGTERM is torch's (or Python's at exit) ending a worker that does not stop: it must end it."""
+    import multiprocessing
+
+    worker = multiprocessing.get_context("fork").Process(target=_worker)
+    worker.start()
+    try:
+        time.sleep(1.0)  # worker_init_fn has run
+        os.kill(worker.pid, signal.SIGINT)
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.join(0.5)
+        assert worker.is_alive()
+        worker.terminate()
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGTERM
+    finally:
+        worker.kill()

@@ -122,11 +122,27 @@ def test_streamed_loader_resumes_mid_epoch_exactly(tree):
     assert same(seen + list(resumed), whole)
 
 
-def test_in_memory_refuses_a_set_larger_than_free_memory(tree, monkeypatch):
+def test_in_memory_refuses_a_set_larger_than_free_memory_before_decoding_it(tree, monkeypatch):
     monkeypatch.setattr(streaming, "available_memory", lambda: 1000)
-    with pytest.raises(DataError, match=r"about 0\.0 GB in memory, more than .*set data.in_memory false"):
+    monkeypatch.setattr(ImageFolder, "load", lambda *args: pytest.fail("decoded before the memory check"))
+    with pytest.raises(
+        DataError,
+        match=r"the train split of ImageFolder would take about 0\.0 GB \("
+        r".* held, .* more while a split is built\) in memory, more than .*set data.in_memory false",
+    ):
         images(tree).setup("fit")
     images(tree, in_memory=False).setup("fit")  # streaming holds no set: no refusal
+
+
+def test_the_memory_estimate_counts_the_building_copy_and_the_statistics_pass(tree):
+    """18 images of 8x8 held (3,456 bytes), the training split's 18 a second time while held out, and, without a
+    mean and std, one chunk of them as float32 and squared; the process's own memory beside."""
+    listed = {"train": ImageFolder(tree, image_size=8).listing("train")}
+    given = images(tree).memory_estimate(listed)
+    assert given.held == 18 * 3 * 64 and given.building == 18 * 3 * 64  # decoded straight into one tensor
+    assert given.statistics == 0 and given.baseline > 100e6 and given.peak == given.baseline + given.added
+    measured = images(tree, mean=None, std=None).memory_estimate(listed)
+    assert measured.statistics == 18 * 3 * 64 * 9
 
 
 def test_memory_unknown_is_not_a_refusal(tree, monkeypatch):

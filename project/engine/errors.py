@@ -132,28 +132,36 @@ def _misconfiguration(message: str) -> str:
     return f"the trainer refused its config: {message.strip()}"
 
 
+def _process_rank() -> str:
+    """This process's rank under DDP when it is not the first ("" for the first, or without DDP): torchrun sets
+    RANK, SLURM SLURM_PROCID, Lightning's own launcher LOCAL_RANK and NODE_RANK."""
+    for name in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(name, "").isdigit():
+            return "" if int(os.environ[name]) == 0 else os.environ[name]
+    local, node = os.environ.get("LOCAL_RANK", "0"), os.environ.get("NODE_RANK", "0")
+    return "" if local in ("", "0") and node in ("", "0") else f"{local} of node {node}"
+
+
 def run_command(main: Callable[[], T]) -> T:
     """Run the command line's `main`, turning a user error into one line on stderr and a non-zero exit. A command
     stopped by SIGINT or SIGTERM exits with 130 or 143, as a killed process would, so `fit && test` stops."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException  # here: networks import only torch
 
     from project.engine import signals
-    from project.engine.internals import clean_interrupt_messages
 
-    clean_interrupt_messages()
     signals.forget()
     previous = signals.install()
     try:
         result = main()
     except (SIGTERMException, signals.Stopped) as stop:
         # after a checkpoint saved between two steps (SIGTERMException), or at once (Stopped)
-        signum = getattr(stop, "signum", None) or signals.received() or signal.SIGTERM
+        signum = getattr(stop, "signum", None) or signals.stop_signal() or signal.SIGTERM
         if isinstance(stop, signals.Stopped):
             print(f"Stopped by {signals.signal_name(signum)}.", file=sys.stderr)
         sys.exit(signals.exit_status(signum))
     except SystemExit:
-        if signals.received():
-            sys.exit(signals.exit_status(signals.received()))
+        if signals.stop_signal():
+            sys.exit(signals.exit_status(signals.stop_signal()))
         raise
     except Exception as err:
         if signals.received() and _workers_stopped(err) and not debug_enabled():
@@ -167,11 +175,13 @@ def run_command(main: Callable[[], T]) -> T:
         message = str(user_error)
         if isinstance(user_error, OSError) and not isinstance(user_error, DiskFullError):
             message = f"{user_error.strerror}: {user_error.filename}" if user_error.filename else message
-        print(f"error: {message}", file=sys.stderr)
-        print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+        rank = _process_rank()  # under DDP every process raises its own: the others' lines say which they are
+        print(f"{f'[rank {rank}] ' if rank else ''}error: {message}", file=sys.stderr)
+        if not rank:
+            print(f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
     finally:
         signals.restore(previous)
-    if signals.received():  # a fit that had finished its last step when the signal came
-        sys.exit(signals.exit_status(signals.received()))
+    if signals.stop_signal():  # a fit that had finished its last step when the signal came
+        sys.exit(signals.exit_status(signals.stop_signal()))
     return result

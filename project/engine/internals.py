@@ -6,8 +6,6 @@ names the entry below to rewrite.
 """
 
 import logging
-import re
-import shlex
 import warnings
 from typing import Any, TypeVar
 
@@ -70,9 +68,16 @@ def checkpoint_hparams_config(hparams: dict[str, Any]) -> dict[str, Any]:
 def restore_train_loader_state(trainer: L.Trainer) -> None:
     """Hand the checkpoint's saved training-loader `state_dict` to the loader now (a no-op when done).
     Why: a loader built before the checkpoint is read (`estimated_stepping_batches`, read by OneCycleLR,
-    builds it) silently loses its saved position, so a mid-epoch resume replays the epoch. Private
-    `_FitLoop._load_combined_loader_states()` (Lightning 2.6) applies pending states, once."""
-    trainer.fit_loop._load_combined_loader_states()
+    builds it) silently loses its saved position, so a mid-epoch resume replays the epoch. Lightning applies
+    pending states in the private `_FitLoop._load_combined_loader_states()` only while the loop is `restarting`,
+    which a checkpoint saved at an epoch's end is not: a loader that counts its own epochs (LitData's) then
+    started over at its first epoch's order. Here they are applied in any case, once, through the private
+    `_FitLoop._combined_loader`, `_combined_loader_states_to_load` and `CombinedLoader._load_state_dicts`
+    (Lightning 2.6)."""
+    loop = trainer.fit_loop
+    if loop._combined_loader is not None and loop._combined_loader_states_to_load:
+        loop._combined_loader._load_state_dicts(loop._combined_loader_states_to_load)
+        loop._combined_loader_states_to_load = []
 
 
 def request_stop_after_this_step(trainer: L.Trainer) -> None:
@@ -80,6 +85,69 @@ def request_stop_after_this_step(trainer: L.Trainer) -> None:
     Why: no public way to ask that stop (whose checkpoint holds one whole step) for another signal; the
     loop reads the private `_SignalConnector.received_sigterm` after each step (Lightning 2.6)."""
     trainer._signal_connector.received_sigterm = True
+
+
+def own_stop_signals(trainer: L.Trainer) -> None:
+    """Keep Lightning's SIGTERM handling and its per-step sigterm broadcast out of `trainer`'s fit: the project's
+    handler (project/engine/signals.py), which Lightning's calls, only records the signal, and every rank agrees
+    on the step to stop after (project/engine/callbacks/stopping.py). Call before the fit registers its handlers.
+    Why: Lightning 2.6's `_SignalConnector._sigterm_notifier_fn` calls `torch.distributed.broadcast` from inside
+    the signal handler (Lightning PR #20825; issue #20806, still open), which races the collectives in flight (a
+    hang: rank 0 in that broadcast, rank 1 in backward's all-reduce), runs in forked DataLoader workers too (which
+    then die or hang) and forwards the signal to the other local ranks; and `_TrainingEpochLoop.
+    _broadcast_sigterm_tensor` broadcasts rank 0's flag before every batch and reads it back with `.item()` (a
+    blocking host sync per step on a GPU) so that a signal to another rank alone stops that rank alone. Both are
+    private and replaced on this trainer's instances only."""
+    trainer._signal_connector._sigterm_notifier_fn = _ignore_signal
+    trainer.fit_loop.epoch_loop._broadcast_sigterm_tensor = _no_broadcast
+
+
+def _ignore_signal(signum: Any, frame: Any) -> None:
+    return None
+
+
+def _no_broadcast() -> None:
+    return None
+
+
+def stop_requested(trainer: L.Trainer) -> bool:
+    """Whether the training loop will stop after the step in progress (see `request_stop_after_this_step`)."""
+    return bool(trainer._signal_connector.received_sigterm)
+
+
+def cancel_stop_request(trainer: L.Trainer) -> None:
+    """Undo `request_stop_after_this_step` (for the length of a validation that must finish; same private flag,
+    which the evaluation loop reads after each batch)."""
+    trainer._signal_connector.received_sigterm = False
+
+
+def save_on_exception_now(callback: ModelCheckpoint, trainer: L.Trainer) -> str | None:
+    """Save what a `ModelCheckpoint` with `save_on_exception` saves when a fit is interrupted, without its log
+    line; returns the file that holds the current step (saved now or earlier at this step), or None.
+    Why: Lightning's `on_exception` logs only when it saves, so a stop at a step already saved (every
+    `every_n_train_steps`) said nothing, and its message cannot say whether the file is an exact resume.
+    These are the private steps of its `on_exception` and `_save_checkpoint`'s record of the file
+    (`_should_save_on_exception`, `_monitor_candidates`, `_save_checkpoint`, `_save_last_checkpoint`,
+    `_last_global_step_saved`, `_last_checkpoint_saved`, Lightning 2.6)."""
+    if callback._should_save_on_exception(trainer):
+        candidates = callback._monitor_candidates(trainer)
+        callback._save_checkpoint(trainer, callback.format_checkpoint_name(metrics=candidates))
+        callback._save_last_checkpoint(trainer, candidates)
+    if callback._last_global_step_saved != trainer.global_step:
+        return None
+    return callback._last_checkpoint_saved or None
+
+
+def forget_batch_in_progress(trainer: L.Trainer) -> None:
+    """Make the training loop's batch counters say that the batch in progress (cut short by an error, before its
+    optimizer step) never started, as its loader is set back to say it was never handed out.
+    Why: Lightning restores only the current epoch's counters to the batches completed (`_Progress.
+    reset_on_restart`), so a checkpoint saved mid-step resumed with the run's batch count one ahead, and every
+    later step's random streams (seeded from it) shifted. Private `_TrainingEpochLoop.batch_progress` (its
+    `total` and `current` trackers, Lightning 2.6)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    for tracker in (progress.total, progress.current):
+        tracker.ready = tracker.started = tracker.processed = tracker.completed
 
 
 def total_batch_index(trainer: L.Trainer) -> int:
@@ -174,16 +242,6 @@ def cheap_repeated_logging() -> None:
     _ResultMetric.to = to
 
 
-def clean_interrupt_messages() -> None:
-    """Turn the message Lightning logs when an interrupt saved a checkpoint into one readable line.
-    Why: `ModelCheckpoint.on_exception` logs "An SIGTERMException was raised with message:             ,
-    saved checkpoint to PATH" through the `rank_zero` logger (Lightning 2.6); an undocumented format, so
-    an unrecognised one passes unchanged."""
-    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _InterruptMessage) for f in logger.filters):
-        logger.addFilter(_InterruptMessage())
-
-
 def quiet_library_notices() -> None:
     """Drop Lightning's start-up notices that tell a user nothing to act on, and a deprecation warning that Lightning
     itself triggers. Idempotent.
@@ -217,21 +275,48 @@ class _Notices(logging.Filter):
         return not str(record.msg).startswith(self.DROPPED)
 
 
-class _InterruptMessage(logging.Filter):
-    PATTERN = re.compile(r"An (\w+) was raised with message:\s*(.*?),\s*saved checkpoint to (.+)", re.DOTALL)
+# --- LitData -------------------------------------------------------------------------------------
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        found = self.PATTERN.fullmatch(str(record.msg).strip())
-        if found and not record.args:
-            kind, message, path = found.groups()
-            from project.engine import signals  # here: project.engine.signals leans on this module
 
-            # Lightning's SIGTERMException also ends a fit that another signal asked to stop (signals.py)
-            stopped = f"stopped by {signals.signal_name(signals.received())}"
-            why = stopped if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
-            resume = shlex.join(["python", "-m", "project.cli", "fit", "--ckpt_path", path.strip()])
-            record.msg = f"Interrupted ({why}); saved {path.strip()}. Resume it with:\n  {resume}"
-        return True
+def streaming_loader_position(loader: Any) -> tuple[int, int, int, int]:
+    """Where a LitData `StreamingDataLoader` stands: what its `state_dict` is computed from.
+    Why: the loader counts the samples it handed out, so a checkpoint saved after an error in the middle of a
+    step would skip the batch in progress; it has no public way to go back. Private `_num_samples_yielded_streaming`
+    and `_latest_worker_idx`, beside `current_epoch` and its dataset's (litdata 0.2)."""
+    return (
+        loader.current_epoch,
+        loader.dataset.current_epoch,
+        loader._num_samples_yielded_streaming,
+        loader._latest_worker_idx,
+    )
+
+
+def set_streaming_loader_position(loader: Any, position: tuple[int, int, int, int]) -> None:
+    """Put a LitData `StreamingDataLoader` back where `streaming_loader_position` found it (see there)."""
+    loader.current_epoch, loader.dataset.current_epoch = position[0], position[1]
+    loader._num_samples_yielded_streaming, loader._latest_worker_idx = position[2], position[3]
+
+
+def litdata_storage(url: str, storage_options: dict[str, Any] | None) -> Any:
+    """LitData's own client for an object-storage URL (`s3://`, `gs://`, `r2://`), with `storage_options` passed
+    through as its chunk reader and writer take them: `upload_file`, `download_file`, `exists`.
+    Why: `project.json` beside the chunks must go through the same client, endpoint and credentials as the chunks;
+    LitData picks it in the private `litdata.streaming.fs_provider._get_fs_provider` (litdata 0.2)."""
+    from litdata.streaming.fs_provider import _get_fs_provider
+
+    return _get_fs_provider(url, storage_options)
+
+
+def allow_http_object_storage() -> None:
+    """Let LitData's obstore downloads reach an `http://` S3-compatible endpoint (MinIO, a local test server).
+    Why: LitData builds obstore's `S3Store` with its private `_OBSTORE_CLIENT_OPTIONS` (litdata 0.2), which replace
+    every client option, so neither the endpoint's scheme nor `AWS_ALLOW_HTTP` can allow plain HTTP: each chunk
+    download failed with `GenericError: ... HTTP error: builder error`. Reaches DataLoader workers forked after it."""
+    from litdata.streaming import downloader
+
+    options = getattr(downloader, "_OBSTORE_CLIENT_OPTIONS", None)
+    if isinstance(options, dict):
+        options["allow_http"] = "true"
 
 
 # --- Optuna --------------------------------------------------------------------------------------

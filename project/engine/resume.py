@@ -40,7 +40,17 @@ COMPUTES = (
     "trainer.overfit_batches",
 )
 # ... except how the data is read and where it lies, which do not change what is computed
-READS = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor", "on_device", "download", "compile")
+READS = (
+    "num_workers",
+    "pin_memory",
+    "persistent_workers",
+    "prefetch_factor",
+    "on_device",
+    "download",
+    "compile",
+    "cache_dir",  # where LitData keeps downloaded chunks
+    "storage_options",  # how object storage is reached (endpoint, credentials)
+)
 # Callbacks that only watch a fit (save, log, draw, time, predict): a resume may add, drop or change them. Any
 # other callback may act on what the run computes, so it must be as the run was made. A callback class of
 # its own says it only watches with a class attribute `observes_only = True` (the TensorBoard views do).
@@ -153,7 +163,8 @@ def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path |
     if cpu_precision(config.trainer) is not None:
         now["trainer.precision"] = cpu_precision(config.trainer)
     for key in sorted(was.keys() | now.keys()):
-        if not key.startswith(COMPUTES) or key.rsplit(".", 1)[-1] in (*READS, *PATH_ARGUMENTS):
+        read = key.rsplit(".", 1)[-1] in PATH_ARGUMENTS or not set(key.split(".")).isdisjoint(READS)
+        if not key.startswith(COMPUTES) or read:
             continue
         if key.startswith(COMPUTES) and _same(was.get(key), now.get(key)):
             continue

@@ -25,7 +25,14 @@ from project.engine.data.loaders import (
 from project.engine.data.ordering import augmentation_generator
 from project.engine.data.source import Samples, Source, Split, no_labels
 from project.engine.data.splits import check_split_settings, hold_out, named, nonempty, present, split_folds
-from project.engine.data.streaming import StreamedFiles, check_fits, list_files
+from project.engine.data.streaming import (
+    SAMPLE_OVERHEAD,
+    MemoryEstimate,
+    StreamedFiles,
+    check_fits,
+    list_files,
+    resident_memory,
+)
 from project.engine.errors import DataError
 from project.engine.internals import keep_batch
 
@@ -126,6 +133,7 @@ class InMemoryDataModule(L.LightningDataModule):
             for split, served in served_splits(self.source, stage).items():
                 setattr(self, f"{split}_set", served)
         elif stage in ("fit", "validate") and not hasattr(self, "train_set"):
+            self.check_memory(("train", "val", "test") if self.num_folds is not None else ("train", "val"))
             train, val = self.fit_splits()
             self.train_set, self.val_set = self.make_dataset(train), self.make_dataset(named(val, "val"))
         if stage == "predict" and self.predict_dir is not None:
@@ -135,6 +143,8 @@ class InMemoryDataModule(L.LightningDataModule):
                 inputs, names = self.list_predict_dir(self.predict_dir)
             self.predict_set = self.make_dataset(Samples(inputs, no_labels(len(names)), names))
         elif stage in ("test", "predict") and not hasattr(self, "test_set"):
+            if self._fold_splits is None:
+                self.check_memory(("train", "val", "test") if self.num_folds is not None else ("test",))
             test = self.fold_split()[1] if self.num_folds is not None else named(self._load("test"), "test")
             self.test_set = self.make_dataset(test)
         if stage == "predict" and self.predict_dir is None:
@@ -142,12 +152,40 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def load_split(self, split: Split) -> Samples | None:
         """The split decoded into memory, or its files listed when streaming (`in_memory` false)."""
-        files = list_files(self.source, split, streaming=not self.in_memory)
         if not self.in_memory:
-            return files
-        if files is not None:
-            check_fits(self.memory_bytes(files), f"the {split} split of {type(self.source).__name__}")
+            return list_files(self.source, split, streaming=True)
         return self.read_split(split)
+
+    def check_memory(self, splits: tuple[Split, ...]) -> None:
+        """Before anything is decoded: refuse, in one line, splits the machine has no memory to hold (from their
+        listing, in seconds). A source that does not list its files is not checked."""
+        if not self.in_memory:
+            return
+        listed = {split: list_files(self.source, split, streaming=False) for split in splits}
+        listed = {split: files for split, files in listed.items() if files is not None}
+        if listed:
+            names = f"{' and '.join(listed)} split{'s' if len(listed) > 1 else ''}"
+            check_fits(self.memory_estimate(listed), f"the {names} of {type(self.source).__name__}")
+
+    def memory_estimate(self, listed: dict[str, Samples]) -> MemoryEstimate:
+        """What decoding the `listed` splits into memory costs (`MemoryEstimate`); see `memory_bytes`."""
+        sizes = [self.memory_bytes(files) for files in listed.values()]
+        counts = [len(files.labels) for files in listed.values()]
+        largest = max(range(len(sizes)), key=sizes.__getitem__)
+        # The largest split twice at once: built (a source may gather decoded samples, `sample_overhead` each),
+        # or copied into its held-out training and validation parts
+        building = sizes[largest] + counts[largest] * self.sample_overhead
+        return MemoryEstimate(
+            held=sum(sizes), building=building, statistics=self.statistics_bytes(listed), baseline=resident_memory()
+        )
+
+    def statistics_bytes(self, listed: dict[str, Samples]) -> int:
+        """What measuring normalisation statistics on the training split allocates (none by default)."""
+        return 0
+
+    # Bytes each sample costs beside its data while a split is built: a source that decodes samples one by one
+    # and gathers them holds a tensor object and its allocation for each until then
+    sample_overhead = SAMPLE_OVERHEAD
 
     def read_split(self, split: Split) -> Samples | None:
         return self.source.load(split)

@@ -16,6 +16,7 @@ from project.engine.data.ordering import ShardedOrder
 from project.engine.data.source import Samples
 from project.engine.errors import DataError
 from project.engine.internals import expose_epoch_sampler
+from project.engine.signals import ignore_in_worker
 
 Inputs = Tensor | tuple[Tensor, ...]
 
@@ -91,6 +92,13 @@ class ResumableLoader(DataLoader):
         if isinstance(self.sampler, ShardedOrder) and state:
             self.sampler.load_state_dict(state)
 
+    def mark_trained(self) -> None:  # project.engine.callbacks.StopBetweenSteps: the position a checkpoint holds
+        if isinstance(self.sampler, ShardedOrder):
+            self.sampler.mark_trained()
+
+    def rewind_to_trained(self) -> bool:
+        return isinstance(self.sampler, ShardedOrder) and self.sampler.rewind_to_trained()
+
 
 class DeviceLoader:
     """Yields `(inputs, labels)` batches gathered from tensors that already live on the device: a small set
@@ -161,6 +169,12 @@ class DeviceLoader:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.load_state_dict(state)
 
+    def mark_trained(self) -> None:  # project.engine.callbacks.StopBetweenSteps: the position a checkpoint holds
+        self.sampler.mark_trained()
+
+    def rewind_to_trained(self) -> bool:
+        return self.sampler.rewind_to_trained()
+
 
 def check_loader_settings(batch_size: int, num_workers: int, on_device: bool, in_memory: bool) -> None:
     """Refuse loader settings that cannot work, naming the key, before any data is read."""
@@ -218,6 +232,7 @@ def host_loader(
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=num_workers > 0,
         collate_fn=collate_fn,
+        worker_init_fn=ignore_in_worker if num_workers > 0 else None,
     )
     if train:
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)

@@ -2,25 +2,30 @@
 
     python -m project.optimize --config configs/my_images.yaml --output_dir chunks/my_images
     python -m project.optimize --config configs/my_sounds.yaml --output_dir chunks/my_sounds --num_workers 4
+    python -m project.optimize --config configs/my_sounds.yaml --output_dir s3://bucket/chunks/my_sounds   # object storage
 
 The config's `data:` section (and any `--data.*`) says what to convert. Each split is written as the fit sees
 it (the held-out validation split included), decoded as training would, to `<output_dir>/train`, `val` and
-`test`, beside an `optimized.json` of what the net and transforms need. Run again with the same arguments, it
-resumes where it stopped. Train from the folder or its upload with `project.engine.data.LitDataImages` or
-`LitDataAudio` (docs/data.md).
+`test`, beside an `optimized.json` of what the net and transforms need. An `s3://`, `gs://` or `r2://` output goes
+through LitData's own writer and client, with `--storage_options` (endpoint, credentials) passed through; the
+provider's environment (`AWS_ENDPOINT_URL`, ...) works too. Run again with the same arguments, it resumes where
+it stopped. Train from the folder or URL with `project.engine.data.LitDataImages` or `LitDataAudio` (docs/data.md).
 """
 
+import contextlib
 import json
 import multiprocessing
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import ActionConfigFile
 from torch import Tensor
 
-from project.engine.data.chunks import META, require_litdata
+from project.engine.data.chunks import META, ChunkStore, is_url, require_litdata
 from project.engine.data.datamodule import InMemoryDataModule
 from project.engine.data.loaders import usable_workers
 from project.engine.data.source import Source, Split
@@ -77,40 +82,90 @@ def meta_of(data: InMemoryDataModule, sizes: dict[str, int]) -> dict[str, Any]:
 
 
 def optimize(
-    data: InMemoryDataModule, output_dir: str, num_workers: int, chunk_bytes: str, fast_dev_run: bool = False
+    data: InMemoryDataModule,
+    output_dir: str,
+    num_workers: int,
+    chunk_bytes: str,
+    fast_dev_run: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write `data`'s splits as LitData chunks under `output_dir`; returns its `optimized.json`."""
+    """Write `data`'s splits as LitData chunks under `output_dir` (a folder or an object-storage URL); returns its
+    `optimized.json`."""
     litdata = require_litdata()
+    store = ChunkStore(output_dir, storage_options)  # a URL LitData cannot write is refused here, before any work
     data.prepare_data()
     datasets = splits_of(data)
     meta = meta_of(data, {split: len(dataset) for split, dataset in datasets.items()})
-    out = Path(output_dir)
-    for split, dataset in datasets.items():
-        target = out / split
-        if (target / "index.json").is_file():
-            print(f"{target}: already written, left as it is.", file=sys.stderr)
-            continue
-        print(f"{target}: {len(dataset)} samples", file=sys.stderr)
-        litdata.optimize(
-            fn=Sample(dataset),
-            inputs=list(range(len(dataset))),
-            output_dir=str(target),
-            chunk_bytes=chunk_bytes,
-            num_workers=num_workers,
-            use_checkpoint=True,  # a re-run resumes an interrupted split
-            fast_dev_run=fast_dev_run,
-            # fork where there is one: spawned workers would each import torch again, for every split
-            start_method="fork" if "fork" in multiprocessing.get_all_start_methods() else None,
-        )
-    (out / META).write_text(json.dumps(meta, indent=1))
+    with _staging(output_dir):
+        for split, dataset in datasets.items():
+            _write_split(litdata, store, split, dataset, num_workers, chunk_bytes, fast_dev_run)
+    store.write_text(json.dumps(meta, indent=1), META)  # through the client that wrote the chunks
     return meta
+
+
+@contextlib.contextmanager
+def _staging(output_dir: str) -> Iterator[None]:
+    """For object storage, LitData writes each chunk to a local folder before uploading it: by default the same
+    /tmp/chunks for every process on the machine, which two conversions (or any other LitData writer) share and
+    clear under each other's feet. A folder of this run's own, removed at the end."""
+    if not is_url(output_dir):
+        yield
+        return
+    names = ("DATA_OPTIMIZER_CACHE_FOLDER", "DATA_OPTIMIZER_DATA_CACHE_FOLDER")
+    before = {name: os.environ.get(name) for name in names}
+    with tempfile.TemporaryDirectory(prefix="project-optimize-") as staging:
+        os.environ.update({names[0]: f"{staging}/chunks", names[1]: f"{staging}/data"})
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _write_split(
+    litdata: Any,
+    store: ChunkStore,
+    split: Split,
+    dataset: Any,
+    num_workers: int,
+    chunk_bytes: str,
+    fast_dev_run: bool,
+) -> None:
+    target = store.path(split)
+    if store.exists(split, "index.json"):
+        print(f"{target}: already written, left as it is.", file=sys.stderr)
+        return
+    print(f"{target}: {len(dataset)} samples", file=sys.stderr)
+    litdata.optimize(
+        fn=Sample(dataset),
+        inputs=list(range(len(dataset))),
+        output_dir=target,
+        chunk_bytes=chunk_bytes,
+        num_workers=num_workers,
+        use_checkpoint=True,  # a re-run resumes an interrupted split
+        fast_dev_run=fast_dev_run,
+        # fork where there is one: spawned workers would each import torch again, for every split
+        start_method="fork" if "fork" in multiprocessing.get_all_start_methods() else None,
+        storage_options=dict(store.storage_options),
+    )
 
 
 def main(args: list[str] | None = None) -> dict[str, Any]:
     parser = ProjectArgumentParser(prog="python -m project.optimize", description=__doc__.split("\n")[0])
     parser.add_argument("--config", action=ActionConfigFile, help="a recipe (or a file with a data: section)")
     parser.add_subclass_arguments(InMemoryDataModule, "data", required=True)
-    parser.add_argument("--output_dir", type=str, required=True, help="where the chunks go (a local folder)")
+    parser.add_argument(
+        "--output_dir", type=str, required=True, help="where the chunks go: a local folder, or s3://, gs://, r2://"
+    )
+    parser.add_argument(
+        "--storage_options",
+        type=dict[str, Any] | None,
+        default=None,
+        help='passed to LitData\'s object-storage client, e.g. \'{"endpoint_url": "http://127.0.0.1:9000"}\'',
+    )
     parser.add_argument("--num_workers", type=int, default=os.cpu_count() or 1, help="processes decoding")
     parser.add_argument("--chunk_bytes", type=str, default="64MB", help="size of each chunk file")
     for key in OTHER_KEYS:
@@ -121,8 +176,14 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     data = config.data
     if type(data.source).listing is not Source.listing:
         data.in_memory = False  # decoded file by file in the workers, however large the set
-    meta = optimize(data, config.output_dir, usable_workers(config.num_workers, "--num_workers"), config.chunk_bytes)
-    print(_yaml_hint(config.output_dir, meta))
+    meta = optimize(
+        data,
+        config.output_dir,
+        usable_workers(config.num_workers, "--num_workers"),
+        config.chunk_bytes,
+        storage_options=config.storage_options,
+    )
+    print(_yaml_hint(config.output_dir, meta, config.storage_options))
     return meta
 
 
@@ -135,14 +196,19 @@ def _recipe(arg: str, previous: str) -> str:
     return arg
 
 
-def _yaml_hint(output_dir: str, meta: dict[str, Any]) -> str:
+def _yaml_hint(output_dir: str, meta: dict[str, Any], storage_options: dict[str, Any] | None = None) -> str:
     source = "LitDataImages" if meta["kind"] == "image" else "LitDataAudio"
     rate = f"\n    sample_rate: {meta['sample_rate']}" if meta["kind"] == "audio" else ""
+    where = output_dir if is_url(output_dir) else str(Path(output_dir).resolve())
+    # Only where the storage is, never a credential: the config is saved with every run
+    endpoint = (storage_options or {}).get("endpoint_url")
+    options = f"\n        storage_options: {{endpoint_url: {endpoint}}}" if endpoint else ""
+    copy = "" if is_url(output_dir) else " (or from its copy at s3://...)"
     return (
-        f"Wrote {', '.join(f'{n} {s}' for s, n in meta['splits'].items())} samples to {output_dir}. Train from it "
-        "(or from its copy at s3://...) with:\ndata:\n  init_args:\n    source:\n"
+        f"Wrote {', '.join(f'{n} {s}' for s, n in meta['splits'].items())} samples to {where}. Train from it"
+        f"{copy} with:\ndata:\n  init_args:\n    source:\n"
         f"      class_path: project.engine.data.{source}\n"
-        f"      init_args:\n        input_dir: {Path(output_dir).resolve()}\n"
+        f"      init_args:\n        input_dir: {where}{options}\n"
         f"    in_memory: false{rate}"
     )
 

@@ -41,6 +41,7 @@ class ShardedOrder(DistributedSampler):
         self.batches_done = 0  # batches of the current epoch handed out, counted by the loader
         self.first_sample = 0  # where `__iter__` starts: past the batches a resumed run already trained on
         self._resume: dict[str, int] | None = None
+        self._trained: tuple[int, int] | None = None  # (epoch, batches_done) at the end of the last step
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -74,6 +75,18 @@ class ShardedOrder(DistributedSampler):
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batches_done": self.batches_done}
+
+    def mark_trained(self) -> None:
+        """Remember the position now, when every batch handed out is trained (the end of a step)."""
+        self._trained = (self.epoch, self.batches_done)
+
+    def rewind_to_trained(self) -> bool:
+        """Go back to the last mark: a batch handed out since (a step cut short by an error) was not trained, so a
+        checkpoint saved now must not count it. Whether the position moved."""
+        if self._trained is None or self._trained == (self.epoch, self.batches_done):
+            return False
+        self.epoch, self.batches_done = self._trained
+        return True
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Make the next pass over epoch `state["epoch"]` skip the batches already trained on."""

@@ -9,6 +9,7 @@ and a streamed batch is the same uint8 images (or padded clips) as an in-memory 
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from project.engine.errors import DataError
 log = logging.getLogger(__name__)
 
 STREAM_HINT = "set data.in_memory false to stream it from its files instead (docs/data.md)"
+# Bytes each decoded sample costs beside its data while a split is built by a source that gathers samples
+# decoded one by one: a tensor object and its allocation, kept by the process once freed
+SAMPLE_OVERHEAD = 512
 
 
 def listing(items: Sequence[tuple[Path, int]], root: Path) -> Samples:
@@ -149,12 +153,56 @@ def available_memory() -> int | None:
         return None
 
 
-def check_fits(estimate: int, what: str) -> None:
-    """Refuse, in one line naming the streaming switch, to decode `estimate` bytes the machine lacks."""
+def resident_memory() -> int:
+    """This process's resident set size now, in bytes (0 where the system does not tell)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What holding a data set in memory costs, by what allocates it, in bytes.
+
+    - held: the decoded splits as the DataModule keeps them for the whole run;
+    - building: the largest split a second time while it is built (each sample decoded on its own, then
+      gathered into one tensor; the held-out validation split is a copy of the training split's share);
+    - statistics: measuring the training split's mean and std, one chunk of images at a time;
+    - baseline: this process's resident memory before decoding (the imports, the network), which the
+      machine's free memory already leaves out.
+    """
+
+    held: int
+    building: int
+    statistics: int = 0
+    baseline: int = 0
+
+    @property
+    def added(self) -> int:
+        """What decoding adds to the process at its peak: what must be free."""
+        return self.held + self.building + self.statistics
+
+    @property
+    def peak(self) -> int:
+        """The process's resident memory at the peak of decoding."""
+        return self.baseline + self.added
+
+    def __str__(self) -> str:
+        gb = 1e9
+        parts = f"{self.held / gb:.2f} GB held, {self.building / gb:.2f} GB more while a split is built"
+        if self.statistics:
+            parts += f", {self.statistics / gb:.2f} GB measuring its statistics"
+        return f"about {self.added / gb:.1f} GB ({parts})"
+
+
+def check_fits(estimate: MemoryEstimate, what: str) -> None:
+    """Refuse, in one line naming the streaming switch, to decode what the machine has no memory for."""
     free = available_memory()
-    log.debug("%s: about %d bytes in memory, %s bytes available", what, estimate, free)
-    if free is not None and estimate > free:
+    log.debug("%s: %s, peak %d bytes, %s bytes available", what, estimate, estimate.peak, free)
+    if free is not None and estimate.added > free:
         raise DataError(
-            f"{what} would take about {estimate / 1e9:.1f} GB in memory, more than the {free / 1e9:.1f} GB this "
-            f"machine has free; {STREAM_HINT}."
+            f"{what} would take {estimate} in memory, more than the {free / 1e9:.1f} GB this machine has free; "
+            f"{STREAM_HINT}."
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from project.engine.data.image_files import decode_all, find_image_files
+from project.engine.data.image_files import decode_stacked, find_image_files
 from project.engine.data.source import ImageSource, Samples, Split
 from project.engine.data.streaming import listing
 from project.engine.errors import DataError
@@ -54,8 +54,8 @@ class ImageFolder(ImageSource):
         if files is None:
             return None
         root = self.roots[split]
-        images, kept = decode_all(files.inputs, self.image_size, self.skip_bad_files)
-        if not images:
+        images, kept = decode_stacked(files.inputs, self.image_size, self.skip_bad_files)
+        if not kept:
             raise DataError(f"No readable image is left in {root}; see the warnings above for each file.")
         kept_labels = files.labels[kept].tolist()
         missing = set(range(len(self.classes))) - set(kept_labels)
@@ -63,7 +63,7 @@ class ImageFolder(ImageSource):
             names = ", ".join(str(root / self.classes[i]) for i in sorted(missing))
             raise DataError(f"No readable image is left in {names}; every class needs training images.")
         names = [files.names[i] for i in kept]
-        return Samples(torch.stack(images), torch.tensor(kept_labels, dtype=torch.int64), names)
+        return Samples(images, torch.tensor(kept_labels, dtype=torch.int64), names)
 
 
 def find_split_roots(root: Path) -> dict[str, Path]:
