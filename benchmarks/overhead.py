@@ -1,0 +1,603 @@
+"""What the template costs over a plain PyTorch loop doing the same work: the check to run after touching anything
+on the fit path (callbacks, hooks, logging, checkpoints, the CLI's trainer, the task's step).
+
+    python benchmarks/overhead.py                # about 2 minutes on an idle 2-core CPU
+    python benchmarks/overhead.py --long         # 10x the steps, same validations: per-step costs cannot hide
+    python benchmarks/overhead.py --smoke        # every path once, in seconds; checks, no figure to read
+
+No example and no download: synthetic images (`SyntheticImages`) through the engine's `ImageDataModule` (the set
+in memory, batches gathered on the device, `data.on_device`), `project.models.ResNet` at small widths, the
+classification task's Classifier, SGD with a one-cycle schedule and label smoothing, a validation and its
+checkpoints after every epoch: `configs/base.yaml` under `RECIPE` below, through the CLI's own objects, so every
+always-on callback, the logger, the checkpoints and the run's config.yaml are in. The plain loop trains the same
+net from the same initial weights on the same batches with the same augmentation, optimizer and schedule, and
+validates (loss and accuracy, one read-back) as often; it logs, checks and saves nothing: that is the template's.
+
+1. Paired fits: after one untimed fit of each, `--pairs` pairs, which side goes first alternating, so a machine
+   that slows down charges both alike. The figure is the median of the per-pair ratios of `trainer.fit`'s time
+   to the plain loop's, with the smallest and largest (`time.perf_counter`; the process CPU time's ratio beside
+   it says how much the machine's load moved the wall clock).
+2. The split: `--split-runs` more pairs, the template's fit under `HookTimes`, a Lightning profiler that times
+   every hook, loop step and callback and splits the fit's wall time into training steps, validations (with the
+   epoch's end: metrics, checkpoints) and the rest of the fit; the plain loop times the same three. The
+   difference is the template's cost per step, per validation and per fit; each hook of the template's own,
+   `self.log` and each torchmetrics `update` are listed with what they cost there, the profiler's own cost
+   (measured, then subtracted) left out.
+3. Host reads: one more fit under `HostReads`, which counts every torch call that reads a tensor's value back to
+   the host (`.item()`, `bool(t)`, `.tolist()`, `.cpu()`, `nonzero`, ...; a device sync on a GPU) in each
+   training step. Only steps that log (every `trainer.log_every_n_steps`) may read.
+
+It prints a markdown table for BENCHMARKS.md with the commit, date and machine load.
+"""
+
+import argparse
+import datetime
+import os
+import re
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.profilers import PassThroughProfiler, Profiler
+from torch.overrides import TorchFunctionMode
+
+ROOT = Path(__file__).resolve().parents[1]
+# The split's clock (`--clock`): wall time, or the main thread's CPU time, which a loaded machine moves less
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+clock = CLOCKS["wall"]
+if str(ROOT) not in sys.path:  # `python benchmarks/overhead.py` from a checkout imports this checkout's project
+    sys.path.insert(0, str(ROOT))
+
+from project.engine.cli import main as cli_main  # noqa: E402
+from project.engine.data.ordering import augmentation_seed  # noqa: E402
+from project.engine.data.source import ImageSource, Samples, Split  # noqa: E402
+from project.engine.recipes import base_config  # noqa: E402
+
+# The fit both sides do; `--key value` arguments on the command line of this script override it
+RECIPE = """
+trainer:
+  accelerator: cpu
+  devices: 1
+  precision: 32-true
+  max_epochs: 2
+  enable_model_summary: false  # printing the table is not training
+  logger:
+    class_path: project.engine.callbacks.TensorBoardLogger
+    init_args: {name: overhead}
+model:
+  net:
+    class_path: project.models.ResNet
+    init_args: {widths: [16, 32, 32], residual: [true, false]}
+  optimizer:
+    class_path: torch.optim.SGD
+    init_args: {lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}
+  scheduler:
+    class_path: torch.optim.lr_scheduler.OneCycleLR
+    init_args: {max_lr: 0.05, pct_start: 0.25}
+  label_smoothing: 0.1
+data:
+  class_path: project.engine.data.ImageDataModule
+  init_args:
+    source:
+      class_path: $source
+      init_args: {train: $train, val: $val}
+    batch_size: $batch
+    on_device: true
+    translate: 2
+"""
+
+
+class SyntheticImages(ImageSource):
+    """Random 32x32 images of 10 classes, each class tinted its own colour so that a net learns something:
+    seeded, so both sides of a pair (and every run) read the same images."""
+
+    classes = tuple(f"class{i}" for i in range(10))
+    image_size = 32
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+    def __init__(self, train: int = 4096, val: int = 512):
+        self.counts = {"train": train, "val": val}
+
+    def load(self, split: Split) -> Samples | None:
+        if split == "test":
+            return None
+        generator = torch.Generator().manual_seed(("train", "val").index(split))
+        n = self.counts[split]
+        labels = torch.randint(0, len(self.classes), (n,), generator=generator)
+        tint = torch.rand(len(self.classes), 3, 1, 1, generator=torch.Generator().manual_seed(10)) * 96
+        noise = torch.rand(n, 3, 32, 32, generator=generator) * 160
+        return Samples((noise + tint[labels]).to(torch.uint8), labels)
+
+
+def build(args: argparse.Namespace, seed: int, log_dir: str, callbacks: tuple = ()) -> Any:
+    """The CLI's model, data module and trainer for RECIPE (over configs/base.yaml), data set up, ready to fit."""
+    recipe = string.Template(RECIPE).substitute(
+        source=f"{SyntheticImages.__module__}.SyntheticImages", train=args.train, val=args.val, batch=args.batch_size
+    )
+    cli = cli_main(
+        [
+            f"--config={base_config()}",
+            f"--config={recipe}",
+            f"--trainer.max_epochs={args.epochs}",
+            f"--trainer.logger.init_args.save_dir={log_dir}",
+            f"--seed_everything={seed}",
+            f"--data.seed={seed}",
+            *args.extra,
+        ],
+        run=False,
+        callbacks=callbacks,
+    )
+    cli.datamodule.prepare_data()
+    cli.datamodule.setup("fit")
+    return cli
+
+
+def template_fit(args: argparse.Namespace, seed: int, log_dir: str, profiler: Profiler | None = None) -> dict:
+    """`trainer.fit` of the CLI's objects, timed."""
+    cli = build(args, seed, log_dir)
+    if profiler is not None:
+        cli.trainer.profiler = profiler
+        profiler.watch(cli.model)
+    wall, cpu, split_total = time.perf_counter(), time.process_time(), clock()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    wall, cpu, split_total = time.perf_counter() - wall, time.process_time() - cpu, clock() - split_total
+    trainer = cli.trainer
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "total": split_total,
+        "steps": trainer.global_step,
+        "validations": trainer.current_epoch,  # one a finished epoch
+        "val_acc": float(trainer.callback_metrics.get("val/acc", float("nan"))),
+    }
+
+
+def plain_fit(args: argparse.Namespace, seed: int, log_dir: str) -> dict:
+    """The same fit by hand: the net, batches, augmentation, optimizer, schedule and loss of `build`'s objects."""
+    cli = build(args, seed, log_dir)
+    model, data, epochs = cli.model, cli.datamodule, cli.trainer.max_epochs
+    torch.manual_seed(seed)
+    device = torch.device("cpu")
+    phases = {"steps": 0.0, "validations": 0.0}
+    wall, cpu, split_total = time.perf_counter(), time.process_time(), clock()
+    model.to(device)
+    train, val = data.train_dataloader(), data.val_dataloader()  # no trainer attached: one process
+    optimizer = model.optimizer(model.parameters())
+    scheduler = model.scheduler(optimizer, total_steps=epochs * len(train))
+    step, correct = 0, torch.zeros((), dtype=torch.long)
+    for epoch in range(epochs):
+        start = clock()
+        model.train()
+        train.sampler.set_epoch(epoch)
+        for images, labels in train:
+            step += 1
+            # What `augmentation_generator` draws for this batch of a Lightning fit (see cifar10_fast.py)
+            generator = torch.Generator(device).manual_seed(augmentation_seed(data.seed, 0, step - 1))
+            loss = model.loss_fn(model.net(data.train_transform(images, generator, epoch=epoch)), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+        phases["steps"] += clock() - start
+        start = clock()
+        model.eval()
+        total_loss, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        with torch.no_grad():
+            for images, labels in val:
+                logits = model.net(data.eval_transform(images))
+                total_loss += model.loss_fn(logits, labels) * len(labels)
+                correct += (logits.argmax(1) == labels).sum()
+        accuracy = correct.item() / len(data.val_set)  # the one read-back of a validation
+        phases["validations"] += clock() - start
+    wall, cpu, split_total = time.perf_counter() - wall, time.process_time() - cpu, clock() - split_total
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "total": split_total,
+        "steps": step,
+        "validations": epochs,
+        "val_acc": accuracy,
+        "phases": phases,
+    }
+
+
+class HookTimes(Profiler):
+    """Times every action Lightning profiles (each hook of each callback, of the module, data module and strategy,
+    and the loop's own steps), exclusive of the actions inside it, and splits the fit's wall time into phases:
+    "steps" (training batches: fetch, augmentation, step, hooks), "validations" (a validation run with the rest
+    of its epoch's end: epoch metrics, checkpoints) and "fit" (the rest: setup, sanity check, teardown).
+    `watch(module)` adds `self.log` and each torchmetrics `update` of the module as actions of their own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phase = "fit"
+        self.phase_time: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)  # profiled calls a phase, for the profiler's own cost
+        self.exclusive: dict[tuple[str, str], float] = defaultdict(float)
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._stack: list[list] = []
+        self._mark = clock()
+        self._sanity = False
+        self._validated = False
+
+    def _switch(self, phase: str, now: float) -> None:
+        self.phase_time[self.phase] += now - self._mark
+        self._mark, self.phase = now, phase
+
+    def start(self, action_name: str) -> None:
+        now = clock()
+        hook = action_name.rsplit(".", 1)[-1]
+        if hook == "on_sanity_check_start":
+            self._sanity = True
+        elif hook == "on_sanity_check_end":
+            self._sanity = False
+        elif action_name in ("run_training_epoch", "[_TrainingEpochLoop].train_dataloader_next") or (
+            hook == "on_train_epoch_start"
+        ):
+            if action_name == "run_training_epoch":
+                self._validated = False
+            if self.phase != "steps":
+                self._switch("steps", now)
+        elif hook in ("on_validation_model_zero_grad", "on_validation_start") and not self._sanity:
+            self._validated = True
+            if self.phase != "validations":
+                self._switch("validations", now)
+        elif hook in ("on_train_end", "on_fit_end") and self.phase != "fit":
+            self._switch("fit", now)
+        self.calls[self.phase] += 1
+        self._stack.append([action_name, self.phase, now, 0.0])
+
+    def stop(self, action_name: str) -> None:
+        now = clock()
+        while self._stack and self._stack[-1][0] != action_name:
+            self._stack.pop()  # an action left by an exception
+        if not self._stack:
+            return
+        name, phase, started, inner = self._stack.pop()
+        spent = now - started
+        self.exclusive[phase, name] += spent - inner
+        self.counts[phase, name] += 1
+        if self._stack:
+            self._stack[-1][3] += spent
+        if name == "run_training_epoch" and self._validated:
+            self._switch("validations", now)  # the epoch's end belongs to its validation
+
+    def close(self) -> None:
+        self._switch(self.phase, clock())
+
+    def summary(self) -> str:
+        return ""
+
+    def watch(self, module: torch.nn.Module) -> None:
+        name = type(module).__name__
+        module.log = self._timed(module.log, f"[LightningModule]{name}.log")
+        from torchmetrics import Metric
+
+        for attribute, child in module.named_modules():
+            if isinstance(child, Metric) and attribute:
+                child.update = self._timed(child.update, f"[Metric]{attribute}.update")
+
+    def _timed(self, function: Callable, action: str) -> Callable:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self.profile(action):
+                return function(*args, **kwargs)
+
+        return timed
+
+
+def own_cost_per_call(repeats: int = 20000) -> float:
+    """Seconds `HookTimes` adds to one profiled action over Lightning's default (no) profiler."""
+    ours, none = HookTimes(), PassThroughProfiler()
+
+    def loop(profiler: Profiler) -> float:
+        start = clock()
+        for _ in range(repeats):
+            with profiler.profile("[Callback]X.on_train_batch_end"):
+                pass
+        return clock() - start
+
+    return max(0.0, min(loop(ours) for _ in range(3)) - min(loop(none) for _ in range(3))) / repeats
+
+
+# Torch calls that read a value back to the host: on a GPU, each waits for every kernel queued before it
+READS = {
+    torch.Tensor.item,
+    torch.Tensor.tolist,
+    torch.Tensor.numpy,
+    torch.Tensor.cpu,
+    torch.Tensor.__bool__,
+    torch.Tensor.__int__,
+    torch.Tensor.__float__,
+    torch.Tensor.__index__,
+    torch.Tensor.__format__,
+    torch.Tensor.__repr__,
+    torch.Tensor.__array__,
+    torch.Tensor.nonzero,
+    torch.nonzero,
+    torch.Tensor.unique,
+    torch.unique,
+    torch.masked_select,
+    torch.Tensor.masked_select,
+    torch.equal,
+    torch.allclose,
+    torch.Tensor.is_nonzero,
+}
+
+
+class HostReads(TorchFunctionMode):
+    """Counts host reads (READS) in each training step: from `on_train_batch_start` (a callback) to the next."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step: int | None = None
+        self.reads: dict[int, list[str]] = defaultdict(list)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.step is not None and func in READS:
+            self.reads[self.step].append(getattr(func, "__name__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+class StepMarks:
+    """A callback (built lazily: Lightning is imported by then) telling `HostReads` which step runs."""
+
+    def __new__(cls, reads: HostReads):
+        import lightning as L
+
+        class Marks(L.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                reads.step = trainer.global_step + 1  # the step being taken, counted from 1
+
+            def on_train_epoch_end(self, trainer, pl_module):
+                reads.step = None
+
+            def on_validation_start(self, trainer, pl_module):
+                reads.step = None
+
+        return Marks()
+
+
+def host_reads(args: argparse.Namespace, log_dir: str) -> tuple[dict[int, list[str]], int, int]:
+    """({step: its reads} for the steps that read from the host though they do not log, steps taken,
+    log_every_n_steps)."""
+    reads = HostReads()
+    cli = build(args, 0, log_dir, callbacks=(StepMarks(reads),))
+    with reads:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    every = cli.trainer.log_every_n_steps
+    # A step's logging happens after the step is counted: step k logs when k is a multiple of `every`
+    unexpected = {step: names for step, names in sorted(reads.reads.items()) if names and step % every}
+    return unexpected, cli.trainer.global_step, every
+
+
+def split(args: argparse.Namespace, log_dir: str, runs: int) -> tuple[dict, list[tuple[str, str, float]]]:
+    """Seconds per step, per validation and per fit of the template's instrumented fits and of plain fits, medians
+    over `runs` pairs; and each of the template's own hooks, `self.log` and metric updates, per unit of its phase
+    (the profiler's own cost subtracted)."""
+    own = own_cost_per_call()
+    rows: dict[str, list[float]] = defaultdict(list)
+    hooks: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for seed in range(runs):
+        profiler = HookTimes()
+        a = template_fit(args, seed, log_dir, profiler)
+        profiler.close()
+        b = plain_fit(args, seed, log_dir)
+        units = {"steps": a["steps"], "validations": max(a["validations"], 1), "fit": 1}
+        template = {k: profiler.phase_time[k] - own * profiler.calls[k] for k in ("steps", "validations")}
+        template["fit"] = a["total"] - own * sum(profiler.calls.values()) - sum(template.values())
+        plain = dict(b["phases"])
+        plain["fit"] = b["total"] - sum(plain.values())
+        for key, unit in units.items():
+            rows[f"template {key}"].append(template[key] / unit)
+            rows[f"plain {key}"].append(plain[key] / unit)
+        for (where, name), seconds in profiler.exclusive.items():
+            if template_hook(name):
+                hooks[where, name].append(max(0.0, seconds - own * profiler.counts[where, name]) / units[where])
+    medians = {key: statistics.median(values) for key, values in rows.items()}
+    named = [(where, name, statistics.median(values)) for (where, name), values in hooks.items()]
+    return medians, sorted(named, key=lambda row: -row[2])
+
+
+# The work both sides do; every other profiled action is the template's (its callbacks, its module's own hooks,
+# self.log, metrics) or Lightning's loop
+SHARED_WORK = (
+    ".training_step",
+    ".backward",
+    ".optimizer_step",
+    ".validation_step",
+    ".on_after_batch_transfer",
+    ".batch_to_device",
+    ".transfer_batch_to_device",
+    "train_dataloader_next",
+    "val_next",
+    "run_training_epoch",
+    "run_training_batch",
+    ".lr_scheduler_step",
+    ".optimizer_zero_grad",
+    ".configure_optimizers",
+)
+
+
+def template_hook(name: str) -> bool:
+    return not name.endswith(SHARED_WORK)
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+        return out.stdout.strip() + (" + uncommitted changes" if dirty.strip() else "") if out.returncode == 0 else "?"
+    except OSError:
+        return "?"
+
+
+def load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    except OSError:
+        return "?"
+
+
+def ratio_row(pairs: list[tuple[dict, dict]], key: str) -> str:
+    ratios = [a[key] / b[key] for a, b in pairs]
+    median = statistics.median(ratios)
+    return f"**{median:.3f} ({100 * (median - 1):+.1f}%)** ({min(ratios):.3f}, {max(ratios):.3f})"
+
+
+@contextmanager
+def quiet(enabled: bool) -> Iterator[None]:
+    """Send the fits' own output (progress lines, run summaries) to /dev/null."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def short(action: str) -> str:
+    """A profiler action's name, a ModelCheckpoint's told apart by its monitor rather than its whole state key."""
+    found = re.search(r"ModelCheckpoint\{.*'monitor': ([^,]+),.*\}", action)
+    return action.replace(found.group(0), f"ModelCheckpoint(monitor={found.group(1)})") if found else action
+
+
+def report(args: argparse.Namespace, pairs: list[tuple[dict, dict]], medians: dict, named: list, reads) -> str:
+    steps, validations = pairs[0][0]["steps"], pairs[0][0]["validations"]
+    lines = [
+        f"commit {commit()}, {datetime.date.today().isoformat()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load {args.load_before} before, {load()} after; split by the "
+        f"{args.clock} clock",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        f"| the fit | {args.epochs} epochs of {args.train} synthetic 32x32 images: {steps} steps of "
+        f"{args.batch_size}, {validations} validations of {args.val} |",
+        f"| template / plain loop, wall time, median of {len(pairs)} pairs (min, max) | {ratio_row(pairs, 'wall')} |",
+        f"| the same, process CPU time | {ratio_row(pairs, 'cpu')} |",
+        f"| fit time, template and plain, median | {statistics.median(a['wall'] for a, _ in pairs):.2f} s; "
+        f"{statistics.median(b['wall'] for _, b in pairs):.2f} s |",
+    ]
+    units = {"steps": ("µs", 1e6, "a step"), "validations": ("ms", 1e3, "a validation"), "fit": ("ms", 1e3, "a fit")}
+    labels = {
+        "steps": "per training step",
+        "validations": "per validation (with its epoch's end: epoch metrics, checkpoints)",
+        "fit": "per fit (setup, sanity check, the fit's end)",
+    }
+    for key, label in labels.items():
+        unit, scale, _ = units[key]
+        template, plain = medians[f"template {key}"], medians[f"plain {key}"]
+        lines.append(
+            f"| {label}: the template's extra (template, plain) | **{(template - plain) * scale:+.0f} {unit}** "
+            f"({template * scale:.0f}, {plain * scale:.0f} {unit}) |"
+        )
+    unexpected, taken, every = reads
+    lines.append(
+        f"| training steps that read a value back to the host (a GPU sync), the logging steps (every {every}) aside "
+        f"| **{len(unexpected)}** of {taken} |"
+    )
+    for step, names in list(unexpected.items())[:3]:
+        lines.append(f"| step {step} reads | {', '.join(sorted(set(names)))} |")
+    lines += ["", "| phase | where the template's extra goes | cost |", "| --- | --- | --- |"]
+    for where in labels:
+        unit, scale, per = units[where]
+        listed = [(name, seconds) for phase, name, seconds in named if phase == where]
+        shown = [(name, seconds) for name, seconds in listed if seconds * scale >= args.min_shown]
+        for name, seconds in shown:
+            lines.append(f"| {where} | `{short(name)}` | {seconds * scale:.1f} {unit} {per} |")
+        rest = sum(s for _, s in listed) - sum(s for _, s in shown)
+        if len(listed) > len(shown):
+            others = f"{len(listed) - len(shown)} other hooks together"
+            lines.append(f"| {where} | {others} | {rest * scale:.1f} {unit} {per} |")
+        extra = medians[f"template {where}"] - medians[f"plain {where}"]
+        loop = extra - sum(s for _, s in listed)
+        lines.append(f"| {where} | the rest: Lightning's loop between hooks | {loop * scale:.1f} {unit} {per} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pairs", type=int, default=7, help="timed pairs (template fit, plain fit)")
+    p.add_argument("--split-runs", type=int, default=2, help="instrumented pairs for the per step/validation/fit split")
+    p.add_argument("--train", type=int, default=2048, help="synthetic training images (an epoch's steps: / batch)")
+    p.add_argument("--val", type=int, default=512, help="synthetic validation images")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=2, help="epochs, each ending in a validation")
+    p.add_argument("--long", action="store_true", help="10x the training images: 10x the steps, same validations")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="the split's clock (cpu: a busy machine)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, 1 pair: checks that every path runs")
+    p.add_argument("--min-shown", type=float, default=1.0, help="hooks costing less (µs or ms) are summed in one row")
+    p.add_argument("--show-fits", action="store_true", help="let the fits print their progress and summaries")
+    p.add_argument("extra", nargs="*", help="CLI overrides for both sides, e.g. --trainer.log_every_n_steps=50")
+    args, unknown = p.parse_known_args(argv)
+    args.extra += unknown
+    if args.smoke:
+        args.pairs, args.split_runs, args.train, args.val, args.batch_size = 1, 1, 256, 64, 32
+    if args.long:
+        args.train *= 10
+    return args
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.load_before = load()
+    print(f"load {args.load_before}; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    with tempfile.TemporaryDirectory() as log_dir, quiet(not args.show_fits):
+        warm = template_fit(args, 0, log_dir), plain_fit(args, 0, log_dir)
+    if abs(warm[0]["val_acc"] - warm[1]["val_acc"]) > 1e-6:
+        print(f"warning: the two sides differ: val/acc {warm[0]['val_acc']:.4f} and {warm[1]['val_acc']:.4f}")
+    with tempfile.TemporaryDirectory() as log_dir:
+        pairs = []
+        for seed in range(args.pairs):
+            with quiet(not args.show_fits):
+                pair = paired_one(args, log_dir, seed)
+            pairs.append(pair)
+            a, b = pair
+            print(
+                f"  pair {seed}: template {a['wall']:.3f} s, plain {b['wall']:.3f} s, ratio {a['wall'] / b['wall']:.3f}"
+                f" (CPU time {a['cpu'] / b['cpu']:.3f})",
+                flush=True,
+            )
+        with quiet(not args.show_fits):
+            medians, named = split(args, log_dir, args.split_runs)
+            reads = host_reads(args, log_dir)
+    table = report(args, pairs, medians, named, reads)
+    print()
+    print(table)
+    return table
+
+
+def paired_one(args: argparse.Namespace, log_dir: str, seed: int) -> tuple[dict, dict]:
+    if seed % 2 == 0:
+        a = template_fit(args, seed, log_dir)
+        return a, plain_fit(args, seed, log_dir)
+    b = plain_fit(args, seed, log_dir)
+    return template_fit(args, seed, log_dir), b
+
+
+if __name__ == "__main__":
+    main()
