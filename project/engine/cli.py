@@ -186,7 +186,10 @@ def main(
 ) -> CLI:
     """Build the CLI (and run its subcommand unless `run=False`; `parse_only`: stop once `cli.config` is parsed and
     checked). `callbacks` join the CLI's own for this call only, out of config.yaml: e.g. the sweep's Optuna trial."""
+    # What Lightning spends on its own bookkeeping each step (project/engine/internals.py says why each is safe)
     internals.cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise
+    internals.skip_empty_callback_hooks()  # about 90 calls of empty hooks a training step otherwise
+    internals.cached_hook_signatures()  # `inspect.signature` at every step and every `self.log` otherwise
     internals.quiet_library_notices()
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
