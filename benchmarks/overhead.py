@@ -141,16 +141,34 @@ def build(args: argparse.Namespace, seed: int, log_dir: str, callbacks: tuple = 
     return cli
 
 
-def template_fit(args: argparse.Namespace, seed: int, log_dir: str, profiler: Profiler | None = None) -> dict:
-    """`trainer.fit` of the CLI's objects, timed."""
+def template_fit(
+    args: argparse.Namespace, seed: int, log_dir: str, profiler: Profiler | None = None, bare: bool = False
+) -> dict:
+    """`trainer.fit` of the CLI's objects, timed. `bare`: the same model and data under a Trainer of Lightning's
+    with nothing on (no logger, checkpoints, progress, sanity check or callbacks): Lightning's own share."""
     cli = build(args, seed, log_dir)
+    trainer = cli.trainer
+    if bare:
+        import lightning as L
+
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=trainer.max_epochs,
+            precision=trainer.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=trainer.log_every_n_steps,
+        )
     if profiler is not None:
-        cli.trainer.profiler = profiler
+        trainer.profiler = profiler
         profiler.watch(cli.model)
     wall, cpu, split_total = time.perf_counter(), time.process_time(), clock()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    trainer.fit(cli.model, datamodule=cli.datamodule)
     wall, cpu, split_total = time.perf_counter() - wall, time.process_time() - cpu, clock() - split_total
-    trainer = cli.trainer
     return {
         "wall": wall,
         "cpu": cpu,
@@ -278,6 +296,7 @@ class HookTimes(Profiler):
         return ""
 
     def watch(self, module: torch.nn.Module) -> None:
+        self.module_class = type(module)
         name = type(module).__name__
         module.log = self._timed(module.log, f"[LightningModule]{name}.log")
         from torchmetrics import Metric
@@ -380,31 +399,51 @@ def host_reads(args: argparse.Namespace, log_dir: str) -> tuple[dict[int, list[s
 
 
 def split(args: argparse.Namespace, log_dir: str, runs: int) -> tuple[dict, list[tuple[str, str, float]]]:
-    """Seconds per step, per validation and per fit of the template's instrumented fits and of plain fits, medians
-    over `runs` pairs; and each of the template's own hooks, `self.log` and metric updates, per unit of its phase
-    (the profiler's own cost subtracted)."""
+    """Seconds per step, per validation and per fit of each side (the template's and, with `--bare`, bare Lightning's
+    fits instrumented), medians over `runs` rounds; and each of the template's own hooks, `self.log` and metric
+    updates, per unit of its phase (the profiler's own cost subtracted)."""
     own = own_cost_per_call()
     rows: dict[str, list[float]] = defaultdict(list)
     hooks: dict[tuple[str, str], list[float]] = defaultdict(list)
     for seed in range(runs):
-        profiler = HookTimes()
-        a = template_fit(args, seed, log_dir, profiler)
-        profiler.close()
-        b = plain_fit(args, seed, log_dir)
-        units = {"steps": a["steps"], "validations": max(a["validations"], 1), "fit": 1}
-        template = {k: profiler.phase_time[k] - own * profiler.calls[k] for k in ("steps", "validations")}
-        template["fit"] = a["total"] - own * sum(profiler.calls.values()) - sum(template.values())
-        plain = dict(b["phases"])
-        plain["fit"] = b["total"] - sum(plain.values())
-        for key, unit in units.items():
-            rows[f"template {key}"].append(template[key] / unit)
-            rows[f"plain {key}"].append(plain[key] / unit)
-        for (where, name), seconds in profiler.exclusive.items():
-            if template_hook(name):
-                hooks[where, name].append(max(0.0, seconds - own * profiler.counts[where, name]) / units[where])
+        for side in sides(args):
+            if side == "plain":
+                b = plain_fit(args, seed, log_dir)
+                phases = dict(b["phases"])
+                phases["fit"] = b["total"] - sum(phases.values())
+                units = {"steps": b["steps"], "validations": b["validations"], "fit": 1}
+            else:
+                profiler = HookTimes()
+                a = template_fit(args, seed, log_dir, profiler, bare=side == "bare")
+                profiler.close()
+                units = {"steps": a["steps"], "validations": max(a["validations"], 1), "fit": 1}
+                phases = {k: profiler.phase_time[k] - own * profiler.calls[k] for k in ("steps", "validations")}
+                phases["fit"] = a["total"] - own * sum(profiler.calls.values()) - sum(phases.values())
+                for (where, name), seconds in profiler.exclusive.items() if side == "template" else ():
+                    if template_hook(name, profiler.module_class):
+                        hooks[where, name].append(max(0.0, seconds - own * profiler.counts[where, name]) / units[where])
+            for key, unit in units.items():
+                rows[f"{side} {key}"].append(phases[key] / unit)
     medians = {key: statistics.median(values) for key, values in rows.items()}
     named = [(where, name, statistics.median(values)) for (where, name), values in hooks.items()]
     return medians, sorted(named, key=lambda row: -row[2])
+
+
+def sides(args: argparse.Namespace) -> list[str]:
+    return ["template", "plain", "bare"] if args.bare else ["template", "plain"]
+
+
+def run_side(side: str, args: argparse.Namespace, seed: int, log_dir: str) -> dict:
+    if side == "plain":
+        return plain_fit(args, seed, log_dir)
+    return template_fit(args, seed, log_dir, bare=side == "bare")
+
+
+def paired(args: argparse.Namespace, log_dir: str, seed: int) -> dict[str, dict]:
+    """One fit of each side, in an order that turns with `seed`, so that each side goes first as often."""
+    order = sides(args)
+    order = order[seed % len(order) :] + order[: seed % len(order)]
+    return {side: run_side(side, args, seed, log_dir) for side in order}
 
 
 # The work both sides do; every other profiled action is the template's (its callbacks, its module's own hooks,
@@ -427,8 +466,17 @@ SHARED_WORK = (
 )
 
 
-def template_hook(name: str) -> bool:
-    return not name.endswith(SHARED_WORK)
+def template_hook(name: str, module_class: type) -> bool:
+    """Whether a profiled action is the template's own: a callback's hook, `self.log`, a metric's update, or a hook
+    the task's module defines itself (Lightning's defaults, which a bare Trainer calls too, are its loop's)."""
+    if name.endswith(SHARED_WORK):
+        return False
+    found = re.fullmatch(r"\[LightningModule\](\w+)\.(\w+)", name)
+    if found is None or found.group(2) == "log":
+        return True
+    import lightning as L
+
+    return getattr(module_class, found.group(2), None) is not getattr(L.LightningModule, found.group(2), None)
 
 
 def commit() -> str:
@@ -447,8 +495,8 @@ def load() -> str:
         return "?"
 
 
-def ratio_row(pairs: list[tuple[dict, dict]], key: str) -> str:
-    ratios = [a[key] / b[key] for a, b in pairs]
+def ratio_row(pairs: list[dict[str, dict]], key: str, side: str = "template") -> str:
+    ratios = [pair[side][key] / pair["plain"][key] for pair in pairs]
     median = statistics.median(ratios)
     return f"**{median:.3f} ({100 * (median - 1):+.1f}%)** ({min(ratios):.3f}, {max(ratios):.3f})"
 
@@ -481,8 +529,9 @@ def short(action: str) -> str:
     return action.replace(found.group(0), f"ModelCheckpoint(monitor={found.group(1)})") if found else action
 
 
-def report(args: argparse.Namespace, pairs: list[tuple[dict, dict]], medians: dict, named: list, reads) -> str:
-    steps, validations = pairs[0][0]["steps"], pairs[0][0]["validations"]
+def report(args: argparse.Namespace, pairs: list[dict[str, dict]], medians: dict, named: list, reads) -> str:
+    steps, validations = pairs[0]["template"]["steps"], pairs[0]["template"]["validations"]
+    fit_s = {side: statistics.median(pair[side]["wall"] for pair in pairs) for side in sides(args)}
     lines = [
         f"commit {commit()}, {datetime.date.today().isoformat()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, load {args.load_before} before, {load()} after; split by the "
@@ -494,9 +543,10 @@ def report(args: argparse.Namespace, pairs: list[tuple[dict, dict]], medians: di
         f"{args.batch_size}, {validations} validations of {args.val} |",
         f"| template / plain loop, wall time, median of {len(pairs)} pairs (min, max) | {ratio_row(pairs, 'wall')} |",
         f"| the same, process CPU time | {ratio_row(pairs, 'cpu')} |",
-        f"| fit time, template and plain, median | {statistics.median(a['wall'] for a, _ in pairs):.2f} s; "
-        f"{statistics.median(b['wall'] for _, b in pairs):.2f} s |",
     ]
+    if args.bare:
+        lines.append(f"| bare Lightning / plain loop, wall time (min, max) | {ratio_row(pairs, 'wall', 'bare')} |")
+    lines.append(f"| fit time, median: {', '.join(fit_s)} | {'; '.join(f'{t:.2f} s' for t in fit_s.values())} |")
     units = {"steps": ("µs", 1e6, "a step"), "validations": ("ms", 1e3, "a validation"), "fit": ("ms", 1e3, "a fit")}
     labels = {
         "steps": "per training step",
@@ -505,10 +555,11 @@ def report(args: argparse.Namespace, pairs: list[tuple[dict, dict]], medians: di
     }
     for key, label in labels.items():
         unit, scale, _ = units[key]
-        template, plain = medians[f"template {key}"], medians[f"plain {key}"]
+        values = {side: medians[f"{side} {key}"] * scale for side in sides(args)}
         lines.append(
-            f"| {label}: the template's extra (template, plain) | **{(template - plain) * scale:+.0f} {unit}** "
-            f"({template * scale:.0f}, {plain * scale:.0f} {unit}) |"
+            f"| {label}: the template's extra ({', '.join(values)}) | "
+            f"**{values['template'] - values['plain']:+.0f} {unit}** "
+            f"({', '.join(f'{v:.0f}' for v in values.values())} {unit}) |"
         )
     unexpected, taken, every = reads
     lines.append(
@@ -545,6 +596,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--long", action="store_true", help="10x the training images: 10x the steps, same validations")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="the split's clock (cpu: a busy machine)")
+    p.add_argument("--bare", action="store_true", help="also time a bare Lightning Trainer: Lightning's own share")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, 1 pair: checks that every path runs")
     p.add_argument("--min-shown", type=float, default=1.0, help="hooks costing less (µs or ms) are summed in one row")
     p.add_argument("--show-fits", action="store_true", help="let the fits print their progress and summaries")
@@ -566,22 +618,18 @@ def main(argv: list[str] | None = None) -> str:
         torch.set_num_threads(args.threads)
     args.load_before = load()
     print(f"load {args.load_before}; torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
-    with tempfile.TemporaryDirectory() as log_dir, quiet(not args.show_fits):
-        warm = template_fit(args, 0, log_dir), plain_fit(args, 0, log_dir)
-    if abs(warm[0]["val_acc"] - warm[1]["val_acc"]) > 1e-6:
-        print(f"warning: the two sides differ: val/acc {warm[0]['val_acc']:.4f} and {warm[1]['val_acc']:.4f}")
     with tempfile.TemporaryDirectory() as log_dir:
+        with quiet(not args.show_fits):
+            warm = paired(args, log_dir, 0)  # untimed: first calls, caches, allocations
+        if abs(warm["template"]["val_acc"] - warm["plain"]["val_acc"]) > 1e-6:
+            print(f"warning: the sides differ: val/acc {warm['template']['val_acc']}, {warm['plain']['val_acc']}")
         pairs = []
         for seed in range(args.pairs):
             with quiet(not args.show_fits):
-                pair = paired_one(args, log_dir, seed)
-            pairs.append(pair)
-            a, b = pair
-            print(
-                f"  pair {seed}: template {a['wall']:.3f} s, plain {b['wall']:.3f} s, ratio {a['wall'] / b['wall']:.3f}"
-                f" (CPU time {a['cpu'] / b['cpu']:.3f})",
-                flush=True,
-            )
+                pairs.append(paired(args, log_dir, seed))
+            times = ", ".join(f"{side} {fit['wall']:.3f} s" for side, fit in pairs[-1].items())
+            ratio = pairs[-1]["template"]["wall"] / pairs[-1]["plain"]["wall"]
+            print(f"  pair {seed}: {times}, ratio {ratio:.3f}", flush=True)
         with quiet(not args.show_fits):
             medians, named = split(args, log_dir, args.split_runs)
             reads = host_reads(args, log_dir)
@@ -589,14 +637,6 @@ def main(argv: list[str] | None = None) -> str:
     print()
     print(table)
     return table
-
-
-def paired_one(args: argparse.Namespace, log_dir: str, seed: int) -> tuple[dict, dict]:
-    if seed % 2 == 0:
-        a = template_fit(args, seed, log_dir)
-        return a, plain_fit(args, seed, log_dir)
-    b = plain_fit(args, seed, log_dir)
-    return template_fit(args, seed, log_dir), b
 
 
 if __name__ == "__main__":
