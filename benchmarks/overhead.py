@@ -33,7 +33,6 @@ It prints a markdown table for BENCHMARKS.md with the commit, date and machine l
 import argparse
 import datetime
 import os
-import re
 import statistics
 import string
 import subprocess
@@ -41,13 +40,13 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.profilers import PassThroughProfiler, Profiler
+from lightning.pytorch.profilers import Profiler
 from torch.overrides import TorchFunctionMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +59,14 @@ if str(ROOT) not in sys.path:  # `python benchmarks/overhead.py` from a checkout
 from project.engine.cli import main as cli_main  # noqa: E402
 from project.engine.data.ordering import augmentation_seed  # noqa: E402
 from project.engine.data.source import ImageSource, Samples, Split  # noqa: E402
+from project.engine.hook_times import (  # noqa: E402
+    HookTimes,
+    hook_rows,
+    own_cost_per_call,
+    own_hooks,
+    phase_seconds,
+    split_rows,
+)
 from project.engine.recipes import base_config  # noqa: E402
 
 # The fit both sides do; `--key value` arguments on the command line of this script override it
@@ -228,105 +235,6 @@ def plain_fit(args: argparse.Namespace, seed: int, log_dir: str) -> dict:
     }
 
 
-class HookTimes(Profiler):
-    """Times every action Lightning profiles (each hook of each callback, of the module, data module and strategy,
-    and the loop's own steps), exclusive of the actions inside it, and splits the fit's wall time into phases:
-    "steps" (training batches: fetch, augmentation, step, hooks), "validations" (a validation run with the rest
-    of its epoch's end: epoch metrics, checkpoints) and "fit" (the rest: setup, sanity check, teardown).
-    `watch(module)` adds `self.log` and each torchmetrics `update` of the module as actions of their own."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.phase = "fit"
-        self.phase_time: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)  # profiled calls a phase, for the profiler's own cost
-        self.exclusive: dict[tuple[str, str], float] = defaultdict(float)
-        self.counts: dict[tuple[str, str], int] = defaultdict(int)
-        self._stack: list[list] = []
-        self._mark = clock()
-        self._sanity = False
-        self._validated = False
-
-    def _switch(self, phase: str, now: float) -> None:
-        self.phase_time[self.phase] += now - self._mark
-        self._mark, self.phase = now, phase
-
-    def start(self, action_name: str) -> None:
-        now = clock()
-        hook = action_name.rsplit(".", 1)[-1]
-        if hook == "on_sanity_check_start":
-            self._sanity = True
-        elif hook == "on_sanity_check_end":
-            self._sanity = False
-        elif action_name in ("run_training_epoch", "[_TrainingEpochLoop].train_dataloader_next") or (
-            hook == "on_train_epoch_start"
-        ):
-            if action_name == "run_training_epoch":
-                self._validated = False
-            if self.phase != "steps":
-                self._switch("steps", now)
-        elif hook in ("on_validation_model_zero_grad", "on_validation_start") and not self._sanity:
-            self._validated = True
-            if self.phase != "validations":
-                self._switch("validations", now)
-        elif hook in ("on_train_end", "on_fit_end") and self.phase != "fit":
-            self._switch("fit", now)
-        self.calls[self.phase] += 1
-        self._stack.append([action_name, self.phase, now, 0.0])
-
-    def stop(self, action_name: str) -> None:
-        now = clock()
-        while self._stack and self._stack[-1][0] != action_name:
-            self._stack.pop()  # an action left by an exception
-        if not self._stack:
-            return
-        name, phase, started, inner = self._stack.pop()
-        spent = now - started
-        self.exclusive[phase, name] += spent - inner
-        self.counts[phase, name] += 1
-        if self._stack:
-            self._stack[-1][3] += spent
-        if name == "run_training_epoch" and self._validated:
-            self._switch("validations", now)  # the epoch's end belongs to its validation
-
-    def close(self) -> None:
-        self._switch(self.phase, clock())
-
-    def summary(self) -> str:
-        return ""
-
-    def watch(self, module: torch.nn.Module) -> None:
-        self.module_class = type(module)
-        name = type(module).__name__
-        module.log = self._timed(module.log, f"[LightningModule]{name}.log")
-        from torchmetrics import Metric
-
-        for attribute, child in module.named_modules():
-            if isinstance(child, Metric) and attribute:
-                child.update = self._timed(child.update, f"[Metric]{attribute}.update")
-
-    def _timed(self, function: Callable, action: str) -> Callable:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            with self.profile(action):
-                return function(*args, **kwargs)
-
-        return timed
-
-
-def own_cost_per_call(repeats: int = 20000) -> float:
-    """Seconds `HookTimes` adds to one profiled action over Lightning's default (no) profiler."""
-    ours, none = HookTimes(), PassThroughProfiler()
-
-    def loop(profiler: Profiler) -> float:
-        start = clock()
-        for _ in range(repeats):
-            with profiler.profile("[Callback]X.on_train_batch_end"):
-                pass
-        return clock() - start
-
-    return max(0.0, min(loop(ours) for _ in range(3)) - min(loop(none) for _ in range(3))) / repeats
-
-
 # Torch calls that read a value back to the host: on a GPU, each waits for every kernel queued before it
 READS = {
     torch.Tensor.item,
@@ -398,35 +306,31 @@ def host_reads(args: argparse.Namespace, log_dir: str) -> tuple[dict[int, list[s
     return unexpected, cli.trainer.global_step, every
 
 
-def split(args: argparse.Namespace, log_dir: str, runs: int) -> tuple[dict, list[tuple[str, str, float]]]:
+def split(args: argparse.Namespace, log_dir: str, runs: int) -> tuple[dict, dict]:
     """Seconds per step, per validation and per fit of each side (the template's and, with `--bare`, bare Lightning's
-    fits instrumented), medians over `runs` rounds; and each of the template's own hooks, `self.log` and metric
-    updates, per unit of its phase (the profiler's own cost subtracted)."""
-    own = own_cost_per_call()
+    fits under `HookTimes`), medians over `runs` rounds; and each of the template's own hooks, `self.log` and metric
+    updates, per unit of its phase (the profiler's own cost taken out)."""
+    own = own_cost_per_call(clock)
     rows: dict[str, list[float]] = defaultdict(list)
     hooks: dict[tuple[str, str], list[float]] = defaultdict(list)
     for seed in range(runs):
         for side in sides(args):
             if side == "plain":
                 b = plain_fit(args, seed, log_dir)
-                phases = dict(b["phases"])
-                phases["fit"] = b["total"] - sum(phases.values())
+                phases = {**b["phases"], "fit": b["total"] - sum(b["phases"].values())}
                 units = {"steps": b["steps"], "validations": b["validations"], "fit": 1}
             else:
-                profiler = HookTimes()
+                profiler = HookTimes(clock)
                 a = template_fit(args, seed, log_dir, profiler, bare=side == "bare")
                 profiler.close()
-                units = {"steps": a["steps"], "validations": max(a["validations"], 1), "fit": 1}
-                phases = {k: profiler.phase_time[k] - own * profiler.calls[k] for k in ("steps", "validations")}
-                phases["fit"] = a["total"] - own * sum(profiler.calls.values()) - sum(phases.values())
-                for (where, name), seconds in profiler.exclusive.items() if side == "template" else ():
-                    if template_hook(name, profiler.module_class):
-                        hooks[where, name].append(max(0.0, seconds - own * profiler.counts[where, name]) / units[where])
-            for key, unit in units.items():
-                rows[f"{side} {key}"].append(phases[key] / unit)
+                phases = phase_seconds(profiler, a["total"], own)
+                units = {"steps": a["steps"], "validations": a["validations"], "fit": 1}
+                for key, seconds in own_hooks(profiler, units, own).items() if side == "template" else ():
+                    hooks[key].append(seconds)
+            for phase, unit in units.items():
+                rows[f"{side} {phase}"].append(phases[phase] / max(unit, 1))
     medians = {key: statistics.median(values) for key, values in rows.items()}
-    named = [(where, name, statistics.median(values)) for (where, name), values in hooks.items()]
-    return medians, sorted(named, key=lambda row: -row[2])
+    return medians, {key: statistics.median(values) for key, values in hooks.items()}
 
 
 def sides(args: argparse.Namespace) -> list[str]:
@@ -444,39 +348,6 @@ def paired(args: argparse.Namespace, log_dir: str, seed: int) -> dict[str, dict]
     order = sides(args)
     order = order[seed % len(order) :] + order[: seed % len(order)]
     return {side: run_side(side, args, seed, log_dir) for side in order}
-
-
-# The work both sides do; every other profiled action is the template's (its callbacks, its module's own hooks,
-# self.log, metrics) or Lightning's loop
-SHARED_WORK = (
-    ".training_step",
-    ".backward",
-    ".optimizer_step",
-    ".validation_step",
-    ".on_after_batch_transfer",
-    ".batch_to_device",
-    ".transfer_batch_to_device",
-    "train_dataloader_next",
-    "val_next",
-    "run_training_epoch",
-    "run_training_batch",
-    ".lr_scheduler_step",
-    ".optimizer_zero_grad",
-    ".configure_optimizers",
-)
-
-
-def template_hook(name: str, module_class: type) -> bool:
-    """Whether a profiled action is the template's own: a callback's hook, `self.log`, a metric's update, or a hook
-    the task's module defines itself (Lightning's defaults, which a bare Trainer calls too, are its loop's)."""
-    if name.endswith(SHARED_WORK):
-        return False
-    found = re.fullmatch(r"\[LightningModule\](\w+)\.(\w+)", name)
-    if found is None or found.group(2) == "log":
-        return True
-    import lightning as L
-
-    return getattr(module_class, found.group(2), None) is not getattr(L.LightningModule, found.group(2), None)
 
 
 def commit() -> str:
@@ -523,13 +394,7 @@ def quiet(enabled: bool) -> Iterator[None]:
             os.close(saved[1])
 
 
-def short(action: str) -> str:
-    """A profiler action's name, a ModelCheckpoint's told apart by its monitor rather than its whole state key."""
-    found = re.search(r"ModelCheckpoint\{.*'monitor': ([^,]+),.*\}", action)
-    return action.replace(found.group(0), f"ModelCheckpoint(monitor={found.group(1)})") if found else action
-
-
-def report(args: argparse.Namespace, pairs: list[dict[str, dict]], medians: dict, named: list, reads) -> str:
+def report(args: argparse.Namespace, pairs: list[dict[str, dict]], medians: dict, named: dict, reads) -> str:
     steps, validations = pairs[0]["template"]["steps"], pairs[0]["template"]["validations"]
     fit_s = {side: statistics.median(pair[side]["wall"] for pair in pairs) for side in sides(args)}
     lines = [
@@ -547,20 +412,7 @@ def report(args: argparse.Namespace, pairs: list[dict[str, dict]], medians: dict
     if args.bare:
         lines.append(f"| bare Lightning / plain loop, wall time (min, max) | {ratio_row(pairs, 'wall', 'bare')} |")
     lines.append(f"| fit time, median: {', '.join(fit_s)} | {'; '.join(f'{t:.2f} s' for t in fit_s.values())} |")
-    units = {"steps": ("µs", 1e6, "a step"), "validations": ("ms", 1e3, "a validation"), "fit": ("ms", 1e3, "a fit")}
-    labels = {
-        "steps": "per training step",
-        "validations": "per validation (with its epoch's end: epoch metrics, checkpoints)",
-        "fit": "per fit (setup, sanity check, the fit's end)",
-    }
-    for key, label in labels.items():
-        unit, scale, _ = units[key]
-        values = {side: medians[f"{side} {key}"] * scale for side in sides(args)}
-        lines.append(
-            f"| {label}: the template's extra ({', '.join(values)}) | "
-            f"**{values['template'] - values['plain']:+.0f} {unit}** "
-            f"({', '.join(f'{v:.0f}' for v in values.values())} {unit}) |"
-        )
+    lines += split_rows(medians, sides(args))
     unexpected, taken, every = reads
     lines.append(
         f"| training steps that read a value back to the host (a GPU sync), the logging steps (every {every}) aside "
@@ -568,20 +420,7 @@ def report(args: argparse.Namespace, pairs: list[dict[str, dict]], medians: dict
     )
     for step, names in list(unexpected.items())[:3]:
         lines.append(f"| step {step} reads | {', '.join(sorted(set(names)))} |")
-    lines += ["", "| phase | where the template's extra goes | cost |", "| --- | --- | --- |"]
-    for where in labels:
-        unit, scale, per = units[where]
-        listed = [(name, seconds) for phase, name, seconds in named if phase == where]
-        shown = [(name, seconds) for name, seconds in listed if seconds * scale >= args.min_shown]
-        for name, seconds in shown:
-            lines.append(f"| {where} | `{short(name)}` | {seconds * scale:.1f} {unit} {per} |")
-        rest = sum(s for _, s in listed) - sum(s for _, s in shown)
-        if len(listed) > len(shown):
-            others = f"{len(listed) - len(shown)} other hooks together"
-            lines.append(f"| {where} | {others} | {rest * scale:.1f} {unit} {per} |")
-        extra = medians[f"template {where}"] - medians[f"plain {where}"]
-        loop = extra - sum(s for _, s in listed)
-        lines.append(f"| {where} | the rest: Lightning's loop between hooks | {loop * scale:.1f} {unit} {per} |")
+    lines += ["", *hook_rows(medians, named, args.min_shown)]
     return "\n".join(lines)
 
 
