@@ -3,7 +3,9 @@ on the fit path (callbacks, hooks, logging, checkpoints, the CLI's trainer, the 
 
     python benchmarks/overhead.py                # about 2 minutes on an idle 2-core CPU
     python benchmarks/overhead.py --long         # 10x the steps, same validations: per-step costs cannot hide
-    python benchmarks/overhead.py --smoke        # every path once, in seconds; checks, no figure to read
+    python benchmarks/overhead.py --bare         # also a bare Lightning Trainer: Lightning's own share
+    python benchmarks/overhead.py --smoke        # every path once, in seconds: checks, no figure to read
+    python benchmarks/overhead.py --threads 1 --clock cpu   # on a busy machine (see below)
 
 No example and no download: synthetic images (`SyntheticImages`) through the engine's `ImageDataModule` (the set
 in memory, batches gathered on the device, `data.on_device`), `project.models.ResNet` at small widths, the
@@ -12,22 +14,23 @@ checkpoints after every epoch: `configs/base.yaml` under `RECIPE` below, through
 always-on callback, the logger, the checkpoints and the run's config.yaml are in. The plain loop trains the same
 net from the same initial weights on the same batches with the same augmentation, optimizer and schedule, and
 validates (loss and accuracy, one read-back) as often; it logs, checks and saves nothing: that is the template's.
+Both reach the same validation accuracy, or the check says so. Extra `--key value` arguments go to both sides.
 
 1. Paired fits: after one untimed fit of each, `--pairs` pairs, which side goes first alternating, so a machine
-   that slows down charges both alike. The figure is the median of the per-pair ratios of `trainer.fit`'s time
-   to the plain loop's, with the smallest and largest (`time.perf_counter`; the process CPU time's ratio beside
-   it says how much the machine's load moved the wall clock).
-2. The split: `--split-runs` more pairs, the template's fit under `HookTimes`, a Lightning profiler that times
-   every hook, loop step and callback and splits the fit's wall time into training steps, validations (with the
-   epoch's end: metrics, checkpoints) and the rest of the fit; the plain loop times the same three. The
-   difference is the template's cost per step, per validation and per fit; each hook of the template's own,
-   `self.log` and each torchmetrics `update` are listed with what they cost there, the profiler's own cost
-   (measured, then subtracted) left out.
-3. Host reads: one more fit under `HostReads`, which counts every torch call that reads a tensor's value back to
-   the host (`.item()`, `bool(t)`, `.tolist()`, `.cpu()`, `nonzero`, ...; a device sync on a GPU) in each
-   training step. Only steps that log (every `trainer.log_every_n_steps`) may read.
+   that slows down charges both alike. The figure is the median of the per-pair ratios of `trainer.fit`'s wall
+   time to the plain loop's, with the smallest and largest; the ratio of process CPU time beside it moves less
+   when other work shares the machine (`--threads 1` keeps torch's threads from waiting on each other then).
+2. The split: `--split-runs` more pairs, the template's fit under `project.engine.hook_times.HookTimes`, a
+   Lightning profiler that times every hook and splits the fit into training steps, validations (with their
+   epoch's end: epoch metrics, checkpoints) and the rest of the fit; the plain loop times the same three. The
+   differences are the template's cost per step, per validation and per fit, and each hook of the template's own,
+   `self.log` and each torchmetrics `update` is listed with its share (the profiler's own cost measured and taken
+   out). `--clock cpu` splits by the main thread's CPU time, for a busy machine.
+3. Host reads: one more fit under `HostReads`, which counts the torch calls that read a tensor's value back to the
+   host (`.item()`, `bool(t)`, `.tolist()`, `.cpu()`, `nonzero`, ...; each a device sync on a GPU) in each
+   training step. Only the steps that log (every `trainer.log_every_n_steps`) may read.
 
-It prints a markdown table for BENCHMARKS.md with the commit, date and machine load.
+It prints the markdown tables BENCHMARKS.md holds, with the commit, date and machine load.
 """
 
 import argparse
@@ -427,7 +430,7 @@ def report(args: argparse.Namespace, pairs: list[dict[str, dict]], medians: dict
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pairs", type=int, default=7, help="timed pairs (template fit, plain fit)")
-    p.add_argument("--split-runs", type=int, default=2, help="instrumented pairs for the per step/validation/fit split")
+    p.add_argument("--split-runs", type=int, default=3, help="instrumented pairs for the per step/validation/fit split")
     p.add_argument("--train", type=int, default=2048, help="synthetic training images (an epoch's steps: / batch)")
     p.add_argument("--val", type=int, default=512, help="synthetic validation images")
     p.add_argument("--batch-size", type=int, default=64)

@@ -162,10 +162,11 @@ def phase_seconds(profiler: HookTimes, total: float, own: float) -> dict[str, fl
     return out
 
 
-def template_hook(name: str, module_class: type) -> bool:
+def template_hook(name: str, module_class: type, shared: tuple[str, ...] = ()) -> bool:
     """Whether a profiled action is the template's own: a callback's hook, `self.log`, a metric's update, or a hook
-    the module's class defines (Lightning's defaults, which a bare Trainer calls too, are its loop's)."""
-    if name.endswith(SHARED_WORK):
+    the module's class defines (Lightning's defaults, which a bare Trainer calls too, are its loop's). Actions
+    named with any of `shared` do work the plain loop does too (a recipe's Lookahead, say)."""
+    if name.endswith(SHARED_WORK) or any(part in name for part in shared):
         return False
     found = re.fullmatch(r"\[LightningModule\](\w+)\.(\w+)", name)
     if found is None or found.group(2) == "log":
@@ -173,12 +174,15 @@ def template_hook(name: str, module_class: type) -> bool:
     return getattr(module_class, found.group(2), None) is not getattr(L.LightningModule, found.group(2), None)
 
 
-def own_hooks(profiler: HookTimes, units: dict[str, int], own: float) -> dict[tuple[str, str], float]:
-    """{(phase, action): seconds per unit of the phase (a step, a validation, the fit)} of the template's actions."""
+def own_hooks(
+    profiler: HookTimes, units: dict[str, int], own: float, shared: tuple[str, ...] = ()
+) -> dict[tuple[str, str], float]:
+    """{(phase, action): seconds per unit of the phase (a step, a validation, the fit)} of the template's actions
+    (`template_hook`)."""
     return {
         (phase, name): max(0.0, seconds - own * profiler.counts[phase, name]) / max(units[phase], 1)
         for (phase, name), seconds in profiler.exclusive.items()
-        if template_hook(name, profiler.module_class)
+        if template_hook(name, profiler.module_class, shared)
     }
 
 

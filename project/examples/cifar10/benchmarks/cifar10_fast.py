@@ -53,6 +53,8 @@ from project.engine.recipes import base_config
 from project.tasks.classification import metrics
 
 STANDARD = Path(__file__).resolve().parents[1] / "configs" / "cifar10.yaml"
+# Hooks whose work the plain loop does too: the whitening layer set from data, lookahead, freezing
+SHARED = ("Classifier.on_fit_start", "[Callback]Lookahead.", "[Callback]FreezeParameters.")
 FAST = Path(__file__).resolve().parents[1] / "configs" / "cifar10_fast.yaml"
 
 
@@ -441,7 +443,7 @@ def run_split(args: argparse.Namespace, log_dir: str, results: dict) -> None:
         for side, phases in (("template", phase_seconds(profiler, a["split_s"], own)), ("plain", b["phases"])):
             for phase, unit in units.items():
                 rows.setdefault(f"{side} {phase}", []).append(phases[phase] / max(unit, 1))
-        for key, seconds in own_hooks(profiler, units, own).items():
+        for key, seconds in own_hooks(profiler, units, own, SHARED).items():
             hooks.setdefault(key, []).append(seconds)
     results["split"] = {
         "pairs": args.split,
