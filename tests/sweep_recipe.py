@@ -75,11 +75,15 @@ RECIPE = {
             "init_args": {"save_dir": "logs", "name": "blobs", "default_hp_metric": False},
         },
     },
+    "checkpoint": {"monitor": "val/acc", "mode": "max"},  # the sweep's objective too
     "model": {
-        "net": {"class_path": f"{__name__}.MLP", "init_args": {"features": 8, "hidden": 16}},
-        "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}},
-        "scheduler": None,
-        "label_smoothing": 0.0,
+        "class_path": "project.tasks.classification.Classifier",
+        "init_args": {
+            "net": {"class_path": f"{__name__}.MLP", "init_args": {"features": 8, "hidden": 16}},
+            "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}},
+            "scheduler": None,
+            "label_smoothing": 0.0,
+        },
     },
     "data": {"class_path": f"{__name__}.Blobs", "init_args": {"features": 8, "batch_size": 32}},
 }

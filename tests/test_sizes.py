@@ -8,6 +8,7 @@ import yaml
 
 from project.engine.cli import main
 from project.engine.sizes import NetSpec, SizeMismatchError, net_args_given
+from tests.extras import needs_extra
 from tests.image_tree import write_image_tree
 from tests.recipes import TINY, tiny_args
 
@@ -37,7 +38,7 @@ def test_the_net_arguments_given_are_read_in_order(configs, args, expected):
 def test_a_switched_class_gets_its_own_defaults_and_the_data_s_sizes(tmp_path):
     """tiny.yaml's TinyNet gives hidden=16; the MLP named on the command line keeps its own (128,)."""
     cli = main(["fit", *tiny_args(tmp_path, 1), "--model.net=project.models.MLP", "--trainer.fast_dev_run=1"])
-    assert cli.model.hparams.net["init_args"] == {"num_classes": 3, "in_features": 8}
+    assert cli.model.hparams.net["init_args"] == {"num_outputs": 3, "in_features": 8}
     assert cli.model.net.layers[0].out_features == 128
 
 
@@ -113,7 +114,7 @@ IMAGES = {
 )
 def test_any_network_trains_on_images_from_the_command_line(net, tmp_path):
     if net[0].startswith("--model.net=timm"):
-        pytest.importorskip("timm")
+        needs_extra("timm")
     root = write_image_tree(tmp_path / "images", classes=("a", "b"), per_class=4)
     source = {"class_path": "project.engine.data.ImageFolder", "init_args": {"root": str(root), "image_size": 32}}
     data = _yaml({"data": {**IMAGES, "init_args": {**IMAGES["init_args"], "source": source}}})

@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -21,20 +21,31 @@ from project.engine.callbacks import (
     PredictionCSV,
     ResumeLoaderPosition,
     RunSummary,
+    ScheduleFitsTheRun,
+    SizesFromData,
     StepSeededRandomness,
     StopBetweenSteps,
     readable_progress,
 )
 from project.engine.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.engine.errors import ConfigError, UserError, run_command
-from project.engine.help import KeepLines, asks_for_help, fit_help
+from project.engine.help import KeepLines, asks_for_every_key, asks_for_help, fit_help, rest_of_help
+from project.engine.help import usage as help_usage
 from project.engine.parser import Parser, check_trainer_config, fall_back_to_cpu_precision
 from project.engine.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
 from project.engine.resume import continue_run, last_of_named_run
 from project.engine.run_config import SaveRunConfig
-from project.engine.sizes import NetSpec, data_sizes, net_args_given
-from project.tasks.classification import metrics
-from project.tasks.classification.module import Classifier
+from project.engine.sizes import (
+    DeferredNet,
+    NetSpec,
+    SizesNotReady,
+    check_required,
+    data_sizes,
+    fill_size_arguments,
+    import_object,
+    net_args_given,
+    net_arguments,
+)
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 USAGE = (
@@ -43,9 +54,6 @@ USAGE = (
     f"{', '.join(available_presets(None))} (configs/presets/; a recipe's own presets/ folder beside it "
     "comes first). Any --key value still wins."
 )
-
-# LightningCLI's synopsis lists every option (60 lines): the list after it does that once
-FIT_USAGE = "python -m project.cli fit [--config RECIPE] [--preset NAME ...] [--KEY VALUE ...]"
 
 
 # Ours, not LightningCLI's reading of `--ckpt_path` hyperparameters (the model's alone, over the command line):
@@ -84,8 +92,9 @@ class CLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": metrics.MONITOR,
-                "checkpoint.mode": metrics.MONITOR_MODE,
+                # "Best" for every part of the run (engine/best.py); a recipe states its task's own
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
                 # No metric in the name: "val/acc" would make a sub-folder
                 "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
                 "checkpoint.auto_insert_metric_name": False,
@@ -102,8 +111,10 @@ class CLI(LightningCLI):
                 "last_checkpoint.save_on_exception": True,
             }
         )
-        # `predict` writes a CSV (`--predictions.output`); a no-op for the other subcommands
-        parser.add_lightning_class_args(PredictionCSV, "predictions")
+        # `predict` writes the model's predictions (`--predictions.output`); a no-op for the other subcommands. Any
+        # Lightning prediction writer of a fork's own replaces it: `--predictions my_package.MyWriter`
+        parser.add_lightning_class_args(BasePredictionWriter, "predictions", subclass_mode=True)
+        parser.set_defaults({"predictions": {"class_path": f"{PredictionCSV.__module__}.{PredictionCSV.__name__}"}})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         self._args = list(sys.argv[1:] if args is None else args if isinstance(args, list | tuple) else [])
@@ -116,6 +127,8 @@ class CLI(LightningCLI):
         # and plain values (Lightning leaves it to torch's default, which an environment variable can flip).
         if config.get("weights_only") is None:
             config["weights_only"] = True
+        if "verbose" in config and not any(a.split("=", 1)[0] == "--verbose" for a in self._args):
+            config["verbose"] = False  # the run summary prints the metrics once, without Lightning's table
         ckpt_path = config.get("ckpt_path")
         if ckpt_path:  # a clear error before Lightning's own torch.load
             check_checkpoint_path(ckpt_path, trusted=not config["weights_only"], resume=subcommand == "fit")
@@ -129,7 +142,7 @@ class CLI(LightningCLI):
         trainer = config.trainer
         check_trainer_config(trainer)
         runs.resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
-        runs.place_run(config, self.recipe_run_name)
+        runs.place_run(config, self.recipe_run_name, self.subcommand or "fit")
         fall_back_to_cpu_precision(trainer)
         if self.parse_only:
             self.subcommand = None  # LightningCLI runs the subcommand it parsed unless this is None
@@ -137,36 +150,64 @@ class CLI(LightningCLI):
     def instantiate_classes(self) -> None:
         if self.parse_only:
             return
-        # The net is built by the Classifier once the data is set up and its sizes are known
-        # (project/engine/sizes.py), so hand it over unbuilt.
         config = self.config[self.subcommand] if self.subcommand else self.config
-        parsed = config.model.net
         recorded = internals.freeze_cli_hparams(self)
-        config.model.net = None  # jsonargparse would build it now
+        # The model is built last, once the data module is: its nets and size arguments take the data's sizes
+        model, config.model = config.model, None
         try:
-            super().instantiate_classes()
+            self.config_init = self.parser.instantiate_classes(self.config)
         finally:
-            config.model.net = parsed
-        if isinstance(self.model, Classifier) and parsed is not None:
-            class_path, given = net_args_given(self._default_config_files, self._args)
-            # A source this cannot read (another class than the one parsed): the keys off their defaults
-            known = class_path is not None and class_path.rsplit(".", 1)[-1] == parsed.class_path.rsplit(".", 1)[-1]
-            spec = NetSpec.from_config(parsed, given if known else None)
-            self.model.defer_net(spec)
-            # The run's config.yaml states the net as it is built: what was given (and the sizes, once known)
-            parsed.init_args = Namespace(spec.init_args)
+            config.model = model
+        self.datamodule = self._get(self.config_init, "data")
         # A checkpoint rebuilds its data module from these: every argument the config gave goes in, also
         # those the data module leaves out of its own hyperparameters (the source, an object in Python)
         stored = getattr(self.datamodule, "hparams", None)
         for key, value in ((recorded.get("data") or {}).get("init_args") or {}).items():
             if stored is not None and key not in stored:
                 stored[key] = value
-        try:  # most data modules know their sizes before setup: build now, so `run=False` gives a whole model
+        self.model = self._instantiate_model(model)
+        (self.config_init[self.subcommand] if self.subcommand else self.config_init).model = self.model
+        self._add_configure_optimizers_method_to_model(self.subcommand)
+        self.trainer = self.instantiate_trainer()
+
+    def _instantiate_model(self, model: Namespace) -> L.LightningModule:
+        """The model with its nets built and its size arguments filled from the data (engine/sizes.py)."""
+        source = f"the data ({type(self.datamodule).__name__})"
+        try:
             sizes = data_sizes(self.datamodule)
-        except Exception:
-            return  # known at setup; the Classifier builds the net then
-        if sizes and isinstance(self.model, Classifier):
-            self.model.build(sizes, f"the data ({type(self.datamodule).__name__})")
+        except SizesNotReady:  # built once the data module is set up (callbacks.SizesFromData)
+            sizes = None
+        sized = model.clone()
+        specs = {}
+        for name in net_arguments(import_object(model.class_path)):
+            parsed = sized.init_args.get(name)
+            if not isinstance(parsed, Namespace) or not parsed.get("class_path"):
+                continue  # not given, or given as an object: used as it is
+            class_path, given = net_args_given(self._default_config_files, self._args, name)
+            # A source this cannot read (another class than the one parsed): the keys off their defaults
+            known = class_path is not None and class_path.rsplit(".", 1)[-1] == parsed.class_path.rsplit(".", 1)[-1]
+            spec = NetSpec.from_config(parsed, given if known else None, f"model.{name}")
+            # The run's config.yaml states the net as given (the data's sizes are the checkpoint's to hold), not
+            # with every default jsonargparse filled in: a default such as num_classes=10 would read as chosen
+            model.init_args[name].init_args = Namespace(spec.init_args)
+            if sizes is None:
+                sized.init_args[name] = DeferredNet(spec, name)
+                continue
+            sized.init_args[name] = spec.build(sizes, source)
+            specs[name] = spec
+        filled = fill_size_arguments(sized, sizes or {}, source, exclude=set(specs))
+        check_required(sized, source)
+        root = Namespace(model=sized)
+        instance = self._parser(self.subcommand).instantiate_classes(root).model
+        # The checkpoint rebuilds the model without the data: its hyperparameters hold what was built
+        hparams = getattr(instance, "hparams", {})
+        for name, spec in specs.items():
+            if name in hparams:
+                hparams[name] = spec.config()
+        for name, value in filled.items():
+            if name in hparams:
+                hparams[name] = value
+        return instance
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         try:
@@ -176,7 +217,7 @@ class CLI(LightningCLI):
                 raise
             raise ConfigError(f"the trainer refused its config: {err}") from err
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
-            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO(self.model)
         readable_progress(trainer)
         runs.claim_run_folders(trainer)
         if self.subcommand == "fit":
@@ -186,7 +227,7 @@ class CLI(LightningCLI):
             )
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
-        runs.profile_in_run_folder(trainer)
+        runs.profile_in_run_folder(trainer, self.subcommand or "fit")
         return trainer
 
 
@@ -209,16 +250,27 @@ def main(
     width = min(100, shutil.get_terminal_size().columns - 2)
     usage = fill(USAGE, width)  # KeepLines leaves the lines as given
     fit_description = f"{usage}\n\n{fit_help(given, defaults, width)}" if asks_for_help(given) else usage
-    subcommand_kwargs = {cmd: {"default_config_files": defaults, "description": usage} for cmd in SUBCOMMANDS}
-    subcommand_kwargs["fit"].update(description=fit_description, usage=FIT_USAGE)
+    brief = asks_for_help(given) and not asks_for_every_key(given)  # `--help all` lists every key
+    subcommand_kwargs = {
+        cmd: {
+            "default_config_files": defaults,
+            "description": f"{usage}\n\n{fill(rest_of_help(cmd), width)}" if brief else usage,
+            "usage": help_usage(cmd),
+            "brief_help": brief,
+        }
+        for cmd in SUBCOMMANDS
+    }
+    subcommand_kwargs["fit"]["description"] = fit_description
     # The one named first, as every command line does; else all, for the overall help and a mistyped one's error
     built = [given[0]] if given and given[0] in SUBCOMMANDS else list(SUBCOMMANDS)
     return CLI(
-        Classifier,
+        L.LightningModule,  # any: a recipe names its task's module as model.class_path
         L.LightningDataModule,
+        subclass_mode_model=True,
         subclass_mode_data=True,
         trainer_defaults={
             "callbacks": [
+                SizesFromData(),  # first: the model's own setup and every other callback's read the sizes
                 LearningRateMonitor(logging_interval="step"),
                 RunSummary(),
                 FitTimeEstimate(presets=presets_in(given)),
@@ -227,6 +279,7 @@ def main(
                 StepSeededRandomness(),
                 StopBetweenSteps(),
                 CheckpointFiles(),
+                ScheduleFitsTheRun(),
                 *callbacks,
             ]
         },

@@ -3,7 +3,10 @@ refused, naming the key and how to start a new run from X's weights instead, and
 run folder."""
 
 import json
+import os
+import re
 import shlex
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,8 @@ from project.engine.checkpoints import local_path
 from project.engine.config_yaml import load_config_file
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.parser import cpu_precision
-from project.engine.run_config import run_folder_of, stored_run_config
-from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_name
+from project.engine.run_config import stored_run_config
+from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_folder_of, run_name
 from project.engine.sizes import net_defaults
 
 # What a run computes: a resume that changes one of these would not continue the run but make another
@@ -61,6 +64,11 @@ def continue_run(config: Any) -> None:
         refuse_changes(made, config, local, folder)
     if folder is not None and _same_logger(made or {}, config):
         continue_in(config.trainer, folder)
+        # Lightning warns of any non-empty checkpoint folder at the start of a fit; a resume's holds its run
+        warnings.filterwarnings(
+            "ignore",
+            rf"Checkpoint directory .*{re.escape(os.sep + folder.name + os.sep)}checkpoints exists and is not empty",
+        )
 
 
 def _same_logger(made: dict[str, Any], config: Any) -> bool:
@@ -94,14 +102,20 @@ def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path |
 
 
 def _with_net_defaults(made: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """`made` with its net's unset arguments at their defaults, as a parsed config has them (config.yaml records
-    only those given). Only for a class already imported: nothing of a run folder's config is imported here."""
-    net = (made.get("model") or {}).get("net")
-    class_path = net.get("class_path") if isinstance(net, dict) else None
-    if not class_path or class_path != ((now.get("model") or {}).get("net") or {}).get("class_path"):
+    """`made` with its model's nets' unset arguments at their defaults, as a parsed config has them (config.yaml
+    records only those given). Only for a class the current config names too: it is imported already, and nothing
+    of a run folder's config is imported here."""
+    model = made.get("model")
+    made_args = model.get("init_args") if isinstance(model, dict) else None
+    now_args = ((now.get("model") or {}).get("init_args")) or {}
+    if not isinstance(made_args, dict):
         return made
-    filled = {**net_defaults(class_path), **(net.get("init_args") or {})}
-    return {**made, "model": {**made["model"], "net": {**net, "init_args": filled}}}
+    filled_args = dict(made_args)
+    for name, net in made_args.items():
+        class_path = net.get("class_path") if isinstance(net, dict) else None
+        if class_path and class_path == (now_args.get(name) or {}).get("class_path"):
+            filled_args[name] = {**net, "init_args": {**net_defaults(class_path), **(net.get("init_args") or {})}}
+    return {**made, "model": {**model, "init_args": filled_args}}
 
 
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -91,13 +92,16 @@ class InMemoryDataModule(L.LightningDataModule):
         return tuple(self.source.classes)
 
     @property
-    def num_classes(self) -> int:
-        return len(self.source.classes)
+    def num_classes(self) -> int | None:
+        """The class (or label) count; None for targets that are values."""
+        return len(self.source.classes) or None
 
     @property
     def sizes(self) -> dict[str, Any]:
-        """The class count and the source's `input_sizes`, for the net's arguments of those names (sizes.py)."""
-        return {"num_classes": self.num_classes, **self.source.input_sizes}
+        """The class count, the output size and the source's `input_sizes`, for the net's and the model's
+        arguments of those names (engine/sizes.py)."""
+        classes = {"num_classes": self.num_classes} if self.num_classes else {}
+        return {**classes, "num_outputs": self.source.num_outputs, **self.source.input_sizes}
 
     @property
     def predict_names(self) -> list[str]:  # the sample behind each row of a `predict` CSV
@@ -105,6 +109,10 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         self.source.prepare()
+        where = self.source.location
+        if where is not None:  # one process a node; the folder is named as it resolves, so no copy is mistaken
+            shown = where if "://" in str(where) else Path(where).resolve()
+            rank_zero_info(f"Data: {type(self.source).__name__} from {shown}")
 
     @property
     def per_device_batch_size(self) -> int:

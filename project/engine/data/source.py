@@ -7,6 +7,7 @@ is one source file and one YAML (docs/make-it-yours.md).
 """
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -20,7 +21,8 @@ class Samples(NamedTuple):
 
     inputs: one tensor (N, ...) (images uint8 (N, C, H, W), features (N, F)), or a list of N tensors
         of different lengths (audio clips (T,)).
-    labels: int64 (N,).
+    labels: the targets, one per sample: class indices int64 (N,), values float (N,) or (N, K), several labels a
+        sample as 0/1 floats (N, K).
     names: what to call each sample in a predictions CSV (its file); by default `<split>/<index>`.
     """
 
@@ -47,7 +49,8 @@ class Samples(NamedTuple):
 
 class Source(ABC):
     """A data set. `classes` must be known once the source is built (the CLI sizes the model from it
-    before any sample is read), so read it from folder names or a small index file, not the data."""
+    before any sample is read), so read it from folder names or a small index file, not the data. A data set
+    whose targets are values (regression) has none: `()`; one with several labels a sample names them."""
 
     classes: tuple[str, ...]
     # The groups `group` can tell a sample's, e.g. ("speaker",): cross-validation by group (data.fold_groups)
@@ -60,9 +63,21 @@ class Source(ABC):
         (project/engine/sizes.py), known once the source is built; e.g. a table's `in_features`."""
         return {}
 
+    @property
+    def num_outputs(self) -> int:
+        """The size of a net's output layer for these targets: a logit per class or label, a value per target."""
+        return len(self.classes)
+
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Make the files available: download, verify, extract. Called on one process only; by
         default nothing (the files are the user's own)."""
+
+    @property
+    def location(self) -> str | Path | None:
+        """Where the data is read from, once `prepare` has run: the DataModule says it in one line, so that a user
+        knows which copy was read (a folder already on disk, or one just downloaded). None says nothing."""
+        root = getattr(self, "root", None)
+        return root if isinstance(root, str | Path) else None
 
     @abstractmethod
     def load(self, split: Split) -> Samples | None:

@@ -15,12 +15,16 @@ from project.tasks.classification import metrics
 
 class LogSpectrograms(TensorBoardView):
     """Logs the log-mel features (`val/spectrogram/<class>`, seconds along x, mel bands up y) and the waveforms
-    (`val/audio/<class>`) of `count` validation clips of different true classes, titled "true: seven ·
-    predicted: three": misclassified clips first, one per class, then correct ones.
+    (`val/audio/true <class>, predicted <class>`) of `count` validation clips of different true classes, titled
+    "true: seven · predicted: three": misclassified clips first, one per class, then correct ones. TensorBoard
+    shows no caption under an audio player (2.21), so the card's name says what was heard.
 
     Needs a net with a `log_mel` front end (`RNNClassifier`). Candidates are picked on the device (no host sync a
     batch); pictures are drawn at most every `min_interval` seconds of a fit (0: every epoch).
     """
+
+    needs = ("preds",)
+    needs_hparams = ("num_classes",)
 
     def __init__(self, count: int = 4, min_interval: float = 60.0):
         if count < 1:
@@ -28,19 +32,21 @@ class LogSpectrograms(TensorBoardView):
         self.count = count
         self.min_interval = min_interval
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        net = getattr(pl_module, "net", None)
+        if not hasattr(net, "log_mel"):
+            raise ConfigError(
+                f"LogSpectrograms needs a model whose `net` has a `log_mel` front end such as RNNClassifier, got "
+                f"{type(net).__name__}; remove the callback from trainer.callbacks."
+            )
+
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.samples = FirstPerClass(pl_module.hparams.num_classes)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if dataloader_idx != 0 or trainer.sanity_checking or not self.writes(trainer):
             return
-        # Checked here, not in `setup`: the net has just run on this data, so a net for other data
-        # (from a checkpoint, say) has already been reported as such by the Classifier
-        if not hasattr(pl_module.net, "log_mel"):
-            raise ConfigError(
-                f"LogSpectrograms needs a net with a `log_mel` front end such as RNNClassifier, got "
-                f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
-            )
         (waves, lengths), labels = batch
         self.samples.offer(waves, lengths, labels, outputs["preds"])
 
@@ -63,9 +69,10 @@ class LogSpectrograms(TensorBoardView):
         for feature, wave, label, pred in kept:
             caption = f"true: {names[label]} · predicted: {names[pred]}"
             image = figures.spectrogram(feature, hop / rate if hop else None, caption)
-            audio_tag, picture_tag = f"{metrics.VAL_AUDIO}{names[label]}", f"{metrics.VAL_SPECTROGRAM}{names[label]}"
-            # A card per true class, so its title holds; TensorBoard shows no caption under a player
-            description = f"The prediction at each step is in the title of {picture_tag} (IMAGES tab), same step."
+            picture_tag = f"{metrics.VAL_SPECTROGRAM}{names[label]}"  # a card per true class, titled each step
+            # TensorBoard shows no caption under a player: a card per (true, predicted) pair, its name the caption
+            audio_tag = f"{metrics.VAL_AUDIO}true {names[label]}, predicted {names[pred]}"
+            description = f"Its spectrogram: {picture_tag} (IMAGES tab), same step."
             for writer in tensorboards(trainer):
                 writer.add_image(picture_tag, image, step)
                 add_captioned_audio(writer, audio_tag, wave, rate, caption, step, description)
