@@ -84,16 +84,18 @@ trainer:
     class_path: project.engine.callbacks.TensorBoardLogger
     init_args: {name: overhead}
 model:
-  net:
-    class_path: project.models.ResNet
-    init_args: {widths: [16, 32, 32], residual: [true, false]}
-  optimizer:
-    class_path: torch.optim.SGD
-    init_args: {lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}
-  scheduler:
-    class_path: torch.optim.lr_scheduler.OneCycleLR
-    init_args: {max_lr: 0.05, pct_start: 0.25}
-  label_smoothing: 0.1
+  class_path: project.tasks.classification.Classifier
+  init_args:
+    net:
+      class_path: project.models.ResNet
+      init_args: {widths: [16, 32, 32], residual: [true, false]}
+    optimizer:
+      class_path: torch.optim.SGD
+      init_args: {lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}
+    scheduler:
+      class_path: torch.optim.lr_scheduler.OneCycleLR
+      init_args: {max_lr: 0.05, pct_start: 0.25}
+    label_smoothing: 0.1
 data:
   class_path: project.engine.data.ImageDataModule
   init_args:
@@ -128,7 +130,7 @@ class SyntheticImages(ImageSource):
         return Samples((noise + tint[labels]).to(torch.uint8), labels)
 
 
-def build(args: argparse.Namespace, seed: int, log_dir: str, callbacks: tuple = ()) -> Any:
+def build(args: argparse.Namespace, seed: int, log_dir: str) -> Any:
     """The CLI's model, data module and trainer for RECIPE (over configs/base.yaml), data set up, ready to fit."""
     recipe = string.Template(RECIPE).substitute(
         source=f"{SyntheticImages.__module__}.SyntheticImages", train=args.train, val=args.val, batch=args.batch_size
@@ -144,7 +146,6 @@ def build(args: argparse.Namespace, seed: int, log_dir: str, callbacks: tuple = 
             *args.extra,
         ],
         run=False,
-        callbacks=callbacks,
     )
     cli.datamodule.prepare_data()
     cli.datamodule.setup("fit")
@@ -300,7 +301,10 @@ def host_reads(args: argparse.Namespace, log_dir: str) -> tuple[dict[int, list[s
     """({step: its reads} for the steps that read from the host though they do not log, steps taken,
     log_every_n_steps)."""
     reads = HostReads()
-    cli = build(args, 0, log_dir, callbacks=(StepMarks(reads),))
+    cli = build(args, 0, log_dir)
+    # First of the callbacks, so that a step's reads are counted from its first hook to the next step's, and a
+    # validation's (from its first hook) are not
+    cli.trainer.callbacks.insert(0, StepMarks(reads))
     with reads:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     every = cli.trainer.log_every_n_steps
