@@ -251,6 +251,8 @@ def main(
     usage = fill(USAGE, width)  # KeepLines leaves the lines as given
     fit_description = f"{usage}\n\n{fit_help(given, defaults, width)}" if asks_for_help(given) else usage
     brief = asks_for_help(given) and not asks_for_every_key(given)  # `--help all` lists every key
+    # The one named first, as every command line does; else all, for the overall help and a mistyped one's error
+    built = [given[0]] if given and given[0] in SUBCOMMANDS else list(SUBCOMMANDS)
     subcommand_kwargs = {
         cmd: {
             "default_config_files": defaults,
@@ -258,11 +260,10 @@ def main(
             "usage": help_usage(cmd),
             "brief_help": brief,
         }
-        for cmd in SUBCOMMANDS
+        for cmd in built
     }
-    subcommand_kwargs["fit"]["description"] = fit_description
-    # The one named first, as every command line does; else all, for the overall help and a mistyped one's error
-    built = [given[0]] if given and given[0] in SUBCOMMANDS else list(SUBCOMMANDS)
+    if "fit" in subcommand_kwargs:
+        subcommand_kwargs["fit"]["description"] = fit_description
     return CLI(
         L.LightningModule,  # any: a recipe names its task's module as model.class_path
         L.LightningDataModule,
@@ -289,7 +290,7 @@ def main(
             "description": usage,
             # the subcommands' parsers take the main one's formatter (jsonargparse)
             "formatter_class": KeepLines,
-            **{cmd: subcommand_kwargs[cmd] for cmd in built},
+            **subcommand_kwargs,
         },
         parser_class=Parser,
         save_config_callback=SaveRunConfig,
