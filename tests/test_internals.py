@@ -51,6 +51,8 @@ PRIVATE_NAMES = [
     ("lightning.pytorch.callbacks", "ModelCheckpoint._save_checkpoint", "save_on_exception_now"),
     ("litdata.streaming.fs_provider", "_get_fs_provider", "litdata_storage"),
     ("litdata.streaming.downloader", "_OBSTORE_CLIENT_OPTIONS", "allow_http_object_storage"),
+    ("lightning.pytorch.trainer.call", "_call_callback_hooks", "skip_empty_callback_hooks"),
+    *[(name, "is_param_in_hook_signature", "cached_hook_signatures") for name in internals._SIGNATURE_READERS],
 ]
 
 
@@ -298,3 +300,108 @@ def test_allow_http_object_storage_adds_the_client_option():
 
     internals.allow_http_object_storage()
     assert downloader._OBSTORE_CLIENT_OPTIONS.get("allow_http") == "true", "rewrite allow_http_object_storage"
+
+
+def test_empty_callback_hooks_are_skipped_and_defined_ones_run_in_lightnings_order(tmp_path):
+    """Run before the patch and after it, a fit calls the same hooks that do something, in the same order, with the
+    same `_current_fx_name` (where `self.log` in a callback's hook logs); the base class's empty hooks are not
+    called, so the profiler never times them."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.profilers import PassThroughProfiler
+
+    class Actions(PassThroughProfiler):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def start(self, action_name):
+            self.names.append(action_name)
+
+    def fit(patched: bool) -> tuple[list, list]:
+        calls = []
+
+        class Defines(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                calls.append(("class", batch_idx, pl_module._current_fx_name))
+
+            def on_train_epoch_end(self, trainer, pl_module):
+                calls.append(("epoch end", trainer.current_epoch, pl_module._current_fx_name))
+
+        class Empty(L.Callback):
+            pass
+
+        class Checkpoints(ModelCheckpoint):  # a monitoring callback: after the module's on_train_epoch_end
+            def on_train_epoch_end(self, trainer, pl_module):
+                calls.append(("checkpoint epoch end", trainer.current_epoch, pl_module._current_fx_name))
+
+        own = Empty()
+        own.on_train_start = lambda trainer, pl_module: calls.append(("instance", 0, pl_module._current_fx_name))
+        profiler = Actions()
+        if patched:
+            internals.skip_empty_callback_hooks()
+        trainer = L.Trainer(
+            max_epochs=2,
+            limit_train_batches=2,
+            accelerator="cpu",
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[Defines(), Empty(), own, Checkpoints(dirpath=tmp_path / f"ckpt{patched}")],
+            profiler=profiler,
+            default_root_dir=tmp_path,
+        )
+        _fit_tiny_with(trainer)
+        empty = [n.rsplit(".", 2) for n in profiler.names if n.startswith("[Callback]")]
+        return calls, {hook for *_, owner, hook in empty if owner == "Empty"}
+
+    from lightning.pytorch.trainer import call
+
+    original = call._call_callback_hooks
+    try:
+        call._call_callback_hooks = getattr(original, "original", original)
+        before, empty_before = fit(patched=False)
+    finally:
+        call._call_callback_hooks = original
+    after, empty_after = fit(patched=True)
+    assert before == after, "rewrite project.engine.internals.skip_empty_callback_hooks: the hooks run differently"
+    assert ("instance", 0, "on_train_start") in after and ("checkpoint epoch end", 1, "on_train_epoch_end") in after
+    assert len(empty_before) > 10 and empty_after == {"on_train_start"}, "the empty hooks are still called"
+    internals.skip_empty_callback_hooks()  # idempotent
+    assert call._call_callback_hooks.skips_empty_hooks
+
+
+def _fit_tiny_with(trainer: L.Trainer) -> None:
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer.fit(Tiny(), DataLoader(torch.randn(8, 2), batch_size=2))
+
+
+def test_hook_signatures_are_read_once_and_answered_as_lightning_does():
+    import importlib
+
+    from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature as original
+
+    class Module:
+        def training_step(self, batch, batch_idx):
+            pass
+
+        def takes_iterator(self, dataloader_iter):
+            pass
+
+    internals.cached_hook_signatures()
+    internals.cached_hook_signatures()  # idempotent
+    for name in internals._SIGNATURE_READERS:
+        cached = importlib.import_module(name).is_param_in_hook_signature
+        assert getattr(cached, "cached", False), f"{name} still inspects signatures at every call"
+        for fx in (Module().training_step, Module().takes_iterator):
+            for question in (("batch_idx",), ("batch_idx", False, 2), ("dataloader_iter", True)):
+                assert cached(fx, *question) == original(fx, *question)

@@ -67,8 +67,10 @@ class CLI(LightningCLI):
         default_config_files: Sequence[str] = (),
         recipe_run_name: str | None = None,
         parse_only: bool = False,
+        subcommands: Sequence[str] = SUBCOMMANDS,
         **kwargs: Any,
     ):
+        self._subcommands = tuple(subcommands)
         self._default_config_files = list(
             default_config_files
         )  # read again by `net_args_given` (project/engine/sizes.py)
@@ -76,6 +78,13 @@ class CLI(LightningCLI):
         self.recipe_run_name = recipe_run_name  # kept when a preset swaps the logger (project/engine/recipes.py)
         self.parse_only = parse_only  # parse and check the config, build and run nothing (multirun.py)
         super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:
+        """LightningCLI's subcommands, those of `subcommands` only: each builds a parser of every Trainer, model,
+        data and callback argument, so a command line that names its subcommand builds one, not four (about 0.3 s
+        of a 2-core CPU's start-up)."""
+        every = LightningCLI.subcommands()
+        return {name: every[name] for name in self._subcommands}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-on checkpointing: the best epoch by the monitored metric, and the latest state.
@@ -228,7 +237,10 @@ def main(
 ) -> CLI:
     """Build the CLI (and run its subcommand unless `run=False`; `parse_only`: stop once `cli.config` is parsed and
     checked). `callbacks` join the CLI's own for this call only, out of config.yaml: e.g. the sweep's Optuna trial."""
+    # What Lightning spends on its own bookkeeping each step (project/engine/internals.py says why each is safe)
     internals.cheap_repeated_logging()  # `self.log` costs Lightning about 1 ms a call otherwise
+    internals.skip_empty_callback_hooks()  # about 90 calls of empty hooks a training step otherwise
+    internals.cached_hook_signatures()  # `inspect.signature` at every step and every `self.log` otherwise
     internals.quiet_library_notices()
     if args is None:  # from the shell; DDP re-launches other ranks with sys.argv, so edit it there
         sys.argv[1:], defaults = prepare_args(sys.argv[1:])
@@ -240,6 +252,19 @@ def main(
     usage = fill(USAGE, width)  # KeepLines leaves the lines as given
     fit_description = f"{usage}\n\n{fit_help(given, defaults, width)}" if asks_for_help(given) else usage
     brief = asks_for_help(given) and not asks_for_every_key(given)  # `--help all` lists every key
+    # The one named first, as every command line does; else all, for the overall help and a mistyped one's error
+    built = [given[0]] if given and given[0] in SUBCOMMANDS else list(SUBCOMMANDS)
+    subcommand_kwargs = {
+        cmd: {
+            "default_config_files": defaults,
+            "description": f"{usage}\n\n{fill(rest_of_help(cmd), width)}" if brief else usage,
+            "usage": help_usage(cmd),
+            "brief_help": brief,
+        }
+        for cmd in built
+    }
+    if "fit" in subcommand_kwargs:
+        subcommand_kwargs["fit"]["description"] = fit_description
     return CLI(
         L.LightningModule,  # any: a recipe names its task's module as model.class_path
         L.LightningDataModule,
@@ -267,21 +292,7 @@ def main(
             "description": usage,
             # the subcommands' parsers take the main one's formatter (jsonargparse)
             "formatter_class": KeepLines,
-            **{
-                cmd: {
-                    "default_config_files": defaults,
-                    "description": f"{usage}\n\n{fill(rest_of_help(cmd), width)}" if brief else usage,
-                    "usage": help_usage(cmd),
-                    "brief_help": brief,
-                }
-                for cmd in SUBCOMMANDS
-            },
-            "fit": {
-                "default_config_files": defaults,
-                "description": fit_description,
-                "usage": help_usage("fit"),
-                "brief_help": brief,
-            },
+            **subcommand_kwargs,
         },
         parser_class=Parser,
         save_config_callback=SaveRunConfig,
@@ -290,6 +301,7 @@ def main(
         run=run,
         recipe_run_name=name,
         parse_only=parse_only,
+        subcommands=built,
     )
 
 

@@ -94,26 +94,40 @@ def spectrogram(
 
 def pr_curves(precision: Tensor, recall: Tensor, names: Sequence[str]) -> np.ndarray:
     """(T, C) precision and recall at T rising thresholds -> a small chart per class titled with its average
-    precision; three columns of about 120 px fit TensorBoard's card unscaled. Fixed margins: the layout engine
-    would cost most of the draw."""
+    precision; three columns of about 120 px fit TensorBoard's card unscaled. Every chart is drawn in one axes
+    laid out in inches, its frame and ticks in one line collection: a matplotlib axes per class took three times
+    as long (0.3 s for 10 classes on a 2-core CPU, most of it building the axes' own ticks)."""
+    from matplotlib.collections import LineCollection
+
     n = len(names)
     columns, rows = min(n, 3), -(-n // 3)
     width, height = 0.6 + 1.2 * columns, 0.75 + 1.2 * rows  # inches: the margins hold the axis names
+    # A chart's side, with gaps of 0.35 of its width between columns and 0.55 of its height between rows
+    side_x = 1.2 * columns / (columns + 0.35 * (columns - 1))
+    side_y = 1.2 * rows / (rows + 0.55 * (rows - 1))
+    top = 1.03  # precision's axis goes a little above 1, so a curve along the top stays visible
     fig = figure(width, height, layout=None)
-    fig.subplots_adjust(left=0.5 / width, right=1 - 0.1 / width, bottom=0.5 / height, top=1 - 0.25 / height)
-    fig.subplots_adjust(hspace=0.55, wspace=0.35)
-    fig.supxlabel("recall", fontsize=9)
-    fig.supylabel("precision", fontsize=9)
-    for k, ax in enumerate(fig.subplots(rows, columns, squeeze=False).flat):
-        if k >= n:
-            ax.axis("off")
-            continue
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set(xlim=(0, width), ylim=(0, height))
+    ax.axis("off")
+    curves, lines = [], []
+    for k in range(n):
+        x0, y0 = 0.5 + (k % columns) * 1.35 * side_x, 0.5 + (rows - 1 - k // columns) * 1.55 * side_y
         p, r = precision[:, k].numpy(), recall[:, k].numpy()
         average = float(np.sum((r - np.append(r[1:], 0.0)) * p))  # each step down in recall at its precision
-        ax.plot(r, p, color="#1f5fa8")
-        ax.set(xlim=(0, 1), ylim=(0, 1.03), xticks=(0, 0.5, 1), yticks=(0, 0.5, 1))
-        ax.tick_params(labelsize=6, length=2, pad=1)
-        ax.set_title(f"{_fit(names[k], 12)} · AP {average:.2f}", fontsize=8, pad=3)
+        curves.append(np.column_stack([x0 + r * side_x, y0 + p / top * side_y]))
+        lines.append([(x0, y0), (x0 + side_x, y0), (x0 + side_x, y0 + side_y), (x0, y0 + side_y), (x0, y0)])
+        for value in (0.0, 0.5, 1.0):
+            x, y = x0 + value * side_x, y0 + value / top * side_y
+            lines += [[(x, y0), (x, y0 - 0.028)], [(x0, y), (x0 - 0.028, y)]]  # ticks of 2 points
+            ax.text(x, y0 - 0.04, f"{value:.1f}", fontsize=6, ha="center", va="top")
+            ax.text(x0 - 0.04, y, f"{value:.1f}", fontsize=6, ha="right", va="center")
+        title = f"{_fit(names[k], 12)} · AP {average:.2f}"
+        ax.text(x0 + side_x / 2, y0 + side_y + 0.04, title, fontsize=8, ha="center", va="bottom")
+    ax.add_collection(LineCollection(curves, colors="#1f5fa8", linewidths=1.5))
+    ax.add_collection(LineCollection(lines, colors="black", linewidths=0.8))
+    ax.text(width / 2, 0.08, "recall", fontsize=9, ha="center", va="bottom")
+    ax.text(0.08, height / 2, "precision", fontsize=9, ha="left", va="center", rotation=90)
     return to_image(fig)
 
 

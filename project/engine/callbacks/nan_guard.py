@@ -20,8 +20,9 @@ class FiniteLossGuard(L.Callback):
     """Stops training with a clear error once the training loss has been NaN or inf.
 
     `detect_anomaly=True` slows every backward several-fold; `EarlyStopping(check_finite=True)` sees only a
-    monitored metric. Here each step adds a few device ops (no host sync) that remember the first non-finite
-    batch, read back every `check_every_n_steps` batches and before any checkpoint: none holds NaN-trained weights.
+    monitored metric. Here each step adds one device op (no host sync), whose flag is kept with the step's batch
+    index; the flags are read back together every `check_every_n_steps` batches and before any checkpoint: none
+    holds NaN-trained weights.
 
     Args:
         check_every_n_steps: batches between read-backs; by default the trainer's `log_every_n_steps`,
@@ -30,26 +31,22 @@ class FiniteLossGuard(L.Callback):
 
     def __init__(self, check_every_n_steps: int | None = None):
         self.check_every_n_steps = check_every_n_steps
-        self._first_bad: torch.Tensor | None = None  # (batch index, epoch) of the first bad loss; -1 if none
+        self._finite: list[torch.Tensor] | None = None  # a 0-d bool a batch since the last read-back
+        self._where: list[tuple[int, int]] = []  # (batch index, epoch) of each flag
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._first_bad = torch.full((2,), -1, dtype=torch.int64, device=pl_module.device)
+        self._finite, self._where = [], []
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, torch.Tensor) or self._first_bad is None:
+        if not isinstance(loss, torch.Tensor) or self._finite is None:
             return
         batch_count = total_batch_index(trainer)
-        first_time = ~torch.isfinite(loss.detach()).all() & (self._first_bad[0] < 0)
-        # Python ints go into the kernel as arguments: no host-to-device copy, no sync
-        self._first_bad = torch.stack(
-            [
-                torch.where(first_time, batch_count, self._first_bad[0]),
-                torch.where(first_time, trainer.current_epoch, self._first_bad[1]),
-            ]
-        )
+        finite = torch.isfinite(loss)  # a bool: not recorded by autograd, so no detach
+        self._finite.append(finite if finite.ndim == 0 else finite.all())
+        self._where.append((batch_count, trainer.current_epoch))
         every = self.check_every_n_steps or trainer.log_every_n_steps
         if (batch_count + 1) % every == 0:
             self._check(trainer)
@@ -73,17 +70,20 @@ class FiniteLossGuard(L.Callback):
                 callback.save_on_exception = False
 
     def _check(self, trainer: L.Trainer) -> None:
-        if self._first_bad is None:
+        if self._finite is None:
             return
-        batch, epoch = self._first_bad.tolist()  # the one host sync
-        bad = batch >= 0
+        flags = torch.stack(self._finite).tolist() if self._finite else []  # the one host sync
+        first = next((i for i, finite in enumerate(flags) if not finite), None)
+        batch, epoch = self._where[first] if first is not None else (-1, -1)
+        self._finite, self._where = [], []
+        bad = first is not None
         if trainer.world_size > 1 and not trainer.interrupted:
             # All ranks stop together: one rank raising alone would leave the others waiting in a
             # collective. (Not while handling an interrupt, which may have reached one rank only.)
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
             return
-        self._first_bad = None  # report once, even when a checkpoint save follows the error
+        self._finite = None  # report once, even when a checkpoint save follows the error
         where = f"training batch {batch} (counted from 0 over the whole run; epoch {epoch})"
         raise NonFiniteLossError(
             f"The training loss became NaN or inf at {where if batch >= 0 else 'another rank'}, and training "

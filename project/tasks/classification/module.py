@@ -127,18 +127,27 @@ class Classifier(L.LightningModule):
         logits = self(x)
         loss = self.loss_fn(logits, y)
         # `update`, not a call: a call also computes this batch's accuracy, which only a per-step log would
-        # read; logged per epoch, the metric is computed once at the epoch's end
+        # read; the metric is computed and logged once, at the epoch's end (`on_train_epoch_end`)
         self.train_acc.update(logits, y)
-        # Logged as tensors: Lightning reads them back only every `log_every_n_steps`, so no host sync per step
+        # Logged as a tensor: Lightning reads it back only every `log_every_n_steps`, so no host sync per step
         self.log(metrics.TRAIN_LOSS, loss, on_step=True, on_epoch=True)
-        self.log(metrics.TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
         return loss
 
+    # The accuracies are logged once an epoch: each `self.log` costs Lightning's bookkeeping a step
+    def on_train_epoch_end(self) -> None:
+        self.log(metrics.TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log(metrics.VAL_ACC, self.val_acc, on_epoch=True, prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log(metrics.TEST_ACC, self.test_acc, on_epoch=True, prog_bar=True)
+
     def validation_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return self._evaluate(batch, self.val_acc, metrics.VAL_LOSS, metrics.VAL_ACC)
+        return self._evaluate(batch, self.val_acc, metrics.VAL_LOSS)
 
     def test_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return self._evaluate(batch, self.test_acc, metrics.TEST_LOSS, metrics.TEST_ACC)
+        return self._evaluate(batch, self.test_acc, metrics.TEST_LOSS)
 
     def predict_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> dict[str, Any]:
         """The columns of the predictions CSV: the label where known, the predicted class and its probability,
@@ -177,15 +186,12 @@ class Classifier(L.LightningModule):
             )
         self._targets_checked = True
 
-    def _evaluate(
-        self, batch: tuple[Inputs, Tensor], accuracy: MulticlassAccuracy, loss_name: str, acc_name: str
-    ) -> dict[str, Tensor]:
+    def _evaluate(self, batch: tuple[Inputs, Tensor], accuracy: MulticlassAccuracy, loss: str) -> dict[str, Tensor]:
         x, y = batch
         self._check_targets(y)
         logits = self(x)
-        accuracy.update(logits, y)  # computed once at the epoch's end, as in training_step
-        self.log(loss_name, self.loss_fn(logits, y), on_epoch=True, sync_dist=True)
-        self.log(acc_name, accuracy, on_epoch=True, prog_bar=True)
+        accuracy.update(logits, y)  # computed and logged once, at the epoch's end, as in training_step
+        self.log(loss, self.loss_fn(logits, y), on_epoch=True, sync_dist=True)
         # For the views (step_outputs): left on the device, read only at the epoch's end
         return {"preds": logits.argmax(dim=-1), "probs": logits.detach().float().softmax(dim=-1)}
 

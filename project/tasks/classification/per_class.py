@@ -52,6 +52,8 @@ class PerClassMetrics(TensorBoardView):
         thresholds: points on each curve (probabilities 0..1, evenly spaced).
         pr_curve_tab: also log each class's curve to the PR CURVES tab (`val/pr_curve/<class>`), without
             axis labels.
+        validation: log after validation epochs. A speed run that validates once, at its end, may leave this
+            to `test`: the picture takes a tenth of a second on a small CPU, the counts a few ops per batch.
         min_interval: seconds of a fit between two pictures of the curves; the last one skipped is drawn
             when the fit ends. 0 draws every validation.
     """
@@ -60,11 +62,17 @@ class PerClassMetrics(TensorBoardView):
     needs_hparams = ("num_classes",)
 
     def __init__(
-        self, pr_curves: bool = True, thresholds: int = 101, pr_curve_tab: bool = False, min_interval: float = 60.0
+        self,
+        pr_curves: bool = True,
+        thresholds: int = 101,
+        pr_curve_tab: bool = False,
+        validation: bool = True,
+        min_interval: float = 60.0,
     ):
         self.pr_curves = pr_curves
         self.thresholds = thresholds
         self.pr_curve_tab = pr_curve_tab
+        self.validation = validation
         self.min_interval = min_interval
 
     def _start(self, pl_module: L.LightningModule) -> None:
@@ -126,13 +134,16 @@ class PerClassMetrics(TensorBoardView):
             self.draw_when_due(trainer, draw)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start(pl_module)
+        if self.validation:
+            self._start(pl_module)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update(outputs, batch[1])
+        if self.validation:
+            self._update(outputs, batch[1])
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write(trainer, metrics.VAL_PER_CLASS, metrics.VAL_PR_CURVES, metrics.VAL_PR_CURVE)
+        if self.validation:
+            self._write(trainer, metrics.VAL_PER_CLASS, metrics.VAL_PR_CURVES, metrics.VAL_PR_CURVE)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start(pl_module)

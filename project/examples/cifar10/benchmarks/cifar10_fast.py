@@ -16,7 +16,10 @@ Each measurement is built from the project's own config files and classes:
 2. The same net, loader, augmentation, optimizer, schedule and callbacks' logic in a plain PyTorch loop,
    each run PAIRED with the Lightning run of the same seed (which of the two goes first alternates,
    so a machine that slows down or warms up over the process charges both alike). The overhead is the
-   median over pairs of (Lightning fit time / plain fit time) - 1, with the smallest and largest ratio.
+   median over pairs of (Lightning fit time / plain fit time) - 1, with the smallest and largest ratio; the same
+   ratio of process CPU time beside it says how much other work on the machine moved the wall clock.
+   `--split N`: N more pairs, the Lightning fit under `project.engine.hook_times.HookTimes`, split the overhead
+   into per step, per validation and per fit, and name each hook's share (`--clock cpu` on a busy machine).
 3. Standard: `../configs/cifar10.yaml` (ResNet-9; narrow it with `--standard-extra`) for
    `--standard-epochs`, paired the same way with a plain loop of its own: the DataModule's training
    loader (same order), its augmentation, the recipe's SGD, one-cycle schedule and label smoothing,
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.profilers import PassThroughProfiler
 
 from project.engine.callbacks import FreezeParameters, Lookahead
 from project.engine.cli import main
@@ -44,10 +48,13 @@ from project.engine.data.datamodule import InMemoryTensors
 from project.engine.data.loaders import DeviceLoader
 from project.engine.data.ordering import augmentation_seed
 from project.engine.data.source import Samples
+from project.engine.hook_times import HookTimes, hook_rows, own_cost_per_call, own_hooks, phase_seconds, split_rows
 from project.engine.recipes import base_config
 from project.tasks.classification import metrics
 
 STANDARD = Path(__file__).resolve().parents[1] / "configs" / "cifar10.yaml"
+# Hooks whose work the plain loop does too: the whitening layer set from data, lookahead, freezing
+SHARED = ("Classifier.on_fit_start", "[Callback]Lookahead.", "[Callback]FreezeParameters.")
 FAST = Path(__file__).resolve().parents[1] / "configs" / "cifar10_fast.yaml"
 
 
@@ -82,14 +89,20 @@ def build(configs: list[Path], args: argparse.Namespace, log_dir: str, extra: li
     return cli
 
 
-def lightning_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
+def lightning_run(seed: int, args: argparse.Namespace, log_dir: str, profiler: HookTimes | None = None) -> dict:
     extra = [f"--seed_everything={seed}", f"--data.seed={seed}", *fast_overrides(args)]
     cli = build([STANDARD, FAST], args, log_dir, extra)
+    if profiler is not None:  # the split (`--split`): every hook timed
+        cli.trainer.profiler = profiler
+        profiler.watch(cli.model)
     sync(args.device)
-    start = time.perf_counter()
+    start, cpu, split_start = time.perf_counter(), time.process_time(), args.clock()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     sync(args.device)
-    fit_s = time.perf_counter() - start
+    fit_s, cpu_s, split_s = time.perf_counter() - start, time.process_time() - cpu, args.clock() - split_start
+    if profiler is not None:
+        profiler.close()
+        cli.trainer.profiler = PassThroughProfiler()  # the test below is no part of the fit
     val_acc = float(cli.trainer.callback_metrics[metrics.VAL_ACC])  # `test` replaces callback_metrics
     start = time.perf_counter()
     (result,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
@@ -97,6 +110,9 @@ def lightning_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
     return {
         "seed": seed,
         "fit_s": fit_s,
+        "cpu_s": cpu_s,
+        "split_s": split_s,
+        "validations": cli.trainer.current_epoch // cli.trainer.check_val_every_n_epoch,
         "test_s": time.perf_counter() - start,
         "test_acc": result[metrics.TEST_ACC],
         "val_acc": val_acc,
@@ -134,7 +150,7 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16-mixed")
 
     sync(args.device)
-    start = time.perf_counter()
+    start, cpu, split_start, steps_s = time.perf_counter(), time.process_time(), args.clock(), 0.0
     model.to(device)
     model.net.init_from_data(data.sample_train_images)
     train = DeviceLoader(
@@ -155,6 +171,8 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
         freeze.frozen = [named[n] for n in freeze.names]
     step = 0
     for epoch in range(epochs):
+        sync(args.device)
+        epoch_start = args.clock()
         model.train()
         train.sampler.set_epoch(epoch)
         for images, labels in train:
@@ -173,14 +191,28 @@ def plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dict:
             scheduler.step()
             if lookahead is not None:
                 lookahead.step(model, epoch, step, total_steps)  # ends on the average at the last step
+        sync(args.device)
+        steps_s += args.clock() - epoch_start
+    val_start = args.clock()
     model.eval()
     correct = torch.zeros((), device=device)
     with torch.no_grad(), autocast:
         for images, labels in val:
             correct += (model.net(data.eval_transform(images)).argmax(1) == labels).sum()
+    val_acc = correct.item() / len(data.val_set)
+    phases = {"steps": steps_s, "validations": args.clock() - val_start}
     sync(args.device)
-    fit_s = time.perf_counter() - start
-    return {"seed": seed, "fit_s": fit_s, "val_acc": correct.item() / len(data.val_set), "steps": step}
+    fit_s, cpu_s, split_s = time.perf_counter() - start, time.process_time() - cpu, args.clock() - split_start
+    phases["fit"] = split_s - phases["steps"] - phases["validations"]
+    return {
+        "seed": seed,
+        "fit_s": fit_s,
+        "cpu_s": cpu_s,
+        "val_acc": val_acc,
+        "steps": step,
+        "validations": 1,
+        "phases": phases,
+    }
 
 
 class EpochTimer(L.Callback):
@@ -295,14 +327,18 @@ def paired(n: int, lightning: Callable[[int], dict], plain: Callable[[int], dict
         else:
             b = plain(seed)
             a = lightning(seed)
-        ratio = a["fit_s"] / b["fit_s"]
-        print(f"  pair {seed}: lightning {a['fit_s']:.3f} s, plain {b['fit_s']:.3f} s, ratio {ratio:.3f}")
+        ratio, cpu = a["fit_s"] / b["fit_s"], a["cpu_s"] / b["cpu_s"]
+        print(
+            f"  pair {seed}: lightning {a['fit_s']:.3f} s, plain {b['fit_s']:.3f} s, ratio {ratio:.3f} "
+            f"(process CPU time ratio {cpu:.3f})",
+            flush=True,
+        )
         pairs.append((a, b))
     return pairs
 
 
-def ratios(pairs: list[tuple[dict, dict]]) -> dict:
-    values = [a["fit_s"] / b["fit_s"] for a, b in pairs]
+def ratios(pairs: list[tuple[dict, dict]], key: str = "fit_s") -> dict:
+    values = [a[key] / b[key] for a, b in pairs]
     return {"ratios": values, "median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
@@ -340,7 +376,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--extra", action="append", default=[], help="extra CLI override for the fast config")
     p.add_argument("--standard-extra", action="append", default=[], help="extra CLI override, standard config")
     p.add_argument("--json", type=Path, help="also write every figure here")
+    p.add_argument("--split", type=int, default=0, help="pairs more, Lightning's under HookTimes: the overhead split")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="the split's clock (cpu: a busy machine)")
     args = p.parse_args(argv)
+    args.clock_name = args.clock
+    args.clock = time.perf_counter if args.clock == "wall" else time.thread_time
     args.standard_runs = args.standard_runs or args.runs
     if args.runs < 1 or args.standard_runs < 1:
         p.error("--runs and --standard-runs must be at least 1")
@@ -382,8 +422,35 @@ def run_fast(args: argparse.Namespace, log_dir: str, results: dict) -> None:
         pairs = paired(args.runs, lightning, functools.partial(plain_run, args=args, log_dir=log_dir))
         results["lightning"], results["plain"] = [a for a, _ in pairs], [b for _, b in pairs]
         results["fast_overhead"] = ratios(pairs)
+        results["fast_overhead_cpu"] = ratios(pairs, "cpu_s")
+    if args.split:
+        run_split(args, log_dir, results)
     for r in results["lightning"]:
         print(f"  fast run {r['seed']}: " + ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k != "seed"))
+
+
+def run_split(args: argparse.Namespace, log_dir: str, results: dict) -> None:
+    """`--split` pairs, the Lightning fit under `HookTimes`: the overhead per step, per validation and per fit,
+    and each of the template's hooks (project/engine/hook_times.py)."""
+    own = own_cost_per_call(args.clock)
+    rows: dict[str, list[float]] = {}
+    hooks: dict[tuple[str, str], list[float]] = {}
+    for seed in range(args.split):
+        profiler = HookTimes(args.clock)
+        a = lightning_run(seed, args, log_dir, profiler)
+        b = plain_run(seed, args, log_dir)
+        units = {"steps": a["steps"], "validations": a["validations"], "fit": 1}
+        for side, phases in (("template", phase_seconds(profiler, a["split_s"], own)), ("plain", b["phases"])):
+            for phase, unit in units.items():
+                rows.setdefault(f"{side} {phase}", []).append(phases[phase] / max(unit, 1))
+        for key, seconds in own_hooks(profiler, units, own, SHARED).items():
+            hooks.setdefault(key, []).append(seconds)
+    results["split"] = {
+        "pairs": args.split,
+        "clock": args.clock_name,
+        "medians": {k: statistics.median(v) for k, v in rows.items()},
+        "hooks": [[phase, name, statistics.median(v)] for (phase, name), v in hooks.items()],
+    }
 
 
 def run_standard(args: argparse.Namespace, log_dir: str, results: dict) -> None:
@@ -416,6 +483,7 @@ def print_table(results: dict) -> None:
             ("fast: plain loop fit time, s", spread([r["fit_s"] for r in results["plain"]])),
             ("fast: plain loop val accuracy", spread([r["val_acc"] for r in results["plain"]])),
             ("fast: Lightning overhead", overhead(results["fast_overhead"])),
+            ("fast: the same by process CPU time", overhead(results["fast_overhead_cpu"])),
         ]
     if "standard" in results:
         runs = results["standard"]
@@ -435,6 +503,13 @@ def print_table(results: dict) -> None:
     print()
     for key, value in rows:
         print(f"| {key.ljust(width)} | {value} |")
+    if "split" in results:
+        split = results["split"]
+        print(f"\nfast: where the overhead goes, medians of {split['pairs']} more pairs ({split['clock']} clock)\n")
+        print("| figure | value |\n| --- | --- |")
+        print("\n".join(split_rows(split["medians"], ["template", "plain"])))
+        print()
+        print("\n".join(hook_rows(split["medians"], {(phase, name): s for phase, name, s in split["hooks"]})))
 
 
 if __name__ == "__main__":
