@@ -1,7 +1,8 @@
 """K-fold cross-validation: which of `num_folds` folds each sample of a pool is in.
 
 Stratified (the default): each class is dealt over the folds in a seeded order, continuing where the one
-before stopped, so folds hold each class's share to within one sample. Grouped (e.g. by speaker): groups go
+before stopped, so folds hold each class's share to within one sample. Targets that are not classes
+(sequences) are dealt the same way as one class. Grouped (e.g. by speaker): groups go
 whole, largest first, to the fold with fewest samples. The assignment depends only on the samples' names,
 labels, groups and the seed, never on listing order, so every fold of a study sees the same partition.
 """
@@ -11,12 +12,13 @@ from collections import Counter
 import torch
 from torch import Tensor
 
+from project.engine.data.targets import Targets, is_sequences
 from project.engine.errors import DataError
 
 
 def assign_folds(
     keys: list[str],
-    labels: Tensor,
+    labels: Targets,
     num_folds: int,
     seed: int,
     groups: list[str] | None = None,
@@ -27,6 +29,8 @@ def assign_folds(
     generator = torch.Generator().manual_seed(seed)
     if groups is None:
         order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's
+        if is_sequences(labels):
+            labels = torch.zeros(len(keys), dtype=torch.int64)
         return _stratified(order, labels, num_folds, generator, classes)
     return _grouped(groups, num_folds, generator)
 

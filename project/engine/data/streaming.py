@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
+from project.engine.data import targets
 from project.engine.data.source import Samples
 from project.engine.errors import DataError
 
@@ -52,7 +53,7 @@ class StreamedFiles(Dataset):
     """Files decoded one batch at a time, where the batch is fetched (a DataLoader worker).
 
     Args:
-        samples: the files (`Samples.inputs`), labels (N,) and names.
+        samples: the files (`Samples.inputs`), targets (project/engine/data/targets.py) and names.
         decode: one file -> its tensor; module-level (or a `functools.partial` of one) so that worker
             processes started by spawn can receive it.
         batch: the decoded tensors of a batch -> the batch's inputs (`torch.stack` for images).
@@ -82,10 +83,10 @@ class StreamedFiles(Dataset):
             tensor = tensor.flip(-1)
         return tensor
 
-    def __getitem__(self, index: int) -> tuple[Any, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self.__getitems__([index])
 
-    def __getitems__(self, indices: list[int]) -> tuple[Any, Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[Any, Any]:
         # DataLoader calls this with a whole batch (undocumented; see internals.keep_batch), in a worker
         try:
             decoded = [self.item(i) for i in indices]
@@ -95,7 +96,7 @@ class StreamedFiles(Dataset):
             # Raised here it would reach the user inside the worker's traceback; handed over as the
             # batch, the DataModule raises it in the main process as the one line it is
             return err
-        return self.batch(decoded), self.labels[torch.as_tensor(indices)]
+        return self.batch(decoded), targets.take(self.labels, indices)
 
 
 def available_memory() -> int | None:
