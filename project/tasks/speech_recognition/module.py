@@ -68,6 +68,14 @@ class SpeechRecognizer(L.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         classes = getattr(datamodule, "classes", None)
+        if classes is not None and (not classes or classes[0] != BLANK):
+            source = getattr(datamodule, "source", datamodule)
+            raise DataError(
+                f"SpeechRecognizer needs transcripts, but {type(source).__name__} gives classes "
+                f"({', '.join(map(str, classes[:4]))}{', ...' if len(classes) > 4 else ''}): a source of "
+                f"transcripts names its tokens as its classes, {BLANK!r} first, as SpeechManifest "
+                "(project.tasks.speech_recognition) does."
+            )
         data = None if classes is None else _vocabulary(classes, f"the data's classes ({type(datamodule).__name__})")
         if self.vocabulary is None:
             if data is None:
