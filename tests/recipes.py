@@ -16,6 +16,7 @@ from project.engine.recipes import shipped
 from tests.conftest import cpu_trainer_args
 
 TINY = Path(__file__).resolve().parent / "tiny.yaml"
+CLASSIFIER = "project.tasks.classification.Classifier"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CLASSES = ("north", "east", "south")
 
@@ -71,6 +72,11 @@ class TinyNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
+
+
+def classifier(**init_args) -> dict:
+    """A recipe's `model` section: our Classifier with these arguments."""
+    return {"class_path": CLASSIFIER, "init_args": init_args}
 
 
 def needs_recipe(name: str) -> pytest.MarkDecorator:

@@ -76,10 +76,13 @@ RECIPE = {
         },
     },
     "model": {
-        "net": {"class_path": f"{__name__}.MLP", "init_args": {"features": 8, "hidden": 16}},
-        "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}},
-        "scheduler": None,
-        "label_smoothing": 0.0,
+        "class_path": "project.tasks.classification.Classifier",
+        "init_args": {
+            "net": {"class_path": f"{__name__}.MLP", "init_args": {"features": 8, "hidden": 16}},
+            "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}},
+            "scheduler": None,
+            "label_smoothing": 0.0,
+        },
     },
     "data": {"class_path": f"{__name__}.Blobs", "init_args": {"features": 8, "batch_size": 32}},
 }

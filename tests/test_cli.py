@@ -13,6 +13,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from project.engine import optim
 from project.engine.checkpoints import UnsafeCheckpointError
 from project.engine.cli import main
 from project.engine.errors import CheckpointError, ConfigError
@@ -23,7 +24,7 @@ from project.engine.trust import UntrustedConfigError
 from project.tasks.classification import metrics
 from tests.conftest import cpu_trainer_args
 from tests.image_tree import write_image_tree
-from tests.recipes import needs_recipe
+from tests.recipes import classifier, needs_recipe
 from tests.source_tree import copy_source_tree
 from tests.tabular import write_table
 
@@ -38,14 +39,15 @@ def write_recipe(root: Path, name: str = "shapes") -> Path:
         write_image_tree(data / "test", per_class=4, seed=1)
     recipe = {
         "trainer": {"logger": {"init_args": {"name": name}}, "callbacks": [], "max_epochs": 3},
-        "model": {
-            "net": {
-                "class_path": "project.models.ResNet",
-                "init_args": {"widths": [8, 8, 8, 8], "channels_last": False},
+        "checkpoint": {"monitor": "val/acc", "mode": "max"},
+        "model": classifier(
+            net={"class_path": "project.models.ResNet", "init_args": {"widths": [8, 8, 8, 8], "channels_last": False}},
+            optimizer={
+                "class_path": "torch.optim.SGD",
+                "init_args": {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01},
             },
-            "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.05, "momentum": 0.9}},
-            "scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 2}},
-        },
+            scheduler={"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 2}},
+        ),
         "data": {
             "class_path": "project.engine.data.ImageDataModule",
             "init_args": {
@@ -92,7 +94,7 @@ def test_fit_learns_and_logs_to_tensorboard(trained):
     run = runs(root / "logs")[0]
     logged = scalars(run)
     assert {metrics.TRAIN_LOSS + "_step", metrics.VAL_LOSS, metrics.VAL_ACC, metrics.TRAIN_ACC} <= logged.keys()
-    assert metrics.LR in logged, f"no learning rate curve in {sorted(logged)}"
+    assert optim.LR in logged, f"no learning rate curve in {sorted(logged)}"
     assert logged[metrics.VAL_ACC][-1] > 0.6, "3 classes: chance is 0.33; the colours are easy"
     assert (run / "config.yaml").is_file(), "the run's exact config must be kept beside its results"
     ckpts = {p.name for p in (run / "checkpoints").iterdir()}
@@ -123,7 +125,8 @@ def test_a_checkpoint_copied_anywhere_rebuilds_its_net_and_data(trained, subcomm
     assert cli.datamodule.batch_size == 4, "a command-line key still wins over the checkpoint"
     assert cli.datamodule.source.root == root / "shapes", "evaluated on the data it was trained on"
     if subcommand == "predict":
-        probs = torch.cat(cli.trainer.predict_loop.predictions)
+        batches = cli.trainer.predict_loop.predictions  # the model's columns: a probability per class
+        probs = torch.cat([torch.stack([b[f"p_{c}"] for c in cli.datamodule.classes], 1) for b in batches])
         assert probs.shape == (12, 3) and torch.allclose(probs.sum(1), torch.ones(12))
     else:
         name = metrics.VAL_ACC if subcommand == "validate" else metrics.TEST_ACC
@@ -202,7 +205,7 @@ def test_a_recipe_carries_only_what_it_states_or_the_base_gives(recipe, capsys):
     the same data and net resolves to (the base and the code's defaults): nothing leaks from another recipe."""
     stated = yaml.safe_load(shipped()[recipe].read_text())
     full = _resolved(["--config", recipe], capsys)
-    minimal = {"data": stated["data"], "model": {"net": stated["model"]["net"]}}
+    minimal = {"data": stated["data"], "model": classifier(net=stated["model"]["init_args"]["net"])}
     neutral = dict(_leaves(_resolved(["--config", yaml.safe_dump(minimal)], capsys)))
     stated_keys = {key for key, _ in _leaves(stated)}
     for key, value in _leaves(full):
@@ -215,11 +218,11 @@ def test_a_recipe_carries_only_what_it_states_or_the_base_gives(recipe, capsys):
             key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in stated_keys
         ), f"{recipe}: {key}={value!r} is neither stated in the recipe nor the base's"
     # what a recipe must name; the optimizer, schedule and callbacks may stay the base's neutral ones
-    for key in ("data", "model.net"):
+    for key in ("data", "model.class_path", "model.init_args.net"):
         assert any(k == key or k.startswith(key + ".") for k in stated_keys), f"{recipe} must state {key}"
 
 
-def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path):
+def test_a_config_naming_only_its_task_net_and_data_trains_with_neutral_defaults(tmp_path):
     data = write_image_tree(tmp_path / "shapes" / "train", per_class=6).parent
     write_image_tree(data / "test", per_class=2, seed=1)
     config = {
@@ -229,7 +232,7 @@ def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path
                 "source": {"class_path": "project.engine.data.ImageFolder", "init_args": {"root": str(data)}}
             },
         },
-        "model": {"net": {"class_path": "project.models.ResNet", "init_args": {"widths": [8, 8, 8, 8]}}},
+        "model": classifier(net={"class_path": "project.models.ResNet", "init_args": {"widths": [8, 8, 8, 8]}}),
     }
     args = ["--config", yaml.safe_dump(config), *cpu(tmp_path / "logs", 1), "--data.batch_size=4"]
     cli = main(["fit", *args])
@@ -245,13 +248,13 @@ def test_a_config_naming_only_data_and_net_trains_with_neutral_defaults(tmp_path
 @needs_recipe("cifar10")
 def test_fit_without_a_config_is_the_cifar10_recipe_and_a_config_replaces_it(tmp_path, capsys):
     default = _resolved([], capsys)
-    assert default["model"]["net"]["class_path"] == "project.models.ResNet"
+    assert default["model"]["init_args"]["net"]["class_path"] == "project.models.ResNet"
     assert default["data"]["init_args"]["source"]["class_path"] == "project.examples.cifar10.CIFAR10"
-    assert default["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
+    assert default["model"]["init_args"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
     assert default["checkpoint"]["monitor"] == metrics.VAL_ACC
     own = _resolved(["--config", str(write_recipe(tmp_path))], capsys)
-    assert own["data"]["init_args"]["val_size"] == 0.25 and own["model"]["label_smoothing"] == 0.0
-    assert own["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.StepLR"
+    assert own["data"]["init_args"]["val_size"] == 0.25 and own["model"]["init_args"]["label_smoothing"] == 0.0
+    assert own["model"]["init_args"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.StepLR"
 
 
 @needs_recipe("fsdd")
@@ -338,10 +341,10 @@ def test_a_tabular_mlp_gets_its_input_features_from_the_data(tmp_path):
     table = write_table(tmp_path / "table.csv", features=7, classes=4)
     config = {
         "data": {"class_path": "tests.tabular.TableDataModule", "init_args": {"path": str(table)}},
-        "model": {
-            "net": {"class_path": "tests.tabular.MLP"},
-            "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.01}},
-        },
+        "model": classifier(
+            net={"class_path": "tests.tabular.MLP"},
+            optimizer={"class_path": "torch.optim.Adam", "init_args": {"lr": 0.01}},
+        ),
     }
     cli = main(["fit", "--config", yaml.safe_dump(config), *cpu(tmp_path / "logs", 15)])
     assert cli.model.net.in_features == 7 and cli.model.net.layers[-1].out_features == 4

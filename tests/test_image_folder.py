@@ -97,12 +97,15 @@ def test_class_left_without_readable_images_is_an_error(tmp_path):
 # The net and training of an image task, stated here: the default recipe is a fork's to change
 IMAGE_TASK = """
 model:
-  net: {class_path: project.models.ResNet}
-  optimizer: {class_path: torch.optim.SGD, init_args: {lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}}
-  scheduler:
-    class_path: torch.optim.lr_scheduler.OneCycleLR
-    init_args: {max_lr: 0.2, pct_start: 0.25, anneal_strategy: linear, div_factor: 25.0, final_div_factor: 1000.0}
-  label_smoothing: 0.2
+  class_path: project.tasks.classification.Classifier
+  init_args:
+    net: {class_path: project.models.ResNet}
+    optimizer: {class_path: torch.optim.SGD, init_args: {lr: 0.2, momentum: 0.9, nesterov: true, weight_decay: 5.0e-4}}
+    scheduler:
+      class_path: torch.optim.lr_scheduler.OneCycleLR
+      init_args: {max_lr: 0.2, pct_start: 0.25, anneal_strategy: linear, div_factor: 25.0, final_div_factor: 1000.0}
+    label_smoothing: 0.2
+checkpoint: {monitor: val/acc, mode: max}
 """
 
 

@@ -474,7 +474,7 @@ def test_config_error_stops_before_data_is_touched(override, named, tmp_path, ca
     ("override", "message"),
     [
         ("--model.net.init_args.num_classes=5", r"model\.net\.init_args\.num_classes=5 contradicts the data .*=3"),
-        ("--model.num_classes=5", r"The model has 5 classes but the data .* has 3"),
+        ("--model.num_classes=5", r"model\.num_classes=5 contradicts the data .*num_classes=3"),
     ],
 )
 def test_num_classes_contradicting_the_data_is_an_error(override, message, tmp_path):

@@ -60,7 +60,8 @@ def test_resume_takes_its_runs_config_and_folder_from_anywhere(in_tmp, monkeypat
     resumed = main(["fit", f"--ckpt_path={last}", "--trainer.max_epochs=3"])
     assert resumed.trainer.current_epoch == 3
     assert type(resumed.trainer.logger).__name__ == "CSVLogger", "the preset is part of the run"
-    assert list(resumed.config["fit"]["model"]["net"]["init_args"]["hidden"]) == [8], "so are the command line's keys"
+    net = resumed.config["fit"]["model"]["init_args"]["net"]
+    assert list(net["init_args"]["hidden"]) == [8], "so are the command line's keys"
     assert _versions(in_tmp / "logs") == ["version_0"] and not (elsewhere / "logs").exists()
     assert (in_tmp / "logs" / "features" / "version_0" / "resume_config.yaml").is_file()
 

@@ -17,11 +17,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util.tensor_util import make_ndarray
 from torch import Tensor, nn
 
+from project.engine.callbacks.tuner import LR_FINDER
 from project.engine.cli import main
 from project.engine.data import Samples, Source
 from project.tasks.classification import metrics
 from project.tasks.classification.embeddings import features_module
-from tests.recipes import CLASSES, TinyNet, run_dir, tiny_args
+from tests.recipes import CLASSES, TinyNet, classifier, run_dir, tiny_args
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "presets"
 SHAPES = ("ring", "bar", "dot")
@@ -73,11 +74,11 @@ class TinyConvNet(nn.Module):
 
 def image_args(log_dir: Path) -> list[str]:
     recipe = {
-        "model": {
-            "net": {"class_path": "tests.test_tensorboard_views.TinyConvNet"},
-            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.01}},
-            "scheduler": None,
-        },
+        "model": classifier(
+            net={"class_path": "tests.test_tensorboard_views.TinyConvNet"},
+            optimizer={"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.01}},
+            scheduler=None,
+        ),
         "data": {
             "class_path": "project.engine.data.InMemoryDataModule",
             "init_args": {"source": {"class_path": "tests.test_tensorboard_views.TinyImages"}, "batch_size": 20},
@@ -208,7 +209,7 @@ def test_learning_rate_finder_preset_prints_the_suggestion_and_its_override(tmp_
     suggested = float(re.search(r"Suggested learning rate: (\S+)\. Train", out).group(1))
     assert f"--model.scheduler.init_args.max_lr {suggested:.3g}" in out, "a one-cycle recipe: the peak lr"
     assert cli.trainer.global_step == 0, "the fit ends after the test; the weights are as before it"
-    assert metrics.LR_FINDER in events(run_dir(tmp_path / "logs")).Tags()["images"]
+    assert LR_FINDER in events(run_dir(tmp_path / "logs")).Tags()["images"]
     assert not list(Path.cwd().glob(".lr_find_*.ckpt")), "Lightning's temporary checkpoint is gone"
 
 

@@ -127,7 +127,7 @@ def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
         # issue 24's
         "abbreviated key": ([*CLI, "fit", *tiny, "--trainer.max_epoch", "3"], "did you mean --trainer.max_epochs"),
         "GPU asked of a machine without one": ([*CLI, "fit", *tiny, "--trainer.accelerator=gpu"], "no usable GPU"),
-        "union dump": ([*CLI, "fit", *tiny, "--data.batch_size", "abc"], "data.batch_size='abc' is not accepted"),
+        "union dump": ([*CLI, "fit", *tiny, "--data.batch_size", "abc"], "data.batch_size=abc is not accepted"),
         "YAML bomb": ([*CLI, "fit", *tiny, f"--config={tmp / 'bomb.yaml'}"], "bomb.yaml: its aliases"),
     }
 

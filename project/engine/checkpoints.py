@@ -19,6 +19,22 @@ class UnsafeCheckpointError(CheckpointError, RuntimeError):
     """A checkpoint that could run code, or is not a checkpoint at all."""
 
 
+def check_state_fits(model: torch.nn.Module, checkpoint: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose tensors do not fit the model the config built, in one line naming three of them
+    (torch's own error lists every one, in a traceback)."""
+    own, theirs = model.state_dict(), checkpoint.get("state_dict") or {}
+    wrong = [f"{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in theirs.items()
+             if k in own and hasattr(v, "shape") and v.shape != own[k].shape]  # fmt: skip
+    missing = [k for k in own if k not in theirs]
+    if wrong or missing:
+        raise CheckpointError(
+            "The checkpoint's network does not fit the model built from the config: "
+            + "; ".join(wrong[:3] + [f"{k}: missing from the checkpoint" for k in missing[:3]])
+            + ". Use the config of the run that wrote the checkpoint (without --config, the run folder's "
+            "config.yaml is used), without overrides of the model's nets."
+        )
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a local checkpoint to a temporary file beside it, syncs it, then renames it over the target: a run
     killed mid-write leaves the previous `last.ckpt` intact (plus a `.last.ckpt.tmp-PID` to delete).
@@ -26,7 +42,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Lightning's default writes through an fsspec transaction whose temporary file lies in the system temp
     folder: moving it to another file system (node-local /tmp, NFS checkpoints) is a copy, which a kill can cut
     short, and a small /tmp can fill up. URLs (s3://, gs://, ...) keep Lightning's behaviour.
+
+    `model`: checked against each checkpoint loaded (`check_state_fits`), before torch's strict load fails on it.
     """
+
+    def __init__(self, model: torch.nn.Module | None = None):
+        super().__init__()
+        self.model = model
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
         if storage_options is not None or "://" in str(path):  # s3://, gs://, file://, ...
@@ -55,7 +77,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if weights_only is not False:
             check_checkpoint_is_safe(path)
         kwargs = {} if map_location is None else {"map_location": map_location}
-        return super().load_checkpoint(path, weights_only=weights_only, **kwargs)
+        checkpoint = super().load_checkpoint(path, weights_only=weights_only, **kwargs)
+        if self.model is not None and "state_dict" in checkpoint:
+            check_state_fits(self.model, checkpoint)
+        return checkpoint
 
 
 def local_path(path: str | Path) -> Path | None:

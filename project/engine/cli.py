@@ -21,6 +21,7 @@ from project.engine.callbacks import (
     PredictionCSV,
     ResumeLoaderPosition,
     RunSummary,
+    SizesFromData,
     StepSeededRandomness,
     StopBetweenSteps,
     readable_progress,
@@ -32,9 +33,16 @@ from project.engine.parser import Parser, check_trainer_config, fall_back_to_cpu
 from project.engine.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
 from project.engine.resume import continue_run, last_of_named_run
 from project.engine.run_config import SaveRunConfig
-from project.engine.sizes import NetSpec, data_sizes, net_args_given
-from project.tasks.classification import metrics
-from project.tasks.classification.module import Classifier
+from project.engine.sizes import (
+    DeferredNet,
+    NetSpec,
+    SizesNotReady,
+    data_sizes,
+    fill_size_arguments,
+    import_object,
+    net_args_given,
+    net_arguments,
+)
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 USAGE = (
@@ -75,8 +83,9 @@ class CLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": metrics.MONITOR,
-                "checkpoint.mode": metrics.MONITOR_MODE,
+                # "Best" for every part of the run (engine/best.py); a recipe states its task's own
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
                 # No metric in the name: "val/acc" would make a sub-folder
                 "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
                 "checkpoint.auto_insert_metric_name": False,
@@ -128,36 +137,63 @@ class CLI(LightningCLI):
     def instantiate_classes(self) -> None:
         if self.parse_only:
             return
-        # The net is built by the Classifier once the data is set up and its sizes are known
-        # (project/engine/sizes.py), so hand it over unbuilt.
         config = self.config[self.subcommand] if self.subcommand else self.config
-        parsed = config.model.net
         recorded = internals.freeze_cli_hparams(self)
-        config.model.net = None  # jsonargparse would build it now
+        # The model is built last, once the data module is: its nets and size arguments take the data's sizes
+        model, config.model = config.model, None
         try:
-            super().instantiate_classes()
+            self.config_init = self.parser.instantiate_classes(self.config)
         finally:
-            config.model.net = parsed
-        if isinstance(self.model, Classifier) and parsed is not None:
-            class_path, given = net_args_given(self._default_config_files, self._args)
-            # A source this cannot read (another class than the one parsed): the keys off their defaults
-            known = class_path is not None and class_path.rsplit(".", 1)[-1] == parsed.class_path.rsplit(".", 1)[-1]
-            spec = NetSpec.from_config(parsed, given if known else None)
-            self.model.defer_net(spec)
-            # The run's config.yaml states the net as it is built: what was given (and the sizes, once known)
-            parsed.init_args = Namespace(spec.init_args)
+            config.model = model
+        self.datamodule = self._get(self.config_init, "data")
         # A checkpoint rebuilds its data module from these: every argument the config gave goes in, also
         # those the data module leaves out of its own hyperparameters (the source, an object in Python)
         stored = getattr(self.datamodule, "hparams", None)
         for key, value in ((recorded.get("data") or {}).get("init_args") or {}).items():
             if stored is not None and key not in stored:
                 stored[key] = value
-        try:  # most data modules know their sizes before setup: build now, so `run=False` gives a whole model
+        self.model = self._instantiate_model(model)
+        (self.config_init[self.subcommand] if self.subcommand else self.config_init).model = self.model
+        self._add_configure_optimizers_method_to_model(self.subcommand)
+        self.trainer = self.instantiate_trainer()
+
+    def _instantiate_model(self, model: Namespace) -> L.LightningModule:
+        """The model with its nets built and its size arguments filled from the data (engine/sizes.py)."""
+        source = f"the data ({type(self.datamodule).__name__})"
+        try:
             sizes = data_sizes(self.datamodule)
-        except Exception:
-            return  # known at setup; the Classifier builds the net then
-        if sizes and isinstance(self.model, Classifier):
-            self.model.build(sizes, f"the data ({type(self.datamodule).__name__})")
+        except SizesNotReady:  # built once the data module is set up (callbacks.SizesFromData)
+            sizes = None
+        sized = model.clone()
+        specs = {}
+        for name in net_arguments(import_object(model.class_path)):
+            parsed = sized.init_args.get(name)
+            if not isinstance(parsed, Namespace) or not parsed.get("class_path"):
+                continue  # not given, or given as an object: used as it is
+            class_path, given = net_args_given(self._default_config_files, self._args, name)
+            # A source this cannot read (another class than the one parsed): the keys off their defaults
+            known = class_path is not None and class_path.rsplit(".", 1)[-1] == parsed.class_path.rsplit(".", 1)[-1]
+            spec = NetSpec.from_config(parsed, given if known else None, f"model.{name}")
+            # The run's config.yaml states the net as given (the data's sizes are the checkpoint's to hold), not
+            # with every default jsonargparse filled in: a default such as num_classes=10 would read as chosen
+            model.init_args[name].init_args = Namespace(spec.init_args)
+            if sizes is None:
+                sized.init_args[name] = DeferredNet(spec, name)
+                continue
+            sized.init_args[name] = spec.build(sizes, source)
+            specs[name] = spec
+        filled = fill_size_arguments(sized, sizes or {}, source, exclude=set(specs))
+        root = Namespace(model=sized)
+        instance = self._parser(self.subcommand).instantiate_classes(root).model
+        # The checkpoint rebuilds the model without the data: its hyperparameters hold what was built
+        hparams = getattr(instance, "hparams", {})
+        for name, spec in specs.items():
+            if name in hparams:
+                hparams[name] = spec.config()
+        for name, value in filled.items():
+            if name in hparams:
+                hparams[name] = value
+        return instance
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         try:
@@ -167,7 +203,7 @@ class CLI(LightningCLI):
                 raise
             raise ConfigError(f"the trainer refused its config: {err}") from err
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep a user's own plugin
-            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO(self.model)
         readable_progress(trainer)
         runs.claim_run_folders(trainer)
         if self.subcommand == "fit":
@@ -198,11 +234,13 @@ def main(
     usage = fill(USAGE, width)  # KeepLines leaves the lines as given
     fit_description = f"{usage}\n\n{fit_help(given, defaults, width)}" if asks_for_help(given) else usage
     return CLI(
-        Classifier,
+        L.LightningModule,  # any: a recipe names its task's module as model.class_path
         L.LightningDataModule,
+        subclass_mode_model=True,
         subclass_mode_data=True,
         trainer_defaults={
             "callbacks": [
+                SizesFromData(),  # first: the model's own setup and every other callback's read the sizes
                 LearningRateMonitor(logging_interval="step"),
                 RunSummary(),
                 FitTimeEstimate(presets=presets_in(given)),

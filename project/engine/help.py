@@ -23,6 +23,7 @@ MAIN_KEYS = (
     ("--data.source", ("data", "init_args", "source", "class_path")),
     ("--data.dataset", ("data", "init_args", "dataset", "class_path")),
     ("--data.batch_size", ("data", "init_args", "batch_size")),
+    ("--model", ("model", "class_path")),
     ("--model.net", ("model", "net", "class_path")),
     ("--model.optimizer", ("model", "optimizer", "class_path")),
     ("--model.optimizer.lr", ("model", "optimizer", "init_args", "lr")),
@@ -64,6 +65,8 @@ def fit_help(args: list[str], defaults: list[str], width: int = 100) -> str:
 
 def _merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     merged = dict(under)
+    if isinstance(merged.get("init_args"), dict) and "class_path" not in over and "init_args" not in over:
+        over = {"init_args": over}  # a class's arguments given without its class_path (a preset's `model: net:`)
     for key, value in over.items():
         both = isinstance(value, dict) and isinstance(merged.get(key), dict)
         merged[key] = _merge(merged[key], value) if both else value
@@ -71,9 +74,12 @@ def _merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _get(config: Any, path: tuple[str, ...]) -> Any:
+    """The value at `path`, looking through `init_args` where a class's argument lies under it."""
     for key in path:
         if not isinstance(config, dict):
             return None
+        if key not in config and isinstance(config.get("init_args"), dict):
+            config = config["init_args"]
         config = config.get(key)
     return config
 

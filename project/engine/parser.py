@@ -2,6 +2,7 @@
 `--help`, not the whole usage (about 90 lines for `fit`); a bad config file named with the line at fault
 (jsonargparse says `"<unicode string>", line 2`)."""
 
+import ast
 import difflib
 import inspect
 import os
@@ -32,11 +33,16 @@ class ProjectArgumentParser(LightningArgumentParser):
         kwargs["allow_abbrev"] = False
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, args: Any = None, *rest: Any, **kwargs: Any) -> Namespace:
+        global _given
+        _given = list(sys.argv[1:] if args is None else args)
+        return super().parse_args(args, *rest, **kwargs)
+
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if not self.exit_on_error or debug_enabled():  # a caller that catches errors, or debugging
             super().error(message, ex)
         prog = self.prog.replace(" [options]", "")
-        sys.stderr.write(f"error: {one_line(message)}{self._close_matches(message)}\n")
+        sys.stderr.write(f"error: {one_line(_with_given_key(message))}{self._close_matches(message)}\n")
         sys.stderr.write(f"Run `{prog} --help` for the accepted keys (set {DEBUG_ENV}=1 for the details).\n")
         self.exit(USER_ERROR_EXIT)
 
@@ -58,6 +64,7 @@ class ProjectArgumentParser(LightningArgumentParser):
 _KEY = re.compile(r'Parser key "([^"]+)"')
 _NESTED = re.compile(r"NestedArg\(key='([^']*)', val=(.*)\)\s*$", re.MULTILINE)
 _EXPECTED = re.compile(r"Expected an? (<class '[\w.]+'>|typing\.Literal\[.*\]|<class [^>]+>|\S+)")
+_CALLABLE = re.compile(r"^Type .* expects a function or a callable class: ")
 _PROBLEM = re.compile(r"Problem with given class_path '([^']*)':")
 _REASONS = (
     "No module named",
@@ -70,6 +77,19 @@ _REASONS = (
 )
 
 
+_given: list[str] = []  # the arguments of the latest parse, to name the one a YAML error came from
+
+
+def _with_given_key(message: str) -> str:
+    """A YAML value's error names only the top key it was parsed under (`model`); name the option that gave it
+    (`--model.optimizer.init_args`) when one option under that key holds YAML text."""
+    found = re.match(r'Parser key "([^"]+)":\s*a YAML value', message)
+    if not found:
+        return message
+    options = [a.split("=", 1)[0] for a in _given if a.startswith(f"--{found[1]}.") and "=" in a and "{" in a]
+    return message.replace(f'Parser key "{found[1]}"', f'Parser key "{options[0][2:]}"', 1) if options else message
+
+
 def one_line(message: str) -> str:
     """jsonargparse's account of a value that fits none of a key's types (a dozen lines naming every Union
     member and `NestedArg(...)`) as one line: the key, the value given, and what is accepted."""
@@ -78,9 +98,10 @@ def one_line(message: str) -> str:
     if len(lines) <= 1 or not keys:
         return " ".join(line.strip() for line in lines)
     key = keys[0][1]
-    nested = _NESTED.search(message)
+    # the outermost key's (the last in the message): a subclass's own keys nest theirs inside it
+    nested = ([None, *_NESTED.finditer(message)])[-1]
     if nested:
-        key, value = f"{key}.{nested.group(1)}", nested.group(2)
+        key, value = f"{key}.{nested.group(1)}".replace(".init_args.", "."), _as_typed(nested.group(2))
     else:
         given = re.findall(r"Given value: (.*?)(?:\. Got value: .*)?$", message, re.MULTILINE)
         got = re.findall(r"Got value: (.*)$", message, re.MULTILINE)
@@ -92,18 +113,28 @@ def one_line(message: str) -> str:
     block = block[: next((i for i, line in enumerate(block) if _indent(line) <= depth), len(block))] or lines[1:]
     accepted = list(dict.fromkeys(_type_name(m.group(1)) for line in block for m in _EXPECTED.finditer(line)))
     accepted = [a for a in accepted if a and (a != "null" or (len(keys) == 1 and nested is None))]
-    reasons = [line.strip(" -") for line in lines if any(r in line for r in _REASONS)]
+    reasons = [_CALLABLE.sub("", line.strip(" -")) for line in lines if any(r in line for r in _REASONS)]
     problem = next((m.group(1) for line in lines if (m := _PROBLEM.search(line))), None)
     said = f"{key}={value}" if value is not None else key
     if reasons and (not accepted or nested is None):
         option = re.search(r"Option '([^']*)' is not accepted", reasons[0])
         if option:
             return f"{said}: {problem or key} has no argument {option.group(1)} (see --help for its arguments)"
-        where = f" ({problem})" if problem and problem not in reasons[0] else ""
+        # the class whose argument it is, unless the key says it (a subclass's own key: model.net=...)
+        where = f" ({problem})" if problem and problem not in reasons[0] + said and nested is None else ""
         return f"{said}: {reasons[0]}{where}"
     if accepted:
         return f"{said} is not accepted: expected {' or '.join(accepted)}"
     return f"{said}: " + " ".join(line.strip(" -") for line in lines[1:] if "Given value" not in line)
+
+
+def _as_typed(text: str) -> str:
+    """A value jsonargparse shows as its repr, as the command line had it: 'fast' -> fast."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, str) else text
 
 
 def _indent(line: str) -> int:

@@ -94,14 +94,20 @@ def refuse_changes(made: dict[str, Any], config: Any, ckpt: Path, folder: Path |
 
 
 def _with_net_defaults(made: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
-    """`made` with its net's unset arguments at their defaults, as a parsed config has them (config.yaml records
-    only those given). Only for a class already imported: nothing of a run folder's config is imported here."""
-    net = (made.get("model") or {}).get("net")
-    class_path = net.get("class_path") if isinstance(net, dict) else None
-    if not class_path or class_path != ((now.get("model") or {}).get("net") or {}).get("class_path"):
+    """`made` with its model's nets' unset arguments at their defaults, as a parsed config has them (config.yaml
+    records only those given). Only for a class the current config names too: it is imported already, and nothing
+    of a run folder's config is imported here."""
+    model = made.get("model")
+    made_args = model.get("init_args") if isinstance(model, dict) else None
+    now_args = ((now.get("model") or {}).get("init_args")) or {}
+    if not isinstance(made_args, dict):
         return made
-    filled = {**net_defaults(class_path), **(net.get("init_args") or {})}
-    return {**made, "model": {**made["model"], "net": {**net, "init_args": filled}}}
+    filled_args = dict(made_args)
+    for name, net in made_args.items():
+        class_path = net.get("class_path") if isinstance(net, dict) else None
+        if class_path and class_path == (now_args.get(name) or {}).get("class_path"):
+            filled_args[name] = {**net, "init_args": {**net_defaults(class_path), **(net.get("init_args") or {})}}
+    return {**made, "model": {**model, "init_args": filled_args}}
 
 
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:

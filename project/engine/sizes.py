@@ -4,6 +4,8 @@ the data is refused (a default, as torchvision's `num_classes=1000`, is not give
 
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,19 +21,54 @@ class SizeMismatchError(ConfigError):
     """A network argument that contradicts the data, or that nothing gives."""
 
 
+class SizesNotReady(Exception):
+    """A data module that tells its sizes only once set up (a `sizes` property that reads what `setup` loads)."""
+
+
 def data_sizes(datamodule: Any) -> dict[str, Any]:
-    """What `datamodule` knows about the shapes of its data (read after its `setup`)."""
-    if (sizes := getattr(datamodule, "sizes", None)) is not None:
+    """What `datamodule` knows about the shapes of its data: its `sizes`, else its `num_classes`. Raises
+    SizesNotReady when it declares them but can tell them only once set up."""
+    if (sizes := _read(datamodule, "sizes")) is not None:
         return dict(sizes)
-    num_classes = getattr(datamodule, "num_classes", None)
+    num_classes = _read(datamodule, "num_classes")
     if num_classes is None:
         _tell_missing(datamodule, "sizes", "the net and metrics get no sizes from it and need them in the config")
     return {} if num_classes is None else {"num_classes": num_classes}
 
 
-def _import(class_path: str) -> Any:
+def _read(datamodule: Any, name: str) -> Any:
+    if not hasattr(type(datamodule), name):  # an attribute of the instance, or none
+        return getattr(datamodule, name, None)
+    try:
+        return getattr(datamodule, name)
+    except AttributeError as err:  # raised inside a property: what it reads is not there yet
+        raise SizesNotReady(f"{type(datamodule).__name__}.{name} is known only once it is set up") from err
+
+
+def import_object(class_path: str) -> Any:
+    """What a dotted path names: `torch.optim.SGD` -> the class."""
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+def fill_size_arguments(model: Any, sizes: Mapping[str, Any], source: str, exclude: set[str]) -> dict[str, Any]:
+    """Fill the parsed `model` config's own arguments named like one of the data's sizes (a classifier's
+    `num_classes`) and left unset, in place; a given one that contradicts the data is refused. Returns those filled."""
+    parameters = inspect.signature(import_object(model.class_path)).parameters
+    filled = {}
+    for name, value in sizes.items():
+        if name not in parameters or name in exclude:
+            continue
+        given = model.init_args.get(name)
+        if given is None:
+            model.init_args[name] = filled[name] = value
+        elif given != value:
+            raise SizeMismatchError(
+                f"model.{name}={given} contradicts {source}, which has {name}={value}: a checkpoint "
+                "made for other data, or a value the data gives. Remove it from the config, or evaluate a checkpoint "
+                "on the data it was trained on."
+            )
+    return filled
 
 
 def _net_parser(target: Any, build: bool = False) -> ArgumentParser:
@@ -48,20 +85,21 @@ def _net_parser(target: Any, build: bool = False) -> ArgumentParser:
 def net_defaults(class_path: str) -> dict[str, Any]:
     """The constructor's defaults as jsonargparse resolves them (a builder's `**kwargs` followed to the class
     it builds, as for torchvision's `resnet18`)."""
-    return dict(_net_parser(_import(class_path)).get_defaults().as_dict().get("net", {}))
+    return dict(_net_parser(import_object(class_path)).get_defaults().as_dict().get("net", {}))
 
 
 class NetSpec:
     """A network not built yet: its class path (or builder) and only the arguments the user gave, so a class
     switched on the command line never inherits values meant for another. `config()` is complete once built."""
 
-    def __init__(self, class_path: str, init_args: Mapping[str, Any] | None = None):
+    def __init__(self, class_path: str, init_args: Mapping[str, Any] | None = None, key: str = "model.net"):
         self.class_path = class_path
         self.init_args = _plain(dict(init_args or {}))
         self.given = set(self.init_args)
+        self.key = key  # where the config gives it, for messages
 
     @classmethod
-    def from_config(cls, config: Any, given: set[str] | None = None) -> "NetSpec":
+    def from_config(cls, config: Any, given: set[str] | None = None, key: str = "model.net") -> "NetSpec":
         """From a parsed `{class_path, init_args}`. `given`: the keys the user gave; None (sources unknown)
         keeps those that differ from the constructor's defaults."""
         config = _plain(config)
@@ -69,7 +107,7 @@ class NetSpec:
         if given is None:
             defaults = _plain(net_defaults(config["class_path"]))
             given = {k for k, v in init_args.items() if k not in defaults or defaults[k] != v}
-        return cls(config["class_path"], {k: v for k, v in init_args.items() if k in given})
+        return cls(config["class_path"], {k: v for k, v in init_args.items() if k in given}, key)
 
     def build(self, sizes: Mapping[str, Any], source: str = "the data") -> nn.Module:
         for name, value in sizes.items():
@@ -77,7 +115,7 @@ class NetSpec:
                 continue
             if name in self.given and self.init_args[name] != value:
                 raise SizeMismatchError(
-                    f"model.net.init_args.{name}={self.init_args[name]} contradicts {source}, which has "
+                    f"{self.key}.init_args.{name}={self.init_args[name]} contradicts {source}, which has "
                     f"{name}={value}. {name} comes from the data: remove it from the config or command line, "
                     "or evaluate the checkpoint on the data it was trained on."
                 )
@@ -85,8 +123,8 @@ class NetSpec:
         missing = sorted(k for k in _required(self.class_path) if self.init_args.get(k) is None)
         if missing:
             raise SizeMismatchError(
-                f"model.net ({self.class_path}) needs {', '.join(missing)}, which neither the config nor {source} "
-                f"gives (it gives {', '.join(sorted(sizes)) or 'no sizes'}). Set model.net.init_args.{missing[0]}."
+                f"{self.key} ({self.class_path}) needs {', '.join(missing)}, which neither the config nor {source} "
+                f"gives (it gives {', '.join(sorted(sizes)) or 'no sizes'}). Set {self.key}.init_args.{missing[0]}."
             )
         # A builder taking **kwargs that jsonargparse could not follow (torchvision's mobilenet_v3_small,
         # timm's create_model) is offered the class count too; it is dropped again if the builder refuses it.
@@ -102,7 +140,7 @@ class NetSpec:
     def _instantiate(self, init_args: dict[str, Any]) -> nn.Module:
         # jsonargparse converts the arguments it knows (nested class_paths become objects); those it cannot
         # see (a builder's untyped **kwargs) go to the constructor as they are
-        target = _import(self.class_path)
+        target = import_object(self.class_path)
         known = _parameters(self.class_path)
         parser = _net_parser(target, build=True)
         kwargs = {k: v for k, v in init_args.items() if k in known}
@@ -112,7 +150,7 @@ class NetSpec:
         built = {k: v for k, v in built.items() if k in kwargs}
         net = target(**built, **{k: v for k, v in init_args.items() if k not in known})
         if not isinstance(net, nn.Module):
-            raise ConfigError(f"model.net ({self.class_path}) built a {type(net).__name__}, not a torch.nn.Module.")
+            raise ConfigError(f"{self.key} ({self.class_path}) built a {type(net).__name__}, not a torch.nn.Module.")
         self.init_args = dict(init_args)
         return net
 
@@ -126,7 +164,7 @@ def _parameters(class_path: str) -> set[str]:
 
 def _signature(class_path: str) -> list[inspect.Parameter]:
     try:
-        return list(inspect.signature(_import(class_path)).parameters.values())
+        return list(inspect.signature(import_object(class_path)).parameters.values())
     except (TypeError, ValueError):  # a builtin without a signature
         return []
 
@@ -149,6 +187,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class DeferredNet(nn.Module):
+    """Stands in a model for a net whose data module tells its sizes only once set up: the engine builds it then
+    (`callbacks.SizesFromData`, before the model's own `setup`) and puts the net in its place."""
+
+    def __init__(self, spec: NetSpec, name: str):
+        super().__init__()
+        self.spec, self.name = spec, name
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{self.spec.key} is built when the data is set up (a fit, validate, test or predict)")
+
+
 def build_net(
     net: nn.Module | Callable[..., nn.Module] | NetSpec, sizes: Mapping[str, Any], source: str = "the data"
 ) -> nn.Module:
@@ -161,16 +211,37 @@ def build_net(
     return net(**{k: v for k, v in sizes.items() if k in params})
 
 
-_NET = "--model.net"
 _NET_KEYS = ("class_path", "init_args", "dict_kwargs", "__path__")
-_NET_SECTIONS = {"--config": ("model", "net"), "-c": ("model", "net"), "--model": ("net",), _NET: ()}
 
 
-def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[str | None, set[str]]:
-    """(the net's class path or None, the init_args keys given for it) from the config files and the command
-    line, read in jsonargparse's order. A source naming another class starts the keys over: jsonargparse
+def net_arguments(model_class: type) -> list[str]:
+    """The model's constructor arguments that take a network (annotated `nn.Module`, or an Optional of one): the
+    engine builds what the config gives for them with the data's sizes."""
+    try:
+        hints = typing.get_type_hints(model_class.__init__)
+    except Exception:  # an annotation that does not resolve: no net argument found
+        return []
+    found = []
+    for name, hint in hints.items():
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        if any(inspect.isclass(o) and issubclass(o, nn.Module) for o in options):
+            found.append(name)
+    return found
+
+
+def net_args_given(config_files: Sequence[str], args: Sequence[str], name: str = "net") -> tuple[str | None, set[str]]:
+    """(the class path of `model.<name>` or None, the init_args keys given for it) from the config files and the
+    command line, read in jsonargparse's order. A source naming another class starts the keys over: jsonargparse
     carries the earlier class's arguments over where their names fit, and those were never given for it."""
     state: dict[str, Any] = {"class_path": None, "keys": set()}
+    option = f"--model.{name}"
+    sections = {
+        "--config": ("model", name),
+        "-c": ("model", name),
+        "--model": (name,),
+        option: (),
+        f"--model.init_args.{name}": (),
+    }
 
     def apply(net: Any) -> None:
         if isinstance(net, str):
@@ -187,27 +258,30 @@ def net_args_given(config_files: Sequence[str], args: Sequence[str]) -> tuple[st
     def from_file_or_text(value: str, section: tuple[str, ...]) -> Any:
         content = load_config_value(value)
         for key in section:
+            if isinstance(content, Mapping) and key not in content and isinstance(content.get("init_args"), Mapping):
+                content = content["init_args"]  # a model section written with class_path and init_args
             content = content.get(key) if isinstance(content, Mapping) else None
         return content
 
     for path in config_files:
-        apply(from_file_or_text(str(path), ("model", "net")))
+        apply(from_file_or_text(str(path), ("model", name)))
     args = list(args)
     for i, arg in enumerate(args):
-        name, eq, value = arg.partition("=")
-        if not name.startswith("-"):
+        key, eq, value = arg.partition("=")
+        if not key.startswith("-"):
             continue
         value = value if eq else args[i + 1] if i + 1 < len(args) else ""
-        if name in _NET_SECTIONS:
-            apply(from_file_or_text(value, _NET_SECTIONS[name]))
-        elif name == f"{_NET}.class_path":
+        key = key.replace(f"--model.init_args.{name}", option)
+        if key in sections:
+            apply(from_file_or_text(value, sections[key]))
+        elif key == f"{option}.class_path":
             apply({"class_path": value})
-        elif name == f"{_NET}.init_args":
+        elif key == f"{option}.init_args":
             apply({"init_args": from_file_or_text(value, ())})
-        elif name.startswith(_NET + "."):
-            key = name.removeprefix(_NET + ".").removeprefix("init_args.").split(".")[0]
-            if key not in _NET_KEYS and key != "help":
-                state["keys"].add(key)
+        elif key.startswith(option + "."):
+            inner = key.removeprefix(option + ".").removeprefix("init_args.").split(".")[0]
+            if inner not in _NET_KEYS and inner != "help":
+                state["keys"].add(inner)
     return state["class_path"], state["keys"]
 
 

@@ -9,6 +9,7 @@ from project.engine.callbacks.predictions import PredictionCSV
 from project.engine.callbacks.progress import FitTimeEstimate, LineProgress, TerminalProgress, readable_progress
 from project.engine.callbacks.randomness import StepSeededRandomness
 from project.engine.callbacks.resume import ResumeLoaderPosition, StartFromWeights
+from project.engine.callbacks.sizes import SizesFromData
 from project.engine.callbacks.stopping import StopBetweenSteps
 from project.engine.callbacks.summary import RunSummary
 from project.engine.callbacks.training import FreezeParameters, Lookahead
@@ -29,6 +30,7 @@ __all__ = [
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",
+    "SizesFromData",
     "StartFromWeights",
     "StepSeededRandomness",
     "StopBetweenSteps",

@@ -5,10 +5,9 @@ import shlex
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from project.tasks.classification import metrics
+from project.engine.best import best_name, monitored_checkpoint
 
 
 class RunSummary(L.Callback):
@@ -21,9 +20,12 @@ class RunSummary(L.Callback):
             print("\n".join(["Test", *where_logged(trainer)]))
 
     def _report(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor), None)
+        best = monitored_checkpoint(trainer)
+        # the run's best monitored value (val/acc -> val/best_acc), beside the hyperparameters in HPARAMS
         final = (
-            {metrics.BEST_VAL_ACC: float(best.best_model_score)} if best and best.best_model_score is not None else {}
+            {best_name(best.monitor): float(best.best_model_score)}
+            if best and best.best_model_score is not None
+            else {}
         )
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):

@@ -14,7 +14,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from project.engine.callbacks import figures
 from project.engine.callbacks.writers import tensorboards
-from project.tasks.classification import metrics
+
+LR_FINDER = "tuner/lr_finder"  # the range test's plot (IMAGES)
 
 
 def report(trainer: L.Trainer, line: str) -> None:
@@ -73,7 +74,7 @@ class LearningRateFinder(callbacks.LearningRateFinder):
             fig.axes[0].set_title(f"Learning-rate range test: suggested lr {self.suggestion:.3g}")
             image = figures.to_image(fig)
             for writer in writers:
-                writer.add_image(metrics.LR_FINDER, image, trainer.global_step)
+                writer.add_image(LR_FINDER, image, trainer.global_step)
         report(
             trainer,
             f"Suggested learning rate: {self.suggestion:.3g}. Train with it by adding: "

@@ -21,6 +21,7 @@ from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.plugins.audio import metadata as audio_metadata
 from torch import Tensor
 
+from project.engine.errors import ConfigError
 from project.engine.internals import tensorboard_event_writer
 
 
@@ -48,13 +49,20 @@ class TensorBoardView(L.Callback):
 
     During a fit, pictures keep `min_interval` seconds apart (`draw_when_due`; a few tenths of a second each on
     a small CPU, a whole epoch of a small net on a GPU) and the last one skipped is drawn when the fit ends.
+
+    A view says what it reads of the model: `needs`, the keys its validation and test steps must return (the
+    model lists them in its `step_outputs`), and `needs_hparams`, hyperparameters such as `num_classes`. A model
+    that offers less is refused at `setup`, in one line, before any step.
     """
 
+    needs: tuple[str, ...] = ()
+    needs_hparams: tuple[str, ...] = ()
     active = True
     min_interval = 0.0
     _pending = None  # the latest skipped validation's drawing, owed at the fit's end
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        check_model_feeds(self, pl_module)
         self.active = any(isinstance(logger, loggers.TensorBoardLogger) for logger in trainer.loggers)
         if not self.active and not trainer.fast_dev_run and trainer not in _told:
             _told.add(trainer)
@@ -105,3 +113,23 @@ def add_captioned_audio(writer, tag: str, clip: Tensor, sample_rate: int, captio
     )
     summary = Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
     tensorboard_event_writer(writer).add_summary(summary, step)
+
+
+def check_model_feeds(view: L.Callback, pl_module: L.LightningModule) -> None:
+    """Refuse, in one line, a model that does not return or hold what `view` reads (its `needs`, `needs_hparams`)."""
+    model = type(pl_module).__name__
+    offered = tuple(getattr(pl_module, "step_outputs", ()) or ())
+    missing = [name for name in getattr(view, "needs", ()) if name not in offered]
+    if missing:
+        raise ConfigError(
+            f"{type(view).__name__} reads {', '.join(missing)} from the model's validation and test steps, which "
+            f"{model} does not return (its step_outputs: {', '.join(offered) or 'none'}): remove the view from "
+            "trainer.callbacks, or return those from the steps and list them in the model's `step_outputs`."
+        )
+    hparams = getattr(pl_module, "hparams", {})
+    lacking = [name for name in getattr(view, "needs_hparams", ()) if hparams.get(name) is None]
+    if lacking:
+        raise ConfigError(
+            f"{type(view).__name__} needs the model's {', '.join(lacking)}, which {model} does not have among its "
+            "hyperparameters: remove the view from trainer.callbacks for this model."
+        )

@@ -9,8 +9,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from project.tasks.classification import metrics
-
 RECORD = "crossval_fold.json"
 STATS = ("mean", "std", "min", "max")
 
@@ -66,11 +64,9 @@ def table(records: list[dict[str, Any]], stats: dict[str, dict[str, float]] | No
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    if stats and metrics.TEST_ACC in stats["mean"]:
-        mean, std = stats["mean"][metrics.TEST_ACC], stats["std"][metrics.TEST_ACC]
-        lines.append(
-            f"{metrics.TEST_ACC}: {mean:.4f} ± {std:.4f} (mean ± standard deviation over {len(records)} folds)"
-        )
+    if stats:
+        lines.append(f"Mean ± standard deviation over {len(records)} folds:")
+        lines += [f"  {name}: {stats['mean'][name]:.4f} ± {stats['std'][name]:.4f}" for name in stats["mean"]]
     return "\n".join(lines)
 
 

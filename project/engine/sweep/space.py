@@ -140,15 +140,26 @@ def _number(where: str, spec: dict, name: str, number: type, required: bool) -> 
 def check_keys(space: list[Param], config: dict, search_path: str | Path, recipe: str) -> None:
     """Every key must name a value of the recipe's full config (as `fit --print_config` shows it), so a
     typo stops the sweep before the first trial rather than failing every trial."""
-    known = set(_flatten(config))
+    full = _flatten(config)
+    # as the command line takes them too: a class's arguments without the `init_args` level (model.net.init_args.x
+    # for model.init_args.net.init_args.x)
+    known = {short for key in full for short in _short_forms(key)}
     for param in space:
         if param.key not in known:
-            close = difflib.get_close_matches(param.key, known, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(param.key, sorted(known, key=len), n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]}?" if close else ""
             raise SearchSpaceError(
                 f"{search_path}: {param.key}: no such key in the config of {recipe} "
                 f"(see `python -m project.cli fit --config {recipe} --print_config`).{hint}"
             )
+
+
+def _short_forms(key: str) -> set[str]:
+    """`key` with each `init_args` level kept or dropped."""
+    forms = {""}
+    for part in key.split("."):
+        forms = {f"{f}.{part}" if f else part for f in forms} | (forms if part == "init_args" else set())
+    return forms
 
 
 def _flatten(config: dict, prefix: str = "") -> list[str]:

@@ -8,12 +8,12 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from project.engine import best
 from project.engine.internals import fail_running_trial
 from project.engine.multirun import StudyError, one_device, resolved_config, save_dir
 from project.engine.sweep import results
 from project.engine.sweep.space import Param, check_keys
 from project.engine.sweep.trial import is_dead_here, retry_callback, run_trial
-from project.tasks.classification import metrics
 
 # Optuna's median pruner: a trial is stopped when its value at an epoch is worse than the median of
 # earlier trials at that epoch. Not before 5 trials have completed (a median of fewer says little),
@@ -53,9 +53,10 @@ def run(sweep: Sweep) -> optuna.Study:
     base_args = ["fit", "--config", sweep.recipe, *sweep.overrides, f"--trainer.logger.init_args.name={sweep.study}"]
     config = resolved_config(base_args, sweep.recipe)
     check_keys(sweep.space, config, sweep.search, sweep.recipe)
+    monitor, mode = best.of_config(config)  # the objective: what the recipe's checkpoints keep as best
     base_args += one_device(config, SCALE_OUT)
     study_dir = Path(save_dir(config, sweep.recipe, "the sweep")) / sweep.study
-    study = _open_study(sweep, study_dir)
+    study = _open_study(sweep, study_dir, best.direction(mode))
     _check_same_search(study, sweep, study_dir)
     _rerun_dead_trials(study)
 
@@ -64,7 +65,7 @@ def run(sweep: Sweep) -> optuna.Study:
         print(f"Study {sweep.study}: {done} of {sweep.trials} trials finished; running the rest. Runs: {study_dir}")
         try:
             study.optimize(
-                lambda trial: run_trial(trial, base_args, sweep.space),
+                lambda trial: run_trial(trial, base_args, sweep.space, monitor, mode),
                 n_trials=sweep.trials - done,  # this process's share at most; _StopAt ends it when others finish trials
                 catch=(Exception,),
                 callbacks=[_StopAt(sweep.trials)],
@@ -74,19 +75,19 @@ def run(sweep: Sweep) -> optuna.Study:
                 f"Interrupted. Run the same command to resume: the interrupted trial runs again with the same "
                 f"values, and the finished ones are kept in the study ({sweep.study})."
             ) from None
-    table = results.table(study, metrics.MONITOR)
+    table = results.table(study, monitor)
     study_dir.mkdir(parents=True, exist_ok=True)  # with --storage, this node may have run no trial
     (study_dir / "trials.txt").write_text(table + "\n")
     print(f"\nStudy {sweep.study} ({study_dir}):\n{table}")
     try:
-        best = results.write_best_config(study, study_dir / "best.yaml", metrics.MONITOR)
+        chosen = results.write_best_config(study, study_dir / "best.yaml", monitor)
     except FileNotFoundError as err:  # the best trial ran on another machine
         print(err)
         return study
-    if best is None:
+    if chosen is None:
         print("No trial completed, so there is no best config yet.")
     else:
-        print(f"\nBest config: {best}\nTrain it:    python -m project.cli fit --config {best}")
+        print(f"\nBest config: {chosen}\nTrain it:    python -m project.cli fit --config {chosen}")
     return study
 
 
@@ -117,7 +118,7 @@ class _StopAt:
             study.stop()
 
 
-def _open_study(sweep: Sweep, study_dir: Path) -> optuna.Study:
+def _open_study(sweep: Sweep, study_dir: Path, direction: str) -> optuna.Study:
     url = sweep.storage
     engine_kwargs = {}
     if url is None:
@@ -134,7 +135,6 @@ def _open_study(sweep: Sweep, study_dir: Path) -> optuna.Study:
             "SQLAlchemy's, e.g. sqlite:////abs/path/study.db or postgresql://user:password@host/dbname "
             "(which needs `pip install psycopg2-binary`)."
         ) from None
-    direction = "maximize" if metrics.MONITOR_MODE == "max" else "minimize"
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS)
         if sweep.prune

@@ -13,12 +13,11 @@ import optuna
 import torch
 from optuna_integration import PyTorchLightningPruningCallback
 
-from project.engine import signals
+from project.engine import best, signals
 from project.engine.checkpoints import is_running
 from project.engine.cli import main
 from project.engine.multirun import InterruptWatch
 from project.engine.sweep.space import Param, cli_args
-from project.tasks.classification import metrics
 
 # A trial killed with its process (or interrupted) is run again with the same values, at most this
 # often: a trial that brings its process down every time (e.g. the kernel's OOM killer) is then
@@ -64,33 +63,34 @@ class TrialRecorder(InterruptWatch):
     """Notes what the study needs from a trial's fit: its run folder, the best value of the monitored metric, and
     whether the user interrupted it."""
 
-    def __init__(self, trial: optuna.Trial):
+    def __init__(self, trial: optuna.Trial, monitor: str, mode: str):
         self.trial = trial
+        self.monitor, self.better = monitor, best.better(mode)
         self.best: float | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.trial.set_user_attr("run_dir", str(Path(trainer.log_dir).resolve()))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = trainer.callback_metrics.get(metrics.MONITOR)
+        value = trainer.callback_metrics.get(self.monitor)
         if trainer.sanity_checking or value is None:
             return
         value = float(value)  # one read-back per validation, as the pruning callback's own
         if value == value:  # not NaN
-            better = max if metrics.MONITOR_MODE == "max" else min
-            self.best = value if self.best is None else better(self.best, value)
+            self.best = value if self.best is None else self.better(self.best, value)
 
 
-def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> float:
-    """Fit one trial; returns its best monitored value. Raises on failure (Optuna records the trial as
-    failed and the study goes on), `optuna.TrialPruned` when pruned, KeyboardInterrupt when interrupted."""
+def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param], monitor: str, mode: str) -> float:
+    """Fit one trial; returns its best value of `monitor` (better: `mode`, the recipe's checkpoint's). Raises on
+    failure (Optuna records the trial as failed and the study goes on), `optuna.TrialPruned` when pruned,
+    KeyboardInterrupt when interrupted."""
     params = {param.key: param.suggest(trial) for param in space}
     trial.set_user_attr("run_dir", None)  # a retry starts with its predecessor's attributes
     # Who runs it: a later start of the sweep on this host re-runs it at once if this process is gone
     trial.set_user_attr("process", this_process())
     args = [*base_args, *cli_args(params), f"--trainer.logger.init_args.version=trial_{trial.number}"]
-    recorder = TrialRecorder(trial)
-    pruning = PyTorchLightningPruningCallback(trial, monitor=metrics.MONITOR)
+    recorder = TrialRecorder(trial, monitor, mode)
+    pruning = PyTorchLightningPruningCallback(trial, monitor=monitor)
     sigint = signal.getsignal(signal.SIGINT)
     try:
         main(args, callbacks=[recorder, pruning])
@@ -114,7 +114,7 @@ def run_trial(trial: optuna.Trial, base_args: list[str], space: list[Param]) -> 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # after an out-of-memory error, give the next trial the whole GPU
     if recorder.best is None:
-        error = f"the fit logged no {metrics.MONITOR}: the recipe must validate at least once"
+        error = f"the fit logged no {monitor} (the recipe's checkpoint.monitor): it must validate at least once"
         trial.set_user_attr("error", error)
         raise TrialFailed(error)
     return recorder.best

@@ -10,6 +10,7 @@ the known tricks of the CIFAR-10 speed runs:
 
 from collections.abc import Callable
 
+import lightning as L
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -65,8 +66,8 @@ class ConvGroup(nn.Module):
 class AirbenchNet(nn.Module):
     """Image classifier: normalised (B, C, H, W) float images -> (B, num_classes) logits.
 
-    Call `init_from_data` before training (the Classifier does, in `on_fit_start`): until then the
-    whitening filters are zero and the net sees nothing.
+    Call `init_from_data` before training (the recipe's `WhiteningInit` callback does, at the start of a fit):
+    until then the whitening filters are zero and the net sees nothing.
 
     Args:
         num_classes: output logits; the data's class count replaces the default (project/engine/sizes.py).
@@ -150,3 +151,29 @@ class AirbenchNet(nn.Module):
         if self.training or self.tta_level == 0:
             return self.logits(images)
         return tta_logits(self.logits, images, self.tta_level)
+
+
+class WhiteningInit(L.Callback):
+    """Sets the whitening filters of the model's `AirbenchNet` (any net with `init_from_data`) from training images
+    once, before the first step of a new fit; a resumed fit keeps the filters from its checkpoint.
+
+    The data module hands the images: `sample_train_images(n)` returns n normalised training images, as
+    ImageDataModule does."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path is not None:
+            return
+        nets = [m for m in pl_module.modules() if callable(getattr(m, "init_from_data", None))]
+        if not nets:
+            raise ConfigError(
+                f"WhiteningInit: the model ({type(pl_module).__name__}) has no net with `init_from_data`; "
+                "remove the callback from trainer.callbacks"
+            )
+        sample = getattr(trainer.datamodule, "sample_train_images", None)
+        if sample is None:
+            raise ConfigError(
+                f"WhiteningInit: the data ({type(trainer.datamodule).__name__}) has no `sample_train_images(n)`. "
+                "Add one that returns n normalised training images, as ImageDataModule does."
+            )
+        for net in nets:
+            net.init_from_data(sample)

@@ -48,6 +48,8 @@ class TestEmbeddings(TensorBoardView):
     """
 
     __test__ = False  # not a pytest test class, whatever its name
+    needs = ("preds",)
+    needs_hparams = ("num_classes",)
 
     def __init__(self, max_samples: int = 1000, module: str | None = None, thumbnail: int = 32):
         if max_samples < 1:
@@ -63,7 +65,7 @@ class TestEmbeddings(TensorBoardView):
         self._batch: Tensor | None = None
         if not self.writes(trainer):
             return
-        target = features_module(pl_module.net, self.module)
+        target = features_module(_net(pl_module, "TestEmbeddings"), self.module)
         self._hook = target.register_forward_hook(self._capture)
 
     def _capture(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
@@ -113,3 +115,10 @@ class TestEmbeddings(TensorBoardView):
                 metadata_header=["label", "predicted", "correct"],
             )
         self.features, self.labels, self.preds, self.images = [], [], [], []
+
+
+def _net(pl_module: L.LightningModule, view: str) -> nn.Module:
+    net = getattr(pl_module, "net", None)
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"{view} reads the model's `net`, which {type(pl_module).__name__} does not have.")
+    return net

@@ -1,23 +1,18 @@
-"""The one place metric names are spelled, so a rename cannot leave a monitor watching a metric that no
-longer exists."""
+"""The one place the classification task's metric names are spelled, so a rename cannot leave a view or a test
+reading a metric that no longer exists. The recipes monitor VAL_ACC (checkpoint.monitor, mode max)."""
+
+from project.engine.best import best_name
 
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"
-LR = "train/lr"  # the scheduled learning rate (LearningRateMonitor), beside the loss rather than above it
 VAL_LOSS = "val/loss"
 VAL_ACC = "val/acc"
 TEST_LOSS = "test/loss"
 TEST_ACC = "test/acc"
 
-# What "best" means for checkpoints and early stopping.
-MONITOR = VAL_ACC
-MONITOR_MODE = "max"
+BEST_VAL_ACC = best_name(VAL_ACC)  # the run's best, logged when the fit ends (HPARAMS)
 
-# The best monitored value of a fit, shown beside the hyperparameters in TensorBoard's HPARAMS tab; under
-# `val/` so that its one point sits with the validation curves, not on a card of its own above them
-BEST_VAL_ACC = "val/best_acc"
-
-# TensorBoard pictures, tables and projections (project/engine/callbacks/). A tag ending in "/" is a prefix:
+# TensorBoard pictures, tables and projections (the views in this folder). A tag ending in "/" is a prefix:
 # one tag per class or clip follows it, e.g. "val/pr_curve/cat".
 VAL_CONFUSION_MATRIX = "val/confusion_matrix"
 VAL_CONFUSION_MATRIX_NORMALIZED = "val/confusion_matrix_normalized"
@@ -33,4 +28,3 @@ VAL_SPECTROGRAM = "val/spectrogram/"
 VAL_AUDIO = "val/audio/"
 TEST_MISCLASSIFIED = "test/misclassified"
 TEST_EMBEDDINGS = "test/embeddings"
-LR_FINDER = "tuner/lr_finder"

@@ -56,6 +56,9 @@ class PerClassMetrics(TensorBoardView):
             when the fit ends. 0 draws every validation.
     """
 
+    needs = ("preds", "probs")
+    needs_hparams = ("num_classes",)
+
     def __init__(
         self, pr_curves: bool = True, thresholds: int = 101, pr_curve_tab: bool = False, min_interval: float = 60.0
     ):

@@ -28,6 +28,9 @@ class ConfusionMatrixImage(TensorBoardView):
             the fit ends. 0 draws every validation epoch.
     """
 
+    needs = ("preds",)
+    needs_hparams = ("num_classes",)
+
     def __init__(self, normalize: bool = False, validation: bool = True, test: bool = True, min_interval: float = 60.0):
         self.normalize = normalize
         self.validation = validation
@@ -35,7 +38,6 @@ class ConfusionMatrixImage(TensorBoardView):
         self.min_interval = min_interval
 
     def _start(self, pl_module: L.LightningModule) -> None:
-        # Here, not in `setup`: a model may learn its class count from the data only in its own setup
         if not hasattr(self, "matrix"):
             self.matrix = MulticlassConfusionMatrix(pl_module.hparams.num_classes, validate_args=False)
         self.matrix.to(pl_module.device).reset()
@@ -116,6 +118,9 @@ class MisclassifiedImages(TensorBoardView):
             until each slot has its class).
         columns: images a row; three keep the captions readable at TensorBoard's default card width.
     """
+
+    needs = ("preds", "probs")
+    needs_hparams = ("num_classes",)
 
     def __init__(self, count: int = 12, columns: int = 3):
         if count < 1 or columns < 1:

@@ -22,11 +22,23 @@ class LogSpectrograms(TensorBoardView):
     batch); pictures are drawn at most every `min_interval` seconds of a fit (0: every epoch).
     """
 
+    needs = ("preds",)
+    needs_hparams = ("num_classes",)
+
     def __init__(self, count: int = 4, min_interval: float = 60.0):
         if count < 1:
             raise ConfigError(f"LogSpectrograms: count must be at least 1, got {count}.")
         self.count = count
         self.min_interval = min_interval
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        net = getattr(pl_module, "net", None)
+        if not hasattr(net, "log_mel"):
+            raise ConfigError(
+                f"LogSpectrograms needs a model whose `net` has a `log_mel` front end such as RNNClassifier, got "
+                f"{type(net).__name__}; remove the callback from trainer.callbacks."
+            )
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.samples = FirstPerClass(pl_module.hparams.num_classes)
@@ -34,13 +46,6 @@ class LogSpectrograms(TensorBoardView):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if dataloader_idx != 0 or trainer.sanity_checking or not self.writes(trainer):
             return
-        # Checked here, not in `setup`: the net has just run on this data, so a net for other data
-        # (from a checkpoint, say) has already been reported as such by the Classifier
-        if not hasattr(pl_module.net, "log_mel"):
-            raise ConfigError(
-                f"LogSpectrograms needs a net with a `log_mel` front end such as RNNClassifier, got "
-                f"{type(pl_module.net).__name__}; remove the callback from trainer.callbacks."
-            )
         (waves, lengths), labels = batch
         self.samples.offer(waves, lengths, labels, outputs["preds"])
 
