@@ -10,8 +10,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
+from project.engine import optim
 from project.engine.errors import ConfigError, DataError
-from project.tasks.classification.checks import check_resumed_schedule, needs_total_steps, scheduler_over_the_run
 from project.tasks.speech_recognition import metrics
 from project.tasks.speech_recognition.decoding import greedy_decode
 from project.tasks.speech_recognition.vocabulary import BLANK, Vocabulary
@@ -31,7 +31,8 @@ class SpeechRecognizer(L.LightningModule):
     Args:
         net: maps inputs to per-frame logits (B, T, len(vocabulary)) and each row's frame count (B,), as
             `project.models.RNNFrameClassifier` does; a net that returns only the logits has every row's
-            frames counted as T.
+            frames counted as T. The engine builds it with the data's sizes: `num_classes` is the vocabulary's
+            size, the blank included.
         vocabulary: the tokens, `<blank>` first, then one character each; by default the data's `classes`,
             read at `setup`. Kept in the checkpoint, so `test` and `predict` need nothing else to read text.
         optimizer: built from the config; None is AdamW at its defaults.
@@ -54,10 +55,13 @@ class SpeechRecognizer(L.LightningModule):
         super().__init__()
         if vocabulary is not None:
             _vocabulary(vocabulary, "model.vocabulary")
-        self.save_hyperparameters(ignore=["net"])
+        # Through the CLI the net is recorded as its config (class_path, init_args), so a checkpoint alone rebuilds
+        # the model; a net built in Python is not a hyperparameter (its weights are in the checkpoint)
+        self.save_hyperparameters()
+        if isinstance(self.hparams.get("net"), nn.Module):
+            del self.hparams["net"]
         self.net = net
-        if compile:
-            self.net.compile()  # in place: the state dict's keys stay plain
+        self._compile, self._compiled = compile, False
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.vocabulary = None if vocabulary is None else Vocabulary(vocabulary)
@@ -92,6 +96,9 @@ class SpeechRecognizer(L.LightningModule):
                 "characters. Evaluate a checkpoint on data with its training vocabulary (a manifest source's "
                 "`vocabulary`, or its training manifest)."
             )
+        if self._compile and not self._compiled:  # the net is built by now (the engine may build it at setup)
+            self.net.compile()  # in place: the state dict's keys stay plain
+            self._compiled = True
 
     def forward(self, x: Inputs) -> tuple[Tensor, Tensor]:
         """Per-frame logits (B, T, C) and frame counts (B,)."""
@@ -185,24 +192,15 @@ class SpeechRecognizer(L.LightningModule):
             )
         return y[0], y[1]
 
-    def on_train_start(self) -> None:
-        check_resumed_schedule(self.trainer)
+    def prediction_summary(self, columns: dict[str, list]) -> str | None:
+        """The word error rate over the predicted utterances with a reference (printed by the predictions writer)."""
+        if metrics.REFERENCE not in columns:
+            return None
+        rate = WordErrorRate()(columns[metrics.HYPOTHESIS], columns[metrics.REFERENCE])
+        return f"WER {float(rate):.4f} on the {len(columns[metrics.REFERENCE])} with a reference"
 
-    def configure_optimizers(self):
-        try:
-            optimizer = (self.optimizer or torch.optim.AdamW)(self.parameters())
-        except ValueError as err:  # torch checks the hyperparameters: `Invalid momentum value: -1.0`
-            raise ConfigError(f"model.optimizer refused its arguments: {err}") from err
-        if self.scheduler is None:
-            return optimizer
-        if needs_total_steps(self.scheduler):  # stepped every batch over the run's length
-            scheduler, interval = scheduler_over_the_run(self.scheduler, optimizer, self.trainer), "step"
-        else:
-            scheduler, interval = self.scheduler(optimizer), "epoch"
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": interval, "name": metrics.LR},
-        }
+    def configure_optimizers(self) -> Any:
+        return optim.configure(self, self.optimizer, self.scheduler)
 
 
 def _vocabulary(tokens: Any, what: str) -> Vocabulary:
