@@ -3,6 +3,7 @@ padding changes no frame's logits, greedy decoding collapses repeats and blanks,
 vocabulary travels with the model."""
 
 import json
+import signal
 from functools import partial
 from pathlib import Path
 
@@ -169,3 +170,35 @@ def test_the_worst_table_sorts_by_word_error_rate_and_escapes_bars():
     rows = sorted([(0.5, 1, 0, 2, "b.wav", "up go", "up"), (1.0, 1, -1, 1, "a|x.wav", "hi", "")], reverse=True)
     table = worst_table(rows).splitlines()
     assert table[2] == "| a\\|x.wav | 1.00 (1 / 1) | hi | (nothing) |" and table[3].startswith("| b.wav | 0.50 (1 / 2)")
+
+
+def _manifest_fit_args(manifests: dict[str, Path], log_dir: Path) -> list[str]:
+    """The shipped manifest recipe shrunk to seconds: 16 clips in batches of 4, 3 epochs; dropout, SpecAugment
+    and speed perturbation stay on, so a resume must replay every random draw."""
+    return [
+        "--config=speech_manifest",
+        *(f"--data.source.init_args.{split}={path}" for split, path in manifests.items()),
+        "--data.sample_rate=8000",
+        "--data.batch_size=4",
+        "--model.init_args.net.init_args.n_mels=16",
+        "--model.init_args.net.init_args.hidden_size=16",
+        "--model.init_args.net.init_args.num_layers=2",
+        "--trainer.max_epochs=3",
+        "--trainer.accelerator=cpu",
+        "--trainer.deterministic=true",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.callbacks=[]",
+        f"--trainer.logger.init_args.save_dir={log_dir}",
+    ]
+
+
+@pytest.mark.parametrize(
+    "signum", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM], ids=["SIGINT", "SIGTERM"]
+)
+def test_ctc_stopped_mid_step_resumes_bit_exactly(signum, tmp_path):
+    """4 steps an epoch; the signal comes in the middle of the 6th step (the second epoch's second)."""
+    from tests.test_interrupts import _assert_resumes_exactly
+
+    manifests = write_manifests(tmp_path / "speech", train=16, val=4, test=4)
+    _assert_resumes_exactly(partial(_manifest_fit_args, manifests), signum, 5, 4, tmp_path)
