@@ -202,3 +202,38 @@ def test_ctc_stopped_mid_step_resumes_bit_exactly(signum, tmp_path):
 
     manifests = write_manifests(tmp_path / "speech", train=16, val=4, test=4)
     _assert_resumes_exactly(partial(_manifest_fit_args, manifests), signum, 5, 4, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_alone_tests_and_transcribes_new_recordings(tmp_path):
+    """fit on manifests, then `test` and `predict` (the test split, then a folder of new clips) from the
+    checkpoint alone: its vocabulary travels in it."""
+    import csv
+
+    from project.engine.cli import main
+
+    manifests = write_manifests(tmp_path / "speech", train=16, val=4, test=4)
+    fit = main(["fit", *_manifest_fit_args(manifests, tmp_path / "logs")])
+    checkpoint = fit.trainer.checkpoint_callback.best_model_path
+    assert torch.load(checkpoint, weights_only=True)["hyper_parameters"]["vocabulary"][0] == BLANK
+    tested = main(["test", f"--ckpt_path={checkpoint}"])
+    assert 0 <= tested.trainer.callback_metrics[metrics.TEST_WER] <= 2
+    main(["predict", f"--ckpt_path={checkpoint}", f"--predictions.output={tmp_path / 'test.csv'}"])
+    rows = list(csv.DictReader((tmp_path / "test.csv").read_text().splitlines()))
+    assert len(rows) == 4 and set(rows[0]) == {"sample", "hypothesis", "reference"}
+    assert rows[0]["sample"] == json.loads(manifests["test"].read_text().splitlines()[0])["audio_filepath"]
+    new = tmp_path / "new"
+    new.mkdir()
+    for name in ("b.wav", "a.wav"):
+        (new / name).write_bytes((manifests["test"].parent / "test" / "000.wav").read_bytes())
+    main(
+        [
+            "predict",
+            f"--ckpt_path={checkpoint}",
+            f"--data.predict_dir={new}",
+            f"--predictions.output={tmp_path / 'new.csv'}",
+        ]
+    )
+    rows = list(csv.DictReader((tmp_path / "new.csv").read_text().splitlines()))
+    assert [r["sample"] for r in rows] == ["a.wav", "b.wav"] and set(rows[0]) == {"sample", "hypothesis"}
+    assert rows[0]["hypothesis"] == rows[1]["hypothesis"]  # the same clip, the same transcript
