@@ -130,6 +130,10 @@ class SpeechRecognizer(L.LightningModule):
         with fewer frames than its transcript needs cannot be aligned: it adds 0 instead of infinity."""
         tokens, lengths = transcripts
         log_probs = logits.float().log_softmax(dim=-1).transpose(0, 1)  # (T, B, C): float32 under any autocast
+        if log_probs.is_cuda and torch.are_deterministic_algorithms_enabled():
+            # CUDA's CTC backward has no deterministic kernel (torch refuses it under `trainer.deterministic`); the
+            # CPU's is, and for (T, B, characters) it costs little beside the net
+            log_probs, tokens, frames, lengths = (t.cpu() for t in (log_probs, tokens, frames, lengths))
         return F.ctc_loss(log_probs, tokens, frames, lengths, blank=0, reduction="mean", zero_infinity=True)
 
     def training_step(self, batch: tuple[Inputs, Transcripts], batch_idx: int) -> Tensor:
