@@ -134,7 +134,8 @@ class SpeechRecognizer(L.LightningModule):
             # CUDA's CTC backward has no deterministic kernel (torch refuses it under `trainer.deterministic`); the
             # CPU's is, and for (T, B, characters) it costs little beside the net
             log_probs, tokens, frames, lengths = (t.cpu() for t in (log_probs, tokens, frames, lengths))
-        return F.ctc_loss(log_probs, tokens, frames, lengths, blank=0, reduction="mean", zero_infinity=True)
+        loss = F.ctc_loss(log_probs, tokens, frames, lengths, blank=0, reduction="mean", zero_infinity=True)
+        return loss.to(logits.device)
 
     def training_step(self, batch: tuple[Inputs, Transcripts], batch_idx: int) -> Tensor:
         x, y = batch
