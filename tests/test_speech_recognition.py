@@ -109,6 +109,16 @@ def test_ctc_learns_to_transcribe_tiny_utterances_in_a_few_steps(manifests):
     assert len(rows) == 12 and sum(h == r for h, r in rows) >= 6
 
 
+def test_utterances_too_short_for_their_transcripts_are_reported_once(manifests):
+    data = _data(manifests)
+    # A frame every 400 ms: a one-word utterance of about 0.3 s has a frame or two for its two or more letters
+    model = SpeechRecognizer(_net(len(data.source.classes), window_ms=32.0, hop_ms=400.0))
+    with pytest.warns(UserWarning) as caught:
+        _trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0).fit(model, data)
+    told = [str(w.message) for w in caught if "fewer frames" in str(w.message)]
+    assert len(told) == 1 and told[0].startswith("16 training utterances this epoch had fewer frames than"), told
+
+
 def test_a_vocabulary_that_differs_from_the_datas_is_refused(manifests):
     data = _data(manifests)
     model = SpeechRecognizer(_net(5), vocabulary=[BLANK, " ", "a", "b", "c"])

@@ -7,6 +7,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
@@ -68,6 +69,8 @@ class SpeechRecognizer(L.LightningModule):
         self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
         self.test_wer, self.test_cer = WordErrorRate(), CharErrorRate()
         self._width_checked = False
+        self._unalignable = torch.zeros((), dtype=torch.int64)
+        self._told_unalignable = False
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -120,8 +123,8 @@ class SpeechRecognizer(L.LightningModule):
         if self.vocabulary is not None and logits.shape[-1] != len(self.vocabulary):
             raise ConfigError(
                 f"model.net scores {logits.shape[-1]} tokens a frame but the vocabulary has {len(self.vocabulary)} "
-                f"(the blank and {len(self.vocabulary) - 1} characters); leave model.net.init_args.num_classes "
-                "unset, so that the data sets it."
+                f"(the blank and {len(self.vocabulary) - 1} characters); leave the net's num_classes unset "
+                "(model.init_args.net.init_args.num_classes), so that the data sets it."
             )
         self._width_checked = True
 
@@ -143,7 +146,22 @@ class SpeechRecognizer(L.LightningModule):
         logits, frames = self(x)
         loss = self.ctc_loss(logits, frames, transcripts)
         self.log(metrics.TRAIN_LOSS, loss, on_step=True, on_epoch=True, batch_size=len(frames))
+        # Counted on the device, read once an epoch: no host sync a step
+        self._unalignable = self._unalignable + (frames < transcripts[1]).sum()
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._unalignable = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def on_train_epoch_end(self) -> None:
+        count = int(self._unalignable)
+        if count and not self._told_unalignable:
+            self._told_unalignable = True
+            rank_zero_warn(
+                f"{count} training utterances this epoch had fewer frames than their transcripts have characters: "
+                "CTC cannot align them, so they add nothing to the loss. Give the net a shorter hop "
+                "(model.init_args.net.init_args.hop_ms), or check those transcripts against their audio."
+            )
 
     def validation_step(self, batch: tuple[Inputs, Transcripts], batch_idx: int) -> dict[str, list[str]]:
         return self._evaluate(batch, self.val_wer, self.val_cer, (metrics.VAL_LOSS, metrics.VAL_WER, metrics.VAL_CER))
