@@ -63,6 +63,7 @@ def test_no_recording_is_in_two_splits_and_held_out_voices_are_only_tested(root)
     assert speakers["test"] == {"theo"} and "theo" not in speakers["train"] | speakers["val"]
 
 
+@pytest.mark.slow  # three folds of utterances made and dealt
 def test_cross_validation_by_speaker_holds_each_voice_out_once(root):
     held_out = []
     for fold in range(3):
