@@ -203,9 +203,9 @@ def _manifest_fit_args(manifests: dict[str, Path], log_dir: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(
-    "signum", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM], ids=["SIGINT", "SIGTERM"]
-)
+# Three fits each: slow (the machinery's resume is quick in tests/test_interrupts.py with the tiny table)
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctc_stopped_mid_step_resumes_bit_exactly(signum, tmp_path):
     """4 steps an epoch; the signal comes in the middle of the 6th step (the second epoch's second)."""
     from tests.test_interrupts import _assert_resumes_exactly
