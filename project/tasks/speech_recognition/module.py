@@ -55,7 +55,7 @@ class SpeechRecognizer(L.LightningModule):
     ):
         super().__init__()
         if vocabulary is not None:
-            _vocabulary(vocabulary, "model.vocabulary")
+            _vocabulary(vocabulary, "model.init_args.vocabulary")
         # Through the CLI the net is recorded as its config (class_path, init_args), so a checkpoint alone rebuilds
         # the model; a net built in Python is not a hyperparameter (its weights are in the checkpoint)
         self.save_hyperparameters()
@@ -87,8 +87,8 @@ class SpeechRecognizer(L.LightningModule):
         if self.vocabulary is None:
             if data is None:
                 raise ConfigError(
-                    "model.vocabulary is not set and the data gives no `classes` to take it from; set "
-                    f"model.vocabulary to the tokens, {BLANK!r} first, then one character each."
+                    "model.init_args.vocabulary is not set and the data gives no `classes` to take it from; set "
+                    f"model.init_args.vocabulary to the tokens, {BLANK!r} first, then one character each."
                 )
             self.vocabulary = data
             self.hparams["vocabulary"] = list(data.tokens)
