@@ -13,7 +13,7 @@ from project.engine.data import AudioDataModule
 from project.engine.errors import DataError
 from project.tasks.speech_recognition import SpeechManifest
 from project.tasks.speech_recognition.vocabulary import BLANK
-from tests.catalogue import BadInput, cases, check
+from tests.catalogue import BadInput, Refused, cases, check, cli
 from tests.speech_format import RATE, write_manifests
 from tests.wav_format import write_wav
 
@@ -32,6 +32,13 @@ def _manifest(t: Path, *lines: object, name: str = "train.json") -> Path:
 
 def _list(t: Path, *lines: object, **kwargs) -> None:
     SpeechManifest(_manifest(t, *lines), **kwargs).listing("train")
+
+
+def _fit(t: Path, *lines: object) -> None:
+    """`fit` of the manifest recipe on a training manifest of `lines`, as the shell runs it."""
+    train = f"--data.source.init_args.train={_manifest(t, *lines)}"
+    nothing = ("--data.source.init_args.val=null", "--data.source.init_args.test=null")
+    cli("fit", "--config=speech_manifest", train, *nothing, f"--trainer.logger.init_args.save_dir={t / 'logs'}")
 
 
 def _one_line(line: int, what: str, name: str = "train.json") -> str:
@@ -88,6 +95,9 @@ MANIFESTS = [
              lambda t: SpeechManifest(_manifest(t, _with(speaker="ann"), _with(audio_filepath="b.wav")))
              .group("speaker", "b.wav"),
              DataError, _one_line(2, 'no "speaker"; cross-validation by speaker')),
+    BadInput("manifest: a bad line through the command line",
+             lambda t: _fit(t, GOOD, "{"), Refused,
+             r"\A[^\n]*/train\.json:2: not JSON [^\n]*\n\(set PROJECT_DEBUG=1 to see the traceback\)"),
 ]  # fmt: skip
 
 
