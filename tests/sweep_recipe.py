@@ -75,6 +75,7 @@ RECIPE = {
             "init_args": {"save_dir": "logs", "name": "blobs", "default_hp_metric": False},
         },
     },
+    "checkpoint": {"monitor": "val/acc", "mode": "max"},  # the sweep's objective too
     "model": {
         "class_path": "project.tasks.classification.Classifier",
         "init_args": {

@@ -72,7 +72,7 @@ def test_network_example_takes_its_sizes_and_gives_logits(page_sources):
 
 @pytest.mark.slow
 def test_table_example_fits_tests_and_predicts(tmp_path, page_sources):
-    page_sources("project/engine/callbacks/epoch_time.py")  # the callback example rides along on this fit
+    page_sources("project/callbacks/epoch_time.py")  # the callback example rides along on this fit
     generator = torch.Generator().manual_seed(0)
     for split, n in (("train", 600), ("test", 150)):
         labels = torch.randint(0, 3, (n,), generator=generator)
@@ -86,7 +86,7 @@ def test_table_example_fits_tests_and_predicts(tmp_path, page_sources):
         f"--data.source.init_args.train={tmp_path / 'train.pt'}",
         f"--data.source.init_args.test={tmp_path / 'test.pt'}",
         "--trainer.max_epochs=5",
-        "--trainer.callbacks+=project.engine.callbacks.epoch_time.EpochTime",
+        "--trainer.callbacks+=project.callbacks.epoch_time.EpochTime",
     )
     assert accuracy > 0.8
     assert fit_metrics["train/epoch_seconds"] > 0  # the callback example logged
@@ -95,7 +95,7 @@ def test_table_example_fits_tests_and_predicts(tmp_path, page_sources):
 
 @pytest.mark.slow
 def test_image_example_fits_tests_and_predicts(tmp_path, page_sources):
-    page_sources("project/engine/data/sources/mnist.py")
+    page_sources("project/data/mnist.py")
     # Digits stand-in: three of the ten digits, digit k a noisy grey of level 25k (no translation changes it)
     rng = np.random.default_rng(0)
     arrays = {}
@@ -122,7 +122,7 @@ def test_image_example_fits_tests_and_predicts(tmp_path, page_sources):
 
 @pytest.mark.slow
 def test_audio_example_fits_tests_and_predicts(tmp_path, page_sources):
-    page_sources("project/engine/data/sources/esc50.py")
+    page_sources("project/data/esc50.py")
     # ESC-50's layout with three sounds (a low tone, a high tone, noise), four clips a fold
     root = tmp_path / "ESC-50-master"
     (root / "meta").mkdir(parents=True)

@@ -37,7 +37,7 @@ def test_the_net_arguments_given_are_read_in_order(configs, args, expected):
 def test_a_switched_class_gets_its_own_defaults_and_the_data_s_sizes(tmp_path):
     """tiny.yaml's TinyNet gives hidden=16; the MLP named on the command line keeps its own (128,)."""
     cli = main(["fit", *tiny_args(tmp_path, 1), "--model.net=project.models.MLP", "--trainer.fast_dev_run=1"])
-    assert cli.model.hparams.net["init_args"] == {"num_classes": 3, "in_features": 8}
+    assert cli.model.hparams.net["init_args"] == {"num_outputs": 3, "in_features": 8}
     assert cli.model.net.layers[0].out_features == 128
 
 

@@ -81,7 +81,8 @@ def test_sweep_goes_on_after_a_failure_and_resumes_after_an_interrupt(tmp_path, 
 
     # The best trial's config, ready for `fit --config`: its own values, the trial's folder name dropped
     best = yaml.safe_load((runs / "best.yaml").read_text())
-    assert best["model"]["net"]["init_args"]["hidden"] == study.best_trial.params["model.net.init_args.hidden"]
+    net = best["model"]["init_args"]["net"]
+    assert net["init_args"]["hidden"] == study.best_trial.params["model.net.init_args.hidden"]
     assert best["trainer"]["logger"]["init_args"]["version"] is None
     with pytest.raises(SystemExit) as exit:
         cli_main(["fit", "--config", str(runs / "best.yaml"), "--print_config"])

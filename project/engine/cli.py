@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -21,6 +21,7 @@ from project.engine.callbacks import (
     PredictionCSV,
     ResumeLoaderPosition,
     RunSummary,
+    ScheduleFitsTheRun,
     SizesFromData,
     StepSeededRandomness,
     StopBetweenSteps,
@@ -37,6 +38,7 @@ from project.engine.sizes import (
     DeferredNet,
     NetSpec,
     SizesNotReady,
+    check_required,
     data_sizes,
     fill_size_arguments,
     import_object,
@@ -102,8 +104,10 @@ class CLI(LightningCLI):
                 "last_checkpoint.save_on_exception": True,
             }
         )
-        # `predict` writes a CSV (`--predictions.output`); a no-op for the other subcommands
-        parser.add_lightning_class_args(PredictionCSV, "predictions")
+        # `predict` writes the model's predictions (`--predictions.output`); a no-op for the other subcommands. Any
+        # Lightning prediction writer of a fork's own replaces it: `--predictions my_package.MyWriter`
+        parser.add_lightning_class_args(BasePredictionWriter, "predictions", subclass_mode=True)
+        parser.set_defaults({"predictions": {"class_path": f"{PredictionCSV.__module__}.{PredictionCSV.__name__}"}})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         self._args = list(sys.argv[1:] if args is None else args if isinstance(args, list | tuple) else [])
@@ -183,6 +187,7 @@ class CLI(LightningCLI):
             sized.init_args[name] = spec.build(sizes, source)
             specs[name] = spec
         filled = fill_size_arguments(sized, sizes or {}, source, exclude=set(specs))
+        check_required(sized, source)
         root = Namespace(model=sized)
         instance = self._parser(self.subcommand).instantiate_classes(root).model
         # The checkpoint rebuilds the model without the data: its hyperparameters hold what was built
@@ -249,6 +254,7 @@ def main(
                 StepSeededRandomness(),
                 StopBetweenSteps(),
                 CheckpointFiles(),
+                ScheduleFitsTheRun(),
                 *callbacks,
             ]
         },

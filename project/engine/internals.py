@@ -34,8 +34,8 @@ def freeze_cli_hparams(cli: Any) -> dict[str, Any]:
     """Make LightningCLI record the model's and data's hyperparameters from the config as parsed now; returns
     that record (the subcommand's config as a dict).
 
-    Why: the CLI hands the net to the Classifier unbuilt (project/engine/sizes.py), so it swaps the parsed
-    `model.net` for a `NetSpec` just before instantiation. LightningCLI records hyperparameters from the
+    Why: the CLI builds the model's nets with the data's sizes (project/engine/sizes.py), so it instantiates the
+    model apart, after the data. LightningCLI records hyperparameters from the
     undocumented `config_dump`, which the private `LightningCLI._dump_config` fills at the first
     instantiation unless it is set (Lightning 2.6). Set here, it holds the config as the user wrote it,
     dumped without validating again what parsing just validated (that costs about 0.1 s a command).

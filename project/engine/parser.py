@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-import lightning as L
 import torch
 import yaml
 from jsonargparse import Namespace
@@ -222,10 +221,9 @@ class Parser(ProjectArgumentParser):  # the command line's; ProjectArgumentParse
     """LightningCLI's parser, accepting a net config that leaves out arguments the data will give."""
 
     def add_class_arguments(self, theclass: Any, nested_key: str | None = None, *args: Any, **kwargs: Any) -> list[str]:
-        # A class_path's own parser (nested_key None) for a network: every argument may be left for the
-        # data's sizes; one that nothing fills is reported when the net is built (project/engine/sizes.py).
-        network = inspect.isclass(theclass) and issubclass(theclass, nn.Module)
-        if nested_key is None and network and not issubclass(theclass, L.LightningModule):
+        # A class_path's own parser (nested_key None) for a network or a model: every argument may be left for
+        # the data's sizes; one that nothing fills is reported when it is built (project/engine/sizes.py).
+        if nested_key is None and inspect.isclass(theclass) and issubclass(theclass, nn.Module):
             kwargs = unrequire_arguments(kwargs, set(inspect.signature(theclass).parameters))
         return super().add_class_arguments(theclass, nested_key, *args, **kwargs)
 

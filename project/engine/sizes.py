@@ -29,11 +29,15 @@ def data_sizes(datamodule: Any) -> dict[str, Any]:
     """What `datamodule` knows about the shapes of its data: its `sizes`, else its `num_classes`. Raises
     SizesNotReady when it declares them but can tell them only once set up."""
     if (sizes := _read(datamodule, "sizes")) is not None:
-        return dict(sizes)
-    num_classes = _read(datamodule, "num_classes")
-    if num_classes is None:
+        sizes = dict(sizes)
+    elif (num_classes := _read(datamodule, "num_classes")) is not None:
+        sizes = {"num_classes": num_classes}
+    else:
         _tell_missing(datamodule, "sizes", "the net and metrics get no sizes from it and need them in the config")
-    return {} if num_classes is None else {"num_classes": num_classes}
+        return {}
+    if "num_classes" in sizes:  # a logit per class, unless the data module says otherwise
+        sizes.setdefault("num_outputs", sizes["num_classes"])
+    return sizes
 
 
 def _read(datamodule: Any, name: str) -> Any:
@@ -69,6 +73,17 @@ def fill_size_arguments(model: Any, sizes: Mapping[str, Any], source: str, exclu
                 "on the data it was trained on."
             )
     return filled
+
+
+def check_required(model: Any, source: str) -> None:
+    """Refuse a parsed `model` config that leaves a required argument of its class unset (the parser lets every one
+    be left for the data to fill), naming it."""
+    missing = [k for k in _required(model.class_path) if model.init_args.get(k) is None]
+    if missing:
+        raise SizeMismatchError(
+            f"model ({model.class_path}) needs {', '.join(missing)}, which neither the config nor {source} gives. "
+            f"Set model.init_args.{missing[0]}."
+        )
 
 
 def _net_parser(target: Any, build: bool = False) -> ArgumentParser:

@@ -9,6 +9,7 @@ from project.engine.callbacks.predictions import PredictionCSV
 from project.engine.callbacks.progress import FitTimeEstimate, LineProgress, TerminalProgress, readable_progress
 from project.engine.callbacks.randomness import StepSeededRandomness
 from project.engine.callbacks.resume import ResumeLoaderPosition, StartFromWeights
+from project.engine.callbacks.schedule import ScheduleFitsTheRun
 from project.engine.callbacks.sizes import SizesFromData
 from project.engine.callbacks.stopping import StopBetweenSteps
 from project.engine.callbacks.summary import RunSummary
@@ -30,6 +31,7 @@ __all__ = [
     "PredictionCSV",
     "ResumeLoaderPosition",
     "RunSummary",
+    "ScheduleFitsTheRun",
     "SizesFromData",
     "StartFromWeights",
     "StepSeededRandomness",

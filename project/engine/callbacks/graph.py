@@ -10,9 +10,9 @@ from project.engine.callbacks.writers import TensorBoardView, tensorboards
 
 
 class ModelGraph(TensorBoardView):
-    """Writes the graph of `net` once, traced on the first training batch of a fit, in eval mode without
-    gradients (no BatchNorm statistic moves, no random number drawn). A net the tracer cannot follow gives one
-    warning and no graph."""
+    """Writes the graph of the model's `net` (else the whole model) once, traced on the first training batch of a
+    fit, in eval mode without gradients (no BatchNorm statistic moves, no random number drawn). A net the tracer
+    cannot follow gives one warning and no graph."""
 
     def __init__(self):
         super().__init__()
@@ -26,7 +26,8 @@ class ModelGraph(TensorBoardView):
         if not writers:
             return
         inputs = batch[0]
-        net = pl_module.net
+        net = getattr(pl_module, "net", None)
+        net = net if isinstance(net, torch.nn.Module) else pl_module
         was_training = net.training
         net.eval()
         try:

@@ -44,6 +44,6 @@ class StartFromWeights(L.Callback):
             first = str(err).strip().splitlines()[1:2] or [str(err)]
             raise CheckpointError(
                 f"{self.checkpoint}'s weights do not fit the network of this run: {first[0].strip()} "
-                "Build the same network (model.net) as the checkpoint's run."
+                "Build the same networks (model.net, ...) as the checkpoint's run."
             ) from err
         rank_zero_info(f"Starting from the weights of {self.checkpoint}")

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -107,10 +108,12 @@ def run_fold(cv: CrossVal, fold: int, fit_args: list[str], study_dir: Path) -> d
         results.write_json(folder / results.RECORD, record)
     else:
         print(f"Fold {fold}: its fit finished already; testing {record['checkpoint']}.")
-    tester = _call(["test", f"--config={folder / 'config.yaml'}", f"--ckpt_path={record['checkpoint']}"], fold)
+    counted = CountTested()
+    args = ["test", f"--config={folder / 'config.yaml'}", f"--ckpt_path={record['checkpoint']}"]
+    tester = _call(args, fold, counted)
     data = tester.datamodule
     record["test"] = {k: float(v) for k, v in tester.trainer.callback_metrics.items() if k.startswith("test/")}
-    record["test_samples"] = len(data.test_set) if hasattr(data, "test_set") else None
+    record["test_samples"] = counted.samples
     record["held_out"] = getattr(data, "held_out_groups", None)
     results.write_json(folder / results.RECORD, record)
     return record
@@ -143,10 +146,28 @@ def _fit(cv: CrossVal, fold: int, fit_args: list[str], folder: Path) -> dict[str
     return {"fold": fold, "num_folds": cv.num_folds, "group": cv.group, "checkpoint": str(checkpoint)}
 
 
-def _call(args: list[str], fold: int) -> CLI:
+class CountTested(L.Callback):
+    """Counts the samples a test went through (this process's), whatever the data module: the size of each
+    batch's first tensor, known without reading it back."""
+
+    samples = 0
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        first = next(iter(_tensors(batch)), None)
+        self.samples += len(first) if first is not None else 0
+
+
+def _tensors(batch: Any) -> list[torch.Tensor]:
+    if isinstance(batch, torch.Tensor):
+        return [batch]
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, list | tuple) else []
+    return [t for item in items for t in _tensors(item)]
+
+
+def _call(args: list[str], fold: int, *callbacks: L.Callback) -> CLI:
     interrupts = InterruptWatch()
     try:
-        return main(args, callbacks=[interrupts])
+        return main(args, callbacks=[interrupts, *callbacks])
     except KeyboardInterrupt:
         raise _interrupted(fold) from None
     except SystemExit as exit:

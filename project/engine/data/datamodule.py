@@ -92,13 +92,16 @@ class InMemoryDataModule(L.LightningDataModule):
         return tuple(self.source.classes)
 
     @property
-    def num_classes(self) -> int:
-        return len(self.source.classes)
+    def num_classes(self) -> int | None:
+        """The class (or label) count; None for targets that are values."""
+        return len(self.source.classes) or None
 
     @property
     def sizes(self) -> dict[str, Any]:
-        """The class count and the source's `input_sizes`, for the net's arguments of those names (sizes.py)."""
-        return {"num_classes": self.num_classes, **self.source.input_sizes}
+        """The class count, the output size and the source's `input_sizes`, for the net's and the model's
+        arguments of those names (engine/sizes.py)."""
+        classes = {"num_classes": self.num_classes} if self.num_classes else {}
+        return {**classes, "num_outputs": self.source.num_outputs, **self.source.input_sizes}
 
     @property
     def predict_names(self) -> list[str]:  # the sample behind each row of a `predict` CSV

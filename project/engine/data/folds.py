@@ -1,9 +1,9 @@
 """K-fold cross-validation: which of `num_folds` folds each sample of a pool is in.
 
-Stratified (the default): each class is dealt over the folds in a seeded order, continuing where the one
-before stopped, so folds hold each class's share to within one sample. Targets that are not classes
-(sequences) are dealt the same way as one class. Grouped (e.g. by speaker): groups go
-whole, largest first, to the fold with fewest samples. The assignment depends only on the samples' names,
+Stratified (for class data): each class is dealt over the folds in a seeded order, continuing where the one
+before stopped, so folds hold each class's share to within one sample. Other targets (values, several labels a
+sample, sequences) are dealt in one seeded order. Grouped (e.g. by speaker): groups go whole, largest first, to
+the fold with fewest samples. The assignment depends only on the samples' names,
 labels, groups and the seed, never on listing order, so every fold of a study sees the same partition.
 """
 
@@ -25,14 +25,20 @@ def assign_folds(
     classes: tuple[str, ...] = (),
 ) -> Tensor:
     """The fold (0 to num_folds - 1) of every sample, int64 (N,). `keys`: a unique name per sample that does not
-    depend on its place in the pool; `groups`: a group per sample to keep whole, or None to stratify by class."""
+    depend on its place in the pool; `groups`: a group per sample to keep whole, or None to stratify by class
+    (class indices (N,) with `classes` named) or else to deal the samples in a seeded order."""
     generator = torch.Generator().manual_seed(seed)
-    if groups is None:
-        order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's
-        if is_sequences(labels):
-            labels = torch.zeros(len(keys), dtype=torch.int64)
+    if groups is not None:
+        return _grouped(groups, num_folds, generator)
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's
+    if classes and not is_sequences(labels) and labels.ndim == 1 and not labels.is_floating_point():
         return _stratified(order, labels, num_folds, generator, classes)
-    return _grouped(groups, num_folds, generator)
+    if len(order) < num_folds:
+        raise DataError(f"data.num_folds={num_folds} is more than the {len(order)} samples; lower data.num_folds.")
+    folds = torch.empty(len(order), dtype=torch.int64)
+    for position, j in enumerate(torch.randperm(len(order), generator=generator).tolist()):
+        folds[order[j]] = position % num_folds
+    return folds
 
 
 def _stratified(

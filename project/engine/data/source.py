@@ -22,9 +22,9 @@ class Samples(NamedTuple):
 
     inputs: one tensor (N, ...) (images uint8 (N, C, H, W), features (N, F)), or a list of N tensors
         of different lengths (audio clips (T,)).
-    labels: one target tensor for the set (class indices int64 (N,), ...), or a list of N tensors of
-        different lengths (token sequences), which batches carry padded with their lengths
-        (project/engine/data/targets.py).
+    labels: the targets, one per sample: class indices int64 (N,), values float (N,) or (N, K), several labels a
+        sample as 0/1 floats (N, K); or a list of N tensors of different lengths (token sequences), which
+        batches carry padded with their lengths (project/engine/data/targets.py).
     names: what to call each sample in a predictions CSV (its file); by default `<split>/<index>`.
     """
 
@@ -51,7 +51,8 @@ class Samples(NamedTuple):
 
 class Source(ABC):
     """A data set. `classes` must be known once the source is built (the CLI sizes the model from it
-    before any sample is read), so read it from folder names or a small index file, not the data."""
+    before any sample is read), so read it from folder names or a small index file, not the data. A data set
+    whose targets are values (regression) has none: `()`; one with several labels a sample names them."""
 
     classes: tuple[str, ...]
     # The groups `group` can tell a sample's, e.g. ("speaker",): cross-validation by group (data.fold_groups)
@@ -63,6 +64,11 @@ class Source(ABC):
         """The sizes of one input that a net may take as constructor arguments of the same names
         (project/engine/sizes.py), known once the source is built; e.g. a table's `in_features`."""
         return {}
+
+    @property
+    def num_outputs(self) -> int:
+        """The size of a net's output layer for these targets: a logit per class or label, a value per target."""
+        return len(self.classes)
 
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Make the files available: download, verify, extract. Called on one process only; by

@@ -3,6 +3,7 @@
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -61,7 +62,7 @@ class Classifier(L.LightningModule):
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-        self._inputs_checked = False
+        self._inputs_checked = self._targets_checked = False
         self._input_shapes: str | None = None  # of the first batch, e.g. "(B, 3, 32, 32)"
         self.net = net
         self._compile, self._compiled = compile, False
@@ -73,8 +74,9 @@ class Classifier(L.LightningModule):
         if not hasattr(self, "val_acc"):
             if self.hparams.num_classes is None:
                 raise ConfigError(
-                    "model.num_classes is not set and the data gives none: set model.num_classes, or give the data "
-                    "module a `num_classes` or `sizes` (project/engine/sizes.py)"
+                    "model.num_classes is not set and the data names no classes: set model.num_classes, or give the "
+                    "data module a `num_classes` or `sizes` (project/engine/sizes.py). Data whose targets are values "
+                    'needs a task of its own (docs/make-it-yours.md, "Bring your own task")'
                 )
             self._set_metrics(self.hparams.num_classes)
         if self._compile and not self._compiled:
@@ -121,6 +123,7 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch: tuple[Inputs, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
+        self._check_targets(y)
         logits = self(x)
         loss = self.loss_fn(logits, y)
         # `update`, not a call: a call also computes this batch's accuracy, which only a per-step log would
@@ -161,10 +164,24 @@ class Classifier(L.LightningModule):
         accuracy = sum(label == predicted for label, predicted in known) / len(known)
         return f"accuracy {accuracy:.4f} on the {len(known)} with a known label"
 
+    def _check_targets(self, y: Tensor) -> None:
+        """Class indices (B,): values or several labels a sample would fail deep in the loss, or train on wrongly
+        without a word. Shape and dtype are known without reading the batch back: no host sync."""
+        if self._targets_checked:
+            return
+        if not isinstance(y, Tensor) or y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
+            given = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
+            raise ConfigError(
+                f"Classifier takes class indices (B,) as targets, and this data gives {given}: for values or several "
+                'labels a sample, use a task of their own (docs/make-it-yours.md, "Bring your own task")'
+            )
+        self._targets_checked = True
+
     def _evaluate(
         self, batch: tuple[Inputs, Tensor], accuracy: MulticlassAccuracy, loss_name: str, acc_name: str
     ) -> dict[str, Tensor]:
         x, y = batch
+        self._check_targets(y)
         logits = self(x)
         accuracy.update(logits, y)  # computed once at the epoch's end, as in training_step
         self.log(loss_name, self.loss_fn(logits, y), on_epoch=True, sync_dist=True)
