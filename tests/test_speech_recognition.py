@@ -247,3 +247,13 @@ def test_a_checkpoint_alone_tests_and_transcribes_new_recordings(tmp_path):
     rows = list(csv.DictReader((tmp_path / "new.csv").read_text().splitlines()))
     assert [r["sample"] for r in rows] == ["a.wav", "b.wav"] and set(rows[0]) == {"sample", "hypothesis"}
     assert rows[0]["hypothesis"] == rows[1]["hypothesis"]  # the same clip, the same transcript
+
+
+@pytest.mark.parametrize("view", ["TranscribedSpectrograms", "WorstUtterances"])
+def test_a_speech_view_on_a_classifier_stops_the_fit_at_its_start_in_one_line(view, tmp_path):
+    from project.engine.cli import main
+    from tests.recipes import tiny_args
+
+    args = [*tiny_args(tmp_path / "logs", epochs=1), f"--trainer.callbacks+=project.tasks.speech_recognition.{view}"]
+    with pytest.raises(ConfigError, match=rf"^{view} reads hypotheses, references from the model's .* Classifier"):
+        main(["fit", *args])
