@@ -160,6 +160,8 @@ def test_fsdd_downloads_and_verifies_the_release_archive(tmp_path, serve_dir):
     assert len(data.load("test", 8000)[0]) == 2 * 10 * 5
     with pytest.raises(FileNotFoundError, match="download is false"):
         FSDD(tmp_path / "nowhere", download=False).prepare()
+    with pytest.raises(DownloadError, match=r"A folder holding `recordings/` works as it is"):
+        FSDD(tmp_path / "offline", url=f"{serve_dir(archive.parent)}/missing.tar.gz").prepare()
 
 
 @needs_recipe("speech_commands")

@@ -132,7 +132,7 @@ def test_fsdd_config_fits_generated_wavs_through_the_cli(tmp_path):
     cli = main(["fit", *tiny_fsdd_args(root, tmp_path / "logs", epochs=8)])
     assert cli.model.net.head[-1].out_features == 10
     run = next((tmp_path / "logs" / "fsdd").glob("version_*"))
-    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events = EventAccumulator(str(run / "fit"), size_guidance={"images": 0})
     events.Reload()
     val_acc = [e.value for e in events.Scalars(metrics.VAL_ACC)]
     assert max(val_acc) >= 0.6, f"10 synthetic classes, chance is 0.1; validation accuracy went {val_acc}"

@@ -25,11 +25,19 @@ from project.engine.cli import main
 from project.engine.config_yaml import MAX_CONFIG_BYTES
 from project.engine.data import FeatureFiles
 from project.engine.errors import ConfigError, DataError, run_command
-from project.engine.sweep.space import load_space
 from tests.catalogue import BadInput, Refused, cases, check, cli
+from tests.extras import needs_extra
 from tests.recipes import TINY, tiny_args
 
 LIGHTNING_VERSION = "2.6.6"
+
+
+def load_space(path):
+    """The sweep's search-space reader; its cases skip, naming the extra, where Optuna is not installed."""
+    needs_extra("optuna")
+    from project.engine.sweep.space import load_space as load
+
+    return load(path)
 
 
 def bomb(levels: int = 9) -> str:

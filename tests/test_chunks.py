@@ -10,10 +10,11 @@ from project.engine.cli import main
 from project.engine.data import AudioDataModule, ImageDataModule, ImageFolder, LitDataAudio, LitDataImages, WavFolder
 from project.engine.data.optimize import main as optimize
 from project.engine.errors import ConfigError, DataError
+from tests.extras import needs_extra
 from tests.image_tree import write_image_tree
 from tests.wav_format import write_wav_folder
 
-pytest.importorskip("litdata")
+needs_extra("litdata")  # the `stream` extra
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from project.engine.sizes import SizeMismatchError
 from project.engine.trust import UntrustedConfigError
 from project.tasks.classification import metrics
 from tests.conftest import cpu_trainer_args
+from tests.extras import needs_extra
 from tests.image_tree import write_image_tree
 from tests.recipes import classifier, needs_recipe
 from tests.source_tree import copy_source_tree
@@ -41,7 +43,10 @@ def write_recipe(root: Path, name: str = "shapes") -> Path:
         "trainer": {"logger": {"init_args": {"name": name}}, "callbacks": [], "max_epochs": 3},
         "checkpoint": {"monitor": "val/acc", "mode": "max"},
         "model": classifier(
-            net={"class_path": "project.models.ResNet", "init_args": {"widths": [8, 8, 8, 8], "channels_last": False}},
+            net={
+                "class_path": "project.models.ResNet",
+                "init_args": {"widths": [8, 8, 8, 8], "channels_last": False},
+            },
             optimizer={
                 "class_path": "torch.optim.SGD",
                 "init_args": {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01},
@@ -74,7 +79,7 @@ def runs(log_dir: Path, name: str = "shapes") -> list[Path]:
 
 
 def scalars(run_dir: Path) -> dict[str, list[float]]:
-    events = EventAccumulator(str(run_dir))
+    events = EventAccumulator(str(run_dir / "fit"))  # the fit's sub-run (project/engine/runs.py)
     events.Reload()
     return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
@@ -152,18 +157,22 @@ def test_a_checkpoint_without_its_hyperparameters_is_refused_saying_what_is_miss
 
 
 def test_a_named_run_folder_takes_its_evaluations_and_resumes(tmp_path):
-    """With a named logger version, later commands log into the fit's folder: they add their own config
-    file beside the fit's config.yaml; only a second fresh fit into the folder is refused."""
+    """With a named logger version, later commands log into the fit's folder: each evaluation into a sub-run of
+    its own with its config; only a second fresh fit into the folder is refused."""
     args = ["--config", str(write_recipe(tmp_path)), *cpu(tmp_path / "logs", 2), "--trainer.logger.init_args.version=a"]
     main(["fit", *args, "--checkpoint.save_top_k=-1"])
     run = tmp_path / "logs" / "shapes" / "a"
     fit_config = (run / "config.yaml").read_text()
-    for _ in range(2):  # a repeated evaluation replaces its own record
+    for _ in range(2):  # a repeated evaluation gets a sub-run of its own
         main(["test", f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])  # the run's config names the version
-    assert (run / "test_config.yaml").is_file() and (run / "config.yaml").read_text() == fit_config
+    assert (run / "test" / "config.yaml").is_file() and (run / "test_2" / "config.yaml").is_file()
+    assert (run / "config.yaml").read_text() == fit_config
     first_epoch = next((run / "checkpoints").glob("best-epoch000-*.ckpt"))
-    resumed = main(["fit", *args, f"--ckpt_path={first_epoch}"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = main(["fit", *args, f"--ckpt_path={first_epoch}"])
     assert resumed.trainer.current_epoch == 2 and (run / "resume_config.yaml").is_file()
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)], "a resume's folder holds its run"
     with pytest.raises(ConfigError, match=r"already holds a run"):
         main(["fit", *args])
 
@@ -467,7 +476,7 @@ def test_every_logger_keeps_the_run_config_beside_its_checkpoints_resumes_and_ev
         "none": ["--trainer.logger=false"],
     }[logger]
     if logger == "mlflow":
-        pytest.importorskip("mlflow")
+        needs_extra("mlflow")
     args = ["--config", str(write_recipe(tmp_path)), *cpu(tmp_path / "logs", 1)[:-1], *chosen]
     for _ in range(2):  # a second run must not collide with the first's config
         cli = main(["fit", *args])

@@ -226,7 +226,7 @@ def test_a_2_fold_study_runs_end_to_end_and_writes_the_mean_and_spread(tmp_path,
     assert "test/acc: " in out and " ± " in out
     for fold in range(2):
         run = study / f"fold{fold}"
-        assert (run / "config.yaml").is_file() and (run / "test_config.yaml").is_file(), "normal run folders"
+        assert (run / "config.yaml").is_file() and (run / "test" / "config.yaml").is_file(), "normal run folders"
 
     main(command)  # run again: nothing to do
     out = capsys.readouterr().out

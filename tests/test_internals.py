@@ -211,10 +211,10 @@ def test_the_interrupt_message_is_rewritten(caplog):
     internals.clean_interrupt_messages()
     with caplog.at_level("INFO"):
         rank_zero_info("An SIGTERMException was raised with message:             , saved checkpoint to /r/last.ckpt")
-    assert (
-        caplog.messages[-1]
-        == "Interrupted (stopped by SIGTERM); saved /r/last.ckpt: resume with --ckpt_path /r/last.ckpt"
-    )
+    assert caplog.messages[-1] == (
+        "Interrupted (stopped by SIGTERM); saved /r/last.ckpt. Resume it with:\n"
+        "  python -m project.cli fit --ckpt_path /r/last.ckpt"
+    ), "the resume is a command to copy, on a line of its own"
 
 
 def test_repeated_logging_skips_the_move_and_still_moves_when_needed():

@@ -17,6 +17,7 @@ from project.engine.errors import CheckpointError, ConfigError
 from project.engine.recipes import default_recipe, prepare_args, preset_path, presets_dir, shipped
 from project.tasks.classification import metrics
 from tests.catalogue import Refused, cli
+from tests.extras import needs_extra
 from tests.recipes import TINY
 
 GENERIC = ("debug", "overfit", "quick", "profile", "csv", "mlflow", "nologger")
@@ -213,7 +214,7 @@ def test_loggers_and_the_profile_land_in_the_run_folder(logger, trained, tmp_pat
     for each, on fit and on an evaluation, and nothing warns about a callback the preset idled."""
     monkeypatch.chdir(tmp_path)
     if logger == "mlflow":
-        pytest.importorskip("mlflow")
+        needs_extra("mlflow")
         monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "")  # restores the variable's state after the test
         monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")  # the CLI asks for the file store itself
     chosen = [] if logger == "tensorboard" else ["--preset", logger]
@@ -237,7 +238,7 @@ def test_loggers_and_the_profile_land_in_the_run_folder(logger, trained, tmp_pat
         assert (folder / name).is_file(), name
     assert "Action" in (folder / "fit-profile.txt").read_text()
     assert (folder / "metrics.csv").is_file() == (logger == "csv")
-    assert any(folder.glob("events.out.tfevents.*")) == (logger == "tensorboard")
+    assert any(folder.glob("fit/events.out.tfevents.*")) == (logger == "tensorboard")
     evaluated = Path(tested.trainer.profiler.dirpath)
     assert evaluated != folder and (evaluated / "test-profile.txt").is_file() and (evaluated / "config.yaml").is_file()
     assert metrics.TEST_ACC in tested.trainer.callback_metrics

@@ -1,6 +1,8 @@
 """Progress off a terminal and the early estimate of a fit's length, on a tiny model of the test's own."""
 
 import io
+import logging
+import sys
 
 import lightning as L
 import pytest
@@ -10,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from project.engine.callbacks import FitTimeEstimate, LineProgress, TerminalProgress, readable_progress
+from project.engine.callbacks.progress import log_above_the_bar
 from project.engine.recipes import presets_in
 
 
@@ -77,11 +80,11 @@ def test_fit_time_estimate_measures_after_the_first_steps(capsys):
     assert "44 steps" in out  # 48 steps in all; measured from step 1 to step 4
 
 
-def _long_estimate(presets=(), load=None, short_preset="quick", monkeypatch=None) -> str:
+def _long_estimate(presets=(), load=None, short_preset="quick", monkeypatch=None, resumed=False) -> str:
     monkeypatch.setattr("project.engine.callbacks.progress.machine_load", lambda: load)
     estimate = FitTimeEstimate(presets=presets, short_preset=short_preset)
     estimate.estimate_s = 3600.0
-    return "\n".join(estimate.report(on_cpu=True, per_step=1.0, remaining=3600))
+    return "\n".join(estimate.report(on_cpu=True, per_step=1.0, remaining=3600, resumed=resumed))
 
 
 def test_a_long_estimate_on_a_cpu_names_the_short_preset(monkeypatch):
@@ -93,6 +96,11 @@ def test_a_run_already_on_the_short_preset_is_never_told_to_stop(monkeypatch):
     assert "Ctrl-C" not in _long_estimate(presets=["quick"], monkeypatch=monkeypatch)
     busy = _long_estimate(presets=["csv", "quick"], load=(9.0, 2), monkeypatch=monkeypatch)
     assert "Ctrl-C" not in busy and "This machine is busy (load 9.0 on 2 cores)" in busy
+
+
+def test_a_resume_is_never_told_to_add_a_preset(monkeypatch):
+    """Its presets are in its run's config, not on the command line, and a resume keeps its recipe anyway."""
+    assert "Ctrl-C" not in _long_estimate(resumed=True, monkeypatch=monkeypatch)
 
 
 def test_without_a_short_preset_the_hint_names_keys(monkeypatch):
@@ -133,6 +141,32 @@ def test_the_terminal_bar_shows_an_integer_version_and_stops_before_the_summary(
     )
     trainer.fit(TinyRegression(), train_dataloaders=_loader(), val_dataloaders=_loader())
     assert seen == {"v_num": "4", "live": False}, "4, not 4.000; nothing is drawn after the summary"
+
+
+@pytest.mark.parametrize(("version", "shown"), [("version_0", "0"), ("trial_12", "trial_12")])
+def test_the_terminal_bar_shows_a_named_version_whole(version, shown, tmp_path, monkeypatch):
+    """A resume names its run's folder (`version_0`): Lightning would show its last 4 characters, `on_0`."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    trainer = L.Trainer(accelerator="cpu", logger=CSVLogger(tmp_path, version=version), callbacks=[TerminalProgress()])
+    assert trainer.progress_bar_callback.get_metrics(trainer, TinyRegression())["v_num"] == shown
+
+
+def test_notices_logged_during_a_live_bar_go_above_it(monkeypatch):
+    """Rich's live bar swaps `sys.stderr` for a proxy that prints above the bar; Lightning's log handler, which also
+    prints Ctrl-C's notice, must write to that proxy, not to the stream it found at import (onto the bar's line)."""
+    logger = logging.getLogger("lightning.pytorch")
+    handler = logging.StreamHandler(sys.stderr)
+    logger.addHandler(handler)
+    try:
+        log_above_the_bar()
+        during_the_bar = io.StringIO()
+        monkeypatch.setattr("sys.stderr", during_the_bar)
+        logger.warning("Received SIGINT: stopping after this step")
+        assert "Received SIGINT" in during_the_bar.getvalue()
+    finally:
+        logger.removeHandler(handler)
 
 
 def test_the_presets_of_a_command_line_are_known_by_name(tmp_path):

@@ -38,7 +38,7 @@ from project.engine.cli import main
 from project.engine.data import ImageDataModule, ImageFolder
 from project.engine.data.audio import read_audio
 from project.engine.data.download import DownloadError, RemoteArchive, download_archive, extract_archive
-from project.engine.runs import claim_run_folders
+from project.engine.runs import claim_run_folders, run_folder
 from project.tasks.classification import metrics
 from project.tasks.classification.module import Classifier
 from tests.archive_format import add_to_tar
@@ -100,7 +100,7 @@ def _resume_after_interrupt(args: Callable[[Path], list[str]], step: int, tmp_pa
 
 def _assert_same_run(resumed, uninterrupted, steps: int = STEPS_PER_EPOCH * EPOCHS) -> None:
     cli, full = uninterrupted
-    ckpt = torch.load(_last_ckpt(Path(resumed.trainer.log_dir)), map_location="cpu", weights_only=True)
+    ckpt = torch.load(_last_ckpt(run_folder(resumed.trainer)), map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == full["global_step"] == steps
     differ = [k for k in full["state_dict"] if not torch.equal(full["state_dict"][k], ckpt["state_dict"][k])]
     assert not differ, f"weights differ after resume: {differ}"
@@ -211,7 +211,10 @@ def test_sigterm_mid_fit_leaves_a_resumable_checkpoint(tmp_path):
     assert steps_per_epoch <= saved["global_step"] < 1000 * steps_per_epoch
     assert "SIGTERMException was raised" not in output and "Traceback" not in output, output[-3000:]
     # One line, unless the step it stopped at had just been saved at an epoch's end
-    clean = f"Interrupted (stopped by SIGTERM); saved {last}: resume with --ckpt_path {last}"
+    clean = (
+        f"Interrupted (stopped by SIGTERM); saved {last}. Resume it with:\n"
+        f"  python -m project.cli fit --ckpt_path {last}"
+    )
     assert clean in output or saved["global_step"] % steps_per_epoch == 0, output[-3000:]
 
 

@@ -2,6 +2,7 @@
 a checkpoint with nothing but its path. On the tests' own tiny recipe (tests/recipes.py)."""
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from tests.recipes import CLASSES, run_dir, tiny_args
 
 
 def _tags(run_dir) -> dict[str, list[str]]:
-    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "tensors": 0})
+    events = EventAccumulator(str(run_dir / "fit"), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     return events.Tags()
 
@@ -33,7 +34,7 @@ def test_fit_logs_confusion_matrices_and_final_hparams(fitted, capsys):
     run = run_dir(fitted / "logs")
     tags = _tags(run)
     assert "val/confusion_matrix" in tags["images"]
-    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events = EventAccumulator(str(run / "fit"), size_guidance={"images": 0})
     events.Reload()
     # Three validations within a few seconds: under the 60 s between pictures, so only the last one
     # is drawn, when the fit ends, at the final step (none for the sanity check)
@@ -47,12 +48,26 @@ def test_fit_logs_confusion_matrices_and_final_hparams(fitted, capsys):
 def test_hparams_table_has_no_bookkeeping_columns(fitted):
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-    events = EventAccumulator(str(run_dir(fitted / "logs")), size_guidance={"tensors": 0})
+    events = EventAccumulator(str(run_dir(fitted / "logs") / "fit"), size_guidance={"tensors": 0})
     events.Reload()
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
-    columns = set(HParamsPluginData.FromString(content).session_start_info.hparams)
-    assert "net" in columns or any(c.startswith("net") for c in columns), columns
+    hparams = HParamsPluginData.FromString(content).session_start_info.hparams
+    columns = set(hparams)
     assert not [c for c in columns if c.startswith("_")], columns
+    # the classes by name (TensorBoard cuts a class path), their arguments only where they differ from the default
+    assert hparams["net"].string_value == "TinyNet" and hparams["optimizer"].string_value == "SGD", columns
+    assert "net/hidden" in columns and "optimizer/lr" in columns and "trainer/max_epochs" in columns, columns
+    assert not {"compile", "optimizer/differentiable", "optimizer/maximize", "optimizer/foreach"} & columns, columns
+    assert not [c for c in columns if "init_args" in c or c.endswith(("root", "num_workers"))], columns
+
+
+def test_the_best_value_is_drawn_at_its_validation_not_at_step_0(fitted):
+    events = EventAccumulator(str(run_dir(fitted / "logs") / "fit"))
+    events.Reload()
+    (best,) = events.Scalars(metrics.BEST_VAL_ACC)
+    validations = events.Scalars(metrics.VAL_ACC)
+    assert best.step > 0 and best.step in {v.step for v in validations}, (best.step, [v.step for v in validations])
+    assert best.value == max(v.value for v in validations)
 
 
 def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys):
@@ -68,7 +83,10 @@ def test_checkpoint_alone_is_enough_to_test_and_predict(fitted, tmp_path, capsys
         "--trainer.enable_progress_bar=false",
     ]
     tested = main(["test", f"--config={run / 'config.yaml'}", f"--ckpt_path={ckpt}", *common])
-    assert f"Test\n  TensorBoard:  tensorboard --logdir {tested.trainer.logger.log_dir}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # each metric once (no Lightning table), then the run folder whose sub-run `test/` it logged to
+    assert f"Test\n  {metrics.TEST_ACC}:" in printed and printed.count(metrics.TEST_ACC) == 1, printed
+    assert f"TensorBoard:  tensorboard --logdir {Path(tested.trainer.logger.log_dir).parent}\n" in printed
     assert tested.trainer.callback_metrics[metrics.TEST_ACC] > 0.8, "2.4x chance: the trained weights were loaded"
     # A run's record holds no `ckpt_path: null`, so a --config given after --ckpt_path cannot undo it
     assert "ckpt_path" not in (run / "config.yaml").read_text()
@@ -106,6 +124,15 @@ def test_summary_names_the_best_checkpoint_and_the_next_commands(tmp_path, capsy
     assert f"python -m project.cli test --ckpt_path {best}" in out
     assert f"python -m project.cli predict --ckpt_path {best}" in out
     assert f"tensorboard --logdir {run_dir(tmp_path / 'logs')}" in out
+
+
+def test_a_fit_stopped_before_its_first_validation_names_last_ckpt_for_the_next_commands(tmp_path, capsys):
+    main(["fit", *tiny_args(tmp_path / "logs", epochs=1), "--trainer.check_val_every_n_epoch=5"])
+    out = capsys.readouterr().out
+    last = run_dir(tmp_path / "logs") / "checkpoints" / "last.ckpt"
+    assert f"Checkpoint:   {last} (no validation ran, so none is best by {metrics.VAL_ACC})" in out, out
+    assert f"python -m project.cli test --ckpt_path {last}" in out
+    assert f"python -m project.cli predict --ckpt_path {last}" in out
 
 
 def test_confusion_matrix_picture_is_readable_at_tensorboards_size():

@@ -14,6 +14,7 @@ import torch
 
 from project.engine.cli import main
 from project.engine.errors import ConfigError
+from tests.extras import needs_extra
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "features.yaml"
 
@@ -166,13 +167,15 @@ def test_a_checkpoint_alone_rebuilds_its_run_from_any_folder(trained_run, tmp_pa
     tested = main(
         ["test", "--ckpt_path=model.ckpt", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false"]
     )
-    assert Path(tested.trainer.log_dir).parent.name == "features"
+    log_dir = Path(tested.trainer.log_dir)
+    assert log_dir.name == "test" and log_dir.parent.parent.name == "features", "the run's name, the test's sub-run"
     assert "ConfusionMatrixImage" in {type(c).__name__ for c in tested.trainer.callbacks}
 
 
 @pytest.mark.parametrize("preset", ["nologger", "mlflow"])
 def test_presets_keep_the_recipes_run_name(preset, in_tmp):
-    pytest.importorskip("mlflow") if preset == "mlflow" else None
+    if preset == "mlflow":
+        needs_extra("mlflow")
     cli = main(["--config", "features", "--preset", preset, *_cpu(1)], run=False)
     if preset == "nologger":
         assert Path(cli.trainer.default_root_dir).parent.name == "features"

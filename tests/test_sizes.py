@@ -8,6 +8,7 @@ import yaml
 
 from project.engine.cli import main
 from project.engine.sizes import NetSpec, SizeMismatchError, net_args_given
+from tests.extras import needs_extra
 from tests.image_tree import write_image_tree
 from tests.recipes import TINY, tiny_args
 
@@ -113,7 +114,7 @@ IMAGES = {
 )
 def test_any_network_trains_on_images_from_the_command_line(net, tmp_path):
     if net[0].startswith("--model.net=timm"):
-        pytest.importorskip("timm")
+        needs_extra("timm")
     root = write_image_tree(tmp_path / "images", classes=("a", "b"), per_class=4)
     source = {"class_path": "project.engine.data.ImageFolder", "init_args": {"root": str(root), "image_size": 32}}
     data = _yaml({"data": {**IMAGES, "init_args": {**IMAGES["init_args"], "source": source}}})

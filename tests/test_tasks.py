@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor, nn
 
 from project.engine.cli import main
+from project.engine.runs import run_folder
 from tests.test_interrupts import _assert_resumes_exactly
 from tests.test_readme_example import example_files, write_into_package
 
@@ -74,7 +75,7 @@ def task(request, tmp_path, monkeypatch):
 def _events(run: Path) -> set[str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(run))
+    events = EventAccumulator(str(run / "fit"))  # the fit's sub-run of the run folder
     events.Reload()
     return set(events.Tags()["scalars"])
 
@@ -93,7 +94,7 @@ def test_a_task_of_the_docs_fits_tests_and_predicts_with_its_own_best_and_column
         assert value > 0.8, f"{monitor}={value}: three labels, each read off one feature"
     checkpoint = fit.trainer.checkpoint_callback
     assert (checkpoint.monitor, checkpoint.mode) == (monitor, mode), "best is the recipe's"
-    run = Path(fit.trainer.log_dir)
+    run = run_folder(fit.trainer)
     best = monitor.replace("/", "/best_")
     assert best in _events(run), f"the best value is logged under {best}"
     assert f"Best {monitor}:" in capsys.readouterr().out
@@ -197,7 +198,7 @@ def _bare_args(log_dir: Path, epochs: int = 2) -> list[str]:
 def test_a_module_offering_none_of_the_protocol_fits_tests_predicts_and_resumes(tmp_path):
     fit = main(["fit", *_bare_args(tmp_path / "logs")])
     assert fit.trainer.global_step == 10 and fit.trainer.checkpoint_callback.monitor == "val/loss"
-    last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    last = run_folder(fit.trainer) / "checkpoints" / "last.ckpt"
     assert "test/loss" in main(["test", *_bare_args(tmp_path / "logs"), f"--ckpt_path={last}"]).trainer.callback_metrics
     out = tmp_path / "p.csv"
     main(["predict", *_bare_args(tmp_path / "logs"), f"--ckpt_path={last}", f"--predictions.output={out}"])
@@ -255,7 +256,7 @@ class LinesWriter(BasePredictionWriter):
 
 def test_the_prediction_writer_is_the_fork_s_to_replace(tmp_path):
     fit = main(["fit", *_bare_args(tmp_path / "logs", epochs=1)])
-    last = Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    last = run_folder(fit.trainer) / "checkpoints" / "last.ckpt"
     out = tmp_path / "lines.txt"
     writer = [f"--predictions={__name__}.LinesWriter", f"--predictions.output={out}"]
     main(["predict", *_bare_args(tmp_path / "logs"), f"--ckpt_path={last}", *writer])

@@ -121,7 +121,9 @@ def image_run(tmp_path_factory):
     main(["fit", *image_args(root / "logs")])
     fitted = run_dir(root / "logs", "images")
     main(["test", *image_args(root / "logs"), f"--ckpt_path={fitted / 'checkpoints' / 'last.ckpt'}"])
-    return fitted, run_dir(root / "logs", "images")
+    # the fit and the test of its checkpoint: sub-runs of the one run folder (project/engine/runs.py)
+    assert run_dir(root / "logs", "images") == fitted
+    return fitted / "fit", fitted / "test"
 
 
 def test_fit_logs_readable_pictures_tables_and_curves(image_run):
@@ -130,7 +132,8 @@ def test_fit_logs_readable_pictures_tables_and_curves(image_run):
     assert len(found.Images(metrics.VAL_CONFUSION_MATRIX)) == 2, "one per validation epoch, none for the sanity check"
     for tag in (metrics.VAL_CONFUSION_MATRIX, metrics.VAL_CONFUSION_MATRIX_NORMALIZED):
         width, height = image_size(found, tag)
-        assert 400 <= width <= 1700 and 300 <= height <= 1600, (tag, width, height)
+        # TensorBoard's image card shows about 340 px unscaled: the numbers keep the size they are drawn at
+        assert 300 <= width <= 360 and 250 <= height <= 500, (tag, width, height)
 
     table = found.Tensors(f"{metrics.VAL_PER_CLASS}/text_summary")[-1].tensor_proto.string_val[0].decode()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| class")]
@@ -169,12 +172,12 @@ def test_test_logs_misclassified_images_and_the_projector(image_run):
 def test_table_data_gets_curves_and_embeddings_without_a_sprite_and_no_graph(tmp_path):
     main(["fit", *tiny_args(tmp_path / "logs", epochs=1), f"--config={yaml.safe_dump(VIEWS)}"])
     fitted = run_dir(tmp_path / "logs")
-    found = events(fitted)
+    found = events(fitted / "fit")
     assert {f"{metrics.VAL_PR_CURVE}{name}" for name in CLASSES} <= set(found.Tags()["tensors"])
     assert not found.Tags()["graph"], "the graph is off unless ModelGraph is listed"
     main(["test", *tiny_args(tmp_path / "logs"), f"--config={yaml.safe_dump(VIEWS)}",
           f"--ckpt_path={fitted / 'checkpoints' / 'last.ckpt'}"])  # fmt: skip
-    (folder,) = run_dir(tmp_path / "logs").glob("*/test%2fembeddings")
+    (folder,) = (run_dir(tmp_path / "logs") / "test").glob("*/test%2fembeddings")
     assert len((folder / "metadata.tsv").read_text().splitlines()) == 51 and not (folder / "sprite.png").exists()
 
 
@@ -209,7 +212,7 @@ def test_learning_rate_finder_preset_prints_the_suggestion_and_its_override(tmp_
     suggested = float(re.search(r"Suggested learning rate: (\S+)\. Train", out).group(1))
     assert f"--model.scheduler.init_args.max_lr {suggested:.3g}" in out, "a one-cycle recipe: the peak lr"
     assert cli.trainer.global_step == 0, "the fit ends after the test; the weights are as before it"
-    assert LR_FINDER in events(run_dir(tmp_path / "logs")).Tags()["images"]
+    assert LR_FINDER in events(run_dir(tmp_path / "logs") / "fit").Tags()["images"]
     assert not list(Path.cwd().glob(".lr_find_*.ckpt")), "Lightning's temporary checkpoint is gone"
 
 

@@ -16,7 +16,15 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from project.engine.errors import DEBUG_ENV, SIGTERM_EXIT, USER_ERROR_EXIT, ConfigError, DiskFullError, run_command
+from project.engine.errors import (
+    DEBUG_ENV,
+    SIGTERM_EXIT,
+    USER_ERROR_EXIT,
+    ConfigError,
+    DiskFullError,
+    as_user_error,
+    run_command,
+)
 from tests.recipes import tiny_args
 from tests.shell import run_commands
 from tests.test_bad_inputs import bomb
@@ -161,3 +169,21 @@ def test_disk_full_while_checkpointing_names_the_checkpoint(tmp_path, monkeypatc
         AtomicCheckpointIO().save_checkpoint({"w": torch.ones(1)}, tmp_path / "last.ckpt")
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "last.ckpt")
     assert list(tmp_path.iterdir()) == [], "the temporary file must be removed"
+
+
+@pytest.mark.parametrize(
+    ("missing", "extra"),
+    [
+        (ModuleNotFoundError("No module named 'optuna'", name="optuna"), "sweep"),
+        (ModuleNotFoundError("No module named 'litdata.streaming'", name="litdata.streaming"), "stream"),
+        # Lightning's MLflow logger names the package only in its message
+        (ModuleNotFoundError("Requirement 'mlflow>=1.0.0' not met. HINT: `pip install -U 'mlflow'`"), "mlflow"),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it(missing, extra):
+    error = as_user_error(missing)
+    assert isinstance(error, ConfigError) and f"pip install -e '.[{extra}]'" in str(error), error
+
+
+def test_a_missing_package_that_is_no_extra_is_a_bug():
+    assert as_user_error(ModuleNotFoundError("No module named 'nope'", name="nope")) is None

@@ -29,7 +29,8 @@ from project.engine.callbacks import (
 )
 from project.engine.checkpoints import AtomicCheckpointIO, check_checkpoint_path
 from project.engine.errors import ConfigError, UserError, run_command
-from project.engine.help import KeepLines, asks_for_help, fit_help
+from project.engine.help import KeepLines, asks_for_every_key, asks_for_help, fit_help, rest_of_help
+from project.engine.help import usage as help_usage
 from project.engine.parser import Parser, check_trainer_config, fall_back_to_cpu_precision
 from project.engine.recipes import available_presets, prepare_args, presets_in, recipe_run_name, shipped_recipes
 from project.engine.resume import continue_run, last_of_named_run
@@ -53,9 +54,6 @@ USAGE = (
     f"{', '.join(available_presets(None))} (configs/presets/; a recipe's own presets/ folder beside it "
     "comes first). Any --key value still wins."
 )
-
-# LightningCLI's synopsis lists every option (60 lines): the list after it does that once
-FIT_USAGE = "python -m project.cli fit [--config RECIPE] [--preset NAME ...] [--KEY VALUE ...]"
 
 
 # Ours, not LightningCLI's reading of `--ckpt_path` hyperparameters (the model's alone, over the command line):
@@ -120,6 +118,8 @@ class CLI(LightningCLI):
         # and plain values (Lightning leaves it to torch's default, which an environment variable can flip).
         if config.get("weights_only") is None:
             config["weights_only"] = True
+        if "verbose" in config and not any(a.split("=", 1)[0] == "--verbose" for a in self._args):
+            config["verbose"] = False  # the run summary prints the metrics once, without Lightning's table
         ckpt_path = config.get("ckpt_path")
         if ckpt_path:  # a clear error before Lightning's own torch.load
             check_checkpoint_path(ckpt_path, trusted=not config["weights_only"], resume=subcommand == "fit")
@@ -133,7 +133,7 @@ class CLI(LightningCLI):
         trainer = config.trainer
         check_trainer_config(trainer)
         runs.resolve_data_paths(config.get("data"))  # a run's config.yaml and checkpoints work from any folder
-        runs.place_run(config, self.recipe_run_name)
+        runs.place_run(config, self.recipe_run_name, self.subcommand or "fit")
         fall_back_to_cpu_precision(trainer)
         if self.parse_only:
             self.subcommand = None  # LightningCLI runs the subcommand it parsed unless this is None
@@ -218,7 +218,7 @@ class CLI(LightningCLI):
             )
         if not trainer.loggers:  # nothing to write learning rates to; Lightning would refuse the monitor
             trainer.callbacks[:] = [cb for cb in trainer.callbacks if not isinstance(cb, LearningRateMonitor)]
-        runs.profile_in_run_folder(trainer)
+        runs.profile_in_run_folder(trainer, self.subcommand or "fit")
         return trainer
 
 
@@ -238,6 +238,7 @@ def main(
     width = min(100, shutil.get_terminal_size().columns - 2)
     usage = fill(USAGE, width)  # KeepLines leaves the lines as given
     fit_description = f"{usage}\n\n{fit_help(given, defaults, width)}" if asks_for_help(given) else usage
+    brief = asks_for_help(given) and not asks_for_every_key(given)  # `--help all` lists every key
     return CLI(
         L.LightningModule,  # any: a recipe names its task's module as model.class_path
         L.LightningDataModule,
@@ -264,11 +265,20 @@ def main(
             "description": usage,
             # the subcommands' parsers take the main one's formatter (jsonargparse)
             "formatter_class": KeepLines,
-            **{cmd: {"default_config_files": defaults, "description": usage} for cmd in SUBCOMMANDS},
+            **{
+                cmd: {
+                    "default_config_files": defaults,
+                    "description": f"{usage}\n\n{fill(rest_of_help(cmd), width)}" if brief else usage,
+                    "usage": help_usage(cmd),
+                    "brief_help": brief,
+                }
+                for cmd in SUBCOMMANDS
+            },
             "fit": {
                 "default_config_files": defaults,
                 "description": fit_description,
-                "usage": FIT_USAGE,
+                "usage": help_usage("fit"),
+                "brief_help": brief,
             },
         },
         parser_class=Parser,

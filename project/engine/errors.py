@@ -64,12 +64,34 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
         err = err.__cause__ or err.__context__
 
 
+# The optional packages and the pyproject extra that installs each (`pip install -e ".[sweep]"`)
+EXTRAS = {"optuna": "sweep", "optuna_integration": "sweep", "litdata": "stream", "mlflow": "mlflow", "timm": "timm"}
+
+
+def missing_extra(err: BaseException) -> str | None:
+    """For an import of an optional package that failed: what to install, in one line; else None. Lightning's own
+    check (its MLflow logger) names the package only in its message."""
+    if not isinstance(err, ImportError):
+        return None
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    package = name if name in EXTRAS else next((p for p in EXTRAS if f"'{p}" in str(err)), None)
+    if package is None:
+        return None
+    extra = EXTRAS[package]
+    return (
+        f"this needs {package}, which the plain install leaves out: pip install -e '.[{extra}]' adds it "
+        "(`.[dev]` installs every extra)"
+    )
+
+
 def as_user_error(err: BaseException) -> BaseException | None:
     """The user error `err` stands for, or None when it is a bug: besides `UserError`, a missing file the user
     named, and a full disk anywhere in the chain (the save-on-exception checkpoint fails on the disk again)."""
     for cause in _chain(err):
         if isinstance(cause, UserError):
             return cause
+        if (extra := missing_extra(cause)) is not None:
+            return ConfigError(extra)
         if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
             return DiskFullError(cause.filename or "the run's output folder")
         if isinstance(cause, OSError) and cause.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and cause.filename:

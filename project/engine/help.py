@@ -1,7 +1,9 @@
-"""What `--help` says before LightningCLI's exhaustive list: each command in full, and for `fit` the recipe's
-main keys with their values and the presets (left out when the file cannot be read: the parse reports it)."""
+"""What `--help` says: each command in full; for `fit` the recipe's main keys with their values and the presets
+(left out when the file cannot be read: the parse reports it), then how to reach the rest. LightningCLI's
+exhaustive list of every key (over a thousand lines) comes only with `--help all`."""
 
 import argparse
+import itertools
 from pathlib import Path
 from textwrap import fill
 from typing import Any
@@ -21,6 +23,8 @@ COMMANDS = {
 MAIN_KEYS = (
     ("--data", ("data", "class_path")),
     ("--data.source", ("data", "init_args", "source", "class_path")),
+    # where the data is read from: the one key a user with the data already on disk needs
+    ("--data.source.init_args.root", ("data", "init_args", "source", "init_args", "root")),
     ("--data.dataset", ("data", "init_args", "dataset", "class_path")),
     ("--data.batch_size", ("data", "init_args", "batch_size")),
     ("--model", ("model", "class_path")),
@@ -31,8 +35,31 @@ MAIN_KEYS = (
 )
 
 
+HELP = ("-h", "--help")
+ALL = "all"  # `--help all`: every key
+
+
+def usage(command: str) -> str:
+    """The usage line (LightningCLI's synopsis lists every option: about 80 lines)."""
+    ckpt = "--ckpt_path FILE " if command != "fit" else ""
+    return f"python -m project.cli {command} {ckpt}[--config RECIPE] [--preset NAME ...] [--KEY VALUE ...]"
+
+
 def asks_for_help(args: list[str]) -> bool:
-    return any(a in ("-h", "--help") for a in args)
+    return any(a in HELP for a in args)
+
+
+def asks_for_every_key(args: list[str]) -> bool:
+    """`--help all`: LightningCLI's list of every key after the synopsis."""
+    return any(a in HELP and b == ALL for a, b in itertools.pairwise(args))
+
+
+def rest_of_help(command: str = "fit") -> str:
+    """How to reach what a brief `--help` leaves out."""
+    checkpoint = "" if command == "fit" else "The checkpoint brings its run's config: --config only to change it. "
+    every = f"python -m project.cli {command} --help {ALL}"
+    rest = f"Every key, with its type and default (over a thousand lines): {every}"
+    return f"{checkpoint}{rest}; the whole config as it would run: --print_config."
 
 
 def fit_help(args: list[str], defaults: list[str], width: int = 100) -> str:
@@ -55,12 +82,24 @@ def fit_help(args: list[str], defaults: list[str], width: int = 100) -> str:
         lines += [f"  {key:<{column}}  {value}" for key, value in shown]
     file = recipe if recipe and "\n" not in recipe and Path(recipe).is_file() else None
     lines.append(fill(f"Presets (--preset NAME, repeatable): {', '.join(available_presets(file))}.", width))
-    net = _get(merged, ("model", "net", "class_path")) or "CLASS"
-    rest = (
-        f"Every key follows. A class's own keys: --model.net.help {net}, --data.help CLASS; the whole config as it "
-        "would run: --print_config."
-    )
+    own = [
+        (f"--{key}.help", value)
+        for key, path in CLASS_KEYS
+        if isinstance(value := _get(merged, (*path, "class_path")), str)
+    ]
+    classes = ", ".join(f"{key} {value}" for key, value in own) or "--model.net.help CLASS, --data.help CLASS"
+    rest = f"A class's own keys: {classes} (any class path). {rest_of_help()}"
     return "\n".join([*lines, fill(rest, width)])
+
+
+# The classes whose own keys `--KEY.help CLASS` lists (a key and where its class_path lies in a config file)
+CLASS_KEYS = (
+    ("data", ("data",)),
+    ("data.source", ("data", "init_args", "source")),
+    ("model", ("model",)),
+    ("model.net", ("model", "net")),
+    ("model.optimizer", ("model", "optimizer")),
+)
 
 
 def _merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ names the entry below to rewrite.
 
 import logging
 import re
+import shlex
 import warnings
 from typing import Any, TypeVar
 
@@ -184,12 +185,16 @@ def clean_interrupt_messages() -> None:
 
 
 def quiet_library_notices() -> None:
-    """Drop Lightning's advertising tip and a deprecation warning that Lightning itself triggers. Idempotent.
-    Why: the "💡 Tip: For seamless cloud" log record has no switch (Lightning 2.6); `CombinedLoader`'s
-    `_pytree.LeafSpec()` raises torch 2.14's FutureWarning, ignored from that module only."""
+    """Drop Lightning's start-up notices that tell a user nothing to act on, and a deprecation warning that Lightning
+    itself triggers. Idempotent.
+    Why: these log records have no switch (Lightning 2.6): the "💡 Tip: For seamless cloud" advert, which devices
+    exist (`GPU available: False, used: False` on every command; a GPU present but unused is still warned of),
+    "Loading `train_dataloader` to estimate number of stepping batches", and the notice that a model summary
+    callback is configured. `CombinedLoader`'s `_pytree.LeafSpec()` raises torch 2.14's FutureWarning, ignored
+    from that module only."""
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _CloudTip) for f in logger.filters):
-        logger.addFilter(_CloudTip())
+    if not any(isinstance(f, _Notices) for f in logger.filters):
+        logger.addFilter(_Notices())
     warnings.filterwarnings(
         "ignore",
         r"`isinstance\(treespec, LeafSpec\)` is deprecated",
@@ -198,9 +203,18 @@ def quiet_library_notices() -> None:
     )
 
 
-class _CloudTip(logging.Filter):
+class _Notices(logging.Filter):
+    DROPPED = (
+        "💡 Tip: For seamless cloud",
+        "GPU available: ",
+        "TPU available: ",
+        "HPU available: ",
+        "Loading `train_dataloader` to estimate number of stepping batches",
+        "Trainer already configured with model summary callbacks",
+    )
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip: For seamless cloud")
+        return not str(record.msg).startswith(self.DROPPED)
 
 
 class _InterruptMessage(logging.Filter):
@@ -215,7 +229,8 @@ class _InterruptMessage(logging.Filter):
             # Lightning's SIGTERMException also ends a fit that another signal asked to stop (signals.py)
             stopped = f"stopped by {signals.signal_name(signals.received())}"
             why = stopped if kind == "SIGTERMException" else f"{kind}: {message}" if message else kind
-            record.msg = f"Interrupted ({why}); saved {path}: resume with --ckpt_path {path}"
+            resume = shlex.join(["python", "-m", "project.cli", "fit", "--ckpt_path", path.strip()])
+            record.msg = f"Interrupted ({why}); saved {path.strip()}. Resume it with:\n  {resume}"
         return True
 
 

@@ -218,7 +218,29 @@ def fall_back_to_cpu_precision(trainer: Any) -> None:
 
 
 class Parser(ProjectArgumentParser):  # the command line's; ProjectArgumentParser serves other commands too
-    """LightningCLI's parser, accepting a net config that leaves out arguments the data will give."""
+    """LightningCLI's parser, accepting a net config that leaves out arguments the data will give. `brief_help`:
+    `--help` prints the usage and the description (project/engine/help.py), not every key."""
+
+    def __init__(self, *args: Any, brief_help: bool = False, **kwargs: Any) -> None:
+        self.brief_help = brief_help
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        if "--config" in args and "help" in kwargs:  # LightningCLI's says "Path to a configuration file"
+            kwargs["metavar"] = "RECIPE"
+            kwargs["help"] = (
+                "a recipe: a shipped recipe's name or a YAML file (the list is above); repeatable, a later one "
+                "wins, as --preset NAME does."
+            )
+        return super().add_argument(*args, **kwargs)
+
+    def format_help(self, *args: Any, **kwargs: Any) -> str:
+        if not self.brief_help:
+            return super().format_help(*args, **kwargs)
+        formatter = self._get_formatter()
+        formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
+        formatter.add_text(self.description)
+        return formatter.format_help()
 
     def add_class_arguments(self, theclass: Any, nested_key: str | None = None, *args: Any, **kwargs: Any) -> list[str]:
         # A class_path's own parser (nested_key None) for a network or a model: every argument may be left for

@@ -3,7 +3,10 @@ refused, naming the key and how to start a new run from X's weights instead, and
 run folder."""
 
 import json
+import os
+import re
 import shlex
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,8 @@ from project.engine.checkpoints import local_path
 from project.engine.config_yaml import load_config_file
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.parser import cpu_precision
-from project.engine.run_config import run_folder_of, stored_run_config
-from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_name
+from project.engine.run_config import stored_run_config
+from project.engine.runs import PATH_ARGUMENTS, newest_last_checkpoint, run_folder_of, run_name
 from project.engine.sizes import net_defaults
 
 # What a run computes: a resume that changes one of these would not continue the run but make another
@@ -61,6 +64,11 @@ def continue_run(config: Any) -> None:
         refuse_changes(made, config, local, folder)
     if folder is not None and _same_logger(made or {}, config):
         continue_in(config.trainer, folder)
+        # Lightning warns of any non-empty checkpoint folder at the start of a fit; a resume's holds its run
+        warnings.filterwarnings(
+            "ignore",
+            rf"Checkpoint directory .*{re.escape(os.sep + folder.name + os.sep)}checkpoints exists and is not empty",
+        )
 
 
 def _same_logger(made: dict[str, Any], config: Any) -> bool:

@@ -16,7 +16,7 @@ from project.engine.checkpoints import check_checkpoint_path, local_path
 from project.engine.config_yaml import load_config_file, load_config_text
 from project.engine.errors import CheckpointError, ConfigError
 from project.engine.internals import checkpoint_hparams_config, hpc_resume_path
-from project.engine.runs import run_folder
+from project.engine.runs import record_folder, run_folder_of
 from project.engine.trust import check_trusted
 
 RUN_CONFIG_KEY = "run_config"  # a checkpoint's copy of its run's config.yaml (`SaveRunConfig`)
@@ -72,12 +72,6 @@ def resume_config(ckpt: str) -> str | None:
     return yaml.safe_dump(config)
 
 
-def run_folder_of(ckpt: Path) -> Path | None:
-    """The run folder a checkpoint lies in (`<run>/checkpoints/X.ckpt` beside `<run>/config.yaml`), or None."""
-    folder = ckpt.resolve().parent.parent
-    return folder if ckpt.resolve().parent.name == "checkpoints" and (folder / "config.yaml").is_file() else None
-
-
 def stored_run_config(ckpt: Path) -> dict[str, Any] | None:
     """The whole run config a fit stored in its checkpoints (`SaveRunConfig`), or None."""
     check_checkpoint_path(ckpt)
@@ -101,7 +95,8 @@ def checkpoint_config(path: Path, required: bool = True) -> dict[str, Any]:
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Lightning's config saving, also for commands that log into an existing run's folder: a resume, or an
+    """Lightning's config saving, also for commands that log into an existing run's folder: an evaluation logged
+    into a sub-run of the run (`test/`, project/engine/runs.py) writes its `config.yaml` there; a resume, or an
     evaluation whose logger names the same version, writes `resume_config.yaml` or `<command>_config.yaml`
     beside the run's `config.yaml`, where Lightning's own callback would stop. A new fit into an existing
     run's folder is still refused: it would mix two runs' checkpoints and curves."""
@@ -113,7 +108,7 @@ class SaveRunConfig(SaveConfigCallback):
         # trainer.ckpt_path is only set after this hook: a resume is a --ckpt_path, or a SLURM requeue's checkpoint
         requeued = SLURMEnvironment.detect() and hpc_resume_path(trainer) is not None
         continuing = command != "fit" or self.config.get("ckpt_path") is not None or requeued
-        folder = trainer.strategy.broadcast(str(run_folder(trainer)) if trainer.is_global_zero else None)
+        folder = trainer.strategy.broadcast(str(record_folder(trainer, command)) if trainer.is_global_zero else None)
         path = os.path.join(folder, self.config_filename)
         taken = trainer.strategy.broadcast(trainer.is_global_zero and os.path.isfile(path))
         if taken and continuing:

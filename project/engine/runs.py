@@ -1,7 +1,13 @@
 """A run's folder: which one a run writes (`run_folder`), claimed so that two runs never share one, held by
-the fit writing it (`hold_run_folder`), and where a run's data paths point from any folder."""
+the fit writing it (`hold_run_folder`), and where a run's data paths point from any folder.
+
+Inside a run folder each command logs into a sub-run of its own: the fit into `fit/`, an evaluation of one of
+the run's checkpoints into `test/` (`validate/`, `predict/`; `test_2/` for the next), so that
+`tensorboard --logdir <run folder>` shows the fit and its evaluations together, each under a readable name.
+"""
 
 import atexit
+import itertools
 import os
 import re
 import shutil
@@ -11,7 +17,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from project.engine.checkpoints import is_running
+from project.engine.checkpoints import is_running, local_path
+from project.engine.config_yaml import load_config_file
 from project.engine.errors import ConfigError
 from project.engine.internals import logger_version_unset, set_logger_version
 
@@ -50,6 +57,33 @@ def run_folder(trainer: L.Trainer) -> Path:
     save_dir = logger.save_dir or trainer.default_root_dir
     version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
     return Path(save_dir) / str(logger.name) / version
+
+
+def run_folder_of(ckpt: Path) -> Path | None:
+    """The run folder a checkpoint lies in (`<run>/checkpoints/X.ckpt` beside `<run>/config.yaml`), or None; named
+    as `ckpt` was (relative stays relative), so that the paths printed are the user's."""
+    folder = ckpt.resolve().parent.parent
+    if ckpt.resolve().parent.name != "checkpoints" or not (folder / "config.yaml").is_file():
+        return None
+    given = Path(os.path.normpath(ckpt)).parent.parent
+    return given if given.name == folder.name and given.resolve() == folder else folder
+
+
+def tensorboard_folder(logger: Any) -> str:
+    """The folder to give `tensorboard --logdir` for a TensorBoard logger: its run folder when it logs into a
+    sub-run of it (`fit/`, `test/`), so that the fit and its evaluations show together; else its log_dir."""
+    if isinstance(getattr(logger, "sub_dir", None), str):
+        version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+        return os.path.join(logger.root_dir, version)
+    return logger.log_dir
+
+
+def record_folder(trainer: L.Trainer, command: str) -> Path:
+    """Where a command's config record goes: the run folder, or for an evaluation logged into a sub-run of a
+    run folder (TensorBoard's `sub_dir`), that sub-run."""
+    folder = run_folder(trainer)
+    sub_run = getattr(trainer.loggers[0], "sub_dir", None) if trainer.loggers and command != "fit" else None
+    return folder / sub_run if isinstance(sub_run, str) and sub_run else folder  # not a DummyLogger's no-op
 
 
 def newest_last_checkpoint(runs: Path) -> Path | None:
@@ -164,14 +198,56 @@ def _lock_holder(lock: Path) -> int | None:
         return None
 
 
-def profile_in_run_folder(trainer: L.Trainer) -> None:
-    """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml), rank 0 only:
-    Lightning's `trainer.log_dir` is the store's root for MLflow."""
+def profile_in_run_folder(trainer: L.Trainer, command: str = "fit") -> None:
+    """A profiler given no `dirpath` writes into the run folder (configs/presets/profile.yaml), an evaluation's
+    into its sub-run (`record_folder`), rank 0 only: Lightning's `trainer.log_dir` is a TensorBoard logger's
+    sub-run (`fit/`) and the store's root for MLflow."""
     profiler = trainer.profiler
     if getattr(profiler, "dirpath", "given") is not None or not trainer.loggers or trainer.global_rank != 0:
         return
-    if not isinstance(trainer.loggers[0], TensorBoardLogger | CSVLogger):
-        profiler.dirpath = run_folder(trainer)
+    profiler.dirpath = record_folder(trainer, command)
+
+
+EVALUATIONS = ("validate", "test", "predict")
+COMMANDS = ("fit", *EVALUATIONS)
+
+
+def place_evaluation(config: Any, command: str, init: Any, logger_class: str) -> None:
+    """Log an evaluation of a checkpoint that lies in a run folder into that folder, as the sub-run `<command>`
+    (`<command>_2`, ... when it holds files already): TensorBoard's `sub_dir`, the CSV logger's version. Left
+    alone: a logger sent elsewhere than the run's (another class, save_dir, name or a version), a checkpoint
+    outside a run folder, other loggers."""
+    ckpt = config.get("ckpt_path")
+    local = local_path(ckpt) if ckpt else None
+    folder = run_folder_of(local) if local is not None and local.is_file() else None
+    if folder is None:
+        return
+    tensorboard = logger_class.endswith("TensorBoardLogger") and "sub_dir" in init
+    if not tensorboard and not logger_class.endswith("CSVLogger"):
+        return
+    if init.get("version") is not None:  # named: the run's own folder (its config names it), or another
+        named = Path(init.get("save_dir") or "", init.get("name") or "", str(init.version))
+        if not named.is_dir() or not os.path.samefile(named, folder):
+            return
+    made = load_config_file(folder / "config.yaml")
+    logger = ((made.get("trainer") if isinstance(made, dict) else None) or {}).get("logger")
+    was = (logger.get("init_args") or {}) if isinstance(logger, dict) else {}
+    if not isinstance(logger, dict) or logger.get("class_path") != logger_class:
+        return
+    if (was.get("save_dir"), was.get("name")) != (init.get("save_dir"), init.get("name")):
+        return  # the command line sends it elsewhere
+    sub_run = free_sub_run(folder, command)
+    init.save_dir, init.name = str(folder.parent.parent), folder.parent.name
+    if tensorboard:
+        init.version, init.sub_dir = folder.name, sub_run
+    else:
+        init.version = f"{folder.name}/{sub_run}"
+
+
+def free_sub_run(folder: Path, command: str) -> str:
+    """`command`, or `command_2`, `command_3`, ... : the first that is not a folder holding files in `folder`."""
+    names = (command if n == 1 else f"{command}_{n}" for n in itertools.count(1))
+    return next(name for name in names if not (folder / name).is_dir() or not any((folder / name).iterdir()))
 
 
 def run_name(config: Any, recipe: str | None = None) -> str:
@@ -188,14 +264,24 @@ def run_name(config: Any, recipe: str | None = None) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-def place_run(config: Any, recipe: str | None) -> None:
+def place_run(config: Any, recipe: str | None, command: str | None = "fit") -> None:
     """Where a run's files go, set in its parsed `config`: a name for a recipe that names no run (the recipe's,
-    else its data's), a folder of its own without a logger, a local MLflow store beside the other runs."""
+    else its data's), a folder of its own without a logger, a local MLflow store beside the other runs; the fit's
+    TensorBoard events in `fit/`, an evaluation of a run's checkpoint in that run's folder (`place_evaluation`)."""
     trainer = config.trainer
     logger = trainer.logger
     init = logger.get("init_args") if hasattr(logger, "get") else None
     if init is not None and "name" in init and not init.name:
         init.name = run_name(config, recipe)  # a recipe that names no run: its data's name
+    if init is not None and init.get("sub_dir") in COMMANDS:  # a run's config.yaml records its fit's sub-run
+        init.sub_dir = None
+    if init is not None and command in EVALUATIONS:
+        place_evaluation(config, command, init, str(logger.get("class_path") or ""))
+    if init is not None and "sub_dir" in init and init.sub_dir is None:
+        resumed = Path(init.save_dir or "", init.name or "", str(init.version)) if init.get("version") else None
+        events_at_root = resumed is not None and any(resumed.glob("events.out.tfevents.*"))
+        if not events_at_root or (resumed / command).is_dir():  # a run logged before sub-runs keeps its layout
+            init.sub_dir = command
     if init is not None and init.get("experiment_name") == "lightning_logs":  # MLflow's stock name
         init.experiment_name = run_name(config, recipe)
     if logger is False and not trainer.get("default_root_dir"):

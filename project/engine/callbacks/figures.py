@@ -31,35 +31,46 @@ def to_image(fig) -> np.ndarray:
     return image
 
 
+CARD_INCHES = 3.4  # TensorBoard's image card shows about 340 px (at DPI 100) unscaled; wider pictures shrink
+
+
 def confusion_matrix(counts: Tensor, names: Sequence[str], normalize: bool = False) -> np.ndarray:
     """(C, C) counts, rows the true class -> the matrix, each row shaded by its share, the cells showing counts
-    or, with `normalize`, shares. Margins from the names' lengths: the layout engine took 0.4 s of a 0.5 s draw."""
+    or, with `normalize`, shares. Sized to TensorBoard's image card (`CARD_INCHES`), so that it is shown unscaled
+    and its numbers keep the size they are drawn at; a set of many classes grows past it (the names need a row
+    each). Margins from the names' lengths: the layout engine took 0.4 s of a 0.5 s draw."""
     counts = counts.double().cpu()
     shares = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
     n = len(names)
-    cell = min(1.0, max(0.55, 5.5 / n)) if n <= 12 else max(0.2, 8.0 / n)  # inches: 4 to 8 inches a side
-    longest = max(len(name) for name in names)
-    slanted = longest > 3  # long names overlap side by side
-    name_in = 0.09 * min(longest, 24)  # about 0.09 inch a character at 10 pt
-    left, bottom, top, right = name_in + 0.6, (0.7 * name_in if slanted else 0.2) + 0.6, 0.45, 0.2
+    longest = min(max(len(name) for name in names), 16)
+    names = [_fit(name, 16) for name in names]
+    label_pt = 7.5 if n <= 12 else 6.0
+    name_in = 0.6 * label_pt / 72 * longest  # DejaVu Sans averages about 0.6 em a character
+    slanted = longest > 2  # long names overlap side by side
+    left, right, top = name_in + 0.32, 0.08, 0.32
+    bottom = (0.72 * name_in if slanted else 0.12) + 0.3
+    cell = max((CARD_INCHES - left - right) / n, 0.11 if n > 12 else 0.2)  # inches; a name a row at the least
     width, height = left + n * cell + right, bottom + n * cell + top
     fig = figure(width, height, layout=None)
     ax = fig.add_axes((left / width, bottom / height, n * cell / width, n * cell / height))
     ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(n), labels=names, rotation=45 if slanted else 0, ha="right" if slanted else "center")
     ax.set_yticks(range(n), labels=names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    ax.tick_params(labelsize=label_pt, length=2, pad=1.5)
+    ax.set_xlabel("predicted class", fontsize=label_pt, labelpad=2)
+    ax.set_ylabel("true class", fontsize=label_pt, labelpad=2)
     numbered = n <= 20  # beyond that the numbers crowd their cells (and take seconds to draw); the shading reads
+    texts = [[f"{shares[i, j]:.2f}" if normalize else str(int(counts[i, j])) for j in range(n)] for i in range(n)]
     what = ("shares of the true class" if normalize else "counts") if numbered else "no numbers at this size"
-    ax.set_title(f"Confusion matrix: {what}, shaded by the row's share", fontsize=10)
+    ax.set_title(f"Confusion matrix: {what}, shaded by row", fontsize=8, pad=3)
     if numbered:
-        size = 10 if n <= 12 else 7
+        chars = max(len(text) for row in texts for text in row)
+        # as large as the widest number allows in its cell (0.6 em a digit), from 5.5 to 10 points
+        size = min(10.0, max(5.5, cell * 72 * 0.85 / (0.6 * chars)))
         for i in range(n):
             for j in range(n):
-                text = f"{shares[i, j]:.2f}" if normalize else str(int(counts[i, j]))
                 colour = "white" if shares[i, j] > 0.5 else "black"
-                ax.text(j, i, text, ha="center", va="center", fontsize=size, color=colour)
+                ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=size, color=colour)
     return to_image(fig)
 
 

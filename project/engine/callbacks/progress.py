@@ -4,6 +4,7 @@ Lightning's rich bar, sent to a file (CI, SLURM, `nohup`), prints nothing for mi
 terminal plain lines (`LineProgress`), in one a rich bar that keeps to its own lines (`TerminalProgress`).
 """
 
+import logging
 import math
 import os
 import sys
@@ -14,8 +15,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar, RichModelSummary, RichProgressBar
+from lightning.pytorch.trainer.states import TrainerFn
 
+from project.engine.callbacks.model_summary import BriefModelSummary
 from project.engine.errors import ConfigError
 from project.engine.internals import stop_rich_bar
 
@@ -29,7 +32,7 @@ def format_duration(seconds: float) -> str:
 
 class LineProgress(ProgressBar):
     """One plain line every `every_n_seconds` while training (the loss read back from the device only then), one
-    per validation with its metrics, one at the end of an evaluation. Epochs from 0, as the checkpoints'."""
+    per validation of a fit with its metrics. Epochs from 0, as the checkpoints'."""
 
     def __init__(self, every_n_seconds: float = 30.0):
         super().__init__()
@@ -64,18 +67,9 @@ class LineProgress(ProgressBar):
         self.print(self._train_line(trainer, now, batch_idx))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._enabled and not trainer.sanity_checking:
+        # a fit's validations; an evaluation's metrics are printed once, by the run summary
+        if self._enabled and not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING:
             self.print(f"epoch {trainer.current_epoch} validation: {self._metrics(trainer, prefix='val')}")
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._enabled:
-            self.print(f"test: {self._metrics(trainer, prefix='test')}")
-
-    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._enabled:
-            # summed here: `total_predict_batches_current_dataloader` needs the index that only a bar
-            # tracking each batch sets, and asserts without it
-            self.print(f"predict: {sum(trainer.num_predict_batches)} batches")
 
     def _train_line(self, trainer: L.Trainer, now: float, batch_idx: int) -> str:
         steps = trainer.global_step - self._start_step
@@ -106,10 +100,17 @@ class TerminalProgress(RichProgressBar):
     """Lightning's rich bar, showing the run's version as an integer and ending its live display when training
     ends, so the run summary is the last thing on the screen."""
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        log_above_the_bar()
+
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
-        if "v_num" in items:  # the bar formats every number as a float: `4.000`
-            items["v_num"] = str(items["v_num"])
+        if "v_num" in items:
+            # Lightning shows a number as a float (`4.000`) and a named version's last 4 characters
+            # (`on_0` for a resumed `version_0`): the run's own name for it instead
+            version = trainer.loggers[0].version if trainer.loggers else items["v_num"]
+            items["v_num"] = str(version).removeprefix("version_")
         return items
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -125,11 +126,35 @@ class TerminalProgress(RichProgressBar):
         stop_rich_bar(self)
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when written to: during a rich bar, its proxy that prints above the bar."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def log_above_the_bar() -> None:
+    """Make Lightning's log handler (which also prints the project's notices, such as Ctrl-C's) write to the
+    current `sys.stderr`: rich's live bar swaps in a proxy that prints above the bar, but the handler kept the
+    stream it found at import, so a notice was written onto the bar's line and wrapped with it. Idempotent."""
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        stream = getattr(handler, "stream", None)
+        if type(handler) is logging.StreamHandler and stream in (sys.__stderr__, sys.stderr):
+            handler.setStream(_CurrentStderr())
+
+
 def readable_progress(trainer: L.Trainer) -> None:
-    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one."""
+    """Swap Lightning's default rich bar for `TerminalProgress` in a terminal and `LineProgress` off one, and its
+    default model table for `BriefModelSummary`'s one line."""
     bar = trainer.progress_bar_callback
     if type(bar) is RichProgressBar:
         trainer.callbacks[trainer.callbacks.index(bar)] = TerminalProgress() if sys.stdout.isatty() else LineProgress()
+    for i, callback in enumerate(trainer.callbacks):
+        if type(callback) in (ModelSummary, RichModelSummary):  # Lightning's default; a configured one stays
+            trainer.callbacks[i] = BriefModelSummary()
 
 
 class FitTimeEstimate(L.Callback):
@@ -180,10 +205,11 @@ class FitTimeEstimate(L.Callback):
         remaining = trainer.estimated_stepping_batches - trainer.global_step
         self.estimate_s = per_step * remaining if math.isfinite(remaining) else math.inf
         if trainer.is_global_zero:
-            for line in self.report(trainer.strategy.root_device.type == "cpu", per_step, remaining):
+            on_cpu = trainer.strategy.root_device.type == "cpu"
+            for line in self.report(on_cpu, per_step, remaining, resumed=trainer.ckpt_path is not None):
                 print_beside_bar(trainer, line)
 
-    def report(self, on_cpu: bool, per_step: float, remaining: float) -> list[str]:
+    def report(self, on_cpu: bool, per_step: float, remaining: float, resumed: bool = False) -> list[str]:
         if not math.isfinite(self.estimate_s):
             return [f"Training runs at {per_step:.3f} s a step; the run has no fixed length to estimate."]
         lines = [
@@ -198,8 +224,9 @@ class FitTimeEstimate(L.Callback):
                 f"This machine is busy (load {busy[0]:.1f} on {busy[1]} cores): other programs are taking the CPU, "
                 "so this run is slower than it would be on an idle machine."
             )
-        if self.short_preset is not None and self.short_preset in self.presets:
-            return lines  # already the CPU-sized run: there is no shorter one to point to
+        if resumed or (self.short_preset is not None and self.short_preset in self.presets):
+            # already the CPU-sized run, or a resume, which keeps its run's recipe: no shorter one to point to
+            return lines
         short = (
             f"--preset {self.short_preset} (the recipe sized for a CPU)"
             if self.short_preset

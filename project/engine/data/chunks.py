@@ -121,6 +121,10 @@ class LitDataImages(ImageSource):
         self.image_size = meta["image_size"]
         self.mean, self.std = tuple(meta["mean"]), tuple(meta["std"])
 
+    @property
+    def location(self) -> str:
+        return self.chunks.input_dir
+
     def load(self, split: Split) -> Samples | None:
         raise DataError("LitData chunks are streamed: set data.in_memory false.")
 
@@ -141,6 +145,10 @@ class LitDataAudio(AudioSource):
         self.chunks = Chunks(input_dir, cache_dir, "audio")
         self.classes = tuple(self.chunks.meta["classes"])
         self.chunk_sample_rate = self.chunks.meta["sample_rate"]
+
+    @property
+    def location(self) -> str:
+        return self.chunks.input_dir
 
     def load(self, split: Split, sample_rate: int) -> Samples | None:
         raise DataError("LitData chunks are streamed: set data.in_memory false.")

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -109,6 +110,10 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         self.source.prepare()
+        where = self.source.location
+        if where is not None:  # one process a node; the folder is named as it resolves, so no copy is mistaken
+            shown = where if "://" in str(where) else Path(where).resolve()
+            rank_zero_info(f"Data: {type(self.source).__name__} from {shown}")
 
     @property
     def per_device_batch_size(self) -> int:

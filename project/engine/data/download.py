@@ -80,13 +80,19 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def download_archive(archive: RemoteArchive, root: Path, download: bool = True) -> Path:
+def download_archive(archive: RemoteArchive, root: Path, download: bool = True, extracted: str | None = None) -> Path:
     """The verified archive at `root/archive.filename`: the copy there when it checks out, else a fresh
-    download (when `download`) renamed into place only once complete and verified."""
+    download (when `download`) renamed into place only once complete and verified. `extracted`: the folder the
+    archive extracts to (`cifar-10-batches-py/`), named in the errors as the other way to give the data."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / archive.filename
     expected = ", ".join(f"{name.upper()} {value}" for name, value in archive.checksums.items()) or "no checksum"
     how_to_fix = f"Download {archive.url} by hand and put it at {path} ({expected}), then run again."
+    if extracted:
+        how_to_fix += (
+            f" Already extracted elsewhere? A folder holding `{extracted}` works as it is: move it into "
+            f"{root.resolve()}, or pass --data.source.init_args.root FOLDER (the folder holding it)."
+        )
     if path.exists():
         problem = _problem(path, archive)
         if problem is None:
@@ -212,5 +218,7 @@ def _outside_error(archive: Path, dest: Path, what: str) -> DownloadError:
     )
 
 
-def download_and_extract(archive: RemoteArchive, root: Path, download: bool = True) -> None:
-    extract_archive(download_archive(archive, root, download), root)
+def download_and_extract(
+    archive: RemoteArchive, root: Path, download: bool = True, extracted: str | None = None
+) -> None:
+    extract_archive(download_archive(archive, root, download, extracted), root)

@@ -7,6 +7,7 @@ is one source file and one YAML (docs/make-it-yours.md).
 """
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -73,6 +74,13 @@ class Source(ABC):
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Make the files available: download, verify, extract. Called on one process only; by
         default nothing (the files are the user's own)."""
+
+    @property
+    def location(self) -> str | Path | None:
+        """Where the data is read from, once `prepare` has run: the DataModule says it in one line, so that a user
+        knows which copy was read (a folder already on disk, or one just downloaded). None says nothing."""
+        root = getattr(self, "root", None)
+        return root if isinstance(root, str | Path) else None
 
     @abstractmethod
     def load(self, split: Split) -> Samples | None:

@@ -17,6 +17,7 @@ from project.engine import best, signals
 from project.engine.checkpoints import is_running
 from project.engine.cli import main
 from project.engine.multirun import InterruptWatch
+from project.engine.runs import run_folder
 from project.engine.sweep.space import Param, cli_args
 
 # A trial killed with its process (or interrupted) is run again with the same values, at most this
@@ -69,7 +70,7 @@ class TrialRecorder(InterruptWatch):
         self.best: float | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.trial.set_user_attr("run_dir", str(Path(trainer.log_dir).resolve()))
+        self.trial.set_user_attr("run_dir", str(run_folder(trainer).resolve()))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)

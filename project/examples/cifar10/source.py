@@ -49,6 +49,10 @@ class CIFAR10(ImageSource):
     def folder(self) -> Path:
         return self.root / FOLDER
 
+    @property
+    def location(self) -> Path:
+        return self.folder
+
     def prepare(self) -> None:
         # An extracted folder is read as it is: copies rebuilt from other sources (from a JPEG
         # copy, say) differ in bytes from the official archive yet are valid.
@@ -56,7 +60,7 @@ class CIFAR10(ImageSource):
             return
         if not self.download and not (self.root / ARCHIVE.filename).exists():
             raise FileNotFoundError(self._missing_message())
-        download_and_extract(ARCHIVE, self.root, download=self.download)
+        download_and_extract(ARCHIVE, self.root, download=self.download, extracted=f"{FOLDER}/")
 
     def load(self, split: Split) -> Samples | None:
         if split == "val":

@@ -87,9 +87,13 @@ class FSDD(AudioSource):
                 f"and download is false. Set --data.source.init_args.download true, or extract {self.archive.url} "
                 f"into {self.root.resolve()}, or point --data.source.init_args.root at the folder holding it."
             )
-        download_and_extract(self.archive, self.root, download=self.download)
+        download_and_extract(self.archive, self.root, download=self.download, extracted="recordings/")
         if not self.recordings.is_dir():
             raise FileNotFoundError(f"{self.archive.url} extracted into {self.root} but has no {FOLDER}/recordings/.")
+
+    @property
+    def location(self) -> Path:
+        return self.recordings
 
     def load(self, split: Split, sample_rate: int) -> Samples:
         return read_split(self._split_files()[split], sample_rate, self.recordings.parent)

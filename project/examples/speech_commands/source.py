@@ -68,6 +68,10 @@ class SpeechCommands(AudioSource):
     def folder(self) -> Path:
         return self.root / FOLDER
 
+    @property
+    def location(self) -> Path:
+        return self.folder
+
     def prepare(self) -> None:
         if (self.folder / SPLIT_LISTS["test"]).is_file():
             return
@@ -76,7 +80,8 @@ class SpeechCommands(AudioSource):
                 f"Speech Commands not found: looked for {self.folder / SPLIT_LISTS['test']} and download is false. "
                 f"Set --data.source.init_args.download true, or extract {URL} into {self.folder.resolve()}."
             )
-        extract_archive(download_archive(self.archive, self.root, download=self.download), self.folder)
+        archive = download_archive(self.archive, self.root, download=self.download, extracted=f"{FOLDER}/")
+        extract_archive(archive, self.folder)
 
     def load(self, split: Split, sample_rate: int) -> Samples:
         files = self._word_files(split)

@@ -15,8 +15,9 @@ from project.tasks.classification import metrics
 
 class LogSpectrograms(TensorBoardView):
     """Logs the log-mel features (`val/spectrogram/<class>`, seconds along x, mel bands up y) and the waveforms
-    (`val/audio/<class>`) of `count` validation clips of different true classes, titled "true: seven ·
-    predicted: three": misclassified clips first, one per class, then correct ones.
+    (`val/audio/true <class>, predicted <class>`) of `count` validation clips of different true classes, titled
+    "true: seven · predicted: three": misclassified clips first, one per class, then correct ones. TensorBoard
+    shows no caption under an audio player (2.21), so the card's name says what was heard.
 
     Needs a net with a `log_mel` front end (`RNNClassifier`). Candidates are picked on the device (no host sync a
     batch); pictures are drawn at most every `min_interval` seconds of a fit (0: every epoch).
@@ -68,9 +69,10 @@ class LogSpectrograms(TensorBoardView):
         for feature, wave, label, pred in kept:
             caption = f"true: {names[label]} · predicted: {names[pred]}"
             image = figures.spectrogram(feature, hop / rate if hop else None, caption)
-            audio_tag, picture_tag = f"{metrics.VAL_AUDIO}{names[label]}", f"{metrics.VAL_SPECTROGRAM}{names[label]}"
-            # A card per true class, so its title holds; TensorBoard shows no caption under a player
-            description = f"The prediction at each step is in the title of {picture_tag} (IMAGES tab), same step."
+            picture_tag = f"{metrics.VAL_SPECTROGRAM}{names[label]}"  # a card per true class, titled each step
+            # TensorBoard shows no caption under a player: a card per (true, predicted) pair, its name the caption
+            audio_tag = f"{metrics.VAL_AUDIO}true {names[label]}, predicted {names[pred]}"
+            description = f"Its spectrogram: {picture_tag} (IMAGES tab), same step."
             for writer in tensorboards(trainer):
                 writer.add_image(picture_tag, image, step)
                 add_captioned_audio(writer, audio_tag, wave, rate, caption, step, description)

@@ -115,8 +115,17 @@ def test_offline_download_names_url_and_where_to_put_the_file(tmp_path, monkeypa
         f"{serve_dir(tmp_path / 'server')}/cifar-10-python.tar.gz", "cifar-10-python.tar.gz", md5="0" * 32
     )
     monkeypatch.setattr(cifar10, "ARCHIVE", remote)
-    with pytest.raises(DownloadError, match=rf"Could not download {remote.url}.*by hand.*{tmp_path / 'data'}"):
+    with pytest.raises(DownloadError, match=rf"Could not download {remote.url}.*by hand.*{tmp_path / 'data'}") as err:
         cifar10_data(tmp_path / "data").prepare_data()
+    # the other way in: data already extracted, as a user offline may have it
+    assert "A folder holding `cifar-10-batches-py/` works as it is" in str(err.value)
+    assert "--data.source.init_args.root FOLDER" in str(err.value)
+
+
+def test_the_data_read_is_named_once_prepared(cifar_root, caplog):
+    with caplog.at_level("INFO"):
+        cifar10_data(cifar_root).prepare_data()
+    assert f"Data: CIFAR10 from {(cifar_root / 'cifar-10-batches-py').resolve()}" in caplog.messages
 
 
 def test_archive_escaping_the_target_is_refused(tmp_path, monkeypatch, serve_dir):
@@ -416,7 +425,7 @@ def test_bad_cifar10_files_are_refused_with_a_clear_error(case, tmp_path, reques
 def test_testing_a_checkpoint_logs_misclassified_images(fitted_cifar, tmp_path):
     ckpt = run_dir(fitted_cifar / "logs", "cifar10") / "checkpoints" / "last.ckpt"
     main(["test", f"--ckpt_path={ckpt}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
-    events = EventAccumulator(str(run_dir(tmp_path, "cifar10")), size_guidance={"images": 0})
+    events = EventAccumulator(str(run_dir(tmp_path, "cifar10") / "test"), size_guidance={"images": 0})
     events.Reload()
     assert "test/misclassified" in events.Tags()["images"]
 
