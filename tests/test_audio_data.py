@@ -9,7 +9,7 @@ import torch
 
 from project.engine.data import AudioDataModule, WavFolder
 from project.engine.data.audio import AudioClips, pad_clips, read_audio, resample
-from project.engine.data.audio_transforms import WaveformTrainTransform
+from project.engine.data.audio_transforms import WaveformTrainTransform, delayed, resample_at
 from project.engine.data.loaders import DeviceLoader
 from tests.wav_format import write_wav_folder
 
@@ -95,7 +95,11 @@ def test_train_transform_changes_speed_and_pitch_and_keeps_padding_zero():
     assert peak_hz == pytest.approx(500 / stretch, rel=0.03)
     still = WaveformTrainTransform(rate, speed=0.0, max_shift=0.0, gain_db=0.0)
     same, same_lengths = still(waves, lengths, torch.Generator().manual_seed(0))
-    assert torch.equal(same_lengths, lengths) and torch.allclose(same[:, :4000], waves, atol=1e-5)
+    assert torch.equal(same_lengths, lengths) and torch.equal(same[:, :4000], waves)
+    # Without speed perturbation only the delay is paid for: the sinc interpolation gives the same samples
+    shift = torch.tensor([3, 17])
+    interpolated = resample_at(waves, lengths, torch.ones(2), shift.float(), 4100, zero_crossings=6)
+    assert torch.allclose(delayed(waves, lengths, shift, 4100), interpolated, atol=1e-5)
 
 
 def test_wav_folder_splits_every_class(tmp_path):

@@ -1,4 +1,5 @@
-"""A recurrent classifier for raw waveforms: log-mel front end, GRU or LSTM, pooled read-out."""
+"""Recurrent nets for raw waveforms: log-mel front end, GRU or LSTM, then a pooled read-out (one class a clip) or
+a read-out per frame (CTC)."""
 
 from typing import Literal
 
@@ -9,15 +10,14 @@ from project.engine.errors import ConfigError
 from project.models.logmel import LogMel, SpecAugment, dct_matrix, normalize_utterance
 
 
-class RNNClassifier(nn.Module):
-    """Waveforms (B, T) with true lengths (B,) -> class logits (B, num_classes).
+class LogMelRNN(nn.Module):
+    """What the recurrent nets over raw waveforms share: waveforms (B, T) with true lengths (B,) -> log-mel
+    features, normalised and SpecAugmented, through a length-aware GRU/LSTM: (B, T', H * directions).
 
-    Padding never changes a prediction: features are normalised over each clip's own frames, the
-    recurrence never reads past a clip's end in either direction, and the read-out ignores padded
-    frames. So a checkpoint predicts from raw waveforms, batched or one at a time.
+    Padding never changes a clip's outputs: features are normalised over each clip's own frames and the
+    recurrence never reads past a clip's end in either direction.
 
     Args:
-        num_classes: the data's class count replaces the default (project/engine/sizes.py).
         sample_rate: of the input waveforms; the DataModule checks that it resamples to this.
         n_mels, window_ms, hop_ms, f_min, top_db: the log-mel front end (see `LogMel`).
         n_ceps: keep this many cepstral coefficients (a DCT of the log-mel bands, as MFCCs), which
@@ -27,12 +27,64 @@ class RNNClassifier(nn.Module):
         num_layers: stacked recurrent layers.
         bidirectional: also read each clip backwards from its own last frame.
         dropout: between recurrent layers and before the output layer.
-        readout: "mean" averages the frames; "attention" weights them by a learned score, so the
-            model can attend to the word and not the silence around it.
         normalize: "utterance": one mean and variance per clip (removes loudness); "band": per
             mel band (also removes the channel's colouring; see `normalize_utterance`).
         freq_masks, freq_mask_width, time_masks, time_mask_fraction: SpecAugment (see `SpecAugment`);
             0 masks turn it off.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mels: int = 40,
+        window_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        f_min: float = 20.0,
+        top_db: float | None = None,
+        n_ceps: int | None = None,
+        cell: Literal["gru", "lstm"] = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        normalize: Literal["utterance", "band"] = "utterance",
+        freq_masks: int = 2,
+        freq_mask_width: int = 6,
+        time_masks: int = 2,
+        time_mask_fraction: float = 0.1,
+    ):
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.per_band = normalize == "band"
+        if n_ceps is not None and not 1 <= n_ceps <= n_mels:
+            raise ConfigError(f"n_ceps must be between 1 and n_mels={n_mels}, or None, got {n_ceps}.")
+        self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min, top_db=top_db)
+        self.register_buffer("dct", None if n_ceps is None else dct_matrix(n_mels, n_ceps), persistent=False)
+        self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
+        self.rnn = LengthAwareRNN(n_ceps or n_mels, hidden_size, num_layers, cell, bidirectional, dropout)
+        self.width = hidden_size * (2 if bidirectional else 1)
+
+    def encode(self, waves: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(the recurrence's outputs (B, T', H * directions), frame counts (B,), mask of real frames (B, T'))."""
+        features, frames = self.log_mel(waves, lengths)  # (B, T', F), (B,)
+        if self.dct is not None:
+            features = features @ self.dct  # (B, T', n_ceps)
+        mask = torch.arange(features.shape[1], device=frames.device) < frames[:, None]  # (B, T')
+        x = self.spec_augment(normalize_utterance(features, mask, self.per_band), frames)
+        return self.rnn(x, frames), frames, mask
+
+
+class RNNClassifier(LogMelRNN):
+    """Waveforms (B, T) with true lengths (B,) -> class logits (B, num_classes).
+
+    Padding never changes a prediction (see `LogMelRNN`), and the read-out ignores padded frames. So a
+    checkpoint predicts from raw waveforms, batched or one at a time.
+
+    Args:
+        num_classes: the data's class count replaces the default (project/engine/sizes.py).
+        readout: "mean" averages the frames; "attention" weights them by a learned score, so the
+            model can attend to the word and not the silence around it.
+        The others: the log-mel front end and the recurrence, as `LogMelRNN` says.
     """
 
     def __init__(
@@ -57,27 +109,61 @@ class RNNClassifier(nn.Module):
         time_masks: int = 2,
         time_mask_fraction: float = 0.1,
     ):
-        super().__init__()
-        self.sample_rate = sample_rate
-        self.per_band = normalize == "band"
-        if n_ceps is not None and not 1 <= n_ceps <= n_mels:
-            raise ConfigError(f"n_ceps must be between 1 and n_mels={n_mels}, or None, got {n_ceps}.")
-        self.log_mel = LogMel(sample_rate, n_mels, window_ms, hop_ms, f_min, top_db=top_db)
-        self.register_buffer("dct", None if n_ceps is None else dct_matrix(n_mels, n_ceps), persistent=False)
-        self.spec_augment = SpecAugment(freq_masks, freq_mask_width, time_masks, time_mask_fraction)
-        self.rnn = LengthAwareRNN(n_ceps or n_mels, hidden_size, num_layers, cell, bidirectional, dropout)
-        width = hidden_size * (2 if bidirectional else 1)
-        self.pool = AttentionPool(width) if readout == "attention" else MeanPool()
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+        super().__init__(
+            sample_rate, n_mels, window_ms, hop_ms, f_min, top_db, n_ceps, cell, hidden_size, num_layers,
+            bidirectional, dropout, normalize, freq_masks, freq_mask_width, time_masks, time_mask_fraction,
+        )  # fmt: skip
+        self.pool = AttentionPool(self.width) if readout == "attention" else MeanPool()
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.width, num_classes))
 
     def forward(self, waves: Tensor, lengths: Tensor) -> Tensor:
-        features, frames = self.log_mel(waves, lengths)  # (B, T, F), (B,)
-        if self.dct is not None:
-            features = features @ self.dct  # (B, T, n_ceps)
-        mask = torch.arange(features.shape[1], device=frames.device) < frames[:, None]  # (B, T)
-        x = self.spec_augment(normalize_utterance(features, mask, self.per_band), frames)
-        h = self.rnn(x, frames)  # (B, T, H * directions)
+        h, _, mask = self.encode(waves, lengths)
         return self.head(self.pool(h, mask))
+
+
+class RNNFrameClassifier(LogMelRNN):
+    """Waveforms (B, T) with true lengths (B,) -> logits for every frame (B, T', num_classes) and each clip's
+    frame count (B,): for CTC (num_classes counts the blank) or a label per frame.
+
+    A clip's logits over its own frames are the same alone or padded in a batch (see `LogMelRNN`); those past
+    its frame count are padding, to be ignored. A frame is `hop_ms` of audio; CTC needs a clip to have at
+    least as many frames as its transcript has tokens (and one more per repeated letter).
+
+    Args:
+        num_classes: outputs per frame; the data's class count replaces the default (project/engine/sizes.py).
+        The others: the log-mel front end and the recurrence, as `LogMelRNN` says.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 29,
+        sample_rate: int = 16000,
+        n_mels: int = 40,
+        window_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        f_min: float = 20.0,
+        top_db: float | None = None,
+        n_ceps: int | None = None,
+        cell: Literal["gru", "lstm"] = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        normalize: Literal["utterance", "band"] = "utterance",
+        freq_masks: int = 2,
+        freq_mask_width: int = 6,
+        time_masks: int = 2,
+        time_mask_fraction: float = 0.1,
+    ):
+        super().__init__(
+            sample_rate, n_mels, window_ms, hop_ms, f_min, top_db, n_ceps, cell, hidden_size, num_layers,
+            bidirectional, dropout, normalize, freq_masks, freq_mask_width, time_masks, time_mask_fraction,
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.width, num_classes))
+
+    def forward(self, waves: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        h, frames, _ = self.encode(waves, lengths)
+        return self.head(h), frames
 
 
 class LengthAwareRNN(nn.Module):

@@ -11,11 +11,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from project.engine.data import targets
 from project.engine.data.source import Samples
+from project.engine.data.targets import BatchTargets, Targets
 from project.engine.errors import DataError
 
-# What a DataLoader yields: ((waveforms (B, T), lengths (B,)), labels (B,))
-AudioBatch = tuple[tuple[Tensor, Tensor], Tensor]
+# What a DataLoader yields: ((waveforms (B, T), lengths (B,)), targets: labels (B,), or padded sequences)
+AudioBatch = tuple[tuple[Tensor, Tensor], BatchTargets]
 
 
 # Bounds that no real recording is outside of. A rate below the lowest bound is a broken header (a
@@ -146,45 +148,45 @@ KAISER_BETA = 14.77  # stop-band attenuation of about 150 dB, as in resampy's "k
 
 
 class AudioClips(Dataset):
-    """Mono clips of different lengths with int64 labels, served a whole batch at a time.
+    """Mono clips of different lengths with their targets, served a whole batch at a time.
 
     Stored as float16: half of float32's memory (Speech Commands: 3.4 GB, not 6.8) and finer than the features
     need; `read_audio` refuses samples beyond +-256, so none overflows. Batches are widened on the device.
 
     Args:
         clips: 1-D waveforms, all at the sample rate the model expects.
-        labels: (N,) class indices.
+        labels: (N,) class indices, or any targets (project/engine/data/targets.py).
         length: pad or crop every clip to this many samples; None pads each batch to its longest clip.
         names: what to call each clip (its file), for prediction CSVs.
     """
 
-    def __init__(self, clips: list[Tensor], labels: Tensor, length: int | None = None, names: list[str] | None = None):
+    def __init__(self, clips: list[Tensor], labels: Targets, length: int | None = None, names: list[str] | None = None):
         if len(clips) != len(labels):
             raise DataError(f"got {len(clips)} clips but {len(labels)} labels.")
         self.clips = [clip.to(torch.float16) for clip in clips]
         self.labels = labels
         self.length = length
         self.names = names if names is not None else [str(i) for i in range(len(clips))]
-        self._on_device: tuple[tuple[Tensor, Tensor], Tensor] | None = None
+        self._on_device: tuple[tuple[Tensor, Tensor], BatchTargets] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> AudioBatch:
-        (waves, lengths), labels = self.__getitems__([index])
-        return (waves[0], lengths[0]), labels[0]
+        (waves, lengths), _ = self.__getitems__([index])
+        return (waves[0], lengths[0]), self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> AudioBatch:
         # DataLoader calls this with a whole batch (undocumented; see project.engine.internals.keep_batch), so padding
         # happens once per batch
         waves, lengths = pad_clips([self.clips[i] for i in indices], self.length)
-        return (waves, lengths), self.labels[torch.as_tensor(indices)]
+        return (waves, lengths), targets.take(self.labels, indices)
 
-    def device_tensors(self, device: torch.device) -> tuple[tuple[Tensor, Tensor], Tensor]:
+    def device_tensors(self, device: torch.device) -> tuple[tuple[Tensor, Tensor], BatchTargets]:
         """The whole set on `device`, padded to `length` or the longest clip: ((waves (N, T), lengths (N,)), labels)."""
-        if self._on_device is None or self._on_device[1].device != device:
+        if self._on_device is None or self._on_device[0][0].device != device:
             waves, lengths = pad_clips(self.clips, self.length)
-            self._on_device = ((waves.to(device), lengths.to(device)), self.labels.to(device))
+            self._on_device = ((waves.to(device), lengths.to(device)), targets.on_device(self.labels, device))
         return self._on_device
 
 

@@ -62,9 +62,20 @@ class WaveformTrainTransform:
         # Wide enough for the slowest, most-delayed clip; fixed by shapes alone, so no host sync
         out_len = math.ceil(t / (1 - self.speed)) + self.max_shift
         new_lengths = (shift.long() + (lengths / rate).ceil().long()).clamp(max=out_len)
-        out = resample_at(waves.float(), lengths, rate, shift, out_len, self.zero_crossings)
+        if self.speed == 0:  # a delay alone: each output sample is an input sample, no interpolation to pay for
+            out = delayed(waves.float(), lengths, shift.long(), out_len)
+        else:
+            out = resample_at(waves.float(), lengths, rate, shift, out_len, self.zero_crossings)
         valid = torch.arange(out_len, device=device) < new_lengths[:, None]  # (B, T')
         return out * valid * gain[:, None], new_lengths
+
+
+def delayed(waves: Tensor, lengths: Tensor, shift: Tensor, out_len: int) -> Tensor:
+    """Each clip delayed by shift[b] samples: (B, T) -> (B, out_len); samples past a clip's length count as zero."""
+    t = waves.shape[1]
+    index = torch.arange(out_len, device=waves.device)[None] - shift[:, None]  # (B, T')
+    inside = (index >= 0) & (index < lengths[:, None])
+    return waves.gather(1, index.clamp(0, t - 1)) * inside
 
 
 def resample_at(

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from project.engine.data import targets
 from project.engine.data.chunks import check_served, served_splits
 from project.engine.data.loaders import (
     DeviceLoader,
@@ -251,12 +252,13 @@ class InMemoryDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader | DeviceLoader:
         return self._loader(self.predict_set)
 
-    def on_after_batch_transfer(self, batch: tuple[Inputs, Tensor], dataloader_idx: int) -> tuple[Inputs, Tensor]:
+    def on_after_batch_transfer(self, batch: tuple[Inputs, Any], dataloader_idx: int) -> tuple[Inputs, Any]:
         if isinstance(batch, DataError):  # a file a streaming worker could not read (StreamedFiles)
             raise batch
         inputs, labels = batch
         if self.trainer is not None and self.trainer.training:
-            return self.augment(inputs, augmentation_generator(self.trainer, self.seed, labels.device)), labels
+            device = targets.device_of(labels)
+            return self.augment(inputs, augmentation_generator(self.trainer, self.seed, device)), labels
         return self.transform(inputs), labels
 
     def _loader(self, dataset: Dataset, train: bool = False) -> DataLoader | DeviceLoader:

@@ -2,8 +2,8 @@
 
 Stratified (for class data): each class is dealt over the folds in a seeded order, continuing where the one
 before stopped, so folds hold each class's share to within one sample. Other targets (values, several labels a
-sample) are dealt in one seeded order. Grouped (e.g. by speaker): groups go whole, largest first, to the fold
-with fewest samples. The assignment depends only on the samples' names,
+sample, sequences) are dealt in one seeded order. Grouped (e.g. by speaker): groups go whole, largest first, to
+the fold with fewest samples. The assignment depends only on the samples' names,
 labels, groups and the seed, never on listing order, so every fold of a study sees the same partition.
 """
 
@@ -12,12 +12,13 @@ from collections import Counter
 import torch
 from torch import Tensor
 
+from project.engine.data.targets import Targets, is_sequences
 from project.engine.errors import DataError
 
 
 def assign_folds(
     keys: list[str],
-    labels: Tensor,
+    labels: Targets,
     num_folds: int,
     seed: int,
     groups: list[str] | None = None,
@@ -30,7 +31,7 @@ def assign_folds(
     if groups is not None:
         return _grouped(groups, num_folds, generator)
     order = sorted(range(len(keys)), key=keys.__getitem__)  # the pool's order, whatever the source's
-    if classes and labels.ndim == 1 and not labels.is_floating_point():
+    if classes and not is_sequences(labels) and labels.ndim == 1 and not labels.is_floating_point():
         return _stratified(order, labels, num_folds, generator, classes)
     if len(order) < num_folds:
         raise DataError(f"data.num_folds={num_folds} is more than the {len(order)} samples; lower data.num_folds.")

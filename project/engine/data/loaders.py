@@ -12,8 +12,10 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from project.engine.data import targets
 from project.engine.data.ordering import ShardedOrder
 from project.engine.data.source import Samples
+from project.engine.data.targets import BatchTargets
 from project.engine.errors import DataError
 from project.engine.internals import expose_epoch_sampler
 from project.engine.signals import ignore_in_worker
@@ -22,7 +24,8 @@ Inputs = Tensor | tuple[Tensor, ...]
 
 
 class InMemoryTensors(Dataset):
-    """Inputs (N, ...) with int64 labels (N,), fetched a whole batch of indices at a time."""
+    """Inputs (N, ...) with their targets (project/engine/data/targets.py), fetched a whole batch of indices at a
+    time."""
 
     def __init__(self, samples: Samples):
         self.inputs = samples.inputs
@@ -35,15 +38,18 @@ class InMemoryTensors(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return self.inputs[index], self.labels[index]
 
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, BatchTargets]:
         # DataLoader calls this with a whole batch (undocumented; see project.engine.internals.keep_batch): one gather
         # instead of B getitems and a stack
         index = torch.as_tensor(indices)
-        return self.inputs[index], self.labels[index]
+        return self.inputs[index], targets.take(self.labels, index)
 
-    def device_tensors(self, device: torch.device) -> tuple[Inputs, Tensor]:
+    def device_tensors(self, device: torch.device) -> tuple[Inputs, BatchTargets]:
         # Moved once and kept there: later loaders (and later fits) of this DataModule reuse the copy
-        self.inputs, self.labels = self.inputs.to(device), self.labels.to(device)
+        self.inputs = self.inputs.to(device)
+        if targets.is_sequences(self.labels):  # padded to the set's longest, gathered by the loader like a tensor
+            return self.inputs, targets.on_device(self.labels, device)
+        self.labels = self.labels.to(device)
         return self.inputs, self.labels
 
 
@@ -108,7 +114,8 @@ class DeviceLoader:
     Args:
         inputs: the whole set, (N, ...) of any dtype, or a tuple of such tensors (audio's waveforms (N, T)
             and lengths (N,)), each gathered alike. uint8 images stay uint8 until each batch's transform.
-        labels: (N,) targets.
+        labels: (N, ...) targets, or sequences padded to the longest with their lengths ((N, L), (N,)), each
+            gathered alike.
         batch_size: samples per batch on this rank.
         shuffle, drop_last, seed, num_replicas, rank: see `ShardedOrder`. `drop_last` also drops this
             rank's last, partial batch, keeping every step (and BatchNorm's statistics) full-sized.
@@ -118,7 +125,7 @@ class DeviceLoader:
     def __init__(
         self,
         inputs: Inputs,
-        labels: Tensor,
+        labels: BatchTargets,
         batch_size: int,
         shuffle: bool = False,
         drop_last: bool = False,
@@ -128,28 +135,29 @@ class DeviceLoader:
         device: torch.device | str | None = None,
     ):
         parts = inputs if isinstance(inputs, tuple) else (inputs,)
-        if any(len(part) != len(labels) for part in parts):
-            raise DataError(f"inputs hold {len(parts[0])} samples but labels hold {len(labels)}; they must match.")
+        n = targets.count(labels)
+        if any(len(part) != n for part in parts):
+            raise DataError(f"inputs hold {len(parts[0])} samples but labels hold {n}; they must match.")
         if batch_size < 1:
             raise DataError(f"batch_size must be at least 1, got {batch_size}.")
-        device = torch.device(device) if device is not None else labels.device
+        device = torch.device(device) if device is not None else targets.device_of(labels)
         moved = tuple(part.to(device) for part in parts)
         self.inputs = moved if isinstance(inputs, tuple) else moved[0]
-        self.labels = labels.to(device)
+        self.labels = tuple(part.to(device) for part in labels) if isinstance(labels, tuple) else labels.to(device)
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.sampler: ShardedOrder
-        expose_epoch_sampler(self, ShardedOrder(len(labels), shuffle, drop_last, seed, num_replicas, rank))
+        expose_epoch_sampler(self, ShardedOrder(n, shuffle, drop_last, seed, num_replicas, rank))
 
     @property
     def device(self) -> torch.device:
-        return self.labels.device
+        return targets.device_of(self.labels)
 
     def __len__(self) -> int:
         samples = len(self.sampler)
         return samples // self.batch_size if self.drop_last else -(-samples // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Inputs, Tensor]]:
+    def __iter__(self) -> Iterator[tuple[Inputs, BatchTargets]]:
         # A generator: nothing runs until the first batch is asked for, which Lightning does after
         # `set_epoch`, so the order is always the current epoch's
         start = self.sampler.start_epoch(self.batch_size)
@@ -157,10 +165,10 @@ class DeviceLoader:
         for i in range(start, len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             self.sampler.batches_done = i + 1
-            if isinstance(self.inputs, tuple):
-                yield tuple(part[index] for part in self.inputs), self.labels[index]
-            else:
-                yield self.inputs[index], self.labels[index]
+            inputs = (
+                tuple(part[index] for part in self.inputs) if isinstance(self.inputs, tuple) else self.inputs[index]
+            )
+            yield inputs, targets.gather(self.labels, index)
 
     def state_dict(self) -> dict[str, int]:
         """Where this epoch stands; Lightning stores it in every checkpoint."""
@@ -241,7 +249,7 @@ def host_loader(
 
 
 def device_loader(
-    inputs: Inputs, labels: Tensor, trainer: L.Trainer | None, batch_size: int, *, train: bool, seed: int
+    inputs: Inputs, labels: BatchTargets, trainer: L.Trainer | None, batch_size: int, *, train: bool, seed: int
 ) -> DeviceLoader:
     """A `DeviceLoader` on the trainer's device, shuffled and without a partial batch for training."""
     return DeviceLoader(

@@ -29,6 +29,7 @@ from project.engine.data.chunks import META, ChunkStore, is_url, require_litdata
 from project.engine.data.datamodule import InMemoryDataModule
 from project.engine.data.loaders import usable_workers
 from project.engine.data.source import Source, Split
+from project.engine.data.targets import is_sequences
 from project.engine.errors import DataError, run_command
 from project.engine.parser import ProjectArgumentParser
 from project.engine.recipes import recipe_path
@@ -95,6 +96,11 @@ def optimize(
     store = ChunkStore(output_dir, storage_options)  # a URL LitData cannot write is refused here, before any work
     data.prepare_data()
     datasets = splits_of(data)
+    if any(is_sequences(dataset.labels) for dataset in datasets.values()):
+        raise DataError(
+            f"{type(data.source).__name__} has a sequence per sample as its target; LitData chunks hold one class "
+            "index a sample. Train from the files instead: data.in_memory false streams them (docs/data.md)."
+        )
     meta = meta_of(data, {split: len(dataset) for split, dataset in datasets.items()})
     with _staging(output_dir):
         for split, dataset in datasets.items():

@@ -13,6 +13,8 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from project.engine.data import targets
+
 Split = Literal["train", "val", "test"]
 
 
@@ -22,19 +24,20 @@ class Samples(NamedTuple):
     inputs: one tensor (N, ...) (images uint8 (N, C, H, W), features (N, F)), or a list of N tensors
         of different lengths (audio clips (T,)).
     labels: the targets, one per sample: class indices int64 (N,), values float (N,) or (N, K), several labels a
-        sample as 0/1 floats (N, K).
+        sample as 0/1 floats (N, K); or a list of N tensors of different lengths (token sequences), which
+        batches carry padded with their lengths (project/engine/data/targets.py).
     names: what to call each sample in a predictions CSV (its file); by default `<split>/<index>`.
     """
 
     inputs: Tensor | list[Tensor]
-    labels: Tensor
+    labels: Tensor | list[Tensor]
     names: list[str] | None = None
 
     def select(self, index: Tensor) -> "Samples":
         """The samples at `index` (N',) int64, in that order."""
         inputs = self.inputs[index] if isinstance(self.inputs, Tensor) else [self.inputs[i] for i in index.tolist()]
         names = None if self.names is None else [self.names[i] for i in index.tolist()]
-        return Samples(inputs, self.labels[index], names)
+        return Samples(inputs, targets.select(self.labels, index), names)
 
     @staticmethod
     def concat(parts: list["Samples"]) -> "Samples":
@@ -44,7 +47,7 @@ class Samples(NamedTuple):
         else:
             inputs = [x for p in parts for x in p.inputs]
         names = None if any(p.names is None for p in parts) else [n for p in parts for n in p.names]
-        return Samples(inputs, torch.cat([p.labels for p in parts]), names)
+        return Samples(inputs, targets.concat([p.labels for p in parts]), names)
 
 
 class Source(ABC):

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
+from project.engine.data import targets
 from project.engine.data.source import Samples
 from project.engine.errors import DataError
 
@@ -56,7 +57,7 @@ class StreamedFiles(Dataset):
     """Files decoded one batch at a time, where the batch is fetched (a DataLoader worker).
 
     Args:
-        samples: the files (`Samples.inputs`), labels (N,) and names.
+        samples: the files (`Samples.inputs`), targets (project/engine/data/targets.py) and names.
         decode: one file -> its tensor; module-level (or a `functools.partial` of one) so that worker
             processes started by spawn can receive it.
         batch: the decoded tensors of a batch -> the batch's inputs (`torch.stack` for images).
@@ -91,10 +92,10 @@ class StreamedFiles(Dataset):
             tensor = tensor.flip(-1)
         return tensor
 
-    def __getitem__(self, index: int) -> tuple[Any, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         return self.__getitems__([index])
 
-    def __getitems__(self, indices: list[int]) -> tuple[Any, Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[Any, Any]:
         # DataLoader calls this with a whole batch (undocumented; see internals.keep_batch), in a worker
         try:
             indices, decoded = self._decoded(indices)
@@ -104,7 +105,7 @@ class StreamedFiles(Dataset):
             # Raised here it would reach the user inside the worker's traceback; handed over as the
             # batch, the DataModule raises it in the main process as the one line it is
             return err
-        return self.batch(decoded), self.labels[torch.as_tensor(indices)]
+        return self.batch(decoded), targets.take(self.labels, indices)
 
     def first_readable(self, n: int) -> list[Tensor]:
         """The first `n` samples, unreadable files left out with `skip_bad_files`."""

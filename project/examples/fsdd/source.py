@@ -104,7 +104,8 @@ class FSDD(AudioSource):
     def group(self, key: str, name: str) -> str:
         return NAME.fullmatch(Path(name).name)["speaker"]  # every name was checked when its split was read
 
-    def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
+    def files(self) -> list[tuple[Path, re.Match]]:
+        """Every recording, sorted, with its name's parts (digit, speaker, index); an incomplete folder is refused."""
         files = sorted(self.recordings.glob("*.wav"))
         if len(files) < self.expected_recordings:
             whole = self.recordings.parent if self.recordings.parent.name == FOLDER else self.recordings
@@ -114,7 +115,7 @@ class FSDD(AudioSource):
                 f"extract {self.archive.url} there by hand). For a subset of your own, set "
                 "--data.source.init_args.expected_recordings=0."
             )
-        test, pool = [], []
+        named = []
         for path in files:
             match = NAME.fullmatch(path.name)
             if match is None:
@@ -122,6 +123,12 @@ class FSDD(AudioSource):
                     f"{path} is not named {{digit}}_{{speaker}}_{{index}}.wav as FSDD recordings are; "
                     "remove it from the recordings folder."
                 )
+            named.append((path, match))
+        return named
+
+    def _split_files(self) -> dict[Split, list[tuple[Path, int]]]:
+        test, pool = [], []
+        for path, match in self.files():
             item = (path, int(match["digit"]))
             if self.split == "usual":
                 held_out = int(match["index"]) < TEST_TAKES

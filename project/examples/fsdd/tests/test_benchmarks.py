@@ -48,3 +48,29 @@ def test_memory_benchmark_measures_a_recipe(tmp_path):
     )
     row = next(line for line in out.splitlines() if line.startswith("| fsdd |"))
     assert " MB |" in row and "bytes" in row, out[-3000:]
+
+
+@pytest.mark.slow
+def test_ctc_benchmark_prints_every_figure(tmp_path):
+    root = write_fsdd(tmp_path / "fsdd", speakers=("george", "theo"), takes=12)
+    extra = [
+        "--data.source.init_args.expected_recordings=0",
+        "--data.source.init_args.val_utterances=8",
+        "--data.source.init_args.test_utterances=8",
+        "--data.batch_size=8",
+    ]
+    out = run_script(
+        "project/examples/fsdd/benchmarks/fsdd_ctc.py",
+        str(root),
+        "--preset",
+        "quick",
+        "--epochs",
+        "1",
+        "--runs",
+        "1",
+        "--train-utterances",
+        "24",
+        *(f"--extra={flag}" for flag in extra),
+    )
+    for row in ("making the utterances", "template: fit, s (3 steps)", "plain loop: test WER", "template / plain loop"):
+        assert row in out, out[-3000:]
