@@ -249,16 +249,16 @@ CHUNK_DAMAGE = [  # (name, damage, what the message must say): each one line nam
         lambda c: _outside(c, str(c.parent / "other" / "train" / "chunk-0-0.bin")),
         r"names the chunk file '/.*', outside",
     ),
-    ("project.json not JSON", lambda c: (c / "project.json").write_text(""), r"project\.json is not valid JSON"),
+    ("optimized.json not JSON", lambda c: (c / "optimized.json").write_text(""), r"optimized\.json is not valid JSON"),
     (
-        "project.json without classes",
-        lambda c: _edit_json(c / "project.json", lambda m: m.pop("classes")),
-        r"project\.json is not what `python -m project\.optimize` writes",
+        "optimized.json without classes",
+        lambda c: _edit_json(c / "optimized.json", lambda m: m.pop("classes")),
+        r"optimized\.json is not what `python -m project\.optimize` writes",
     ),
     (
-        "project.json with another split size",
-        lambda c: _edit_json(c / "project.json", lambda m: m["splits"].update(train=40)),
-        r"train/index\.json lists \d+ samples but .*project\.json says the train split has 40",
+        "optimized.json with another split size",
+        lambda c: _edit_json(c / "optimized.json", lambda m: m["splits"].update(train=40)),
+        r"train/index\.json lists \d+ samples but .*optimized\.json says the train split has 40",
     ),
 ]
 CHUNKS = [
@@ -287,7 +287,7 @@ def _iterate(chunks: Path) -> None:
 
 
 def _fewer_classes(chunks: Path) -> None:
-    _edit_json(chunks / "project.json", lambda m: m.update(classes=m["classes"][:2]))
+    _edit_json(chunks / "optimized.json", lambda m: m.update(classes=m["classes"][:2]))
 
 
 def _scrambled_samples(chunks: Path) -> None:
@@ -299,10 +299,10 @@ def _scrambled_samples(chunks: Path) -> None:
 
 READ_DAMAGE = [
     BadInput(
-        "chunks: labels beyond project.json's classes",
+        "chunks: labels beyond optimized.json's classes",
         lambda f: _iterate(_damaged(f, _fewer_classes)),
         DataError,
-        r"a sample's label is 2, outside the 2 classes its project\.json names",
+        r"a sample's label is 2, outside the 2 classes its optimized\.json names",
     ),
     BadInput(
         "chunks: samples scrambled",

@@ -89,7 +89,7 @@ def data(tmp_path_factory) -> Path:
     """30 images and their chunks, written once for the session."""
     root, lock = _shared(tmp_path_factory, "data")
     with lock:
-        if not (root / "chunks" / "project.json").is_file():
+        if not (root / "chunks" / "optimized.json").is_file():
             write_image_tree(root / "images", per_class=12, size=(10, 12))
             from project.engine.data.optimize import main as optimize
 

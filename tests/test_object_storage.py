@@ -1,6 +1,6 @@
 """Chunks in S3-compatible object storage, against a local server (moto, started here on 127.0.0.1, plain http):
 `python -m project.optimize` writes through LitData's writer into the bucket, never into a local look-alike
-folder; a fit reads the chunks and `project.json` back through LitData's client with the endpoint passed as
+folder; a fit reads the chunks and `optimized.json` back through LitData's client with the endpoint passed as
 `storage_options`, is stopped by SIGTERM and resumes exactly. Skipped, in one line, where no server can start."""
 
 import json
@@ -66,7 +66,7 @@ def _upload(client, folder: Path, prefix: str) -> None:
 
 
 def test_project_json_and_the_index_are_read_through_the_storage_options(s3, credentials, tmp_path):
-    """Chunks already in the bucket: the source reads `project.json` and every split's index.json from the
+    """Chunks already in the bucket: the source reads `optimized.json` and every split's index.json from the
     endpoint named in storage_options (nothing in the environment), and checks them."""
     from tests.test_chunks import _pristine
 
@@ -79,9 +79,9 @@ def test_project_json_and_the_index_are_read_through_the_storage_options(s3, cre
 
 def test_unreachable_or_missing_object_storage_is_one_line(s3, credentials):
     endpoint, _ = s3
-    with pytest.raises(FileNotFoundError, match=r"s3://bucket/none/project\.json does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"s3://bucket/none/optimized\.json does not exist"):
         LitDataImages(f"s3://{BUCKET}/none", storage_options={"endpoint_url": endpoint})
-    with pytest.raises(DataError, match=r"cannot read s3://bucket/x/project\.json: .*127\.0\.0\.1:9"):
+    with pytest.raises(DataError, match=r"cannot read s3://bucket/x/optimized\.json: .*127\.0\.0\.1:9"):
         LitDataImages(f"s3://{BUCKET}/x", storage_options={"endpoint_url": "http://127.0.0.1:9"})
     with pytest.raises(ConfigError, match=r"az://bucket/x: LitData reads and writes chunks in s3://, gs://, r2://"):
         LitDataImages("az://bucket/x")
@@ -131,7 +131,7 @@ def test_optimize_into_a_bucket_then_fit_stop_and_resume_exactly_from_it(
     optimize([*_images(tmp_path / "images"), f"--output_dir={url}", "--num_workers=1"])
     assert f"Wrote 30 train, 6 val samples to {url}. Train from it with:" in capsys.readouterr().out
     keys = _keys(client, "chunks/images")
-    assert "chunks/images/project.json" in keys and "chunks/images/train/index.json" in keys, keys
+    assert "chunks/images/optimized.json" in keys and "chunks/images/train/index.json" in keys, keys
     assert any(k.startswith("chunks/images/train/chunk-") for k in keys), keys
     assert not (tmp_path / "s3:").exists() and not (tmp_path / "s3").exists()
 

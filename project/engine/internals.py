@@ -393,7 +393,7 @@ def set_streaming_loader_position(loader: Any, position: tuple[int, int, int, in
 def litdata_storage(url: str, storage_options: dict[str, Any] | None) -> Any:
     """LitData's own client for an object-storage URL (`s3://`, `gs://`, `r2://`), with `storage_options` passed
     through as its chunk reader and writer take them: `upload_file`, `download_file`, `exists`.
-    Why: `project.json` beside the chunks must go through the same client, endpoint and credentials as the chunks;
+    Why: `optimized.json` beside the chunks must go through the same client, endpoint and credentials as the chunks;
     LitData picks it in the private `litdata.streaming.fs_provider._get_fs_provider` (litdata 0.2)."""
     from litdata.streaming.fs_provider import _get_fs_provider
 
