@@ -42,9 +42,12 @@ if sys.platform == "linux":
     subprocess.Popen.__init__ = _popen_dying_with_the_tests
 
 
+TOOL_CACHES = (".pytest_cache", ".ruff_cache", "__pycache__")  # pytest's, ruff's and Python's own, not a test's
+
+
 def _repository_files() -> set[str]:
     """What lies in the repository's root and in its logs/ (where a run without a save_dir of its own goes)."""
-    found = {p.name for p in REPOSITORY.iterdir()}
+    found = {p.name for p in REPOSITORY.iterdir() if p.name not in TOOL_CACHES}
     logs = REPOSITORY / "logs"
     return found | ({str(p.relative_to(REPOSITORY)) for p in logs.rglob("*")} if logs.is_dir() else set())
 

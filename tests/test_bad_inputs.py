@@ -1039,15 +1039,10 @@ DATA_MISTAKES = [
     BadInput(
         "optimize --config=NAME finds the recipe",
         lambda t: _optimize(
-            t,
-            "--config=fsdd",
-            f"--output_dir={t / 'chunks'}",
-            f"--data.source.init_args.root={t / 'none'}",
-            "--data.source.init_args.download=false",
+            t, "--config=features", f"--output_dir={t / 'chunks'}", f"--data.source.init_args.train={t / 'none.pt'}"
         ),
         Refused,
-        r"^exit status 2: error: FSDD not found: looked for \S*none/free-spoken-digit-dataset",
-        recipe="fsdd",
+        r"^exit status 2: error: \S*none\.pt does not exist; point data\.source\.init_args at your feature files",
     ),
 ]
 BOUNDS = [

@@ -19,7 +19,7 @@ from tests.test_ddp_stops import uninterrupted
 pytestmark = pytest.mark.slow
 
 PAGE = ROOT / "docs" / "clusters.md"
-# The tiny recipe in place of CIFAR-10's, on the CPU, deterministic, 2 epochs of 5 steps on each of 2 processes
+# The tiny recipe in place of the page's, on the CPU, deterministic, 2 epochs of 5 steps on each of 2 processes
 TEST_ARGS = [
     "--trainer.accelerator=cpu",
     "--trainer.deterministic=true",
@@ -42,10 +42,10 @@ def shown(word: str, *, resume: bool) -> str:
 
 def single_machine(command: str, folder: Path, extra: list[str] = ()) -> str:
     """The page's command for this machine: one process a node (torchrun) or two tasks on one node (SLURM),
-    the tiny recipe for CIFAR-10's, logs under `folder`, the test's settings (and `extra`) after the page's."""
+    the tiny recipe for the recipe of yours, logs under `folder`, the test's settings (and `extra`) after the page's."""
     one = {
         "--nproc_per_node 8": "--nproc_per_node 1",
-        "--config cifar10": f"--config {TINY}",
+        "--config my_recipe.yaml": f"--config {TINY}",
         "--nodes=2": "--nodes=1",
         "--ntasks-per-node=8": "--ntasks-per-node=2",
         "--gpus-per-node=8": "--gpus-per-node=0",

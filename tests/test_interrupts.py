@@ -235,6 +235,8 @@ class FailAt(L.Callback):
     """Raises RuntimeError("boom") in the middle of step `step` (its batch handed out, nothing trained), once:
     the file `once` remembers it for the resumed run, which reads this callback from the run's config."""
 
+    observes_only = True  # it ends a run, and changes nothing a run computes: a resume may leave it out
+
     def __init__(self, step: int, once: str):
         self.step, self.once = step, once
 

@@ -2,7 +2,7 @@
 
     python -m project.optimize --config configs/my_images.yaml --output_dir chunks/my_images
     python -m project.optimize --config configs/my_sounds.yaml --output_dir chunks/my_sounds --num_workers 4
-    python -m project.optimize --config configs/my_sounds.yaml --output_dir s3://bucket/chunks/my_sounds   # object storage
+    python -m project.optimize --config configs/my_sounds.yaml --output_dir s3://bucket/chunks/my_sounds
 
 The config's `data:` section (and any `--data.*`) says what to convert. Each split is written as the fit sees
 it (the held-out validation split included), decoded as training would, to `<output_dir>/train`, `val` and

@@ -11,7 +11,7 @@ from project.engine.data import AudioDataModule
 from project.engine.errors import DataError
 from project.examples.fsdd import ConnectedDigits
 from project.examples.fsdd.connected import UTTERANCE, VOCABULARY, WORDS
-from tests.wav_format import write_fsdd
+from project.examples.fsdd.tests.fsdd_format import write_fsdd
 
 SPEAKERS = ("george", "theo", "lucas")
 RATE = 8000
