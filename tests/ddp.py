@@ -27,6 +27,8 @@ class SignalAt(L.Callback):
     (`to: "all"`, as Ctrl-C or SLURM's scancel do) or to its parent (`to: "parent"`: torchrun's agent, as a
     scheduler signals torchrun). Each rank writes the step it ended at to `<record>/rank<N>` (when given)."""
 
+    observes_only = True  # it stops a run and changes nothing a run computes: a resume may leave it out
+
     def __init__(self, signum: int, step: int, rank: int = 0, to: str = "self", record: str | None = None):
         self.signum, self.step, self.rank, self.to, self.record = signum, step, rank, to, record
         self.sent = False

@@ -95,7 +95,7 @@ def test_torchrun_on_two_nodes_stops_on_sigterm_and_resumes_exactly(tmp_path, tm
     assert 3 < load(last)["global_step"] <= 5
 
     resume = shown("torchrun", resume=True).replace("--trainer.devices 8", "--trainer.devices 1")
-    resumed = _torchrun(resume, tmp_path / "runs")
+    resumed = _torchrun(resume, tmp_path / "runs", [signal_at(signal.SIGTERM, 3, rank=-1, to="parent")])  # as made
     assert all(code == 0 for code, _ in resumed), resumed[0][1][-3000:]
     again = load(last)  # the resume continued the run in its own folder
     assert again["global_step"] == 10 and not differences(uninterrupted("memory", None, tmp_path_factory), again)

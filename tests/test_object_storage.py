@@ -148,7 +148,7 @@ def test_optimize_into_a_bucket_then_fit_stop_and_resume_exactly_from_it(
     assert f"Interrupted (stopped by SIGTERM); saved {last}" in output and "Traceback" not in output, output
     assert load(last)["global_step"] == 4
     resumed = _fit_args(url, endpoint, tmp_path / "cache_resumed", tmp_path / "resumed")
-    code, output = fit([*resumed, f"--ckpt_path={last}"], env=env)
+    code, output = fit([*resumed, signal_at(signal.SIGTERM, 3), f"--ckpt_path={last}"], env=env)  # as it was made
     assert code == 0, output[-4000:]
     assert not differences(load(last_checkpoint(tmp_path / "full")), load(last_checkpoint(tmp_path / "resumed")))
     assert not os.environ.get("AWS_ENDPOINT_URL")

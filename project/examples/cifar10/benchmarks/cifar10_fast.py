@@ -248,15 +248,16 @@ def standard_lightning_run(seed: int, args: argparse.Namespace, log_dir: str) ->
     timer = EpochTimer(args.device)
     cli.trainer.callbacks.append(timer)
     sync(args.device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     sync(args.device)
-    fit_s = time.perf_counter() - start
+    fit_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
     images_per_epoch = cli.trainer.num_training_batches * cli.datamodule.batch_size
     steady = timer.seconds[1:] or timer.seconds  # the first epoch pays for cuDNN autotuning
     return {
         "seed": seed,
         "fit_s": fit_s,
+        "cpu_s": cpu_s,
         "val_acc": float(cli.trainer.callback_metrics[metrics.VAL_ACC]),
         "steps": cli.trainer.global_step,
         "epoch_s": timer.seconds,
@@ -277,7 +278,7 @@ def standard_plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dic
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=trainer.precision == "bf16-mixed")
 
     sync(args.device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.to(device)
     train, val = data.train_dataloader(), data.val_dataloader()  # no trainer attached: one process, rank 0
     optimizer = model.optimizer(model.parameters())
@@ -302,8 +303,8 @@ def standard_plain_run(seed: int, args: argparse.Namespace, log_dir: str) -> dic
         if (epoch + 1) % trainer.check_val_every_n_epoch == 0:
             val_acc = evaluate(model, data, val, device, autocast)
     sync(args.device)
-    fit_s = time.perf_counter() - start
-    return {"seed": seed, "fit_s": fit_s, "val_acc": val_acc, "steps": step}
+    fit_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    return {"seed": seed, "fit_s": fit_s, "cpu_s": cpu_s, "val_acc": val_acc, "steps": step}
 
 
 def evaluate(model: L.LightningModule, data, loader, device: torch.device, autocast) -> float:
