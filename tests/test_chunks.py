@@ -276,7 +276,7 @@ def test_the_command_line_refuses_a_chunk_outside_the_folder_in_one_line(tmp_pat
     chunks = _damaged(tmp_path, lambda c: _outside(c, "../../other/train/chunk-0-0.bin"))
     args = ["--data=project.engine.data.ImageDataModule", "--data.source=project.engine.data.LitDataImages"]
     with pytest.raises(Refused, match=r"index\.json names the chunk file .*outside"):
-        cli("fit", *args, f"--data.source.init_args.input_dir={chunks}", "--data.in_memory=false")
+        cli("fit", "--config=features", *args, f"--data.source.init_args.input_dir={chunks}", "--data.in_memory=false")
 
 
 def _iterate(chunks: Path) -> None:

@@ -53,6 +53,15 @@ def test_the_config_option_says_it_takes_a_recipe_name_or_file(capsys, monkeypat
     assert "Path to a configuration file" not in flat
 
 
+@pytest.mark.parametrize("command", ["fit", "validate", "test", "predict"])
+def test_help_needs_no_recipe_in_a_fork_without_a_default(command, capsys, monkeypatch):
+    from project import settings
+
+    monkeypatch.setattr(settings, "DEFAULT_RECIPE", None)
+    out = _help([command, "--help"], capsys)
+    assert out.startswith(f"usage: python -m project.cli {command}")
+
+
 @pytest.mark.parametrize("command", ["validate", "test", "predict"])
 def test_an_evaluations_help_is_short(command, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")

@@ -192,6 +192,8 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
         last, value = recipes[-1] if recipes else (0, None)
         return _with_presets(args, presets, value, after=last + 1), base
     # the default recipe, from the default config files, lies under everything on the command line
+    if default is None and any(a in ("--help", "-h") for a in args):
+        return _with_presets(args, presets, None, after=1), base  # help describes the keys, no recipe needed
     if default is None:  # a fork that removed it, or names none
         named = (
             f"the default recipe {settings.DEFAULT_RECIPE!r} is not there"
