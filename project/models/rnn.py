@@ -222,12 +222,20 @@ class MeanPool(nn.Module):
         return (h * mask).sum(1) / mask.sum(1)
 
 
+def _drop_score_bias(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    state_dict.pop(f"{prefix}score.bias", None)
+
+
 class AttentionPool(nn.Module):
     """Softmax-weighted average of the real frames by a learned score: (B, T, H), mask (B, T) -> (B, H)."""
 
     def __init__(self, width: int):
         super().__init__()
         self.score = nn.Linear(width, 1)
+        # Softmax ignores a score's constant shift, so a bias would never get a gradient. Made, then dropped: the
+        # nets after it draw the same initial weights as before; a checkpoint that holds it still loads.
+        self.score.bias = None
+        self.register_load_state_dict_pre_hook(_drop_score_bias)
 
     def forward(self, h: Tensor, mask: Tensor) -> Tensor:
         scores = self.score(h).squeeze(-1).masked_fill(~mask, torch.finfo(h.dtype).min)  # (B, T)
