@@ -3,7 +3,8 @@ tests/test_ddp_stops.py and tests/test_clusters.py.
 
 A fit runs `python -m project.cli fit` in a session of its own, so a signal to "every process" reaches what a
 terminal's Ctrl-C or SLURM's `scancel` reaches: both ranks and their DataLoader workers. Every wait has a
-deadline: a hang fails the test with the output so far, and the whole session is killed.
+deadline: a hang fails the test with the output so far and every process's Python stacks (faulthandler, on
+SIGABRT), and the whole session is killed.
 """
 
 import contextlib
@@ -85,6 +86,7 @@ def run(command: list[str], *, env: dict[str, str] | None = None, deadline: floa
     """Run `command` in a session of its own; (exit status, output). Fails the test, naming the processes still
     there, when it or anything it started outlives `deadline`; kills them all in any case."""
     environment = {**os.environ, "MASTER_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment["PYTHONFAULTHANDLER"] = "1"  # a SIGABRT prints every thread's stack: where a hang waits
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -101,8 +103,9 @@ def run(command: list[str], *, env: dict[str, str] | None = None, deadline: floa
         return proc.returncode, output
     except subprocess.TimeoutExpired:
         left = _session(proc.pid)
+        _dump_stacks(left)
         output = _kill_session(proc)
-        raise AssertionError(f"hung: still running after {deadline} s ({left})\n{output[-6000:]}") from None
+        raise AssertionError(f"hung: still running after {deadline} s ({left})\n{output[-12000:]}") from None
     finally:
         _kill_session(proc)
 
@@ -118,6 +121,14 @@ def _wait_for_session(sid: int, until: float) -> list[str]:
     while (left := _session(sid)) and time.monotonic() < until:
         time.sleep(0.2)
     return left
+
+
+def _dump_stacks(processes: list[str]) -> None:
+    """SIGABRT to each of `processes` ("pid command"): faulthandler writes its threads' stacks to the output."""
+    for line in processes:
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+            os.kill(int(line.split()[0]), signal.SIGABRT)
+    time.sleep(2)
 
 
 def _kill_session(proc: subprocess.Popen) -> str:

@@ -243,49 +243,64 @@ def cheap_repeated_logging() -> None:
 
 
 def skip_empty_callback_hooks() -> None:
-    """Make Lightning call a callback's hook only where the callback defines it. Idempotent.
+    """Make Lightning call a callback's hook only where the callback defines it, and time it only under a profiler
+    that records. Idempotent.
     Why: Lightning calls every hook of every callback, the base class's empty ones too, each inside a profiler
-    context under a formatted name, and sets the module's `_current_fx_name` around them (the private
-    `lightning.pytorch.trainer.call._call_callback_hooks`, Lightning 2.6). With the CLI's dozen callbacks that is
-    about 90 calls a training step that do nothing, a few microseconds each: on a GPU, where a small net's step
-    takes milliseconds, a visible share of it. This does what Lightning's does, in the same order, for every
-    callback that defines the hook (on its class, or as an instance attribute), and nothing for the others."""
+    context under a formatted name (a ModelCheckpoint's `state_key` formats its settings at every call), and sets
+    the module's `_current_fx_name` around them (the private `lightning.pytorch.trainer.call._call_callback_hooks`,
+    Lightning 2.6). With the CLI's dozen callbacks that is about 90 calls a training step that do nothing, a few
+    microseconds each: on a GPU, where a small net's step takes milliseconds, a visible share of it. This does what
+    Lightning's does, in the same order, for every callback that defines the hook (on its class, or as an instance
+    attribute), and nothing for the others. Which callbacks define a hook is found once for each list of callbacks
+    a trainer holds: a hook set on a callback instance after that callback's first call of it is not seen."""
     from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+    from lightning.pytorch.profilers import PassThroughProfiler
     from lightning.pytorch.trainer import call
 
     original = call._call_callback_hooks
     if getattr(original, "skips_empty_hooks", False):
         return
-    defined: dict[tuple[type, str], bool] = {}
 
     def defines(callback: Any, hook: str) -> bool:
-        if hook in callback.__dict__:
-            return True
-        key = (type(callback), hook)
-        found = defined.get(key)
+        return hook in callback.__dict__ or getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
+
+    def callbacks_defining(trainer: L.Trainer, hook: str, monitoring: bool | None) -> list[Any]:
+        callbacks = trainer.callbacks
+        held = tuple(map(id, callbacks))
+        known = trainer.__dict__.get("_callbacks_defining")  # on the trainer: it goes with it
+        if known is None or known[0] != held:
+            known = trainer.__dict__["_callbacks_defining"] = (held, {})
+        found = known[1].get((hook, monitoring))
         if found is None:
-            found = defined[key] = getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
+            found = [callback for callback in callbacks if defines(callback, hook)]
+            if monitoring is True:  # Lightning's split: its monitoring callbacks run after the module's hook
+                found = [cb for cb in found if isinstance(cb, EarlyStopping | Checkpoint)]
+            elif monitoring is False:
+                found = [cb for cb in found if not isinstance(cb, EarlyStopping | Checkpoint)]
+            known[1][(hook, monitoring)] = found
         return found
 
     def _call_callback_hooks(
         trainer: L.Trainer, hook_name: str, *args: Any, monitoring_callbacks: bool | None = None, **kwargs: Any
     ) -> None:
-        callbacks = [callback for callback in trainer.callbacks if defines(callback, hook_name)]
-        if monitoring_callbacks is True:  # Lightning's split: its monitoring callbacks run after the module's hook
-            callbacks = [cb for cb in callbacks if isinstance(cb, EarlyStopping | Checkpoint)]
-        elif monitoring_callbacks is False:
-            callbacks = [cb for cb in callbacks if not isinstance(cb, EarlyStopping | Checkpoint)]
+        callbacks = callbacks_defining(trainer, hook_name, monitoring_callbacks)
         if not callbacks:
             return
         pl_module = trainer.lightning_module
         if pl_module:
             previous = pl_module._current_fx_name
             pl_module._current_fx_name = hook_name  # what `self.log` inside a callback's hook is logged under
+        profiler = trainer.profiler
+        timed = type(profiler) is not PassThroughProfiler  # a subclass may record what it is given
         for callback in callbacks:
             fn = getattr(callback, hook_name)
-            if callable(fn):
-                with trainer.profiler.profile(f"[Callback]{callback.state_key}.{hook_name}"):
+            if not callable(fn):
+                continue
+            if timed:
+                with profiler.profile(f"[Callback]{callback.state_key}.{hook_name}"):
                     fn(trainer, trainer.lightning_module, *args, **kwargs)
+            else:
+                fn(trainer, trainer.lightning_module, *args, **kwargs)
         if pl_module:
             pl_module._current_fx_name = previous
 
