@@ -195,32 +195,41 @@ def _arguments(
 def _layer_arguments(value: Any, key: str, source: str) -> None:
     """Inside a net's arguments: nn.Module classes (`block: project.models.resnet.BasicBlock`, `norm_layer:
     torch.nn.BatchNorm2d`), as names or `{class_path, init_args}`, at any depth; nothing else that is code."""
-    if isinstance(value, dict) and "class_path" in value:
-        _component(value, (LAYER,), key, source)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _layer_arguments(v, f"{key}.{k}", source)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _layer_arguments(v, f"{key}[{i}]", source)
-    elif isinstance(value, str) and _resolves_to_code(value):
-        _check_class(value, (LAYER,), key, source)
+    _walk(
+        value,
+        key,
+        component=lambda v, k: _component(v, (LAYER,), k, source),
+        code=lambda v, k: _check_class(v, (LAYER,), k, source),
+    )
 
 
 def _no_code(value: Any, key: str, source: str) -> None:
     """A value that builds no component: no class_path and no dotted name that resolves to code, at any depth."""
-    if isinstance(value, dict):
-        if "class_path" in value:
-            _refuse(f"{key}.class_path", value["class_path"], source, f"{key} builds no component, so it names no code")
-        for k, v in value.items():
-            _no_code(v, f"{key}.{k}", source)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _no_code(v, f"{key}[{i}]", source)
-    elif isinstance(value, str) and _resolves_to_code(value):
+
+    def component(value: dict, key: str) -> None:
+        _refuse(f"{key}.class_path", value["class_path"], source, f"{key} builds no component, so it names no code")
+
+    def code(value: str, key: str) -> None:
         where = _defined_in(value)
         why = f"it is {where}'s" if where and where.split(".")[0] != value.split(".")[0] else "it names code"
         _refuse(key, value, source, f"{why}, and {key} builds no component, so it may name none")
+
+    _walk(value, key, component=component, code=code)
+
+
+def _walk(value: Any, key: str, *, component: Callable[[dict, str], Any], code: Callable[[str, str], Any]) -> None:
+    """Every part of a config value, at any depth, under its key (`a.b[0].c`): `component` for a dict with a
+    `class_path` (not walked further: it checks its own arguments), `code` for a string that resolves to code."""
+    if isinstance(value, dict) and "class_path" in value:
+        component(value, key)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _walk(v, f"{key}.{k}", component=component, code=code)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _walk(v, f"{key}[{i}]", component=component, code=code)
+    elif isinstance(value, str) and _resolves_to_code(value):
+        code(value, key)
 
 
 def _check_class(name: str, kinds: tuple[Kind, ...], key: str, source: str) -> tuple[Any, Kind]:
