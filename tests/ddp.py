@@ -128,7 +128,8 @@ def _dump_stacks(processes: list[str]) -> None:
     for line in processes:
         with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
             os.kill(int(line.split()[0]), signal.SIGABRT)
-    time.sleep(2)
+    if processes:
+        time.sleep(2)  # faulthandler writes before the session is killed
 
 
 def _kill_session(proc: subprocess.Popen) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from jsonargparse import DefaultHelpFormatter
 
 from project.engine.config_yaml import load_config_value
-from project.engine.recipes import PRESETS, available_presets, config_options, is_preset
+from project.engine.recipes import HELP, PRESETS, available_presets, config_options, is_preset
 
 COMMANDS = {
     "fit": "train a recipe (--config RECIPE, else settings.DEFAULT_RECIPE; --preset quick for a CPU-sized run)",
@@ -35,7 +35,6 @@ MAIN_KEYS = (
 )
 
 
-HELP = ("-h", "--help")
 ALL = "all"  # `--help all`: every key
 
 

@@ -29,6 +29,7 @@ PACKAGE = PACKAGE_DIR.name
 
 EVALUATION_COMMANDS = ("validate", "test", "predict")
 PRESETS = "presets"  # the folder of presets, in the shipped configs and beside a fork's recipes
+HELP = ("-h", "--help")
 RECIPES = "configs"  # a folder of recipes: the top-level one, and one beside the code of each example or task
 
 
@@ -192,9 +193,9 @@ def prepare_args(args: list[str]) -> tuple[list[str], list[str]]:
         last, value = recipes[-1] if recipes else (0, None)
         return _with_presets(args, presets, value, after=last + 1), base
     # the default recipe, from the default config files, lies under everything on the command line
-    if default is None and any(a in ("--help", "-h") for a in args):
-        return _with_presets(args, presets, None, after=1), base  # help describes the keys, no recipe needed
     if default is None:  # a fork that removed it, or names none
+        if any(a in HELP for a in args):
+            return _with_presets(args, presets, None, after=1), base  # help describes the keys, no recipe needed
         named = (
             f"the default recipe {settings.DEFAULT_RECIPE!r} is not there"
             if settings.DEFAULT_RECIPE
